@@ -1,0 +1,229 @@
+//! CIRCE home: takes inputs in (durably), feeds them to the ingress tasks'
+//! workers, receives the egress tasks' outputs into the output folder and
+//! records per input its makespan and per task its timings.
+
+mod ledger;
+
+use jupiter_common::clock::unix_nanos;
+use jupiter_common::proto::circe::home::v1::circe_home_server::{CirceHome, CirceHomeServer};
+use jupiter_common::proto::circe::home::v1::{
+    HomeStatus, HomeStatusRequest, InputResult, ReportAck, SubmitAck, TaskReport, WatchRequest,
+};
+use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
+use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, PushAck};
+use jupiter_common::serve::{self, ServeError};
+use jupiter_common::transfer::{check_name, file_chunks, io_status, read_header, receive_durably};
+use ledger::Ledger;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+/// An ingress task and its worker's URL.
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    pub task: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HomeConfig {
+    /// Where submitted inputs are kept until they are fed.
+    pub data_dir: PathBuf,
+    /// Where outputs land: `<output_dir>/<input id>/<file>`.
+    pub output_dir: PathBuf,
+    pub ingress: Vec<Ingress>,
+    /// Tasks whose outputs come home.
+    pub egress: Vec<String>,
+    /// Every task of the app (an input is complete once each has reported).
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error("folder {dir}: {source}")]
+    Dir { dir: PathBuf, source: std::io::Error },
+    #[error("address: {0}")]
+    Address(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+#[derive(Clone)]
+pub struct Home {
+    config: Arc<HomeConfig>,
+    ingress: Vec<(String, CirceWorkerClient<Channel>)>,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl Home {
+    pub fn new(config: HomeConfig) -> Result<Self, HomeError> {
+        for dir in [config.data_dir.join("inputs"), config.data_dir.join("tmp"), config.output_dir.clone()] {
+            std::fs::create_dir_all(&dir).map_err(|source| HomeError::Dir { dir, source })?;
+        }
+        let ingress = config
+            .ingress
+            .iter()
+            .map(|i| Ok((i.task.clone(), CirceWorkerClient::new(serve::channel(&i.address)?))))
+            .collect::<Result<_, tonic::transport::Error>>()?;
+        let ledger = Ledger::new(config.egress.clone(), config.tasks.clone());
+        Ok(Self {
+            config: Arc::new(config),
+            ingress,
+            ledger: Arc::new(Mutex::new(ledger)),
+        })
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Streams the input file to every ingress worker until each acknowledges.
+    async fn feed(self, input: String, path: PathBuf, size: u64) {
+        let mut sends = tokio::task::JoinSet::new();
+        for (task, client) in self.ingress.clone() {
+            let header = FileHeader {
+                input_id: input.clone(),
+                from_task: String::new(),
+                file_name: input.clone(),
+                file_count: 1,
+                size,
+                produced_at_unix_nanos: unix_nanos(),
+            };
+            let path = path.clone();
+            sends.spawn(async move { (task.clone(), push_until_acked(client, header, path).await) });
+        }
+        while let Some(joined) = sends.join_next().await {
+            if let Ok((task, Err(status))) = joined {
+                self.ledger().fail(&input, format!("feeding {task}: {}", status.message()));
+            }
+        }
+    }
+}
+
+async fn push_until_acked(
+    mut client: CirceWorkerClient<Channel>,
+    header: FileHeader,
+    path: PathBuf,
+) -> Result<PushAck, Status> {
+    let mut delay = Duration::from_millis(5);
+    loop {
+        match client.push(file_chunks(header.clone(), Some(path.clone()))).await {
+            Ok(ack) => return Ok(ack.into_inner()),
+            Err(s) if matches!(s.code(), Code::InvalidArgument | Code::FailedPrecondition) => return Err(s),
+            Err(s) => {
+                tracing::debug!(input = %header.input_id, error = %s.message(), "feeding failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<InputResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl CirceHome for Home {
+    async fn submit(&self, request: Request<Streaming<FileChunk>>) -> Result<Response<SubmitAck>, Status> {
+        let mut stream = request.into_inner();
+        let header = read_header(&mut stream).await?;
+        let input = if header.input_id.is_empty() { header.file_name.clone() } else { header.input_id.clone() };
+        check_name("input_id", &input)?;
+        if !self.ledger().reserve(&input) {
+            return Err(Status::already_exists(format!(
+                "input {input:?} was already submitted: every input needs its own file name"
+            )));
+        }
+        let path = self.config.data_dir.join("inputs").join(&input);
+        let received = receive_durably(&mut stream, header.size, &self.config.data_dir.join("tmp"), &path).await;
+        let size = match received {
+            Ok(size) => size,
+            Err(status) => {
+                self.ledger().release(&input);
+                return Err(status);
+            }
+        };
+        self.ledger().start(&input, unix_nanos());
+        tokio::spawn(self.clone().feed(input.clone(), path, size));
+        Ok(Response::new(SubmitAck { input_id: input }))
+    }
+
+    async fn deliver(&self, request: Request<Streaming<FileChunk>>) -> Result<Response<PushAck>, Status> {
+        let mut stream = request.into_inner();
+        let header = read_header(&mut stream).await?;
+        if !self.config.egress.contains(&header.from_task) {
+            return Err(Status::invalid_argument(format!(
+                "{:?} is not an egress task; only {:?} deliver home",
+                header.from_task, self.config.egress
+            )));
+        }
+        let mut ack = PushAck { duplicate: true, bytes: 0 };
+        if header.file_count > 0 {
+            let dest = self.config.output_dir.join(&header.input_id).join(&header.file_name);
+            if !dest.exists() {
+                ack.bytes = receive_durably(&mut stream, header.size, &self.config.data_dir.join("tmp"), &dest).await?;
+                ack.duplicate = false;
+            }
+        }
+        let relative = format!("{}/{}", header.input_id, header.file_name);
+        self.ledger().delivered(&header, relative, unix_nanos());
+        if header.file_count > 0 && !ack.duplicate {
+            let _ = std::fs::File::open(&self.config.output_dir).and_then(|d| d.sync_all()).map_err(io_status);
+        }
+        Ok(Response::new(ack))
+    }
+
+    async fn report_task(&self, request: Request<TaskReport>) -> Result<Response<ReportAck>, Status> {
+        let report = request.into_inner();
+        check_name("input_id", &report.input_id)?;
+        self.ledger().report(report);
+        Ok(Response::new(ReportAck {}))
+    }
+
+    async fn status(&self, _request: Request<HomeStatusRequest>) -> Result<Response<HomeStatus>, Status> {
+        Ok(Response::new(self.ledger().status()))
+    }
+
+    type WatchResultsStream = ResultStream;
+
+    async fn watch_results(&self, _request: Request<WatchRequest>) -> Result<Response<ResultStream>, Status> {
+        // Subscribe before taking the snapshot so nothing falls in between;
+        // a result in both is sent twice, and watchers key by input id.
+        let (receiver, finished) = {
+            let ledger = self.ledger();
+            (ledger.subscribe(), ledger.finished())
+        };
+        let live = BroadcastStream::new(receiver).filter_map(|r| r.ok().map(Ok));
+        let stream = tokio_stream::iter(finished.into_iter().map(Ok)).chain(live);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Serves circe-home on `listener` until `shutdown`.
+pub async fn serve(
+    config: HomeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HomeError> {
+    serve_home(Home::new(config)?, listener, shutdown).await
+}
+
+/// Serves an already built [`Home`] (so its folders are checked before).
+pub async fn serve_home(
+    home: Home,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HomeError> {
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(CirceHomeServer::new(home));
+    serve::serve(listener, routes, &[CirceHomeServer::<Home>::NAME], shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! CIRCE worker: one per task, on the task's node. Files arrive over gRPC
+//! into a durable queue; as soon as every parent's output for an input is
+//! there the task runs (several inputs may be in flight along the DAG); its
+//! outputs stream to the children's workers, or to circe-home for an egress
+//! task. A restart on the same queue directory picks up where it stopped.
+
+pub mod queue;
+pub mod routing;
+pub mod runner;
+pub mod sender;
+mod service;
+
+use jupiter_common::app::TaskSpec;
+use jupiter_common::clock::{ms_between, unix_nanos};
+use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
+use jupiter_common::proto::circe::home::v1::TaskReport;
+use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
+use jupiter_common::proto::circe::worker::v1::FileHeader;
+use jupiter_common::serve::{self, ServeError};
+use queue::{DoneRecord, Queue, HOME_SOURCE};
+use sender::Downstream;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// A child task and where its worker listens.
+#[derive(Debug, Clone)]
+pub struct ChildEndpoint {
+    pub task: String,
+    pub address: String,
+}
+
+/// Everything one worker needs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub task: TaskSpec,
+    pub app_dir: PathBuf,
+    pub node: String,
+    pub queue_dir: PathBuf,
+    pub children: Vec<ChildEndpoint>,
+    /// circe-home's URL: egress outputs and task reports go there.
+    pub home: String,
+    /// Python for legacy tasks.
+    pub python: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("queue directory {dir}: {source}")]
+    Queue { dir: PathBuf, source: std::io::Error },
+    #[error("address: {0}")]
+    Address(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// Inputs with some files, not complete yet.
+    partial: HashSet<String>,
+    /// Inputs complete, waiting for a free slot; value: when they became ready.
+    ready_at: HashMap<String, i64>,
+    scheduled: HashSet<String>,
+    running: u32,
+    sending: u32,
+    done: u64,
+    failed: u64,
+}
+
+/// The worker's shared state: its queue, its downstreams and its tasks.
+pub(crate) struct Worker {
+    config: WorkerConfig,
+    queue: Queue,
+    sources: Vec<String>,
+    downstream: Vec<Downstream>,
+    home: CirceHomeClient<tonic::transport::Channel>,
+    legacy_runner: PathBuf,
+    slots: Semaphore,
+    counters: Mutex<Counters>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Worker {
+    fn new(mut config: WorkerConfig) -> Result<Arc<Self>, WorkerError> {
+        if matches!(config.task.runner, jupiter_common::app::TaskRunner::LegacyPython { .. }) {
+            config.python = runner::resolve_python(&config.python);
+        }
+        let queue_err = |source| WorkerError::Queue {
+            dir: config.queue_dir.clone(),
+            source,
+        };
+        let queue = Queue::open(&config.queue_dir).map_err(queue_err)?;
+        let legacy_runner = runner::install_legacy_runner(queue.root()).map_err(queue_err)?;
+        let home = CirceHomeClient::new(serve::channel(&config.home)?);
+        let downstream = if config.children.is_empty() {
+            vec![Downstream::Home(home.clone())]
+        } else {
+            config
+                .children
+                .iter()
+                .map(|c| {
+                    Ok(Downstream::Worker {
+                        task: c.task.clone(),
+                        client: CirceWorkerClient::new(serve::channel(&c.address)?),
+                    })
+                })
+                .collect::<Result<_, tonic::transport::Error>>()?
+        };
+        let sources = if config.task.parents.is_empty() {
+            vec![HOME_SOURCE.to_string()]
+        } else {
+            config.task.parents.clone()
+        };
+        Ok(Arc::new(Self {
+            slots: Semaphore::new(config.task.parallelism.max(1)),
+            config,
+            queue,
+            sources,
+            downstream,
+            home,
+            legacy_runner,
+            counters: Mutex::default(),
+            tasks: Mutex::new(JoinSet::new()),
+        }))
+    }
+
+    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn spawn(self: &Arc<Self>, fut: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(fut);
+    }
+
+    /// Picks up what a previous run of this worker left in the queue.
+    fn recover(self: &Arc<Self>) -> Result<(), WorkerError> {
+        let recovered = self.queue.recover().map_err(|source| WorkerError::Queue {
+            dir: self.config.queue_dir.clone(),
+            source,
+        })?;
+        {
+            let mut c = self.counters();
+            c.done = recovered.finished;
+            c.failed = recovered.failed;
+        }
+        if !recovered.pending.is_empty() || !recovered.to_send.is_empty() {
+            tracing::info!(task = %self.config.task.name, pending = recovered.pending.len(),
+                to_send = recovered.to_send.len(), "recovering queue");
+        }
+        for (input, record) in recovered.to_send {
+            self.counters().scheduled.insert(input.clone());
+            let worker = self.clone();
+            self.spawn(async move { worker.deliver(input, record).await });
+        }
+        for input in recovered.pending {
+            self.on_arrival(&input);
+        }
+        Ok(())
+    }
+
+    /// A file (or marker) for `input` is durable: run the task if it is complete.
+    pub(crate) fn on_arrival(self: &Arc<Self>, input: &str) {
+        if self.counters().scheduled.contains(input) {
+            return;
+        }
+        let metas = match self.queue.complete(input, &self.sources) {
+            Ok(Some(metas)) => metas,
+            Ok(None) => {
+                self.counters().partial.insert(input.to_string());
+                return;
+            }
+            Err(e) => {
+                tracing::error!(task = %self.config.task.name, input, error = %e, "reading queue");
+                return;
+            }
+        };
+        let produced_at = metas.iter().map(|m| m.produced_at).max().unwrap_or(0);
+        {
+            let mut c = self.counters();
+            if !c.scheduled.insert(input.to_string()) {
+                return;
+            }
+            c.partial.remove(input);
+            c.ready_at.insert(input.to_string(), unix_nanos());
+        }
+        let worker = self.clone();
+        let input = input.to_string();
+        self.spawn(async move { worker.process(input, produced_at).await });
+    }
+
+    /// Runs the task for one complete input, then sends its outputs on.
+    async fn process(self: Arc<Self>, input: String, produced_at: i64) {
+        let Ok(_slot) = self.slots.acquire().await else { return };
+        let started = unix_nanos();
+        let ready_at = {
+            let mut c = self.counters();
+            c.running += 1;
+            c.ready_at.remove(&input).unwrap_or(started)
+        };
+        let result = self.run(&input).await;
+        let finished = unix_nanos();
+        self.counters().running -= 1;
+        drop(_slot);
+        match result {
+            Ok(outputs) => {
+                let record = DoneRecord {
+                    outputs,
+                    produced_at: finished,
+                    queue_wait_ms: ms_between(ready_at, started),
+                    run_ms: ms_between(started, finished),
+                    hop_ms: ms_between(produced_at, started),
+                };
+                if let Err(e) = self.queue.write_done(&input, &record).await {
+                    self.fail(&input, format!("recording outputs: {e}")).await;
+                    return;
+                }
+                self.deliver(input, record).await;
+            }
+            Err(e) => self.fail(&input, e).await,
+        }
+    }
+
+    async fn run(&self, input: &str) -> Result<Vec<String>, String> {
+        let inputs = self
+            .queue
+            .input_files(input, &self.sources)
+            .map_err(|e| format!("listing inputs: {e}"))?;
+        let dirs = runner::RunDirs {
+            app_dir: &self.config.app_dir,
+            work_dir: self.queue.work_dir(input),
+            out_dir: self.queue.out_dir(input),
+            legacy_runner: &self.legacy_runner,
+            python: &self.config.python,
+        };
+        runner::run(&self.config.task, input, &inputs, &dirs)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn fail(&self, input: &str, error: impl ToString) {
+        let error = error.to_string();
+        tracing::warn!(task = %self.config.task.name, input, %error, "task failed");
+        if let Err(e) = self.queue.write_failed(input, &error).await {
+            tracing::error!(input, error = %e, "recording failure");
+        }
+        self.counters().failed += 1;
+        self.report(TaskReport {
+            input_id: input.to_string(),
+            task: self.config.task.name.clone(),
+            node: self.config.node.clone(),
+            error,
+            ..Default::default()
+        })
+        .await;
+    }
+
+    /// Sends every output to every child it is routed to (or home), then
+    /// reports and retires the input.
+    async fn deliver(self: Arc<Self>, input: String, record: DoneRecord) {
+        self.counters().sending += 1;
+        let started = unix_nanos();
+        let children: Vec<String> = self.downstream.iter().map(|d| d.name().to_string()).collect();
+        let routed = if self.config.children.is_empty() {
+            vec![record.outputs.iter().map(String::as_str).collect()]
+        } else {
+            routing::route(&record.outputs, &children)
+        };
+        let out_dir = self.queue.out_dir(&input);
+        let mut sends = JoinSet::new();
+        for (target, files) in self.downstream.iter().zip(routed) {
+            let mut target = target.clone();
+            let files: Vec<String> = files.into_iter().map(str::to_string).collect();
+            let header = FileHeader {
+                input_id: input.clone(),
+                from_task: self.config.task.name.clone(),
+                file_name: String::new(),
+                file_count: files.len() as u32,
+                size: 0,
+                produced_at_unix_nanos: record.produced_at,
+            };
+            let out_dir = out_dir.clone();
+            sends.spawn(async move {
+                if files.is_empty() {
+                    return target.push(header, None).await.map(|_| ());
+                }
+                for name in files {
+                    let path = out_dir.join(&name);
+                    let size = tokio::fs::metadata(&path)
+                        .await
+                        .map_err(|e| tonic::Status::internal(format!("output {name}: {e}")))?
+                        .len();
+                    let header = FileHeader {
+                        file_name: name,
+                        size,
+                        ..header.clone()
+                    };
+                    target.push(header, Some(path)).await?;
+                }
+                Ok(())
+            });
+        }
+        let mut error = None;
+        while let Some(result) = sends.join_next().await {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(status)) => error = Some(format!("sending outputs: {}", status.message())),
+                Err(e) => error = Some(format!("sending outputs: {e}")),
+            }
+        }
+        self.counters().sending -= 1;
+        if let Some(error) = error {
+            self.fail(&input, error).await;
+            return;
+        }
+        let report = TaskReport {
+            input_id: input.clone(),
+            task: self.config.task.name.clone(),
+            node: self.config.node.clone(),
+            queue_wait_ms: record.queue_wait_ms,
+            run_ms: record.run_ms,
+            transfer_ms: ms_between(started, unix_nanos()),
+            hop_ms: record.hop_ms,
+            error: String::new(),
+            outputs: record.outputs.len() as u32,
+        };
+        self.report(report).await;
+        if let Err(e) = self.queue.finish(&input).await {
+            tracing::error!(input, error = %e, "retiring input");
+        }
+        let mut c = self.counters();
+        c.done += 1;
+        c.scheduled.remove(&input);
+    }
+
+    /// Timings are best effort: a few tries, then a warning.
+    async fn report(&self, report: TaskReport) {
+        let mut home = self.home.clone();
+        for attempt in 0..10u32 {
+            match home.report_task(report.clone()).await {
+                Ok(_) => return,
+                Err(e) if attempt == 9 => {
+                    tracing::warn!(input = %report.input_id, error = %e.message(), "could not report to circe-home")
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await,
+            }
+        }
+    }
+}
+
+/// A running worker. Dropping it (or [`WorkerHandle::abort`]) stops the
+/// server and every task of the worker at once, as a crash would.
+pub struct WorkerHandle {
+    worker: Arc<Worker>,
+    server: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl WorkerHandle {
+    /// Stops everything now: no draining, no flushing (a kill).
+    pub fn abort(&self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+        self.worker.tasks.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
+    }
+
+    pub fn queue_dir(&self) -> &Path {
+        &self.worker.config.queue_dir
+    }
+
+    /// Waits for the server to end (after a shutdown or an abort).
+    pub async fn join(mut self) -> Result<(), ServeError> {
+        let Some(server) = self.server.take() else {
+            return Ok(());
+        };
+        // An aborted server is a stopped server, not an error.
+        server.await.unwrap_or(Ok(()))
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// Starts a worker on `listener`: recovers its queue, then serves until
+/// `shutdown`.
+pub fn start(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<WorkerHandle, WorkerError> {
+    let worker = Worker::new(config)?;
+    worker.recover()?;
+    let server = tokio::spawn(service::serve(worker.clone(), listener, shutdown));
+    Ok(WorkerHandle {
+        worker,
+        server: Some(server),
+    })
+}

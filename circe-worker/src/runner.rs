@@ -1,0 +1,202 @@
+//! Runs a task for one input: any executable (the README's task contract) or
+//! an original Jupiter Python task through the legacy shim.
+
+use jupiter_common::app::{TaskRunner, TaskSpec, LEGACY_RUNNER_PY};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("task {task} exited with {status}: {stderr}")]
+    Failed {
+        task: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("task {task}: {what}")]
+    Output { task: String, what: String },
+    #[error("task {task}: preparing its files: {source}")]
+    Io {
+        task: String,
+        source: std::io::Error,
+    },
+}
+
+/// Where a run reads and writes.
+pub struct RunDirs<'a> {
+    pub app_dir: &'a Path,
+    pub work_dir: PathBuf,
+    pub out_dir: PathBuf,
+    /// The legacy shim's file (written once per worker).
+    pub legacy_runner: &'a Path,
+    pub python: &'a str,
+}
+
+/// Runs `task` on `inputs` and returns the names of its outputs in `out_dir`.
+pub async fn run(
+    task: &TaskSpec,
+    input_id: &str,
+    inputs: &[PathBuf],
+    dirs: &RunDirs<'_>,
+) -> Result<Vec<String>, RunError> {
+    let io = |source| RunError::Io {
+        task: task.name.clone(),
+        source,
+    };
+    // A rerun after a crash starts from clean folders.
+    for dir in [&dirs.work_dir, &dirs.out_dir] {
+        if dir.exists() {
+            tokio::fs::remove_dir_all(dir).await.map_err(io)?;
+        }
+        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    }
+    match &task.runner {
+        TaskRunner::Command { program, args } => {
+            let mut cmd = Command::new(program);
+            cmd.args(args)
+                .args(inputs)
+                .current_dir(dirs.app_dir)
+                .env("JUPITER_OUTPUT_DIR", &dirs.out_dir)
+                .env("JUPITER_INPUT_ID", input_id)
+                .env("JUPITER_TASK", &task.name)
+                .env("JUPITER_WORK_DIR", &dirs.work_dir);
+            execute(task, program, cmd).await?;
+            let outputs = crate::queue::sorted_files(&dirs.out_dir).map_err(io)?;
+            Ok(outputs.iter().filter_map(|p| file_name(p)).collect())
+        }
+        TaskRunner::LegacyPython { script } => run_legacy(task, script, input_id, inputs, dirs).await,
+    }
+}
+
+async fn run_legacy(
+    task: &TaskSpec,
+    script: &Path,
+    input_id: &str,
+    inputs: &[PathBuf],
+    dirs: &RunDirs<'_>,
+) -> Result<Vec<String>, RunError> {
+    let io = |source| RunError::Io {
+        task: task.name.clone(),
+        source,
+    };
+    // Original tasks expect every input side by side in one folder.
+    let pathin = dirs.work_dir.join("in");
+    tokio::fs::create_dir_all(&pathin).await.map_err(io)?;
+    let mut names = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let name = file_name(input).ok_or_else(|| RunError::Output {
+            task: task.name.clone(),
+            what: format!("input {} has no file name", input.display()),
+        })?;
+        let link = pathin.join(&name);
+        if link.exists() {
+            return Err(RunError::Output {
+                task: task.name.clone(),
+                what: format!("two parents sent a file named {name:?} for input {input_id}"),
+            });
+        }
+        if tokio::fs::hard_link(input, &link).await.is_err() {
+            tokio::fs::copy(input, &link).await.map_err(io)?;
+        }
+        names.push(name);
+    }
+    let result = dirs.work_dir.join("result.json");
+    let mut cmd = Command::new(dirs.python);
+    cmd.arg(dirs.legacy_runner)
+        .arg(script)
+        .arg(&pathin)
+        .arg(&dirs.out_dir)
+        .arg(&result)
+        .args(&names)
+        .current_dir(&pathin)
+        .env("JUPITER_INPUT_ID", input_id)
+        .env("JUPITER_TASK", &task.name);
+    execute(task, Path::new(dirs.python), cmd).await?;
+    let returned: Vec<PathBuf> = serde_json::from_slice(&tokio::fs::read(&result).await.map_err(io)?)
+        .map_err(|e| RunError::Output {
+            task: task.name.clone(),
+            what: format!("the legacy shim's result is not a list of paths: {e}"),
+        })?;
+    let mut outputs = Vec::new();
+    for path in returned {
+        let name = file_name(&path).ok_or_else(|| RunError::Output {
+            task: task.name.clone(),
+            what: format!("returned path {} has no file name", path.display()),
+        })?;
+        // Outputs written outside pathout are still outputs: bring them in.
+        if path.parent() != Some(dirs.out_dir.as_path()) {
+            tokio::fs::copy(&path, dirs.out_dir.join(&name)).await.map_err(io)?;
+        }
+        if !outputs.contains(&name) {
+            outputs.push(name);
+        }
+    }
+    Ok(outputs)
+}
+
+async fn execute(task: &TaskSpec, program: &Path, mut cmd: Command) -> Result<(), RunError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let output = cmd
+        .spawn()
+        .map_err(|source| RunError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?
+        .wait_with_output()
+        .await
+        .map_err(|source| RunError::Io {
+            task: task.name.clone(),
+            source,
+        })?;
+    if !output.stdout.is_empty() {
+        tracing::debug!(task = %task.name, stdout = %String::from_utf8_lossy(&output.stdout), "task output");
+    }
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(RunError::Failed {
+        task: task.name.clone(),
+        status: output.status,
+        stderr: tail(&String::from_utf8_lossy(&output.stderr), 20),
+    })
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_string)
+}
+
+/// The last `lines` lines of `text`, trimmed.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Writes the legacy shim next to the queue, once per worker start.
+pub fn install_legacy_runner(queue_root: &Path) -> std::io::Result<PathBuf> {
+    let path = queue_root.join("legacy_runner.py");
+    std::fs::write(&path, LEGACY_RUNNER_PY)?;
+    Ok(path)
+}
+
+/// The interpreter behind `python` (often a slow shell shim such as
+/// pyenv's), asked once so each task run starts the real binary directly.
+pub fn resolve_python(python: &str) -> String {
+    std::process::Command::new(python)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| python.to_string())
+}

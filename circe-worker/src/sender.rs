@@ -1,0 +1,69 @@
+//! Streams files downstream (to a child's worker or to circe-home) and
+//! retries until the receiver acknowledges them: the receiver is idempotent,
+//! so a retry after a lost acknowledgement costs a duplicate check, nothing more.
+
+use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
+use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
+use jupiter_common::proto::circe::worker::v1::{FileHeader, PushAck};
+use jupiter_common::transfer::file_chunks;
+use std::path::PathBuf;
+use std::time::Duration;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+/// Where outputs go.
+#[derive(Debug, Clone)]
+pub enum Downstream {
+    Worker {
+        task: String,
+        client: CirceWorkerClient<Channel>,
+    },
+    Home(CirceHomeClient<Channel>),
+}
+
+impl Downstream {
+    pub fn name(&self) -> &str {
+        match self {
+            Downstream::Worker { task, .. } => task,
+            Downstream::Home(_) => "circe-home",
+        }
+    }
+
+    async fn push_once(&mut self, header: FileHeader, path: Option<PathBuf>) -> Result<PushAck, Status> {
+        let stream = file_chunks(header, path);
+        let reply = match self {
+            Downstream::Worker { client, .. } => client.push(stream).await?,
+            Downstream::Home(client) => client.deliver(stream).await?,
+        };
+        Ok(reply.into_inner())
+    }
+
+    /// Pushes one file (or an empty marker when `path` is `None`) until it
+    /// is acknowledged. Gives up only on errors that a retry cannot fix.
+    pub async fn push(&mut self, header: FileHeader, path: Option<PathBuf>) -> Result<PushAck, Status> {
+        let mut delay = Duration::from_millis(5);
+        let mut attempts = 0u32;
+        loop {
+            match self.push_once(header.clone(), path.clone()).await {
+                Ok(ack) => return Ok(ack),
+                Err(status) if permanent(&status) => return Err(status),
+                Err(status) => {
+                    attempts += 1;
+                    if attempts % 20 == 1 {
+                        tracing::warn!(to = self.name(), file = %header.file_name, input = %header.input_id,
+                            error = %status.message(), attempts, "push failed, retrying");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+fn permanent(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied | Code::Unimplemented
+    )
+}

@@ -1,0 +1,89 @@
+//! The worker's gRPC face: `Push` writes arriving files into the queue (and
+//! acknowledges only once they are durable), `Status` reports counters.
+
+use crate::queue::{SourceMeta, HOME_SOURCE};
+use crate::Worker;
+use jupiter_common::proto::circe::worker::v1::circe_worker_server::{CirceWorker, CirceWorkerServer};
+use jupiter_common::proto::circe::worker::v1::{FileChunk, PushAck, StatusRequest, WorkerStatus};
+use jupiter_common::serve::{self, ServeError};
+use jupiter_common::transfer::{io_status, read_header, receive_durably};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::{Request, Response, Status, Streaming};
+
+struct Service(Arc<Worker>);
+
+#[tonic::async_trait]
+impl CirceWorker for Service {
+    async fn push(&self, request: Request<Streaming<FileChunk>>) -> Result<Response<PushAck>, Status> {
+        let worker = &self.0;
+        let mut stream = request.into_inner();
+        let header = read_header(&mut stream).await?;
+        let source = if header.from_task.is_empty() {
+            HOME_SOURCE
+        } else {
+            header.from_task.as_str()
+        };
+        if !worker.sources.iter().any(|s| s == source) {
+            return Err(Status::invalid_argument(format!(
+                "task {:?} does not take input from {}",
+                worker.config.task.name,
+                if source == HOME_SOURCE { "circe-home (it is not an ingress task)".to_string() } else { format!("{source:?}") }
+            )));
+        }
+        let input = header.input_id.as_str();
+        let duplicate = |bytes| Ok(Response::new(PushAck { duplicate: true, bytes }));
+        if worker.queue.is_closed(input) {
+            return duplicate(0);
+        }
+        let meta = SourceMeta {
+            count: header.file_count,
+            produced_at: header.produced_at_unix_nanos,
+        };
+        let mut written = 0;
+        let mut was_duplicate = true;
+        if header.file_count > 0 {
+            let dest = worker.queue.source_dir(input, source).join(&header.file_name);
+            if !dest.exists() {
+                written = receive_durably(&mut stream, header.size, &worker.queue.tmp(), &dest).await?;
+                was_duplicate = false;
+            }
+        }
+        worker.queue.ensure_meta(input, source, &meta).await.map_err(io_status)?;
+        worker.on_arrival(input);
+        if was_duplicate && header.file_count > 0 {
+            return duplicate(0);
+        }
+        Ok(Response::new(PushAck {
+            duplicate: false,
+            bytes: written,
+        }))
+    }
+
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<WorkerStatus>, Status> {
+        let worker = &self.0;
+        let c = worker.counters();
+        Ok(Response::new(WorkerStatus {
+            task: worker.config.task.name.clone(),
+            node: worker.config.node.clone(),
+            waiting: (c.partial.len() + c.ready_at.len()) as u32,
+            running: c.running,
+            sending: c.sending,
+            done: c.done,
+            failed: c.failed,
+        }))
+    }
+}
+
+pub(crate) async fn serve(
+    worker: Arc<Worker>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(CirceWorkerServer::new(Service(worker)));
+    serve::serve(listener, routes, &[CirceWorkerServer::<Service>::NAME], shutdown).await
+}

@@ -1,0 +1,46 @@
+//! Reads this node's resources from the operating system.
+
+use jupiter_common::proto::drupe::droplet::v1::NodeResources;
+
+/// CPU count, load and memory of the machine (or container) now.
+pub fn measure() -> NodeResources {
+    let cpu_count = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    let load1 = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let (free, total) = memory().unwrap_or((0, 0));
+    NodeResources {
+        node: String::new(),
+        cpu_count,
+        cpu_load: load1 / cpu_count.max(1) as f64,
+        memory_free_bytes: free,
+        memory_total_bytes: total,
+        measured_at_unix_millis: jupiter_common::clock::unix_nanos() / 1_000_000,
+        address: String::new(),
+    }
+}
+
+/// (available, total) bytes from `/proc/meminfo`.
+fn memory() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("MemAvailable:")?, field("MemTotal:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn measures_something_plausible() {
+        let r = super::measure();
+        assert!(r.cpu_count >= 1);
+        assert!(r.memory_total_bytes > 0, "MemTotal read from /proc/meminfo");
+        assert!(r.memory_free_bytes <= r.memory_total_bytes);
+    }
+}

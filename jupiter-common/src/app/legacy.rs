@@ -1,0 +1,201 @@
+//! Apps of the original Python Jupiter, run unchanged: `configuration.txt`,
+//! `scripts/<task>.py`, `sample_input/`.
+//!
+//! `configuration.txt` comes in two variants, told apart by whether the
+//! second token of the task lines is an integer:
+//! - Jupiter: line 1 the task count N, then N lines `task inputs_to_wait_for flag child...`;
+//! - CIRCE: line 1 N, then N lines `task child...`, then optional `task node`
+//!   lines (a static mapping).
+//!
+//! Children named `home`, `scheduler` or `datasink*` are the sink: the task is egress.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use super::error::{AppError, Location};
+use super::{check_task_name, finish_graph, is_sink_name, resolve, App, AppFormat, TaskRunner, TaskSpec};
+
+struct TaskLine<'a> {
+    line: usize,
+    name: &'a str,
+    wait: Option<usize>,
+    children: Vec<&'a str>,
+}
+
+pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
+    let text = std::fs::read_to_string(file).map_err(|e| AppError::io(file, e))?;
+    let err = |line: usize, msg: String| AppError::invalid(file, Location::line(line), msg);
+    // (1-based line number, tokens) of every non-blank line.
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split_whitespace().collect::<Vec<_>>()))
+        .filter(|(_, t)| !t.is_empty() && !t[0].starts_with('#'));
+
+    let Some((count_line, count_tokens)) = lines.next() else {
+        return Err(AppError::invalid(
+            file,
+            Location::default(),
+            "file is empty: its first line must be the number of tasks",
+        ));
+    };
+    let count = match count_tokens.as_slice() {
+        [n] => n.parse::<usize>().ok().filter(|&n| n > 0),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        err(
+            count_line,
+            format!(
+                "the first line must be the number of tasks (a positive integer), got {:?}",
+                count_tokens.join(" ")
+            ),
+        )
+    })?;
+
+    let task_lines: Vec<(usize, Vec<&str>)> = lines.by_ref().take(count).collect();
+    if task_lines.len() < count {
+        return Err(err(
+            count_line,
+            format!(
+                "task count mismatch: line {count_line} announces {count} tasks but {} task line{} follow{}",
+                task_lines.len(),
+                if task_lines.len() == 1 { "" } else { "s" },
+                if task_lines.len() == 1 { "s" } else { "" },
+            ),
+        ));
+    }
+    let jupiter = task_lines[0].1.get(1).is_some_and(|t| t.parse::<u64>().is_ok());
+
+    let mut parsed: Vec<TaskLine> = Vec::with_capacity(count);
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (line, tokens) in &task_lines {
+        let line = *line;
+        let name = tokens[0];
+        check_task_name(name).map_err(|m| err(line, m))?;
+        if let Some(prev) = seen.insert(name, line) {
+            return Err(err(line, format!("duplicate task {name:?} (already defined on line {prev})")));
+        }
+        let (wait, children) = if jupiter {
+            if tokens.len() < 3 {
+                return Err(err(
+                    line,
+                    format!(
+                        "expected `task inputs_to_wait_for flag child...` (like the lines above), got {:?}",
+                        tokens.join(" ")
+                    ),
+                ));
+            }
+            let wait = tokens[1].parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                err(
+                    line,
+                    format!(
+                        "task {name:?}: inputs_to_wait_for must be a positive integer, got {:?}",
+                        tokens[1]
+                    ),
+                )
+            })?;
+            if !tokens[2].eq_ignore_ascii_case("true") && !tokens[2].eq_ignore_ascii_case("false") {
+                return Err(err(
+                    line,
+                    format!("task {name:?}: flag (3rd field) must be true or false, got {:?}", tokens[2]),
+                ));
+            }
+            (Some(wait), tokens[3..].to_vec())
+        } else {
+            (None, tokens[1..].to_vec())
+        };
+        parsed.push(TaskLine { line, name, wait, children });
+    }
+
+    for t in &parsed {
+        for (j, c) in t.children.iter().enumerate() {
+            if is_sink_name(c) {
+                continue;
+            }
+            if !seen.contains_key(c) {
+                return Err(err(t.line, format!("task {:?}: unknown child {c:?}", t.name)));
+            }
+            if t.children[..j].contains(c) {
+                return Err(err(t.line, format!("task {:?}: child {c:?} listed twice", t.name)));
+            }
+        }
+    }
+
+    // Jupiter: nothing may follow; CIRCE: `task node` lines.
+    let mut static_mapping = BTreeMap::new();
+    let mut mapped_on: HashMap<&str, usize> = HashMap::new();
+    for (line, tokens) in lines {
+        if jupiter {
+            return Err(err(
+                line,
+                format!("task count mismatch: line {count_line} announces {count} tasks but more task lines follow"),
+            ));
+        }
+        let [task, node] = tokens.as_slice() else {
+            return Err(err(
+                line,
+                format!(
+                    "expected a static mapping line `task node` after the {count} task lines, got {:?}",
+                    tokens.join(" ")
+                ),
+            ));
+        };
+        if !seen.contains_key(task) {
+            return Err(err(line, format!("static mapping of unknown task {task:?}")));
+        }
+        if let Some(prev) = mapped_on.insert(task, line) {
+            return Err(err(line, format!("task {task:?} already mapped on line {prev}")));
+        }
+        static_mapping.insert(task.to_string(), node.to_string());
+    }
+
+    let mut tasks = Vec::with_capacity(count);
+    for t in &parsed {
+        let rel = format!("scripts/{}.py", t.name);
+        let script = dir.join(&rel);
+        if !script.is_file() {
+            return Err(err(
+                t.line,
+                format!("task {:?}: script {rel} not found at {}", t.name, script.display()),
+            ));
+        }
+        tasks.push(TaskSpec {
+            name: t.name.to_owned(),
+            runner: TaskRunner::LegacyPython { script },
+            parents: Vec::new(),
+            children: t.children.iter().filter(|c| !is_sink_name(c)).map(|c| c.to_string()).collect(),
+            parallelism: 1,
+        });
+    }
+    finish_graph(file, &mut tasks)?;
+    for (t, p) in tasks.iter().zip(&parsed) {
+        if let Some(wait) = p.wait {
+            if wait != t.parents.len().max(1) {
+                tracing::warn!(
+                    "{}: line {}: task {:?} waits for {wait} inputs but has {} parent(s); Jupiter runs it once every parent's outputs for an input have arrived",
+                    file.display(),
+                    p.line,
+                    t.name,
+                    t.parents.len()
+                );
+            }
+        }
+    }
+
+    let sample_dir = dir.join("sample_input");
+    let sample_inputs = if sample_dir.is_dir() {
+        resolve::folder_files(&sample_dir).map_err(|e| AppError::io(&sample_dir, e))?
+    } else {
+        Vec::new()
+    };
+
+    Ok(App {
+        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        dir: dir.to_path_buf(),
+        format: AppFormat::Legacy,
+        tasks,
+        sample_inputs,
+        static_mapping,
+    })
+}

@@ -1,0 +1,138 @@
+//! The application format: an app is a folder with either `app.yaml` (new
+//! apps, see [`yaml`]) or an original-Jupiter `configuration.txt` with
+//! `scripts/<task>.py` (see [`legacy`]). [`App::load`] reads and validates
+//! either into the same [`App`].
+
+mod error;
+mod graph;
+mod legacy;
+mod resolve;
+#[cfg(test)]
+mod tests;
+mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use error::{AppError, Location};
+
+/// The Python shim that runs an original-Jupiter task:
+/// `python3 legacy_runner.py SCRIPT PATHIN PATHOUT RESULT_JSON FILE...`.
+pub const LEGACY_RUNNER_PY: &str = include_str!("legacy_runner.py");
+
+/// File name of a new-format app description.
+pub const APP_YAML: &str = "app.yaml";
+/// File name of an original-Jupiter app description.
+pub const CONFIGURATION_TXT: &str = "configuration.txt";
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    /// Absolute, canonical app folder.
+    pub dir: PathBuf,
+    pub format: AppFormat,
+    /// In file order.
+    pub tasks: Vec<TaskSpec>,
+    /// Absolute paths, sorted by file name (a file's name is its input id).
+    pub sample_inputs: Vec<PathBuf>,
+    /// Task -> node; empty if none given.
+    pub static_mapping: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppFormat {
+    Yaml,
+    Legacy,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    pub name: String,
+    pub runner: TaskRunner,
+    /// Every task with an edge into this one, in the order tasks appear in the file.
+    pub parents: Vec<String>,
+    /// Tasks only (sinks such as home/datasink1/scheduler are not children).
+    pub children: Vec<String>,
+    /// How many inputs this task may run at once (>= 1).
+    pub parallelism: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskRunner {
+    /// Any executable. A first word containing '/' is relative to the app
+    /// folder; otherwise it was found on PATH. `program` is absolute.
+    Command { program: PathBuf, args: Vec<String> },
+    /// An original-Jupiter Python task: `scripts/<task>.py` defining
+    /// `task(filename, pathin, pathout)`; run through [`LEGACY_RUNNER_PY`].
+    LegacyPython { script: PathBuf },
+}
+
+impl App {
+    /// Loads the app in `dir`: `app.yaml` if present, else `configuration.txt`.
+    pub fn load(dir: &Path) -> Result<App, AppError> {
+        let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => AppError::DirNotFound { path: dir.to_path_buf() },
+            _ => AppError::io(dir, e),
+        })?;
+        if !meta.is_dir() {
+            return Err(AppError::NotADir { path: dir.to_path_buf() });
+        }
+        let canonical = dir.canonicalize().map_err(|e| AppError::io(dir, e))?;
+        let yaml_file = dir.join(APP_YAML);
+        let legacy_file = dir.join(CONFIGURATION_TXT);
+        if yaml_file.is_file() {
+            yaml::load(&yaml_file, &canonical)
+        } else if legacy_file.is_file() {
+            legacy::load(&legacy_file, &canonical)
+        } else {
+            Err(AppError::NotAnApp { dir: dir.to_path_buf() })
+        }
+    }
+
+    pub fn task(&self, name: &str) -> Option<&TaskSpec> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// Tasks with no parents (they receive the inputs), in file order.
+    pub fn ingress(&self) -> Vec<&TaskSpec> {
+        self.tasks.iter().filter(|t| t.parents.is_empty()).collect()
+    }
+
+    /// Tasks with no children (their outputs go home), in file order.
+    pub fn egress(&self) -> Vec<&TaskSpec> {
+        self.tasks.iter().filter(|t| t.children.is_empty()).collect()
+    }
+
+    /// Every task after all its parents; ties broken by file order.
+    pub fn topological_order(&self) -> Vec<&TaskSpec> {
+        graph::topological_order(&self.tasks).into_iter().map(|i| &self.tasks[i]).collect()
+    }
+}
+
+/// Checks shared by both formats once the tasks are parsed: fills parents,
+/// rejects cycles.
+fn finish_graph(file: &Path, tasks: &mut [TaskSpec]) -> Result<(), AppError> {
+    if let Some(cycle) = graph::find_cycle(tasks) {
+        return Err(AppError::Cycle { file: file.to_path_buf(), tasks: cycle });
+    }
+    graph::fill_parents(tasks);
+    Ok(())
+}
+
+/// A sink name of the original formats (`home`, `scheduler`, `datasink*`).
+pub(crate) fn is_sink_name(name: &str) -> bool {
+    name == "home" || name == "scheduler" || name.starts_with("datasink")
+}
+
+/// Task names end up in file names, routing suffixes and service names.
+pub(crate) fn check_task_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("task name is empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        return Err(format!(
+            "invalid task name {name:?}: {c:?} not allowed (use letters, digits, '_', '-', '.')"
+        ));
+    }
+    Ok(())
+}

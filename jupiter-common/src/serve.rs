@@ -1,0 +1,137 @@
+//! How every role serves: its own gRPC services plus `grpc.health.v1` and
+//! server reflection (v1 and v1alpha, so any `grpcurl` works), on a listener
+//! the caller bound, until the shutdown future resolves.
+
+use crate::proto::FILE_DESCRIPTOR_SET;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
+use tonic::service::RoutesBuilder;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::ServingStatus as ReportedStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// HTTP/2 windows large enough that a single stream can fill a fast link.
+const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("building the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `routes` (the role's own services, named in `services` so health
+/// can report each) with health and reflection added.
+pub async fn serve(
+    listener: TcpListener,
+    mut routes: RoutesBuilder,
+    services: &[&str],
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in services {
+        reporter
+            .set_service_status(*name, ReportedStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    routes
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    // Small control messages must not wait for Nagle.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    });
+    Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
+
+/// A lazily connecting channel to `address` (`http://host:port`), tuned like
+/// the server, so callers can be built before their peer is up.
+pub fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(address.to_string())?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .connect_lazy())
+}
+
+/// `http://` URL of a bound listener.
+pub fn url_of(listener: &TcpListener) -> std::io::Result<String> {
+    Ok(format!("http://{}", listener.local_addr()?))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{what} at {address} is not healthy after {waited:?}: {last}")]
+pub struct NotHealthy {
+    pub what: String,
+    pub address: String,
+    pub waited: Duration,
+    pub last: String,
+}
+
+/// Polls `grpc.health.v1` at `address` until the overall status is SERVING.
+/// This is how Jupiter waits for a role: it asks, it never sleeps blindly.
+pub async fn wait_healthy(what: &str, address: &str, timeout: Duration) -> Result<(), NotHealthy> {
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(2);
+    let last = loop {
+        let last = match check_health(address).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if started.elapsed() >= timeout {
+            break last;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(200));
+    };
+    Err(NotHealthy {
+        what: what.to_string(),
+        address: address.to_string(),
+        waited: started.elapsed(),
+        last,
+    })
+}
+
+async fn check_health(address: &str) -> Result<(), String> {
+    let channel = Endpoint::from_shared(address.to_string())
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let reply = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map_err(|e| e.message().to_string())?;
+    match reply.into_inner().status() {
+        ServingStatus::Serving => Ok(()),
+        other => Err(format!("status {other:?}")),
+    }
+}

@@ -1,0 +1,215 @@
+//! Files as gRPC chunk streams: the sending side turns a file into a stream
+//! of `FileChunk`s (header first), the receiving side writes a stream into a
+//! durable file (temporary name, fsync, rename, fsync of the directory) and
+//! only then lets the caller acknowledge it.
+
+use crate::proto::circe::worker::v1::{file_chunk::Kind, FileChunk, FileHeader};
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Status;
+
+/// Data bytes per chunk: large enough to amortise per-message costs, well
+/// under the default 4 MiB gRPC message limit.
+pub const CHUNK_SIZE: usize = 1024 * 1024;
+
+enum State {
+    Header(FileHeader, Option<PathBuf>),
+    Open(PathBuf),
+    Reading(tokio::fs::File),
+    Done,
+}
+
+/// The stream of chunks for one file: `header`, then its bytes. For an empty
+/// marker (`header.file_count == 0`) pass `path = None`.
+pub fn file_chunks(
+    header: FileHeader,
+    path: Option<PathBuf>,
+) -> impl Stream<Item = FileChunk> + Send + 'static {
+    futures::stream::unfold(State::Header(header, path), |state| async move {
+        match state {
+            State::Header(header, path) => {
+                let next = path.map_or(State::Done, State::Open);
+                Some((chunk(Kind::Header(header)), next))
+            }
+            State::Open(path) => match tokio::fs::File::open(&path).await {
+                Ok(file) => read_next(file).await,
+                // The receiver sees a short file and rejects it; the sender
+                // learns of the failure from the size check there.
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot open file to send");
+                    None
+                }
+            },
+            State::Reading(file) => read_next(file).await,
+            State::Done => None,
+        }
+    })
+}
+
+async fn read_next(mut file: tokio::fs::File) -> Option<(FileChunk, State)> {
+    let mut buf = BytesMut::with_capacity(CHUNK_SIZE);
+    while buf.len() < CHUNK_SIZE {
+        match file.read_buf(&mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "read error while sending");
+                return None;
+            }
+        }
+    }
+    if buf.is_empty() {
+        return None;
+    }
+    Some((chunk(Kind::Data(buf.freeze())), State::Reading(file)))
+}
+
+fn chunk(kind: Kind) -> FileChunk {
+    FileChunk { kind: Some(kind) }
+}
+
+/// Reads the header that must open every file stream.
+pub async fn read_header(
+    stream: &mut tonic::Streaming<FileChunk>,
+) -> Result<FileHeader, Status> {
+    match stream.message().await? {
+        Some(FileChunk {
+            kind: Some(Kind::Header(header)),
+        }) => {
+            check_name("input_id", &header.input_id)?;
+            if !header.file_name.is_empty() {
+                check_name("file_name", &header.file_name)?;
+            } else if header.file_count != 0 {
+                return Err(Status::invalid_argument(
+                    "header.file_name is empty but file_count is not 0",
+                ));
+            }
+            if !header.from_task.is_empty() {
+                check_name("from_task", &header.from_task)?;
+            }
+            Ok(header)
+        }
+        Some(_) => Err(Status::invalid_argument(
+            "the first message of a file stream must be a header",
+        )),
+        None => Err(Status::invalid_argument("empty file stream")),
+    }
+}
+
+/// A name that becomes one path component: no separators, no `.`/`..`.
+pub fn check_name(field: &str, name: &str) -> Result<(), Status> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.starts_with('.')
+        || name.contains('/')
+        || name.contains('\\')
+        || name.contains('\0')
+        || name.len() > 255;
+    if bad {
+        return Err(Status::invalid_argument(format!(
+            "header.{field} {name:?} is not a valid file name"
+        )));
+    }
+    Ok(())
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes the rest of `stream` (the data after the header) to `dest`
+/// durably. Returns the number of bytes written. `dest` appears complete or
+/// not at all.
+pub async fn receive_durably(
+    stream: &mut tonic::Streaming<FileChunk>,
+    expected_size: u64,
+    tmp_dir: &Path,
+    dest: &Path,
+) -> Result<u64, Status> {
+    let tmp = tmp_dir.join(format!(
+        "{}-{}.part",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = write_then_rename(stream, expected_size, &tmp, dest).await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+async fn write_then_rename(
+    stream: &mut tonic::Streaming<FileChunk>,
+    expected_size: u64,
+    tmp: &Path,
+    dest: &Path,
+) -> Result<u64, Status> {
+    let mut file = tokio::fs::File::create(tmp).await.map_err(io_status)?;
+    let mut written = 0u64;
+    while let Some(msg) = stream.message().await? {
+        match msg.kind {
+            Some(Kind::Data(data)) => {
+                written += data.len() as u64;
+                if written > expected_size {
+                    return Err(Status::invalid_argument(format!(
+                        "file is longer than the {expected_size} bytes announced"
+                    )));
+                }
+                write_all(&mut file, data).await?;
+            }
+            _ => return Err(Status::invalid_argument("a second header inside a file stream")),
+        }
+    }
+    if written != expected_size {
+        return Err(Status::data_loss(format!(
+            "file ended after {written} of {expected_size} bytes"
+        )));
+    }
+    file.flush().await.map_err(io_status)?;
+    file.sync_all().await.map_err(io_status)?;
+    drop(file);
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io_status)?;
+    }
+    tokio::fs::rename(tmp, dest).await.map_err(io_status)?;
+    if let Some(parent) = dest.parent() {
+        sync_dir(parent).await.map_err(io_status)?;
+    }
+    Ok(written)
+}
+
+async fn write_all(file: &mut tokio::fs::File, data: Bytes) -> Result<(), Status> {
+    file.write_all(&data).await.map_err(io_status)
+}
+
+/// Makes a rename inside `dir` durable.
+pub async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Writes `contents` to `dest` durably (temporary name, fsync, rename).
+pub async fn write_file_durably(dest: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = dest.with_extension(format!(
+        "tmp{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut file = tokio::fs::File::create(&tmp).await?;
+    file.write_all(contents).await?;
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::rename(&tmp, dest).await?;
+    if let Some(parent) = dest.parent() {
+        sync_dir(parent).await?;
+    }
+    Ok(())
+}
+
+pub fn io_status(e: std::io::Error) -> Status {
+    Status::internal(format!("queue storage: {e}"))
+}

@@ -1,0 +1,378 @@
+//! The local backend: every role a real gRPC server on a loopback port
+//! inside this process, over N emulated nodes. Roles are started in
+//! dependency order and each is health-checked before its dependants start.
+
+use circe_worker::{ChildEndpoint, WorkerConfig, WorkerHandle};
+use jupiter_common::app::App;
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+use jupiter_common::proto::drupe::central::v1::ProfileRequest;
+use jupiter_common::proto::wave::home::v1::wave_home_client::WaveHomeClient;
+use jupiter_common::proto::wave::home::v1::{ScheduleRequest, TaskNode};
+use jupiter_common::proto::wave::worker::v1::wave_worker_client::WaveWorkerClient;
+use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
+use jupiter_common::serve::{self, url_of, wait_healthy, NotHealthy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How long a role may take to answer its health check.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum Scheduler {
+    /// The mapping from --mapping (or the app's own `mapping:`).
+    Static,
+    /// Each task on a node drawn at random (seeded by --seed).
+    Random,
+}
+
+impl Scheduler {
+    fn name(self) -> &'static str {
+        match self {
+            Scheduler::Static => "static",
+            Scheduler::Random => "random",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub nodes: usize,
+    pub scheduler: Scheduler,
+    pub static_mapping: BTreeMap<String, String>,
+    pub seed: u64,
+    /// Queues and home data live here.
+    pub workdir: PathBuf,
+    /// Outputs land here.
+    pub output: PathBuf,
+    pub python: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("--nodes must be at least 1")]
+    NoNodes,
+    #[error("binding a loopback port: {0}")]
+    Bind(std::io::Error),
+    #[error(transparent)]
+    NotHealthy(#[from] NotHealthy),
+    #[error("drupe-central knows {known} of {wanted} nodes after {waited:?}")]
+    NodesMissing { known: usize, wanted: usize, waited: Duration },
+    #[error("scheduling: {0}")]
+    Schedule(String),
+    #[error("telling {node}'s wave-worker it hosts {task}: {message}")]
+    Host { node: String, task: String, message: String },
+    #[error("starting the worker of {task}: {source}")]
+    Worker { task: String, source: circe_worker::WorkerError },
+    #[error("starting circe-home: {0}")]
+    Home(#[from] circe_home::HomeError),
+    #[error("address: {0}")]
+    Address(#[from] tonic::transport::Error),
+}
+
+/// Where every role of a deployment answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoints {
+    pub drupe_central: String,
+    pub wave_home: String,
+    pub circe_home: String,
+    pub nodes: Vec<NodeEndpoints>,
+    /// task -> its worker.
+    pub workers: BTreeMap<String, WorkerEndpoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeEndpoints {
+    pub name: String,
+    pub drupe_droplet: String,
+    pub wave_worker: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerEndpoint {
+    pub node: String,
+    pub address: String,
+}
+
+struct WorkerSlot {
+    config: WorkerConfig,
+    addr: SocketAddr,
+    handle: Option<WorkerHandle>,
+}
+
+/// A running local deployment. Dropping it stops every role.
+pub struct Deployment {
+    pub app: App,
+    pub endpoints: Endpoints,
+    pub mapping: BTreeMap<String, String>,
+    pub algorithm: String,
+    pub output: PathBuf,
+    /// How long from the first bind to every role healthy.
+    pub startup: Duration,
+    shutdown: CancellationToken,
+    servers: JoinSet<()>,
+    workers: BTreeMap<String, WorkerSlot>,
+}
+
+async fn bind() -> Result<TcpListener, DeployError> {
+    TcpListener::bind("127.0.0.1:0").await.map_err(DeployError::Bind)
+}
+
+fn spawn_role<E: std::fmt::Display>(
+    servers: &mut JoinSet<()>,
+    what: String,
+    fut: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) {
+    servers.spawn(async move {
+        if let Err(e) = fut.await {
+            tracing::error!(role = %what, error = %e, "role stopped with an error");
+        }
+    });
+}
+
+impl Deployment {
+    /// Deploys `app` on `options.nodes` emulated nodes and returns once every
+    /// role answers its health check.
+    pub async fn up(app: App, options: LocalOptions) -> Result<Self, DeployError> {
+        if options.nodes == 0 {
+            return Err(DeployError::NoNodes);
+        }
+        let started = std::time::Instant::now();
+        let shutdown = CancellationToken::new();
+        let mut servers = JoinSet::new();
+
+        // 1. DRUPE and WAVE: central, home, and per node a droplet and an agent.
+        let central = bind().await?;
+        let central_url = url_of(&central).map_err(DeployError::Bind)?;
+        spawn_role(&mut servers, "drupe-central".into(), drupe_central::serve(central, shutdown.clone().cancelled_owned()));
+        let wave = bind().await?;
+        let wave_url = url_of(&wave).map_err(DeployError::Bind)?;
+        spawn_role(&mut servers, "wave-home".into(), {
+            let central_url = central_url.clone();
+            let stop = shutdown.clone().cancelled_owned();
+            async move { wave_home::serve(&central_url, wave, stop).await }
+        });
+        let mut nodes = Vec::new();
+        for i in 0..options.nodes {
+            let name = format!("node{i}");
+            let droplet = bind().await?;
+            let droplet_url = url_of(&droplet).map_err(DeployError::Bind)?;
+            let config = drupe_droplet::DropletConfig {
+                node: name.clone(),
+                central: central_url.clone(),
+                report_interval: Duration::from_secs(5),
+                advertise: droplet_url.clone(),
+                data_dir: None,
+            };
+            spawn_role(&mut servers, format!("drupe-droplet {name}"), drupe_droplet::serve(config, droplet, shutdown.clone().cancelled_owned()));
+            let agent = bind().await?;
+            let agent_url = url_of(&agent).map_err(DeployError::Bind)?;
+            spawn_role(&mut servers, format!("wave-worker {name}"), {
+                let name = name.clone();
+                let stop = shutdown.clone().cancelled_owned();
+                async move { wave_worker::serve(&name, agent, stop).await }
+            });
+            nodes.push(NodeEndpoints { name, drupe_droplet: droplet_url, wave_worker: agent_url });
+        }
+        let mut checks: Vec<(String, String)> = vec![
+            ("drupe-central".into(), central_url.clone()),
+            ("wave-home".into(), wave_url.clone()),
+        ];
+        for n in &nodes {
+            checks.push((format!("drupe-droplet {}", n.name), n.drupe_droplet.clone()));
+            checks.push((format!("wave-worker {}", n.name), n.wave_worker.clone()));
+        }
+        wait_all_healthy(&checks).await?;
+        wait_for_nodes(&central_url, options.nodes).await?;
+
+        // 2. The mapping, from wave-home over the nodes DRUPE knows.
+        let request = ScheduleRequest {
+            algorithm: options.scheduler.name().to_string(),
+            tasks: app
+                .tasks
+                .iter()
+                .map(|t| TaskNode { name: t.name.clone(), children: t.children.clone() })
+                .collect(),
+            nodes: vec![],
+            static_mapping: options.static_mapping.clone().into_iter().collect(),
+            seed: options.seed,
+        };
+        let mapping = WaveHomeClient::new(serve::channel(&wave_url)?)
+            .schedule(request)
+            .await
+            .map_err(|s| DeployError::Schedule(s.message().to_string()))?
+            .into_inner();
+        let assignments: BTreeMap<String, String> = mapping.assignments.into_iter().collect();
+        for task in &app.tasks {
+            let node = &assignments[&task.name];
+            let agent = &nodes.iter().find(|n| &n.name == node).ok_or_else(|| DeployError::Schedule(format!("wave-home mapped {} to unknown node {node}", task.name)))?.wave_worker;
+            WaveWorkerClient::new(serve::channel(agent)?)
+                .host_task(HostTaskRequest { task: task.name.clone(), children: task.children.clone() })
+                .await
+                .map_err(|s| DeployError::Host { node: node.clone(), task: task.name.clone(), message: s.message().to_string() })?;
+        }
+
+        // 3. CIRCE: every worker's port first (they address each other), then home.
+        let mut listeners = BTreeMap::new();
+        for task in &app.tasks {
+            listeners.insert(task.name.clone(), bind().await?);
+        }
+        let home_listener = bind().await?;
+        let home_url = url_of(&home_listener).map_err(DeployError::Bind)?;
+        let mut worker_endpoints = BTreeMap::new();
+        for (task, listener) in &listeners {
+            worker_endpoints.insert(
+                task.clone(),
+                WorkerEndpoint { node: assignments[task].clone(), address: url_of(listener).map_err(DeployError::Bind)? },
+            );
+        }
+        let mut workers = BTreeMap::new();
+        for task in &app.tasks {
+            let node = assignments[&task.name].clone();
+            let config = WorkerConfig {
+                task: task.clone(),
+                app_dir: app.dir.clone(),
+                queue_dir: options.workdir.join("nodes").join(&node).join("queues").join(&task.name),
+                node,
+                children: task
+                    .children
+                    .iter()
+                    .map(|c| ChildEndpoint { task: c.clone(), address: worker_endpoints[c].address.clone() })
+                    .collect(),
+                home: home_url.clone(),
+                python: options.python.clone(),
+            };
+            let Some(listener) = listeners.remove(&task.name) else { continue };
+            let addr = listener.local_addr().map_err(DeployError::Bind)?;
+            let handle = circe_worker::start(config.clone(), listener, shutdown.clone().cancelled_owned())
+                .map_err(|source| DeployError::Worker { task: task.name.clone(), source })?;
+            workers.insert(task.name.clone(), WorkerSlot { config, addr, handle: Some(handle) });
+        }
+        let home_config = circe_home::HomeConfig {
+            data_dir: options.workdir.join("home"),
+            output_dir: options.output.clone(),
+            ingress: app
+                .ingress()
+                .iter()
+                .map(|t| circe_home::Ingress { task: t.name.clone(), address: worker_endpoints[&t.name].address.clone() })
+                .collect(),
+            egress: app.egress().iter().map(|t| t.name.clone()).collect(),
+            tasks: app.tasks.iter().map(|t| t.name.clone()).collect(),
+        };
+        // Built here so a bad folder is reported before anything runs.
+        let home = circe_home::Home::new(home_config)?;
+        spawn_role(&mut servers, "circe-home".into(), {
+            let stop = shutdown.clone().cancelled_owned();
+            async move { circe_home::serve_home(home, home_listener, stop).await }
+        });
+        let mut checks: Vec<(String, String)> = vec![("circe-home".into(), home_url.clone())];
+        for (task, w) in &worker_endpoints {
+            checks.push((format!("circe-worker {task}"), w.address.clone()));
+        }
+        wait_all_healthy(&checks).await?;
+
+        Ok(Self {
+            endpoints: Endpoints {
+                drupe_central: central_url,
+                wave_home: wave_url,
+                circe_home: home_url,
+                nodes,
+                workers: worker_endpoints,
+            },
+            mapping: assignments,
+            algorithm: mapping.algorithm,
+            output: options.output,
+            startup: started.elapsed(),
+            app,
+            shutdown,
+            servers,
+            workers,
+        })
+    }
+
+    /// Kills the worker of `task` as a crash would (its queue stays on disk).
+    pub fn kill_worker(&mut self, task: &str) -> bool {
+        match self.workers.get_mut(task).and_then(|w| w.handle.take()) {
+            Some(handle) => {
+                handle.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the worker of `task` again, same port, same queue.
+    pub async fn restart_worker(&mut self, task: &str) -> Result<(), DeployError> {
+        let Some(slot) = self.workers.get_mut(task) else {
+            return Err(DeployError::Schedule(format!("no worker for task {task}")));
+        };
+        if let Some(old) = slot.handle.take() {
+            old.abort();
+            let _ = old.join().await;
+        }
+        // The killed listener's port may take a moment to be free again.
+        let mut delay = Duration::from_millis(5);
+        let listener = loop {
+            match TcpListener::bind(slot.addr).await {
+                Ok(l) => break l,
+                Err(e) if delay > Duration::from_secs(2) => return Err(DeployError::Bind(e)),
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        };
+        let handle = circe_worker::start(slot.config.clone(), listener, self.shutdown.clone().cancelled_owned())
+            .map_err(|source| DeployError::Worker { task: task.to_string(), source })?;
+        slot.handle = Some(handle);
+        wait_healthy(&format!("circe-worker {task}"), &format!("http://{}", slot.addr), HEALTH_TIMEOUT).await?;
+        Ok(())
+    }
+
+    /// Stops every role gracefully and waits for them.
+    pub async fn down(mut self) {
+        self.shutdown.cancel();
+        for slot in self.workers.values_mut() {
+            if let Some(handle) = slot.handle.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), handle.join()).await;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.servers.join_next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn wait_all_healthy(checks: &[(String, String)]) -> Result<(), NotHealthy> {
+    let results = futures::future::join_all(checks.iter().map(|(what, url)| wait_healthy(what, url, HEALTH_TIMEOUT))).await;
+    results.into_iter().collect()
+}
+
+/// Readiness, not a sleep: every droplet has registered with central.
+async fn wait_for_nodes(central: &str, wanted: usize) -> Result<(), DeployError> {
+    let mut client = DrupeCentralClient::new(serve::channel(central)?);
+    let started = std::time::Instant::now();
+    let mut known = 0;
+    while started.elapsed() < HEALTH_TIMEOUT {
+        if let Ok(profile) = client.get_resource_profile(ProfileRequest {}).await {
+            known = profile.into_inner().nodes.len();
+            if known >= wanted {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Err(DeployError::NodesMissing { known, wanted, waited: started.elapsed() })
+}

@@ -1,0 +1,261 @@
+//! jupiterctl: the one command a Jupiter user types.
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use jupiter_common::app::App;
+use jupiterctl::local::{Deployment, LocalOptions, Scheduler};
+use jupiterctl::{mapping_file, report, run, session, state};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Jupiter: run a DAG of tasks across (emulated) nodes, pipelined, with every input's end-to-end time",
+    long_about = "Jupiter deploys an app (a DAG of tasks) over nodes: DRUPE profiles the nodes, WAVE maps tasks to \
+nodes, CIRCE runs one worker per task and streams every input through the DAG.\n\n\
+Quick start:\n  jupiterctl run examples/dummy_app            # 3 emulated nodes, sample inputs, outputs in ./jupiter-output\n  \
+jupiterctl up examples/fanjoin &               # stay up\n  jupiterctl submit my-input.txt                 # from another shell\n  \
+jupiterctl status\n  jupiterctl down"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Deploy, stream the inputs through the app, write every output, print timings, tear down.
+    Run(RunArgs),
+    /// Deploy and stay up until Ctrl-C or `jupiterctl down`.
+    Up(DeployArgs),
+    /// Send input files to the running deployment and wait for their results.
+    Submit(SubmitArgs),
+    /// Roles, nodes, mapping, queue depths and done/failed counts of the running deployment.
+    Status,
+    /// Stop the running deployment.
+    Down,
+}
+
+#[derive(Args, Debug)]
+struct DeployArgs {
+    /// The app folder: app.yaml, or an original Jupiter folder with configuration.txt.
+    app: PathBuf,
+    /// Number of emulated nodes.
+    #[arg(long, env = "JUPITER_NODES", default_value_t = 3)]
+    nodes: usize,
+    /// How tasks are mapped to nodes.
+    #[arg(long, value_enum, env = "JUPITER_SCHEDULER")]
+    scheduler: Option<Scheduler>,
+    /// Static mapping file (YAML `task: node` lines); implies --scheduler static.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Seed of the random mapping (0: a fresh one each time).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where outputs are written (<output>/<input>/<file>).
+    #[arg(long, short, env = "JUPITER_OUTPUT", default_value = "jupiter-output")]
+    output: PathBuf,
+    /// Keep queues and logs here instead of a temporary folder.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Python used for original Jupiter tasks.
+    #[arg(long, env = "JUPITER_PYTHON", default_value = "python3")]
+    python: String,
+    /// Backend: only `local` (every role in this process, on loopback) for now.
+    #[arg(long, default_value = "local")]
+    backend: String,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    deploy: DeployArgs,
+    /// Input file or folder (repeat). Default: the app's sample inputs.
+    #[arg(long, short)]
+    input: Vec<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct SubmitArgs {
+    /// Input files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Return once submitted, without waiting for results.
+    #[arg(long)]
+    no_wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    jupiter_common::telemetry::init(true);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run_cmd(args).await,
+        Command::Up(args) => up_cmd(args).await,
+        Command::Submit(args) => submit_cmd(args).await,
+        Command::Status => status_cmd().await,
+        Command::Down => down_cmd().await,
+    }
+}
+
+/// Loads the app and turns the flags into deployment options.
+fn prepare(args: &DeployArgs) -> anyhow::Result<(App, LocalOptions, Option<tempfile::TempDir>)> {
+    if args.backend != "local" {
+        bail!("--backend {}: only the `local` backend exists so far", args.backend);
+    }
+    let app = App::load(&args.app)?;
+    let static_mapping = match &args.mapping {
+        Some(path) => mapping_file::load(path)?,
+        None => app.static_mapping.clone(),
+    };
+    let scheduler = match (args.scheduler, &args.mapping) {
+        (Some(s), _) => s,
+        (None, Some(_)) => Scheduler::Static,
+        (None, None) => Scheduler::Random,
+    };
+    if scheduler == Scheduler::Static && static_mapping.is_empty() {
+        bail!("--scheduler static needs --mapping FILE (or a `mapping:` in the app)");
+    }
+    let (workdir, temp) = match &args.workdir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new().prefix("jupiter-").tempdir().context("creating a work folder")?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    std::fs::create_dir_all(&args.output).with_context(|| format!("creating output folder {}", args.output.display()))?;
+    let output = args.output.canonicalize().with_context(|| format!("output folder {}", args.output.display()))?;
+    let options = LocalOptions {
+        nodes: args.nodes,
+        scheduler,
+        static_mapping,
+        seed: args.seed,
+        workdir,
+        output,
+        python: args.python.clone(),
+    };
+    Ok((app, options, temp))
+}
+
+async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (app, options, _temp) = prepare(&args.deploy)?;
+    let order: Vec<String> = app.tasks.iter().map(|t| t.name.clone()).collect();
+    let output = options.output.clone();
+    eprintln!("deploying {} ({} tasks) on {} local nodes...", app.name, app.tasks.len(), options.nodes);
+    let outcome = run::run(app, &args.input, options, Duration::from_secs(args.timeout), !args.quiet).await?;
+    println!("mapping: {}", outcome.mapping.iter().map(|(t, n)| format!("{t}->{n}")).collect::<Vec<_>>().join(" "));
+    println!();
+    print!("{}", report::inputs_table(&outcome.results));
+    println!();
+    print!("{}", report::tasks_table(&report::summarize(&outcome.results, &order)));
+    println!();
+    println!("{}", report::makespan_line(&outcome.results, outcome.wall.as_secs_f64() * 1000.0));
+    println!("outputs in {}", output.display());
+    Ok(if outcome.all_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn up_cmd(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let state_path = state::default_path()?;
+    if let Ok(existing) = state::read(&state_path) {
+        if state::alive(existing.pid) {
+            bail!(state::StateError::AlreadyUp { pid: existing.pid, path: state_path });
+        }
+    }
+    let (app, options, _temp) = prepare(&args)?;
+    let app_dir = app.dir.clone();
+    let deployment = Deployment::up(app, options).await?;
+    let state = state::DeploymentState {
+        pid: std::process::id(),
+        backend: "local".into(),
+        app: app_dir,
+        output: deployment.output.clone(),
+        algorithm: deployment.algorithm.clone(),
+        mapping: deployment.mapping.clone(),
+        endpoints: deployment.endpoints.clone(),
+    };
+    state::write(&state_path, &state)?;
+    eprintln!(
+        "{} is up on {} nodes in {:.0} ms; circe-home at {}",
+        deployment.app.name,
+        deployment.endpoints.nodes.len(),
+        deployment.startup.as_secs_f64() * 1000.0,
+        deployment.endpoints.circe_home
+    );
+    eprintln!("submit inputs with `jupiterctl submit FILE...`; stop with Ctrl-C or `jupiterctl down`");
+    jupiter_common::telemetry::shutdown_signal().await;
+    eprintln!("stopping...");
+    deployment.down().await;
+    let _ = std::fs::remove_file(&state_path);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn submit_cmd(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let state = state::read(&state::default_path()?)?;
+    let files = session::expand_inputs(&args.paths)?;
+    let client = session::client(&state.endpoints.circe_home).await?;
+    let watch = session::watch(&client).await?;
+    let started = std::time::Instant::now();
+    let ids = session::submit_all(&client, &files).await?;
+    if args.no_wait {
+        println!("submitted {} inputs: {}", ids.len(), ids.join(" "));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let results = session::collect(watch, &ids, Duration::from_secs(args.timeout), true).await?;
+    print!("{}", report::inputs_table(&results));
+    println!("{}", report::makespan_line(&results, started.elapsed().as_secs_f64() * 1000.0));
+    println!("outputs in {}", state.output.display());
+    Ok(if results.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn status_cmd() -> anyhow::Result<ExitCode> {
+    let state = state::read(&state::default_path()?)?;
+    print!("{}", jupiterctl::status::render(&state).await);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn down_cmd() -> anyhow::Result<ExitCode> {
+    let path = state::default_path()?;
+    let state = state::read(&path)?;
+    if !state::alive(state.pid) {
+        std::fs::remove_file(&path).ok();
+        println!("the deployment (pid {}) was not running; removed its stale state file", state.pid);
+        return Ok(ExitCode::SUCCESS);
+    }
+    state::signal_stop(state.pid).with_context(|| format!("signalling pid {}", state.pid))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while path.exists() && state::alive(state.pid) {
+        if std::time::Instant::now() > deadline {
+            bail!("the deployment (pid {}) did not stop within 20 s", state.pid);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,67 @@
+//! `jupiterctl run` as a function: deploy locally, stream the inputs,
+//! collect every result, tear down.
+
+use crate::local::{DeployError, Deployment, LocalOptions};
+use crate::session::{self, SessionError};
+use jupiter_common::app::App;
+use jupiter_common::proto::circe::home::v1::InputResult;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("deploying: {0}")]
+    Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub results: Vec<InputResult>,
+    pub mapping: std::collections::BTreeMap<String, String>,
+    pub startup: Duration,
+    /// From the first submission to the last result.
+    pub wall: Duration,
+}
+
+impl RunOutcome {
+    pub fn all_ok(&self) -> bool {
+        self.results.iter().all(|r| r.ok)
+    }
+}
+
+pub async fn run(
+    app: App,
+    inputs: &[PathBuf],
+    options: LocalOptions,
+    timeout: Duration,
+    progress: bool,
+) -> Result<RunOutcome, RunError> {
+    let files = if inputs.is_empty() {
+        session::expand_inputs(&app.sample_inputs)?
+    } else {
+        session::expand_inputs(inputs)?
+    };
+    let deployment = Deployment::up(app, options).await?;
+    let result = stream(&deployment, &files, timeout, progress).await;
+    let mapping = deployment.mapping.clone();
+    let startup = deployment.startup;
+    deployment.down().await;
+    let (results, wall) = result?;
+    Ok(RunOutcome { results, mapping, startup, wall })
+}
+
+async fn stream(
+    deployment: &Deployment,
+    files: &[PathBuf],
+    timeout: Duration,
+    progress: bool,
+) -> Result<(Vec<InputResult>, Duration), SessionError> {
+    let client = session::client(&deployment.endpoints.circe_home).await?;
+    let watch = session::watch(&client).await?;
+    let started = Instant::now();
+    let ids = session::submit_all(&client, files).await?;
+    let results = session::collect(watch, &ids, timeout, progress).await?;
+    Ok((results, started.elapsed()))
+}

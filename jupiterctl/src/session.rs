@@ -1,0 +1,155 @@
+//! Streaming inputs through a deployment: submit files to circe-home, follow
+//! the results as they finish, with a progress bar while inputs are in flight.
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
+use jupiter_common::proto::circe::home::v1::{InputResult, WatchRequest};
+use jupiter_common::proto::circe::worker::v1::FileHeader;
+use jupiter_common::serve;
+use jupiter_common::transfer::file_chunks;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// How many submissions are in the air at once.
+const SUBMIT_CONCURRENCY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("input {path}: {source}")]
+    Input { path: String, source: std::io::Error },
+    #[error("no inputs: give --input PATH (a file or a folder), or add sample inputs to the app")]
+    NoInputs,
+    #[error("inputs {first} and {second} have the same file name; an input's file name is its id")]
+    DuplicateName { first: String, second: String },
+    #[error("submitting {path}: {message}")]
+    Submit { path: String, message: String },
+    #[error("following results from circe-home: {0}")]
+    Watch(String),
+    #[error("timed out after {waited:?} with {missing} of {total} inputs unfinished")]
+    Timeout { waited: Duration, missing: usize, total: usize },
+    #[error("address: {0}")]
+    Address(#[from] tonic::transport::Error),
+}
+
+/// Expands files and folders (every regular file inside, sorted) into input files.
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SessionError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let err = |source| SessionError::Input { path: path.display().to_string(), source };
+        let meta = std::fs::metadata(path).map_err(err)?;
+        if meta.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(err)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            inside.sort();
+            files.extend(inside);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(SessionError::NoInputs);
+    }
+    let mut seen: BTreeMap<String, &PathBuf> = BTreeMap::new();
+    for file in &files {
+        let name = input_id(file);
+        if let Some(first) = seen.insert(name, file) {
+            return Err(SessionError::DuplicateName { first: first.display().to_string(), second: file.display().to_string() });
+        }
+    }
+    Ok(files)
+}
+
+/// An input's id: its file name.
+pub fn input_id(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+pub async fn client(circe_home: &str) -> Result<CirceHomeClient<Channel>, SessionError> {
+    Ok(CirceHomeClient::new(serve::channel(circe_home)?))
+}
+
+/// Submits every file; returns the ids in order.
+pub async fn submit_all(client: &CirceHomeClient<Channel>, files: &[PathBuf]) -> Result<Vec<String>, SessionError> {
+    let submissions = futures::stream::iter(files.iter().cloned().map(|path| {
+        let mut client = client.clone();
+        async move {
+            let fail = |message: String| SessionError::Submit { path: path.display().to_string(), message };
+            let size = tokio::fs::metadata(&path).await.map_err(|e| fail(e.to_string()))?.len();
+            let header = FileHeader {
+                input_id: input_id(&path),
+                file_name: input_id(&path),
+                file_count: 1,
+                size,
+                ..Default::default()
+            };
+            let ack = client.submit(file_chunks(header, Some(path.clone()))).await.map_err(|s| fail(s.message().to_string()))?;
+            Ok(ack.into_inner().input_id)
+        }
+    }))
+    .buffered(SUBMIT_CONCURRENCY);
+    submissions.collect::<Vec<Result<String, SessionError>>>().await.into_iter().collect()
+}
+
+/// Follows circe-home's results until every id in `wanted` has finished.
+/// Subscribe (call this) before submitting so no result is missed.
+pub async fn watch(
+    client: &CirceHomeClient<Channel>,
+) -> Result<tonic::Streaming<InputResult>, SessionError> {
+    Ok(client
+        .clone()
+        .watch_results(WatchRequest {})
+        .await
+        .map_err(|s| SessionError::Watch(s.message().to_string()))?
+        .into_inner())
+}
+
+pub async fn collect(
+    mut stream: tonic::Streaming<InputResult>,
+    wanted: &[String],
+    timeout: Duration,
+    progress: bool,
+) -> Result<Vec<InputResult>, SessionError> {
+    let bar = if progress {
+        let bar = ProgressBar::new(wanted.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} inputs {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut missing: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut results: BTreeMap<String, InputResult> = BTreeMap::new();
+    let mut failed = 0;
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !missing.is_empty() {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let result = match next {
+            Err(_) => {
+                bar.abandon();
+                return Err(SessionError::Timeout { waited: timeout, missing: missing.len(), total: wanted.len() });
+            }
+            Ok(None) => return Err(SessionError::Watch("circe-home closed the stream".into())),
+            Ok(Some(Err(status))) => return Err(SessionError::Watch(status.message().to_string())),
+            Ok(Some(Ok(result))) => result,
+        };
+        if missing.remove(result.input_id.as_str()) {
+            if !result.ok {
+                failed += 1;
+                bar.set_message(format!("({failed} failed)"));
+            }
+            bar.inc(1);
+            results.insert(result.input_id.clone(), result);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(wanted.iter().filter_map(|id| results.remove(id)).collect())
+}

@@ -1,0 +1,81 @@
+//! WAVE home: produces the mapping task -> node. For now it accepts a static
+//! mapping or draws a random one over the nodes DRUPE knows; network-aware
+//! algorithms plug in here later.
+
+pub mod mapping;
+
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+use jupiter_common::proto::drupe::central::v1::ProfileRequest;
+use jupiter_common::proto::wave::home::v1::wave_home_server::{WaveHome, WaveHomeServer};
+use jupiter_common::proto::wave::home::v1::{GetMappingRequest, Mapping, ScheduleRequest};
+use jupiter_common::serve::{self, ServeError};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Clone)]
+pub struct Home {
+    central: DrupeCentralClient<Channel>,
+    last: Arc<Mutex<Option<Mapping>>>,
+}
+
+impl Home {
+    /// `central` is drupe-central's URL, asked for the node list.
+    pub fn new(central: &str) -> Result<Self, tonic::transport::Error> {
+        Ok(Self {
+            central: DrupeCentralClient::new(serve::channel(central)?),
+            last: Arc::default(),
+        })
+    }
+
+    async fn known_nodes(&self) -> Result<Vec<String>, Status> {
+        let profile = self
+            .central
+            .clone()
+            .get_resource_profile(ProfileRequest {})
+            .await
+            .map_err(|e| Status::unavailable(format!("asking drupe-central for nodes: {}", e.message())))?;
+        Ok(profile.into_inner().nodes.into_iter().map(|n| n.node).collect())
+    }
+}
+
+#[tonic::async_trait]
+impl WaveHome for Home {
+    async fn schedule(&self, request: Request<ScheduleRequest>) -> Result<Response<Mapping>, Status> {
+        let request = request.into_inner();
+        let nodes = if request.nodes.is_empty() {
+            self.known_nodes().await?
+        } else {
+            request.nodes.clone()
+        };
+        let mapping = mapping::compute(&request, &nodes).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapping.clone());
+        tracing::info!(algorithm = %mapping.algorithm, ?mapping.assignments, "mapping ready");
+        Ok(Response::new(mapping))
+    }
+
+    async fn get_mapping(&self, _request: Request<GetMappingRequest>) -> Result<Response<Mapping>, Status> {
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .map(Response::new)
+            .ok_or_else(|| Status::failed_precondition("no mapping has been computed yet"))
+    }
+}
+
+/// Serves wave-home on `listener` until `shutdown`.
+pub async fn serve(
+    central: &str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let home = Home::new(central)?;
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(WaveHomeServer::new(home));
+    serve::serve(listener, routes, &[WaveHomeServer::<Home>::NAME], shutdown).await
+}
