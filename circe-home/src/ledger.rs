@@ -102,7 +102,9 @@ impl Ledger {
     /// Done once every egress task delivered all it announced and every
     /// task reported its timings.
     fn settle(&mut self, input: &str) {
-        let Some(entry) = self.inputs.get(input) else { return };
+        let Some(entry) = self.inputs.get(input) else {
+            return;
+        };
         if entry.result.is_some() {
             return;
         }
@@ -119,7 +121,9 @@ impl Ledger {
         let result = InputResult {
             input_id: input.to_string(),
             ok: true,
-            makespan_ms: entry.submitted_at.map_or(0.0, |s| ms_between(s, entry.last_delivery)),
+            makespan_ms: entry
+                .submitted_at
+                .map_or(0.0, |s| ms_between(s, entry.last_delivery)),
             outputs: entry.outputs.iter().cloned().collect(),
             error: String::new(),
             tasks: entry.reports.values().cloned().collect(),

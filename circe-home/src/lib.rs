@@ -66,13 +66,22 @@ pub struct Home {
 
 impl Home {
     pub fn new(config: HomeConfig) -> Result<Self, HomeError> {
-        for dir in [config.data_dir.join("inputs"), config.data_dir.join("tmp"), config.output_dir.clone()] {
+        for dir in [
+            config.data_dir.join("inputs"),
+            config.data_dir.join("tmp"),
+            config.output_dir.clone(),
+        ] {
             std::fs::create_dir_all(&dir).map_err(|source| HomeError::Dir { dir, source })?;
         }
         let ingress = config
             .ingress
             .iter()
-            .map(|i| Ok((i.task.clone(), CirceWorkerClient::new(serve::channel(&i.address)?))))
+            .map(|i| {
+                Ok((
+                    i.task.clone(),
+                    CirceWorkerClient::new(serve::channel(&i.address)?),
+                ))
+            })
             .collect::<Result<_, tonic::transport::Error>>()?;
         let ledger = Ledger::new(config.egress.clone(), config.tasks.clone());
         Ok(Self {
@@ -103,7 +112,8 @@ impl Home {
         }
         while let Some(joined) = sends.join_next().await {
             if let Ok((task, Err(status))) = joined {
-                self.ledger().fail(&input, format!("feeding {task}: {}", status.message()));
+                self.ledger()
+                    .fail(&input, format!("feeding {task}: {}", status.message()));
             }
         }
     }
@@ -135,7 +145,11 @@ impl CirceHome for Home {
     async fn submit(&self, request: Request<Streaming<FileChunk>>) -> Result<Response<SubmitAck>, Status> {
         let mut stream = request.into_inner();
         let header = read_header(&mut stream).await?;
-        let input = if header.input_id.is_empty() { header.file_name.clone() } else { header.input_id.clone() };
+        let input = if header.input_id.is_empty() {
+            header.file_name.clone()
+        } else {
+            header.input_id.clone()
+        };
         check_name("input_id", &input)?;
         if !self.ledger().reserve(&input) {
             return Err(Status::already_exists(format!(
@@ -143,7 +157,8 @@ impl CirceHome for Home {
             )));
         }
         let path = self.config.data_dir.join("inputs").join(&input);
-        let received = receive_durably(&mut stream, header.size, &self.config.data_dir.join("tmp"), &path).await;
+        let received =
+            receive_durably(&mut stream, header.size, &self.config.data_dir.join("tmp"), &path).await;
         let size = match received {
             Ok(size) => size,
             Err(status) => {
@@ -165,18 +180,29 @@ impl CirceHome for Home {
                 header.from_task, self.config.egress
             )));
         }
-        let mut ack = PushAck { duplicate: true, bytes: 0 };
+        let mut ack = PushAck {
+            duplicate: true,
+            bytes: 0,
+        };
         if header.file_count > 0 {
-            let dest = self.config.output_dir.join(&header.input_id).join(&header.file_name);
+            let dest = self
+                .config
+                .output_dir
+                .join(&header.input_id)
+                .join(&header.file_name);
             if !dest.exists() {
-                ack.bytes = receive_durably(&mut stream, header.size, &self.config.data_dir.join("tmp"), &dest).await?;
+                ack.bytes =
+                    receive_durably(&mut stream, header.size, &self.config.data_dir.join("tmp"), &dest)
+                        .await?;
                 ack.duplicate = false;
             }
         }
         let relative = format!("{}/{}", header.input_id, header.file_name);
         self.ledger().delivered(&header, relative, unix_nanos());
         if header.file_count > 0 && !ack.duplicate {
-            let _ = std::fs::File::open(&self.config.output_dir).and_then(|d| d.sync_all()).map_err(io_status);
+            let _ = std::fs::File::open(&self.config.output_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_status);
         }
         Ok(Response::new(ack))
     }

@@ -6,7 +6,10 @@ use jupiter_common::app::App;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "CIRCE home: feeds inputs to an app's ingress tasks and collects the egress outputs")]
+#[command(
+    version,
+    about = "CIRCE home: feeds inputs to an app's ingress tasks and collects the egress outputs"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "JUPITER_LISTEN", default_value = "0.0.0.0:7300")]
@@ -43,8 +46,16 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .find(|(t, _)| *t == task.name)
             .map(|(_, a)| a.clone())
-            .with_context(|| format!("no --ingress {}=URL given for ingress task {}", task.name, task.name))?;
-        ingress.push(circe_home::Ingress { task: task.name.clone(), address });
+            .with_context(|| {
+                format!(
+                    "no --ingress {}=URL given for ingress task {}",
+                    task.name, task.name
+                )
+            })?;
+        ingress.push(circe_home::Ingress {
+            task: task.name.clone(),
+            address,
+        });
     }
     let config = circe_home::HomeConfig {
         data_dir: args.data_dir,

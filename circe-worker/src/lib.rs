@@ -86,7 +86,10 @@ pub(crate) struct Worker {
 
 impl Worker {
     fn new(mut config: WorkerConfig) -> Result<Arc<Self>, WorkerError> {
-        if matches!(config.task.runner, jupiter_common::app::TaskRunner::LegacyPython { .. }) {
+        if matches!(
+            config.task.runner,
+            jupiter_common::app::TaskRunner::LegacyPython { .. }
+        ) {
             config.python = runner::resolve_python(&config.python);
         }
         let queue_err = |source| WorkerError::Queue {
@@ -196,7 +199,9 @@ impl Worker {
 
     /// Runs the task for one complete input, then sends its outputs on.
     async fn process(self: Arc<Self>, input: String, produced_at: i64) {
-        let Ok(_slot) = self.slots.acquire().await else { return };
+        let Ok(_slot) = self.slots.acquire().await else {
+            return;
+        };
         let started = unix_nanos();
         let ready_at = {
             let mut c = self.counters();
@@ -366,7 +371,11 @@ impl WorkerHandle {
         if let Some(server) = &self.server {
             server.abort();
         }
-        self.worker.tasks.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
+        self.worker
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
     }
 
     pub fn queue_dir(&self) -> &Path {

@@ -7,7 +7,10 @@ use jupiter_common::app::App;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "CIRCE worker: runs one task of an app on this node, with a durable input queue")]
+#[command(
+    version,
+    about = "CIRCE worker: runs one task of an app on this node, with a durable input queue"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "JUPITER_LISTEN", default_value = "0.0.0.0:7301")]
@@ -58,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
             .find(|(t, _)| t == child)
             .map(|(_, a)| a.clone())
             .with_context(|| format!("no --child {child}=URL given for child task {child}"))?;
-        children.push(ChildEndpoint { task: child.clone(), address });
+        children.push(ChildEndpoint {
+            task: child.clone(),
+            address,
+        });
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -138,7 +138,11 @@ impl Queue {
     /// Everything is downstream: mark the input finished and drop its files.
     pub async fn finish(&self, input: &str) -> io::Result<()> {
         write_file_durably(&self.finished_path(input), b"").await?;
-        for dir in [self.root.join("in").join(input), self.work_dir(input), self.out_dir(input)] {
+        for dir in [
+            self.root.join("in").join(input),
+            self.work_dir(input),
+            self.out_dir(input),
+        ] {
             remove_dir_if_exists(&dir).await?;
         }
         match tokio::fs::remove_file(self.done_path(input)).await {
@@ -152,7 +156,9 @@ impl Queue {
         let mut recovered = Recovered::default();
         for entry in std::fs::read_dir(self.root.join("out"))? {
             let path = entry?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
             if let Some(input) = name.strip_suffix(".done") {
                 if self.finished_path(input).exists() {
                     continue;
@@ -166,7 +172,9 @@ impl Queue {
             if !entry.file_type()?.is_dir() {
                 continue;
             }
-            let Some(input) = entry.file_name().to_str().map(str::to_string) else { continue };
+            let Some(input) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
             if !self.is_closed(&input) {
                 recovered.pending.push(input);
             }
@@ -191,7 +199,9 @@ pub struct Recovered {
 
 fn count_files(dir: &Path) -> io::Result<usize> {
     match std::fs::read_dir(dir) {
-        Ok(entries) => Ok(entries.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file())).count()),
+        Ok(entries) => Ok(entries
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file()))
+            .count()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(e),
     }

@@ -9,10 +9,7 @@ use tokio::process::Command;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot start {program}: {source}")]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
+    Spawn { program: String, source: std::io::Error },
     #[error("task {task} exited with {status}: {stderr}")]
     Failed {
         task: String,
@@ -22,10 +19,7 @@ pub enum RunError {
     #[error("task {task}: {what}")]
     Output { task: String, what: String },
     #[error("task {task}: preparing its files: {source}")]
-    Io {
-        task: String,
-        source: std::io::Error,
-    },
+    Io { task: String, source: std::io::Error },
 }
 
 /// Where a run reads and writes.
@@ -131,7 +125,9 @@ async fn run_legacy(
         })?;
         // Outputs written outside pathout are still outputs: bring them in.
         if path.parent() != Some(dirs.out_dir.as_path()) {
-            tokio::fs::copy(&path, dirs.out_dir.join(&name)).await.map_err(io)?;
+            tokio::fs::copy(&path, dirs.out_dir.join(&name))
+                .await
+                .map_err(io)?;
         }
         if !outputs.contains(&name) {
             outputs.push(name);

@@ -31,11 +31,20 @@ impl CirceWorker for Service {
             return Err(Status::invalid_argument(format!(
                 "task {:?} does not take input from {}",
                 worker.config.task.name,
-                if source == HOME_SOURCE { "circe-home (it is not an ingress task)".to_string() } else { format!("{source:?}") }
+                if source == HOME_SOURCE {
+                    "circe-home (it is not an ingress task)".to_string()
+                } else {
+                    format!("{source:?}")
+                }
             )));
         }
         let input = header.input_id.as_str();
-        let duplicate = |bytes| Ok(Response::new(PushAck { duplicate: true, bytes }));
+        let duplicate = |bytes| {
+            Ok(Response::new(PushAck {
+                duplicate: true,
+                bytes,
+            }))
+        };
         if worker.queue.is_closed(input) {
             return duplicate(0);
         }
@@ -52,7 +61,11 @@ impl CirceWorker for Service {
                 was_duplicate = false;
             }
         }
-        worker.queue.ensure_meta(input, source, &meta).await.map_err(io_status)?;
+        worker
+            .queue
+            .ensure_meta(input, source, &meta)
+            .await
+            .map_err(io_status)?;
         worker.on_arrival(input);
         if was_duplicate && header.file_count > 0 {
             return duplicate(0);

@@ -1,9 +1,7 @@
 //! DRUPE central: keeps the latest resource report of every node and serves
 //! the resource profile. Link profiling is a later addition.
 
-use jupiter_common::proto::drupe::central::v1::drupe_central_server::{
-    DrupeCentral, DrupeCentralServer,
-};
+use jupiter_common::proto::drupe::central::v1::drupe_central_server::{DrupeCentral, DrupeCentralServer};
 use jupiter_common::proto::drupe::central::v1::{ProfileRequest, ReportAck, ResourceProfile};
 use jupiter_common::proto::drupe::droplet::v1::NodeResources;
 use jupiter_common::serve::{self, ServeError};
@@ -31,10 +29,7 @@ impl Central {
 
 #[tonic::async_trait]
 impl DrupeCentral for Central {
-    async fn report_resources(
-        &self,
-        request: Request<NodeResources>,
-    ) -> Result<Response<ReportAck>, Status> {
+    async fn report_resources(&self, request: Request<NodeResources>) -> Result<Response<ReportAck>, Status> {
         let report = request.into_inner();
         check_name("node", &report.node)?;
         self.nodes().insert(report.node.clone(), report);
@@ -58,11 +53,5 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let mut routes = RoutesBuilder::default();
     routes.add_service(DrupeCentralServer::new(Central::default()));
-    serve::serve(
-        listener,
-        routes,
-        &[DrupeCentralServer::<Central>::NAME],
-        shutdown,
-    )
-    .await
+    serve::serve(listener, routes, &[DrupeCentralServer::<Central>::NAME], shutdown).await
 }

@@ -4,7 +4,10 @@ use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "DRUPE central: collects node profiles from every drupe-droplet and serves them over gRPC")]
+#[command(
+    version,
+    about = "DRUPE central: collects node profiles from every drupe-droplet and serves them over gRPC"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "JUPITER_LISTEN", default_value = "0.0.0.0:7100")]

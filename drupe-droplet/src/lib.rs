@@ -5,12 +5,8 @@
 pub mod resources;
 
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
-use jupiter_common::proto::drupe::droplet::v1::drupe_droplet_server::{
-    DrupeDroplet, DrupeDropletServer,
-};
-use jupiter_common::proto::drupe::droplet::v1::{
-    EchoReply, EchoRequest, NodeResources, ResourcesRequest,
-};
+use jupiter_common::proto::drupe::droplet::v1::drupe_droplet_server::{DrupeDroplet, DrupeDropletServer};
+use jupiter_common::proto::drupe::droplet::v1::{EchoReply, EchoRequest, NodeResources, ResourcesRequest};
 use jupiter_common::serve::{self, ServeError};
 use std::future::Future;
 use std::path::PathBuf;
@@ -106,13 +102,7 @@ pub async fn serve(
     let reporter = tokio::spawn(report_loop(droplet.clone()));
     let mut routes = RoutesBuilder::default();
     routes.add_service(DrupeDropletServer::new(droplet));
-    let result = serve::serve(
-        listener,
-        routes,
-        &[DrupeDropletServer::<Droplet>::NAME],
-        shutdown,
-    )
-    .await;
+    let result = serve::serve(listener, routes, &[DrupeDropletServer::<Droplet>::NAME], shutdown).await;
     reporter.abort();
     result
 }

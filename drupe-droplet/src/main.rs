@@ -5,7 +5,10 @@ use clap::Parser;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "DRUPE droplet: answers probes and reports this node's resources to drupe-central")]
+#[command(
+    version,
+    about = "DRUPE droplet: answers probes and reports this node's resources to drupe-central"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "JUPITER_LISTEN", default_value = "0.0.0.0:7101")]
@@ -14,7 +17,11 @@ struct Args {
     #[arg(long, env = "JUPITER_NODE")]
     node: String,
     /// drupe-central's URL.
-    #[arg(long, env = "JUPITER_DRUPE_CENTRAL", default_value = "http://drupe-central:7100")]
+    #[arg(
+        long,
+        env = "JUPITER_DRUPE_CENTRAL",
+        default_value = "http://drupe-central:7100"
+    )]
     central: String,
     /// URL other droplets reach this one at (default: http://<node>:<port>).
     #[arg(long, env = "JUPITER_ADVERTISE")]
@@ -28,13 +35,19 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     jupiter_common::telemetry::init(false);
     let args = Args::parse();
-    anyhow::ensure!(args.interval > 0.0, "--interval must be positive, got {}", args.interval);
+    anyhow::ensure!(
+        args.interval > 0.0,
+        "--interval must be positive, got {}",
+        args.interval
+    );
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let port = listener.local_addr()?.port();
     let config = drupe_droplet::DropletConfig {
-        advertise: args.advertise.unwrap_or_else(|| format!("http://{}:{port}", args.node)),
+        advertise: args
+            .advertise
+            .unwrap_or_else(|| format!("http://{}:{port}", args.node)),
         node: args.node,
         central: args.central,
         report_interval: Duration::from_secs_f64(args.interval),

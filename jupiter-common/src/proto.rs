@@ -1,8 +1,7 @@
 //! Generated protobuf and gRPC code, one module per versioned package.
 
 /// Encoded descriptors of every Jupiter package, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/jupiter_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/jupiter_descriptor.bin"));
 
 pub mod circe {
     pub mod worker {

@@ -11,9 +11,9 @@ use tokio_stream::StreamExt;
 use tonic::service::RoutesBuilder;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::ServingStatus as ReportedStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
+use tonic_health::ServingStatus as ReportedStatus;
 
 /// HTTP/2 windows large enough that a single stream can fill a fast link.
 const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
@@ -37,9 +37,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in services {
-        reporter
-            .set_service_status(*name, ReportedStatus::Serving)
-            .await;
+        reporter.set_service_status(*name, ReportedStatus::Serving).await;
     }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)

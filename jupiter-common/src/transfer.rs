@@ -72,9 +72,7 @@ fn chunk(kind: Kind) -> FileChunk {
 }
 
 /// Reads the header that must open every file stream.
-pub async fn read_header(
-    stream: &mut tonic::Streaming<FileChunk>,
-) -> Result<FileHeader, Status> {
+pub async fn read_header(stream: &mut tonic::Streaming<FileChunk>) -> Result<FileHeader, Status> {
     match stream.message().await? {
         Some(FileChunk {
             kind: Some(Kind::Header(header)),

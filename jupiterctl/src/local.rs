@@ -62,13 +62,24 @@ pub enum DeployError {
     #[error(transparent)]
     NotHealthy(#[from] NotHealthy),
     #[error("drupe-central knows {known} of {wanted} nodes after {waited:?}")]
-    NodesMissing { known: usize, wanted: usize, waited: Duration },
+    NodesMissing {
+        known: usize,
+        wanted: usize,
+        waited: Duration,
+    },
     #[error("scheduling: {0}")]
     Schedule(String),
     #[error("telling {node}'s wave-worker it hosts {task}: {message}")]
-    Host { node: String, task: String, message: String },
+    Host {
+        node: String,
+        task: String,
+        message: String,
+    },
     #[error("starting the worker of {task}: {source}")]
-    Worker { task: String, source: circe_worker::WorkerError },
+    Worker {
+        task: String,
+        source: circe_worker::WorkerError,
+    },
     #[error("starting circe-home: {0}")]
     Home(#[from] circe_home::HomeError),
     #[error("address: {0}")]
@@ -149,7 +160,11 @@ impl Deployment {
         // 1. DRUPE and WAVE: central, home, and per node a droplet and an agent.
         let central = bind().await?;
         let central_url = url_of(&central).map_err(DeployError::Bind)?;
-        spawn_role(&mut servers, "drupe-central".into(), drupe_central::serve(central, shutdown.clone().cancelled_owned()));
+        spawn_role(
+            &mut servers,
+            "drupe-central".into(),
+            drupe_central::serve(central, shutdown.clone().cancelled_owned()),
+        );
         let wave = bind().await?;
         let wave_url = url_of(&wave).map_err(DeployError::Bind)?;
         spawn_role(&mut servers, "wave-home".into(), {
@@ -169,7 +184,11 @@ impl Deployment {
                 advertise: droplet_url.clone(),
                 data_dir: None,
             };
-            spawn_role(&mut servers, format!("drupe-droplet {name}"), drupe_droplet::serve(config, droplet, shutdown.clone().cancelled_owned()));
+            spawn_role(
+                &mut servers,
+                format!("drupe-droplet {name}"),
+                drupe_droplet::serve(config, droplet, shutdown.clone().cancelled_owned()),
+            );
             let agent = bind().await?;
             let agent_url = url_of(&agent).map_err(DeployError::Bind)?;
             spawn_role(&mut servers, format!("wave-worker {name}"), {
@@ -177,7 +196,11 @@ impl Deployment {
                 let stop = shutdown.clone().cancelled_owned();
                 async move { wave_worker::serve(&name, agent, stop).await }
             });
-            nodes.push(NodeEndpoints { name, drupe_droplet: droplet_url, wave_worker: agent_url });
+            nodes.push(NodeEndpoints {
+                name,
+                drupe_droplet: droplet_url,
+                wave_worker: agent_url,
+            });
         }
         let mut checks: Vec<(String, String)> = vec![
             ("drupe-central".into(), central_url.clone()),
@@ -196,7 +219,10 @@ impl Deployment {
             tasks: app
                 .tasks
                 .iter()
-                .map(|t| TaskNode { name: t.name.clone(), children: t.children.clone() })
+                .map(|t| TaskNode {
+                    name: t.name.clone(),
+                    children: t.children.clone(),
+                })
                 .collect(),
             nodes: vec![],
             static_mapping: options.static_mapping.clone().into_iter().collect(),
@@ -210,11 +236,24 @@ impl Deployment {
         let assignments: BTreeMap<String, String> = mapping.assignments.into_iter().collect();
         for task in &app.tasks {
             let node = &assignments[&task.name];
-            let agent = &nodes.iter().find(|n| &n.name == node).ok_or_else(|| DeployError::Schedule(format!("wave-home mapped {} to unknown node {node}", task.name)))?.wave_worker;
+            let agent = &nodes
+                .iter()
+                .find(|n| &n.name == node)
+                .ok_or_else(|| {
+                    DeployError::Schedule(format!("wave-home mapped {} to unknown node {node}", task.name))
+                })?
+                .wave_worker;
             WaveWorkerClient::new(serve::channel(agent)?)
-                .host_task(HostTaskRequest { task: task.name.clone(), children: task.children.clone() })
+                .host_task(HostTaskRequest {
+                    task: task.name.clone(),
+                    children: task.children.clone(),
+                })
                 .await
-                .map_err(|s| DeployError::Host { node: node.clone(), task: task.name.clone(), message: s.message().to_string() })?;
+                .map_err(|s| DeployError::Host {
+                    node: node.clone(),
+                    task: task.name.clone(),
+                    message: s.message().to_string(),
+                })?;
         }
 
         // 3. CIRCE: every worker's port first (they address each other), then home.
@@ -228,7 +267,10 @@ impl Deployment {
         for (task, listener) in &listeners {
             worker_endpoints.insert(
                 task.clone(),
-                WorkerEndpoint { node: assignments[task].clone(), address: url_of(listener).map_err(DeployError::Bind)? },
+                WorkerEndpoint {
+                    node: assignments[task].clone(),
+                    address: url_of(listener).map_err(DeployError::Bind)?,
+                },
             );
         }
         let mut workers = BTreeMap::new();
@@ -237,21 +279,41 @@ impl Deployment {
             let config = WorkerConfig {
                 task: task.clone(),
                 app_dir: app.dir.clone(),
-                queue_dir: options.workdir.join("nodes").join(&node).join("queues").join(&task.name),
+                queue_dir: options
+                    .workdir
+                    .join("nodes")
+                    .join(&node)
+                    .join("queues")
+                    .join(&task.name),
                 node,
                 children: task
                     .children
                     .iter()
-                    .map(|c| ChildEndpoint { task: c.clone(), address: worker_endpoints[c].address.clone() })
+                    .map(|c| ChildEndpoint {
+                        task: c.clone(),
+                        address: worker_endpoints[c].address.clone(),
+                    })
                     .collect(),
                 home: home_url.clone(),
                 python: options.python.clone(),
             };
-            let Some(listener) = listeners.remove(&task.name) else { continue };
+            let Some(listener) = listeners.remove(&task.name) else {
+                continue;
+            };
             let addr = listener.local_addr().map_err(DeployError::Bind)?;
             let handle = circe_worker::start(config.clone(), listener, shutdown.clone().cancelled_owned())
-                .map_err(|source| DeployError::Worker { task: task.name.clone(), source })?;
-            workers.insert(task.name.clone(), WorkerSlot { config, addr, handle: Some(handle) });
+                .map_err(|source| DeployError::Worker {
+                    task: task.name.clone(),
+                    source,
+                })?;
+            workers.insert(
+                task.name.clone(),
+                WorkerSlot {
+                    config,
+                    addr,
+                    handle: Some(handle),
+                },
+            );
         }
         let home_config = circe_home::HomeConfig {
             data_dir: options.workdir.join("home"),
@@ -259,7 +321,10 @@ impl Deployment {
             ingress: app
                 .ingress()
                 .iter()
-                .map(|t| circe_home::Ingress { task: t.name.clone(), address: worker_endpoints[&t.name].address.clone() })
+                .map(|t| circe_home::Ingress {
+                    task: t.name.clone(),
+                    address: worker_endpoints[&t.name].address.clone(),
+                })
                 .collect(),
             egress: app.egress().iter().map(|t| t.name.clone()).collect(),
             tasks: app.tasks.iter().map(|t| t.name.clone()).collect(),
@@ -327,10 +392,22 @@ impl Deployment {
                 }
             }
         };
-        let handle = circe_worker::start(slot.config.clone(), listener, self.shutdown.clone().cancelled_owned())
-            .map_err(|source| DeployError::Worker { task: task.to_string(), source })?;
+        let handle = circe_worker::start(
+            slot.config.clone(),
+            listener,
+            self.shutdown.clone().cancelled_owned(),
+        )
+        .map_err(|source| DeployError::Worker {
+            task: task.to_string(),
+            source,
+        })?;
         slot.handle = Some(handle);
-        wait_healthy(&format!("circe-worker {task}"), &format!("http://{}", slot.addr), HEALTH_TIMEOUT).await?;
+        wait_healthy(
+            &format!("circe-worker {task}"),
+            &format!("http://{}", slot.addr),
+            HEALTH_TIMEOUT,
+        )
+        .await?;
         Ok(())
     }
 
@@ -356,7 +433,12 @@ impl Drop for Deployment {
 }
 
 async fn wait_all_healthy(checks: &[(String, String)]) -> Result<(), NotHealthy> {
-    let results = futures::future::join_all(checks.iter().map(|(what, url)| wait_healthy(what, url, HEALTH_TIMEOUT))).await;
+    let results = futures::future::join_all(
+        checks
+            .iter()
+            .map(|(what, url)| wait_healthy(what, url, HEALTH_TIMEOUT)),
+    )
+    .await;
     results.into_iter().collect()
 }
 
@@ -374,5 +456,9 @@ async fn wait_for_nodes(central: &str, wanted: usize) -> Result<(), DeployError>
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    Err(DeployError::NodesMissing { known, wanted, waited: started.elapsed() })
+    Err(DeployError::NodesMissing {
+        known,
+        wanted,
+        waited: started.elapsed(),
+    })
 }

@@ -128,7 +128,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 /// Loads the app and turns the flags into deployment options.
 fn prepare(args: &DeployArgs) -> anyhow::Result<(App, LocalOptions, Option<tempfile::TempDir>)> {
     if args.backend != "local" {
-        bail!("--backend {}: only the `local` backend exists so far", args.backend);
+        bail!(
+            "--backend {}: only the `local` backend exists so far",
+            args.backend
+        );
     }
     let app = App::load(&args.app)?;
     let static_mapping = match &args.mapping {
@@ -146,12 +149,19 @@ fn prepare(args: &DeployArgs) -> anyhow::Result<(App, LocalOptions, Option<tempf
     let (workdir, temp) = match &args.workdir {
         Some(dir) => (dir.clone(), None),
         None => {
-            let temp = tempfile::Builder::new().prefix("jupiter-").tempdir().context("creating a work folder")?;
+            let temp = tempfile::Builder::new()
+                .prefix("jupiter-")
+                .tempdir()
+                .context("creating a work folder")?;
             (temp.path().to_path_buf(), Some(temp))
         }
     };
-    std::fs::create_dir_all(&args.output).with_context(|| format!("creating output folder {}", args.output.display()))?;
-    let output = args.output.canonicalize().with_context(|| format!("output folder {}", args.output.display()))?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating output folder {}", args.output.display()))?;
+    let output = args
+        .output
+        .canonicalize()
+        .with_context(|| format!("output folder {}", args.output.display()))?;
     let options = LocalOptions {
         nodes: args.nodes,
         scheduler,
@@ -168,24 +178,57 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (app, options, _temp) = prepare(&args.deploy)?;
     let order: Vec<String> = app.tasks.iter().map(|t| t.name.clone()).collect();
     let output = options.output.clone();
-    eprintln!("deploying {} ({} tasks) on {} local nodes...", app.name, app.tasks.len(), options.nodes);
-    let outcome = run::run(app, &args.input, options, Duration::from_secs(args.timeout), !args.quiet).await?;
-    println!("mapping: {}", outcome.mapping.iter().map(|(t, n)| format!("{t}->{n}")).collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "deploying {} ({} tasks) on {} local nodes...",
+        app.name,
+        app.tasks.len(),
+        options.nodes
+    );
+    let outcome = run::run(
+        app,
+        &args.input,
+        options,
+        Duration::from_secs(args.timeout),
+        !args.quiet,
+    )
+    .await?;
+    println!(
+        "mapping: {}",
+        outcome
+            .mapping
+            .iter()
+            .map(|(t, n)| format!("{t}->{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!();
     print!("{}", report::inputs_table(&outcome.results));
     println!();
-    print!("{}", report::tasks_table(&report::summarize(&outcome.results, &order)));
+    print!(
+        "{}",
+        report::tasks_table(&report::summarize(&outcome.results, &order))
+    );
     println!();
-    println!("{}", report::makespan_line(&outcome.results, outcome.wall.as_secs_f64() * 1000.0));
+    println!(
+        "{}",
+        report::makespan_line(&outcome.results, outcome.wall.as_secs_f64() * 1000.0)
+    );
     println!("outputs in {}", output.display());
-    Ok(if outcome.all_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn up_cmd(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let state_path = state::default_path()?;
     if let Ok(existing) = state::read(&state_path) {
         if state::alive(existing.pid) {
-            bail!(state::StateError::AlreadyUp { pid: existing.pid, path: state_path });
+            bail!(state::StateError::AlreadyUp {
+                pid: existing.pid,
+                path: state_path
+            });
         }
     }
     let (app, options, _temp) = prepare(&args)?;
@@ -229,9 +272,16 @@ async fn submit_cmd(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     }
     let results = session::collect(watch, &ids, Duration::from_secs(args.timeout), true).await?;
     print!("{}", report::inputs_table(&results));
-    println!("{}", report::makespan_line(&results, started.elapsed().as_secs_f64() * 1000.0));
+    println!(
+        "{}",
+        report::makespan_line(&results, started.elapsed().as_secs_f64() * 1000.0)
+    );
     println!("outputs in {}", state.output.display());
-    Ok(if results.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if results.iter().all(|r| r.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn status_cmd() -> anyhow::Result<ExitCode> {
@@ -245,7 +295,10 @@ async fn down_cmd() -> anyhow::Result<ExitCode> {
     let state = state::read(&path)?;
     if !state::alive(state.pid) {
         std::fs::remove_file(&path).ok();
-        println!("the deployment (pid {}) was not running; removed its stale state file", state.pid);
+        println!(
+            "the deployment (pid {}) was not running; removed its stale state file",
+            state.pid
+        );
         return Ok(ExitCode::SUCCESS);
     }
     state::signal_stop(state.pid).with_context(|| format!("signalling pid {}", state.pid))?;

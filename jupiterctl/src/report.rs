@@ -34,7 +34,11 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 /// Task summaries in `order` (the app's task order).
 pub fn summarize(results: &[InputResult], order: &[String]) -> Vec<TaskSummary> {
     let mut by_task: BTreeMap<&str, TaskSummary> = BTreeMap::new();
-    for report in results.iter().flat_map(|r| &r.tasks).filter(|t| t.error.is_empty()) {
+    for report in results
+        .iter()
+        .flat_map(|r| &r.tasks)
+        .filter(|t| t.error.is_empty())
+    {
         let s = by_task.entry(&report.task).or_insert_with(|| TaskSummary {
             task: report.task.clone(),
             node: report.node.clone(),
@@ -51,14 +55,21 @@ pub fn summarize(results: &[InputResult], order: &[String]) -> Vec<TaskSummary> 
 
 pub fn inputs_table(results: &[InputResult]) -> String {
     let width = results.iter().map(|r| r.input_id.len()).max().unwrap_or(5).max(5);
-    let mut out = format!("{:<width$}  {:>6}  {:>12}  {}\n", "INPUT", "STATUS", "MAKESPAN ms", "OUTPUTS / ERROR");
+    let mut out = format!(
+        "{:<width$}  {:>6}  {:>12}  {}\n",
+        "INPUT", "STATUS", "MAKESPAN ms", "OUTPUTS / ERROR"
+    );
     for r in results {
         let (status, detail) = if r.ok {
             ("ok", r.outputs.join(" "))
         } else {
             ("FAILED", r.error.clone())
         };
-        let _ = writeln!(out, "{:<width$}  {:>6}  {:>12.1}  {}", r.input_id, status, r.makespan_ms, detail);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>6}  {:>12.1}  {}",
+            r.input_id, status, r.makespan_ms, detail
+        );
     }
     out
 }

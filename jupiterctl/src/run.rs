@@ -49,7 +49,12 @@ pub async fn run(
     let startup = deployment.startup;
     deployment.down().await;
     let (results, wall) = result?;
-    Ok(RunOutcome { results, mapping, startup, wall })
+    Ok(RunOutcome {
+        results,
+        mapping,
+        startup,
+        wall,
+    })
 }
 
 async fn stream(

@@ -29,7 +29,11 @@ pub enum SessionError {
     #[error("following results from circe-home: {0}")]
     Watch(String),
     #[error("timed out after {waited:?} with {missing} of {total} inputs unfinished")]
-    Timeout { waited: Duration, missing: usize, total: usize },
+    Timeout {
+        waited: Duration,
+        missing: usize,
+        total: usize,
+    },
     #[error("address: {0}")]
     Address(#[from] tonic::transport::Error),
 }
@@ -38,7 +42,10 @@ pub enum SessionError {
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SessionError> {
     let mut files = Vec::new();
     for path in paths {
-        let err = |source| SessionError::Input { path: path.display().to_string(), source };
+        let err = |source| SessionError::Input {
+            path: path.display().to_string(),
+            source,
+        };
         let meta = std::fs::metadata(path).map_err(err)?;
         if meta.is_dir() {
             let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
@@ -59,7 +66,10 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SessionError> {
     for file in &files {
         let name = input_id(file);
         if let Some(first) = seen.insert(name, file) {
-            return Err(SessionError::DuplicateName { first: first.display().to_string(), second: file.display().to_string() });
+            return Err(SessionError::DuplicateName {
+                first: first.display().to_string(),
+                second: file.display().to_string(),
+            });
         }
     }
     Ok(files)
@@ -67,7 +77,9 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SessionError> {
 
 /// An input's id: its file name.
 pub fn input_id(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub async fn client(circe_home: &str) -> Result<CirceHomeClient<Channel>, SessionError> {
@@ -75,12 +87,21 @@ pub async fn client(circe_home: &str) -> Result<CirceHomeClient<Channel>, Sessio
 }
 
 /// Submits every file; returns the ids in order.
-pub async fn submit_all(client: &CirceHomeClient<Channel>, files: &[PathBuf]) -> Result<Vec<String>, SessionError> {
+pub async fn submit_all(
+    client: &CirceHomeClient<Channel>,
+    files: &[PathBuf],
+) -> Result<Vec<String>, SessionError> {
     let submissions = futures::stream::iter(files.iter().cloned().map(|path| {
         let mut client = client.clone();
         async move {
-            let fail = |message: String| SessionError::Submit { path: path.display().to_string(), message };
-            let size = tokio::fs::metadata(&path).await.map_err(|e| fail(e.to_string()))?.len();
+            let fail = |message: String| SessionError::Submit {
+                path: path.display().to_string(),
+                message,
+            };
+            let size = tokio::fs::metadata(&path)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .len();
             let header = FileHeader {
                 input_id: input_id(&path),
                 file_name: input_id(&path),
@@ -88,19 +109,24 @@ pub async fn submit_all(client: &CirceHomeClient<Channel>, files: &[PathBuf]) ->
                 size,
                 ..Default::default()
             };
-            let ack = client.submit(file_chunks(header, Some(path.clone()))).await.map_err(|s| fail(s.message().to_string()))?;
+            let ack = client
+                .submit(file_chunks(header, Some(path.clone())))
+                .await
+                .map_err(|s| fail(s.message().to_string()))?;
             Ok(ack.into_inner().input_id)
         }
     }))
     .buffered(SUBMIT_CONCURRENCY);
-    submissions.collect::<Vec<Result<String, SessionError>>>().await.into_iter().collect()
+    submissions
+        .collect::<Vec<Result<String, SessionError>>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Follows circe-home's results until every id in `wanted` has finished.
 /// Subscribe (call this) before submitting so no result is missed.
-pub async fn watch(
-    client: &CirceHomeClient<Channel>,
-) -> Result<tonic::Streaming<InputResult>, SessionError> {
+pub async fn watch(client: &CirceHomeClient<Channel>) -> Result<tonic::Streaming<InputResult>, SessionError> {
     Ok(client
         .clone()
         .watch_results(WatchRequest {})
@@ -135,7 +161,11 @@ pub async fn collect(
         let result = match next {
             Err(_) => {
                 bar.abandon();
-                return Err(SessionError::Timeout { waited: timeout, missing: missing.len(), total: wanted.len() });
+                return Err(SessionError::Timeout {
+                    waited: timeout,
+                    missing: missing.len(),
+                    total: wanted.len(),
+                });
             }
             Ok(None) => return Err(SessionError::Watch("circe-home closed the stream".into())),
             Ok(Some(Err(status))) => return Err(SessionError::Watch(status.message().to_string())),

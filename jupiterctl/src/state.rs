@@ -42,10 +42,20 @@ pub fn default_path() -> Result<PathBuf, StateError> {
 pub fn read(path: &Path) -> Result<DeploymentState, StateError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotUp(path.to_path_buf())),
-        Err(e) => return Err(StateError::Bad { path: path.to_path_buf(), detail: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StateError::NotUp(path.to_path_buf()))
+        }
+        Err(e) => {
+            return Err(StateError::Bad {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })
+        }
     };
-    serde_json::from_slice(&bytes).map_err(|e| StateError::Bad { path: path.to_path_buf(), detail: e.to_string() })
+    serde_json::from_slice(&bytes).map_err(|e| StateError::Bad {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
 }
 
 /// Whether the process that wrote a state file is still alive.
@@ -56,10 +66,16 @@ pub fn alive(pid: u32) -> bool {
 
 /// Writes the state file, refusing if a live deployment owns it.
 pub fn write(path: &Path, state: &DeploymentState) -> Result<(), StateError> {
-    let bad = |detail: String| StateError::Bad { path: path.to_path_buf(), detail };
+    let bad = |detail: String| StateError::Bad {
+        path: path.to_path_buf(),
+        detail,
+    };
     if let Ok(existing) = read(path) {
         if existing.pid != state.pid && alive(existing.pid) {
-            return Err(StateError::AlreadyUp { pid: existing.pid, path: path.to_path_buf() });
+            return Err(StateError::AlreadyUp {
+                pid: existing.pid,
+                path: path.to_path_buf(),
+            });
         }
     }
     if let Some(dir) = path.parent() {

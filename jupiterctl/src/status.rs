@@ -12,7 +12,12 @@ use std::fmt::Write;
 
 pub async fn render(state: &DeploymentState) -> String {
     let e = &state.endpoints;
-    let mut out = format!("app {} (backend {}, pid {})\n\nROLES\n", state.app.display(), state.backend, state.pid);
+    let mut out = format!(
+        "app {} (backend {}, pid {})\n\nROLES\n",
+        state.app.display(),
+        state.backend,
+        state.pid
+    );
     let mut roles = vec![
         ("drupe-central".to_string(), e.drupe_central.clone()),
         ("wave-home".to_string(), e.wave_home.clone()),
@@ -45,7 +50,10 @@ pub async fn render(state: &DeploymentState) -> String {
     out.push_str("  TASK                 NODE      WAITING  RUNNING  SENDING     DONE   FAILED\n");
     for (task, w) in &e.workers {
         let line = match worker_status(&w.address).await {
-            Ok(s) => format!("{:>7}  {:>7}  {:>7}  {:>7}  {:>7}", s.waiting, s.running, s.sending, s.done, s.failed),
+            Ok(s) => format!(
+                "{:>7}  {:>7}  {:>7}  {:>7}  {:>7}",
+                s.waiting, s.running, s.sending, s.done, s.failed
+            ),
             Err(err) => format!("unreachable: {err}"),
         };
         let _ = writeln!(out, "  {task:<20} {:<8}  {line}", w.node);
@@ -54,7 +62,11 @@ pub async fn render(state: &DeploymentState) -> String {
     out.push_str("\nINPUTS\n");
     match home_status(&e.circe_home).await {
         Ok(s) => {
-            let _ = writeln!(out, "  submitted {}  done {}  failed {}  in flight {}", s.submitted, s.done, s.failed, s.in_flight);
+            let _ = writeln!(
+                out,
+                "  submitted {}  done {}  failed {}  in flight {}",
+                s.submitted, s.done, s.failed, s.in_flight
+            );
         }
         Err(err) => {
             let _ = writeln!(out, "  circe-home: {err}");
@@ -85,18 +97,24 @@ async fn node_table(central: &str) -> Result<String, String> {
     Ok(out)
 }
 
-async fn worker_status(address: &str) -> Result<jupiter_common::proto::circe::worker::v1::WorkerStatus, String> {
-    Ok(CirceWorkerClient::new(serve::channel(address).map_err(|e| e.to_string())?)
-        .status(StatusRequest {})
-        .await
-        .map_err(|s| s.message().to_string())?
-        .into_inner())
+async fn worker_status(
+    address: &str,
+) -> Result<jupiter_common::proto::circe::worker::v1::WorkerStatus, String> {
+    Ok(
+        CirceWorkerClient::new(serve::channel(address).map_err(|e| e.to_string())?)
+            .status(StatusRequest {})
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner(),
+    )
 }
 
 async fn home_status(address: &str) -> Result<jupiter_common::proto::circe::home::v1::HomeStatus, String> {
-    Ok(CirceHomeClient::new(serve::channel(address).map_err(|e| e.to_string())?)
-        .status(HomeStatusRequest {})
-        .await
-        .map_err(|s| s.message().to_string())?
-        .into_inner())
+    Ok(
+        CirceHomeClient::new(serve::channel(address).map_err(|e| e.to_string())?)
+            .status(HomeStatusRequest {})
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner(),
+    )
 }

@@ -13,7 +13,7 @@ fn lines(content: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Lines, each terminated by '\n'.
-fn unlines<'a>(lines: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
+fn unlines(lines: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::new();
     for mut l in lines {
         out.append(&mut l);
@@ -47,11 +47,17 @@ pub fn chain(input_name: &str, content: &[u8]) -> Vec<(String, Vec<u8>)> {
 /// `{stem}.joined`.
 pub fn fanjoin(input_name: &str, content: &[u8]) -> Vec<(String, Vec<u8>)> {
     let tagged = |tag: &str, odd: bool| {
-        unlines(lines(content).into_iter().enumerate().filter(|(i, _)| (i % 2 == 0) == odd).map(|(_, l)| {
-            let mut v = format!("{tag}:").into_bytes();
-            v.extend_from_slice(l);
-            v
-        }))
+        unlines(
+            lines(content)
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| (i % 2 == 0) == odd)
+                .map(|(_, l)| {
+                    let mut v = format!("{tag}:").into_bytes();
+                    v.extend_from_slice(l);
+                    v
+                }),
+        )
     };
     let mut joined = tagged("L", true);
     joined.extend(tagged("R", false));
@@ -61,7 +67,13 @@ pub fn fanjoin(input_name: &str, content: &[u8]) -> Vec<(String, Vec<u8>)> {
 /// `examples/dummy_app` (original Jupiter format): only task6's
 /// `{base}_task6.txt` reaches home.
 pub fn dummy_app(input_name: &str, content: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let base = input_name.split('_').next().unwrap_or("").split('.').next().unwrap_or("");
+    let base = input_name
+        .split('_')
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .next()
+        .unwrap_or("");
     let cat = |parts: &[&[u8]]| parts.concat();
     let from0 = |child: &str| cat(&[format!("task0 -> {child}\n").as_bytes(), content]);
     // A task's output: its name on a line, then its inputs in file-name order

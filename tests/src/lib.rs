@@ -1,1 +1,107 @@
-//! stub
+//! Helpers shared by Jupiter's end-to-end tests: where the examples are,
+//! deterministic inputs, deployment options in a private temporary folder,
+//! and byte-exact checks of what reached the output folder.
+
+pub mod expected;
+
+use jupiterctl::local::{LocalOptions, Scheduler};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Expected output files of one input: (file name, bytes).
+pub type Expected = Vec<(String, Vec<u8>)>;
+
+/// The folder of an example app shipped in `examples/`.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+/// A private folder for one test (queues, home data, outputs, inputs).
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("jupiter-test-")
+                .tempdir()
+                .expect("temporary folder"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Options for `nodes` local nodes with a seeded random mapping.
+    pub fn options(&self, nodes: usize, seed: u64) -> LocalOptions {
+        LocalOptions {
+            nodes,
+            scheduler: Scheduler::Random,
+            static_mapping: BTreeMap::new(),
+            seed,
+            workdir: self.path("work"),
+            output: self.path("output"),
+            python: "python3".into(),
+        }
+    }
+
+    /// Writes `count` distinct inputs named `{prefix}{i}{suffix}`, each a few
+    /// lines that differ per input, and returns their folder.
+    pub fn inputs(&self, count: usize, prefix: &str, suffix: &str) -> PathBuf {
+        let dir = self.path("inputs");
+        std::fs::create_dir_all(&dir).expect("inputs folder");
+        for i in 0..count {
+            let mut text = String::new();
+            for line in 0..(3 + i % 5) {
+                text.push_str(&format!("input {i} line {line}: lorem ipsum {}\n", i * 31 + line));
+            }
+            std::fs::write(dir.join(format!("{prefix}{i}{suffix}")), text).expect("write input");
+        }
+        dir
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Asserts that `<output>/<input>/` holds exactly the expected files, byte for byte.
+pub fn assert_outputs(output: &Path, input: &str, expected: &Expected) {
+    let dir = output.join(input);
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("output folder {}: {e}", dir.display()))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let mut wanted: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
+    wanted.sort();
+    assert_eq!(found, wanted, "output files of input {input}");
+    for (name, bytes) in expected {
+        let got = std::fs::read(dir.join(name)).expect("read output");
+        assert!(
+            got == *bytes,
+            "output {input}/{name} differs:\n got: {:?}\nwant: {:?}",
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+/// The expected outputs of every input file in `inputs`, by input id.
+pub fn expected_for(inputs: &Path, model: fn(&str, &[u8]) -> Expected) -> BTreeMap<String, Expected> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir(inputs).expect("inputs folder") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let content = std::fs::read(&path).expect("read input");
+        all.insert(name.clone(), model(&name, &content));
+    }
+    all
+}

@@ -52,7 +52,8 @@ impl WaveHome for Home {
         } else {
             request.nodes.clone()
         };
-        let mapping = mapping::compute(&request, &nodes).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mapping =
+            mapping::compute(&request, &nodes).map_err(|e| Status::invalid_argument(e.to_string()))?;
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapping.clone());
         tracing::info!(algorithm = %mapping.algorithm, ?mapping.assignments, "mapping ready");
         Ok(Response::new(mapping))

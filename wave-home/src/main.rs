@@ -4,13 +4,20 @@ use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "WAVE home: maps an app's tasks to nodes (static or random; nodes come from drupe-central)")]
+#[command(
+    version,
+    about = "WAVE home: maps an app's tasks to nodes (static or random; nodes come from drupe-central)"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "JUPITER_LISTEN", default_value = "0.0.0.0:7200")]
     listen: String,
     /// drupe-central's URL.
-    #[arg(long, env = "JUPITER_DRUPE_CENTRAL", default_value = "http://drupe-central:7100")]
+    #[arg(
+        long,
+        env = "JUPITER_DRUPE_CENTRAL",
+        default_value = "http://drupe-central:7100"
+    )]
     central: String,
 }
 
@@ -22,6 +29,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "wave-home listening");
-    wave_home::serve(&args.central, listener, jupiter_common::telemetry::shutdown_signal()).await?;
+    wave_home::serve(
+        &args.central,
+        listener,
+        jupiter_common::telemetry::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }

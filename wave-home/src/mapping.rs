@@ -17,7 +17,11 @@ pub enum MappingError {
     #[error("static mapping: task {task:?} has no node")]
     Unmapped { task: String },
     #[error("static mapping: task {task:?} is mapped to unknown node {node:?} (known nodes: {known})")]
-    UnknownNode { task: String, node: String, known: String },
+    UnknownNode {
+        task: String,
+        node: String,
+        known: String,
+    },
     #[error("static mapping: {task:?} is not a task of the app")]
     UnknownTask { task: String },
 }
@@ -48,7 +52,11 @@ fn static_mapping(
 ) -> Result<HashMap<String, String>, MappingError> {
     let known: BTreeSet<&str> = nodes.iter().map(String::as_str).collect();
     let tasks: BTreeSet<&str> = request.tasks.iter().map(|t| t.name.as_str()).collect();
-    if let Some(task) = request.static_mapping.keys().find(|t| !tasks.contains(t.as_str())) {
+    if let Some(task) = request
+        .static_mapping
+        .keys()
+        .find(|t| !tasks.contains(t.as_str()))
+    {
         return Err(MappingError::UnknownTask { task: task.clone() });
     }
     let mut out = HashMap::new();
@@ -56,7 +64,9 @@ fn static_mapping(
         let node = request
             .static_mapping
             .get(&task.name)
-            .ok_or_else(|| MappingError::Unmapped { task: task.name.clone() })?;
+            .ok_or_else(|| MappingError::Unmapped {
+                task: task.name.clone(),
+            })?;
         if !known.contains(node.as_str()) {
             return Err(MappingError::UnknownNode {
                 task: task.name.clone(),
@@ -95,10 +105,16 @@ mod tests {
             algorithm: algorithm.into(),
             tasks: ["a", "b", "c"]
                 .iter()
-                .map(|n| TaskNode { name: n.to_string(), children: vec![] })
+                .map(|n| TaskNode {
+                    name: n.to_string(),
+                    children: vec![],
+                })
                 .collect(),
             nodes: vec![],
-            static_mapping: mapping.iter().map(|(t, n)| (t.to_string(), n.to_string())).collect(),
+            static_mapping: mapping
+                .iter()
+                .map(|(t, n)| (t.to_string(), n.to_string()))
+                .collect(),
             seed: 7,
         }
     }
@@ -118,18 +134,34 @@ mod tests {
 
     #[test]
     fn static_is_checked() {
-        let ok = compute(&request("static", &[("a", "node0"), ("b", "node1"), ("c", "node1")]), &nodes()).unwrap();
+        let ok = compute(
+            &request("static", &[("a", "node0"), ("b", "node1"), ("c", "node1")]),
+            &nodes(),
+        )
+        .unwrap();
         assert_eq!(ok.assignments["b"], "node1");
         let missing = compute(&request("static", &[("a", "node0"), ("b", "node1")]), &nodes());
         assert_eq!(missing.unwrap_err(), MappingError::Unmapped { task: "c".into() });
-        let bad_node = compute(&request("static", &[("a", "node9"), ("b", "node1"), ("c", "node1")]), &nodes());
+        let bad_node = compute(
+            &request("static", &[("a", "node9"), ("b", "node1"), ("c", "node1")]),
+            &nodes(),
+        );
         assert!(bad_node.unwrap_err().to_string().contains("node9"));
-        let extra = compute(&request("static", &[("a", "node0"), ("b", "node1"), ("c", "node1"), ("zz", "node0")]), &nodes());
+        let extra = compute(
+            &request(
+                "static",
+                &[("a", "node0"), ("b", "node1"), ("c", "node1"), ("zz", "node0")],
+            ),
+            &nodes(),
+        );
         assert!(extra.unwrap_err().to_string().contains("zz"));
     }
 
     #[test]
     fn no_nodes_is_an_error() {
-        assert_eq!(compute(&request("random", &[]), &[]).unwrap_err(), MappingError::NoNodes);
+        assert_eq!(
+            compute(&request("random", &[]), &[]).unwrap_err(),
+            MappingError::NoNodes
+        );
     }
 }

@@ -34,14 +34,25 @@ impl WaveWorker for Agent {
     async fn host_task(&self, request: Request<HostTaskRequest>) -> Result<Response<HostTaskReply>, Status> {
         let request = request.into_inner();
         check_name("task", &request.task)?;
-        self.hosted.lock().unwrap_or_else(|e| e.into_inner()).insert(request.task);
-        Ok(Response::new(HostTaskReply { node: self.node.clone() }))
+        self.hosted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request.task);
+        Ok(Response::new(HostTaskReply {
+            node: self.node.clone(),
+        }))
     }
 
     async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<WorkerInfo>, Status> {
         Ok(Response::new(WorkerInfo {
             node: self.node.clone(),
-            hosted_tasks: self.hosted.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect(),
+            hosted_tasks: self
+                .hosted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
         }))
     }
 }

@@ -15,10 +15,18 @@ pub struct Location {
 
 impl Location {
     pub fn field(field: impl Into<String>, line: Option<usize>) -> Self {
-        Location { field: Some(field.into()), line, column: None }
+        Location {
+            field: Some(field.into()),
+            line,
+            column: None,
+        }
     }
     pub fn line(line: usize) -> Self {
-        Location { field: None, line: Some(line), column: None }
+        Location {
+            field: None,
+            line: Some(line),
+            column: None,
+        }
     }
 }
 
@@ -84,11 +92,18 @@ fn line_suffix(at: &Location) -> String {
 
 impl AppError {
     pub(crate) fn invalid(file: &std::path::Path, at: Location, message: impl Into<String>) -> Self {
-        AppError::Invalid { file: file.to_path_buf(), at, message: message.into() }
+        AppError::Invalid {
+            file: file.to_path_buf(),
+            at,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        AppError::Io { path: path.to_path_buf(), source }
+        AppError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// The file the error is about (the app folder for folder-level errors).
@@ -96,7 +111,9 @@ impl AppError {
         match self {
             AppError::DirNotFound { path } | AppError::NotADir { path } | AppError::Io { path, .. } => path,
             AppError::NotAnApp { dir } => dir,
-            AppError::Syntax { file, .. } | AppError::Invalid { file, .. } | AppError::Cycle { file, .. } => file,
+            AppError::Syntax { file, .. } | AppError::Invalid { file, .. } | AppError::Cycle { file, .. } => {
+                file
+            }
         }
     }
 }

@@ -13,8 +13,11 @@ use super::TaskSpec;
 /// Children that name no task are skipped (the loaders reject them first).
 fn graph(tasks: &[TaskSpec]) -> DiGraph<usize, ()> {
     let mut g = DiGraph::with_capacity(tasks.len(), tasks.len());
-    let index: HashMap<&str, NodeIndex> =
-        tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), g.add_node(i))).collect();
+    let index: HashMap<&str, NodeIndex> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), g.add_node(i)))
+        .collect();
     for (i, t) in tasks.iter().enumerate() {
         for c in &t.children {
             if let Some(&ci) = index.get(c.as_str()) {
@@ -32,7 +35,7 @@ pub(crate) fn fill_parents(tasks: &mut [TaskSpec]) {
         .map(|t| {
             tasks
                 .iter()
-                .filter(|p| p.children.iter().any(|c| *c == t.name))
+                .filter(|p| p.children.contains(&t.name))
                 .map(|p| p.name.clone())
                 .collect()
         })
@@ -63,7 +66,9 @@ pub(crate) fn find_cycle(tasks: &[TaskSpec]) -> Option<Vec<String>> {
     let mut last = None;
     'bfs: while let Some(n) = queue.pop_front() {
         for c in &tasks[g[n]].children {
-            let Some(ci) = g.node_indices().find(|&i| tasks[g[i]].name == *c) else { continue };
+            let Some(ci) = g.node_indices().find(|&i| tasks[g[i]].name == *c) else {
+                continue;
+            };
             if !members.contains(&ci) {
                 continue;
             }
@@ -95,10 +100,14 @@ pub(crate) fn find_cycle(tasks: &[TaskSpec]) -> Option<Vec<String>> {
 /// yields its acyclic prefix followed by the rest in file order.
 pub(crate) fn topological_order(tasks: &[TaskSpec]) -> Vec<usize> {
     let g = graph(tasks);
-    let mut indegree: Vec<usize> =
-        g.node_indices().map(|n| g.neighbors_directed(n, petgraph::Incoming).count()).collect();
-    let mut ready: BinaryHeap<Reverse<usize>> =
-        (0..tasks.len()).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+    let mut indegree: Vec<usize> = g
+        .node_indices()
+        .map(|n| g.neighbors_directed(n, petgraph::Incoming).count())
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..tasks.len())
+        .filter(|&i| indegree[i] == 0)
+        .map(Reverse)
+        .collect();
     let mut order = Vec::with_capacity(tasks.len());
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i);

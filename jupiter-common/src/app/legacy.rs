@@ -74,7 +74,10 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         let name = tokens[0];
         check_task_name(name).map_err(|m| err(line, m))?;
         if let Some(prev) = seen.insert(name, line) {
-            return Err(err(line, format!("duplicate task {name:?} (already defined on line {prev})")));
+            return Err(err(
+                line,
+                format!("duplicate task {name:?} (already defined on line {prev})"),
+            ));
         }
         let (wait, children) = if jupiter {
             if tokens.len() < 3 {
@@ -86,26 +89,38 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                     ),
                 ));
             }
-            let wait = tokens[1].parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
-                err(
-                    line,
-                    format!(
-                        "task {name:?}: inputs_to_wait_for must be a positive integer, got {:?}",
-                        tokens[1]
-                    ),
-                )
-            })?;
+            let wait = tokens[1]
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    err(
+                        line,
+                        format!(
+                            "task {name:?}: inputs_to_wait_for must be a positive integer, got {:?}",
+                            tokens[1]
+                        ),
+                    )
+                })?;
             if !tokens[2].eq_ignore_ascii_case("true") && !tokens[2].eq_ignore_ascii_case("false") {
                 return Err(err(
                     line,
-                    format!("task {name:?}: flag (3rd field) must be true or false, got {:?}", tokens[2]),
+                    format!(
+                        "task {name:?}: flag (3rd field) must be true or false, got {:?}",
+                        tokens[2]
+                    ),
                 ));
             }
             (Some(wait), tokens[3..].to_vec())
         } else {
             (None, tokens[1..].to_vec())
         };
-        parsed.push(TaskLine { line, name, wait, children });
+        parsed.push(TaskLine {
+            line,
+            name,
+            wait,
+            children,
+        });
     }
 
     for t in &parsed {
@@ -117,7 +132,10 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                 return Err(err(t.line, format!("task {:?}: unknown child {c:?}", t.name)));
             }
             if t.children[..j].contains(c) {
-                return Err(err(t.line, format!("task {:?}: child {c:?} listed twice", t.name)));
+                return Err(err(
+                    t.line,
+                    format!("task {:?}: child {c:?} listed twice", t.name),
+                ));
             }
         }
     }
@@ -157,14 +175,23 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         if !script.is_file() {
             return Err(err(
                 t.line,
-                format!("task {:?}: script {rel} not found at {}", t.name, script.display()),
+                format!(
+                    "task {:?}: script {rel} not found at {}",
+                    t.name,
+                    script.display()
+                ),
             ));
         }
         tasks.push(TaskSpec {
             name: t.name.to_owned(),
             runner: TaskRunner::LegacyPython { script },
             parents: Vec::new(),
-            children: t.children.iter().filter(|c| !is_sink_name(c)).map(|c| c.to_string()).collect(),
+            children: t
+                .children
+                .iter()
+                .filter(|c| !is_sink_name(c))
+                .map(|c| c.to_string())
+                .collect(),
             parallelism: 1,
         });
     }
@@ -191,7 +218,10 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
     };
 
     Ok(App {
-        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         dir: dir.to_path_buf(),
         format: AppFormat::Legacy,
         tasks,

@@ -71,11 +71,15 @@ impl App {
     /// Loads the app in `dir`: `app.yaml` if present, else `configuration.txt`.
     pub fn load(dir: &Path) -> Result<App, AppError> {
         let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => AppError::DirNotFound { path: dir.to_path_buf() },
+            std::io::ErrorKind::NotFound => AppError::DirNotFound {
+                path: dir.to_path_buf(),
+            },
             _ => AppError::io(dir, e),
         })?;
         if !meta.is_dir() {
-            return Err(AppError::NotADir { path: dir.to_path_buf() });
+            return Err(AppError::NotADir {
+                path: dir.to_path_buf(),
+            });
         }
         let canonical = dir.canonicalize().map_err(|e| AppError::io(dir, e))?;
         let yaml_file = dir.join(APP_YAML);
@@ -85,7 +89,9 @@ impl App {
         } else if legacy_file.is_file() {
             legacy::load(&legacy_file, &canonical)
         } else {
-            Err(AppError::NotAnApp { dir: dir.to_path_buf() })
+            Err(AppError::NotAnApp {
+                dir: dir.to_path_buf(),
+            })
         }
     }
 
@@ -105,7 +111,10 @@ impl App {
 
     /// Every task after all its parents; ties broken by file order.
     pub fn topological_order(&self) -> Vec<&TaskSpec> {
-        graph::topological_order(&self.tasks).into_iter().map(|i| &self.tasks[i]).collect()
+        graph::topological_order(&self.tasks)
+            .into_iter()
+            .map(|i| &self.tasks[i])
+            .collect()
     }
 }
 
@@ -113,7 +122,10 @@ impl App {
 /// rejects cycles.
 fn finish_graph(file: &Path, tasks: &mut [TaskSpec]) -> Result<(), AppError> {
     if let Some(cycle) = graph::find_cycle(tasks) {
-        return Err(AppError::Cycle { file: file.to_path_buf(), tasks: cycle });
+        return Err(AppError::Cycle {
+            file: file.to_path_buf(),
+            tasks: cycle,
+        });
     }
     graph::fill_parents(tasks);
     Ok(())
@@ -129,7 +141,10 @@ pub(crate) fn check_task_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("task name is empty".into());
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
         return Err(format!(
             "invalid task name {name:?}: {c:?} not allowed (use letters, digits, '_', '-', '.')"
         ));

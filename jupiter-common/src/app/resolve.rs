@@ -34,7 +34,9 @@ pub(crate) fn program(app_dir: &Path, word: &str) -> Result<PathBuf, String> {
                 return Ok(if candidate.is_absolute() {
                     candidate
                 } else {
-                    std::env::current_dir().map(|d| d.join(&candidate)).unwrap_or(candidate)
+                    std::env::current_dir()
+                        .map(|d| d.join(&candidate))
+                        .unwrap_or(candidate)
                 });
             }
         }

@@ -74,7 +74,10 @@ fn loads_yaml_app() {
     assert_eq!(app.dir, dir);
     assert_eq!(app.format, AppFormat::Yaml);
     assert_eq!(app.name, dir.file_name().unwrap().to_str().unwrap());
-    assert_eq!(names(&app.tasks.iter().collect::<Vec<_>>()), ["split", "left", "right", "join"]);
+    assert_eq!(
+        names(&app.tasks.iter().collect::<Vec<_>>()),
+        ["split", "left", "right", "join"]
+    );
     let split = app.task("split").unwrap();
     assert_eq!(split.parallelism, 2);
     assert_eq!(split.children, ["left", "right"]);
@@ -96,8 +99,14 @@ fn loads_yaml_app() {
     assert_eq!(app.task("left").unwrap().parallelism, 1);
     assert_eq!(names(&app.ingress()), ["split"]);
     assert_eq!(names(&app.egress()), ["join"]);
-    assert_eq!(names(&app.topological_order()), ["split", "left", "right", "join"]);
-    assert_eq!(app.sample_inputs, [dir.join("inputs/a.txt"), dir.join("inputs/b.txt")]);
+    assert_eq!(
+        names(&app.topological_order()),
+        ["split", "left", "right", "join"]
+    );
+    assert_eq!(
+        app.sample_inputs,
+        [dir.join("inputs/a.txt"), dir.join("inputs/b.txt")]
+    );
     assert_eq!(app.static_mapping.get("join").map(String::as_str), Some("node2"));
     assert!(app.task("nope").is_none());
 }
@@ -121,14 +130,20 @@ fn sample_inputs_as_list() {
     write(d.path(), "other/a.txt", "a");
     let app = App::load(d.path()).unwrap();
     let dir = d.path().canonicalize().unwrap();
-    assert_eq!(app.sample_inputs, [dir.join("other/a.txt"), dir.join("data/z.txt")]);
+    assert_eq!(
+        app.sample_inputs,
+        [dir.join("other/a.txt"), dir.join("data/z.txt")]
+    );
 }
 
 #[test]
 fn yaml_unknown_field_has_line_column_and_path() {
     let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\n  - name: b\n    comand: ./t.sh\n");
     let m = load_err(d.path());
-    assert_has(&m, &["app.yaml: line 5 column 5: tasks[1]: unknown field `comand`, expected one of"]);
+    assert_has(
+        &m,
+        &["app.yaml: line 5 column 5: tasks[1]: unknown field `comand`, expected one of"],
+    );
 }
 
 #[test]
@@ -137,7 +152,14 @@ fn yaml_type_error_has_location() {
     let m = load_err(d.path());
     assert_has(&m, &["app.yaml: line 4", "tasks[0].parallelism", "invalid type"]);
     let d = yaml_app("tasks:\n  - name: a\n    command: {x: 1}\n");
-    assert_has(&load_err(d.path()), &["app.yaml: line 3", "tasks[0].command", "a string or a list of strings"]);
+    assert_has(
+        &load_err(d.path()),
+        &[
+            "app.yaml: line 3",
+            "tasks[0].command",
+            "a string or a list of strings",
+        ],
+    );
 }
 
 #[test]
@@ -173,17 +195,30 @@ tasks:
       - foo
 ";
     let d = yaml_app(yaml);
-    assert_has(&load_err(d.path()), &["app.yaml: tasks[2].children[0]: unknown task \"foo\" (line 12)"]);
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: tasks[2].children[0]: unknown task \"foo\" (line 12)"],
+    );
 }
 
 #[test]
 fn yaml_sink_child_gets_a_hint_and_duplicate_child() {
     let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\n    children: [home]\n");
-    assert_has(&load_err(d.path()), &["tasks[0].children[0]: unknown task \"home\"", "egress", "(line 4)"]);
+    assert_has(
+        &load_err(d.path()),
+        &[
+            "tasks[0].children[0]: unknown task \"home\"",
+            "egress",
+            "(line 4)",
+        ],
+    );
     let d = yaml_app(
         "tasks:\n  - name: a\n    command: ./t.sh\n    children: [b, b]\n  - name: b\n    command: ./t.sh\n",
     );
-    assert_has(&load_err(d.path()), &["tasks[0].children[1]: task \"b\" listed twice (line 4)"]);
+    assert_has(
+        &load_err(d.path()),
+        &["tasks[0].children[1]: task \"b\" listed twice (line 4)"],
+    );
 }
 
 #[test]
@@ -196,7 +231,10 @@ fn yaml_cycle_is_named_in_order() {
   - {name: d, command: ./t.sh}
 ";
     let d = yaml_app(yaml);
-    assert_has(&load_err(d.path()), &["app.yaml: tasks form a cycle: a -> b -> c -> a"]);
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: tasks form a cycle: a -> b -> c -> a"],
+    );
     let d = yaml_app("tasks:\n  - {name: a, command: ./t.sh, children: [a]}\n");
     assert_has(&load_err(d.path()), &["app.yaml: tasks form a cycle: a -> a"]);
 }
@@ -207,58 +245,119 @@ fn yaml_program_errors() {
     let abs = d.path().canonicalize().unwrap().join("tasks/nope.sh");
     assert_has(
         &load_err(d.path()),
-        &[&format!("app.yaml: tasks[0].command: program \"./tasks/nope.sh\" not found at {} (line 3)", abs.display())],
+        &[&format!(
+            "app.yaml: tasks[0].command: program \"./tasks/nope.sh\" not found at {} (line 3)",
+            abs.display()
+        )],
     );
     let d = yaml_app("tasks:\n  - name: a\n    command: ./data.txt\n");
     write(d.path(), "data.txt", "x");
-    assert_has(&load_err(d.path()), &["app.yaml: tasks[0].command: program \"./data.txt\" at", "not executable", "(line 3)"]);
+    assert_has(
+        &load_err(d.path()),
+        &[
+            "app.yaml: tasks[0].command: program \"./data.txt\" at",
+            "not executable",
+            "(line 3)",
+        ],
+    );
     let d = yaml_app("tasks:\n  - name: a\n    command: [no-such-program-jupiter, x]\n");
-    assert_has(&load_err(d.path()), &["app.yaml: tasks[0].command: program \"no-such-program-jupiter\" not found on PATH", "(line 3)"]);
+    assert_has(
+        &load_err(d.path()),
+        &[
+            "app.yaml: tasks[0].command: program \"no-such-program-jupiter\" not found on PATH",
+            "(line 3)",
+        ],
+    );
     let d = yaml_app("tasks:\n  - name: a\n    command: \"  \"\n");
-    assert_has(&load_err(d.path()), &["app.yaml: tasks[0].command: empty command (line 3)"]);
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: tasks[0].command: empty command (line 3)"],
+    );
 }
 
 #[test]
 fn yaml_name_errors() {
     let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\n  - name: b\n    command: ./t.sh\n  - name: a\n    command: ./t.sh\n");
-    assert_has(&load_err(d.path()), &["app.yaml: tasks[2].name: duplicate task name \"a\" (already the name of tasks[0]) (line 6)"]);
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: tasks[2].name: duplicate task name \"a\" (already the name of tasks[0]) (line 6)"],
+    );
     let d = yaml_app("tasks:\n  - command: ./t.sh\n    name: a b\n");
-    assert_has(&load_err(d.path()), &["app.yaml: tasks[0].name: invalid task name \"a b\"", "(line 3)"]);
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: tasks[0].name: invalid task name \"a b\"", "(line 3)"],
+    );
     let d = yaml_app("name: ''\ntasks:\n  - command: ./t.sh\n    name: a\n");
-    assert_has(&load_err(d.path()), &["app.yaml: name: app name is empty (line 1)"]);
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: name: app name is empty (line 1)"],
+    );
 }
 
 #[test]
 fn yaml_parallelism_zero() {
-    let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\n  - name: b\n    command: ./t.sh\n    parallelism: 0\n");
-    assert_has(&load_err(d.path()), &["app.yaml: tasks[1].parallelism: must be at least 1 (line 6)"]);
+    let d = yaml_app(
+        "tasks:\n  - name: a\n    command: ./t.sh\n  - name: b\n    command: ./t.sh\n    parallelism: 0\n",
+    );
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: tasks[1].parallelism: must be at least 1 (line 6)"],
+    );
 }
 
 #[test]
 fn yaml_mapping_unknown_task() {
     let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\nmapping:\n  a: node0\n  zz: node1\n");
-    assert_has(&load_err(d.path()), &["app.yaml: mapping.zz: unknown task \"zz\" (line 6)"]);
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: mapping.zz: unknown task \"zz\" (line 6)"],
+    );
 }
 
 #[test]
 fn yaml_sample_input_errors() {
     let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\nsample_inputs: inputs\n");
-    assert_has(&load_err(d.path()), &["app.yaml: sample_inputs: folder \"inputs\" not found at", "(line 4)"]);
-    let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\nsample_inputs:\n  - in/a.txt\n  - in/b.txt\n");
+    assert_has(
+        &load_err(d.path()),
+        &[
+            "app.yaml: sample_inputs: folder \"inputs\" not found at",
+            "(line 4)",
+        ],
+    );
+    let d =
+        yaml_app("tasks:\n  - name: a\n    command: ./t.sh\nsample_inputs:\n  - in/a.txt\n  - in/b.txt\n");
     write(d.path(), "in/a.txt", "a");
-    assert_has(&load_err(d.path()), &["app.yaml: sample_inputs[1]: file \"in/b.txt\" not found at", "(line 6)"]);
+    assert_has(
+        &load_err(d.path()),
+        &[
+            "app.yaml: sample_inputs[1]: file \"in/b.txt\" not found at",
+            "(line 6)",
+        ],
+    );
     let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\nsample_inputs: [x/a.txt, y/a.txt]\n");
     write(d.path(), "x/a.txt", "a");
     write(d.path(), "y/a.txt", "a");
-    assert_has(&load_err(d.path()), &["app.yaml: sample_inputs[1]: file name of \"y/a.txt\"", "(line 4)"]);
+    assert_has(
+        &load_err(d.path()),
+        &["app.yaml: sample_inputs[1]: file name of \"y/a.txt\"", "(line 4)"],
+    );
 }
 
 #[test]
 fn folder_errors() {
     let d = TempDir::new().unwrap();
-    assert_has(&load_err(d.path()), &[&format!("{} is not a Jupiter app: neither app.yaml nor configuration.txt found", d.path().display())]);
+    assert_has(
+        &load_err(d.path()),
+        &[&format!(
+            "{} is not a Jupiter app: neither app.yaml nor configuration.txt found",
+            d.path().display()
+        )],
+    );
     let missing = d.path().join("nope");
-    assert_has(&load_err(&missing), &[&format!("{}: app folder not found", missing.display())]);
+    assert_has(
+        &load_err(&missing),
+        &[&format!("{}: app folder not found", missing.display())],
+    );
     let f = write(d.path(), "file", "x");
     assert_has(&load_err(&f), &[&format!("{}: not a folder", f.display())]);
 }
@@ -287,7 +386,11 @@ fn legacy_app(config: &str, tasks: &[&str]) -> TempDir {
     let d = TempDir::new().unwrap();
     write(d.path(), "configuration.txt", config);
     for t in tasks {
-        write(d.path(), &format!("scripts/{t}.py"), "def task(filename, pathin, pathout):\n    return []\n");
+        write(
+            d.path(),
+            &format!("scripts/{t}.py"),
+            "def task(filename, pathin, pathout):\n    return []\n",
+        );
     }
     d
 }
@@ -303,9 +406,18 @@ fn loads_legacy_jupiter_app() {
     let dir = d.path().canonicalize().unwrap();
     assert_eq!(app.format, AppFormat::Legacy);
     assert_eq!(app.tasks.len(), 7);
-    assert_eq!(app.task("task0").unwrap().children, ["task1", "task3", "task2", "task4"]);
-    assert_eq!(app.task("task4").unwrap().parents, ["task0", "task1", "task2", "task3"]);
-    assert_eq!(app.task("task6").unwrap().parents, ["task2", "task3", "task4", "task5"]);
+    assert_eq!(
+        app.task("task0").unwrap().children,
+        ["task1", "task3", "task2", "task4"]
+    );
+    assert_eq!(
+        app.task("task4").unwrap().parents,
+        ["task0", "task1", "task2", "task3"]
+    );
+    assert_eq!(
+        app.task("task6").unwrap().parents,
+        ["task2", "task3", "task4", "task5"]
+    );
     assert!(app.task("task6").unwrap().children.is_empty());
     assert_eq!(names(&app.ingress()), ["task0"]);
     assert_eq!(names(&app.egress()), ["task6"]);
@@ -314,14 +426,23 @@ fn loads_legacy_jupiter_app() {
         TaskRunner::LegacyPython { script } => assert_eq!(script, &dir.join("scripts/task3.py")),
         r => panic!("{r:?}"),
     }
-    assert_eq!(app.sample_inputs, [dir.join("sample_input/1a.ipsum"), dir.join("sample_input/2b.ipsum")]);
+    assert_eq!(
+        app.sample_inputs,
+        [
+            dir.join("sample_input/1a.ipsum"),
+            dir.join("sample_input/2b.ipsum")
+        ]
+    );
     assert!(app.static_mapping.is_empty());
     assert!(app.tasks.iter().all(|t| t.parallelism == 1));
 }
 
 #[test]
 fn loads_legacy_circe_app_with_mapping() {
-    let d = legacy_app("3\na b c \nb c\nc scheduler\n\na node1\nb node2 \nc node1\n", &["a", "b", "c"]);
+    let d = legacy_app(
+        "3\na b c \nb c\nc scheduler\n\na node1\nb node2 \nc node1\n",
+        &["a", "b", "c"],
+    );
     let app = App::load(d.path()).unwrap();
     assert_eq!(app.task("c").unwrap().parents, ["a", "b"]);
     assert_eq!(names(&app.egress()), ["c"]);
@@ -353,14 +474,21 @@ fn legacy_errors() {
         let d = legacy_app(config, scripts);
         let m = load_err(d.path());
         assert_has(&m, want);
-        assert!(m.contains(&d.path().join("configuration.txt").display().to_string()), "{m}");
+        assert!(
+            m.contains(&d.path().join("configuration.txt").display().to_string()),
+            "{m}"
+        );
     }
 }
 
 // ---- legacy runner ----
 
 fn python() -> Option<&'static str> {
-    let ok = std::process::Command::new("python3").arg("-c").arg("pass").status().is_ok_and(|s| s.success());
+    let ok = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .status()
+        .is_ok_and(|s| s.success());
     ok.then_some("python3")
 }
 
@@ -379,7 +507,9 @@ fn run_runner(d: &Path, script: &str, files: &[&str]) -> (i32, String, String, O
         .args(files)
         .output()
         .unwrap();
-    let json = std::fs::read_to_string(&result).ok().map(|s| serde_json::from_str(&s).unwrap());
+    let json = std::fs::read_to_string(&result)
+        .ok()
+        .map(|s| serde_json::from_str(&s).unwrap());
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -415,7 +545,10 @@ def task(filename, pathin, pathout):
     assert_eq!(stdout.trim(), "me task3.py task3 helped list");
     assert_eq!(
         json.unwrap(),
-        [d.join("out/1x_task3.txt").display().to_string(), d.join("in/rel.txt").display().to_string()]
+        [
+            d.join("out/1x_task3.txt").display().to_string(),
+            d.join("in/rel.txt").display().to_string()
+        ]
     );
     assert_eq!(std::fs::read_to_string(d.join("out/1x_task3.txt")).unwrap(), "AB");
 
@@ -436,11 +569,22 @@ fn legacy_runner_failures() {
     let d = TempDir::new().unwrap();
     let d = d.path();
     write(d, "in/f.txt", "x");
-    let (code, _, stderr, json) = run_runner(d, "def task(filename, pathin, pathout):\n    raise ValueError('boom')\n", &["f.txt"]);
+    let (code, _, stderr, json) = run_runner(
+        d,
+        "def task(filename, pathin, pathout):\n    raise ValueError('boom')\n",
+        &["f.txt"],
+    );
     assert_eq!(code, 1);
-    assert!(stderr.contains("Traceback") && stderr.contains("ValueError: boom"), "{stderr}");
+    assert!(
+        stderr.contains("Traceback") && stderr.contains("ValueError: boom"),
+        "{stderr}"
+    );
     assert!(json.is_none());
-    let (code, _, stderr, json) = run_runner(d, "def task(filename, pathin, pathout):\n    return [pathout + 'nope.txt']\n", &["f.txt"]);
+    let (code, _, stderr, json) = run_runner(
+        d,
+        "def task(filename, pathin, pathout):\n    return [pathout + 'nope.txt']\n",
+        &["f.txt"],
+    );
     assert_eq!(code, 3);
     assert!(stderr.contains("nope.txt"), "{stderr}");
     assert!(json.is_none());
@@ -452,7 +596,9 @@ fn legacy_runner_failures() {
 // ---- the example apps of the repository ----
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
 }
 
 #[test]

@@ -84,7 +84,10 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
     let invalid = |field: String, line: Option<usize>, msg: String| {
         AppError::invalid(file, Location::field(field, line), msg)
     };
-    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Err(AppError::invalid(
             file,
             Location::default(),
@@ -95,10 +98,17 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
 
     let name = match raw.name {
         Some(n) if n.trim().is_empty() => {
-            return Err(invalid("name".into(), lines.top_key("name"), "app name is empty".into()))
+            return Err(invalid(
+                "name".into(),
+                lines.top_key("name"),
+                "app name is empty".into(),
+            ))
         }
         Some(n) => n,
-        None => dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        None => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
     if raw.tasks.is_empty() {
         return Err(invalid(
@@ -116,7 +126,10 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             return Err(invalid(
                 format!("tasks[{i}].name"),
                 at(),
-                format!("duplicate task name {:?} (already the name of tasks[{j}])", t.name),
+                format!(
+                    "duplicate task name {:?} (already the name of tasks[{j}])",
+                    t.name
+                ),
             ));
         }
         first_index.insert(t.name.clone(), i);
@@ -137,16 +150,26 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         };
         let command_line = lines.task_key(i, "command");
         let Some((first, args)) = words.split_first() else {
-            return Err(invalid(format!("tasks[{i}].command"), command_line, "empty command".into()));
+            return Err(invalid(
+                format!("tasks[{i}].command"),
+                command_line,
+                "empty command".into(),
+            ));
         };
         let program = resolve::program(dir, first)
             .map_err(|m| invalid(format!("tasks[{i}].command"), command_line, m))?;
         for (j, c) in t.children.iter().enumerate() {
             let field = format!("tasks[{i}].children[{j}]");
-            let line = || lines.task_value_after(i, "children", c).or(lines.task_key(i, "children"));
+            let line = || {
+                lines
+                    .task_value_after(i, "children", c)
+                    .or(lines.task_key(i, "children"))
+            };
             if !first_index.contains_key(c.as_str()) {
                 let hint = if is_sink_name(c) {
-                    format!("; {c:?} is a sink of the original format: leave `children` out for an egress task")
+                    format!(
+                        "; {c:?} is a sink of the original format: leave `children` out for an egress task"
+                    )
                 } else {
                     String::new()
                 };
@@ -158,7 +181,10 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         }
         tasks.push(TaskSpec {
             name: t.name,
-            runner: TaskRunner::Command { program, args: args.to_vec() },
+            runner: TaskRunner::Command {
+                program,
+                args: args.to_vec(),
+            },
             parents: Vec::new(),
             children: t.children,
             parallelism: t.parallelism,
@@ -170,7 +196,11 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
     for (task, node) in raw.mapping.unwrap_or_default() {
         let line = lines.section_token("mapping", &task).or(lines.top_key("mapping"));
         if !first_index.contains_key(task.as_str()) {
-            return Err(invalid(format!("mapping.{task}"), line, format!("unknown task {task:?}")));
+            return Err(invalid(
+                format!("mapping.{task}"),
+                line,
+                format!("unknown task {task:?}"),
+            ));
         }
         if node.trim().is_empty() {
             return Err(invalid(format!("mapping.{task}"), line, "empty node name".into()));
@@ -183,7 +213,14 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         Some(s) => sample_inputs(file, dir, s, &lines)?,
     };
 
-    Ok(App { name, dir: dir.to_path_buf(), format: AppFormat::Yaml, tasks, sample_inputs, static_mapping })
+    Ok(App {
+        name,
+        dir: dir.to_path_buf(),
+        format: AppFormat::Yaml,
+        tasks,
+        sample_inputs,
+        static_mapping,
+    })
 }
 
 fn sample_inputs(file: &Path, dir: &Path, spec: StrOrList, lines: &Lines) -> Result<Vec<PathBuf>, AppError> {
@@ -245,7 +282,12 @@ fn syntax_error(file: &Path, e: serde_yaml::Error) -> AppError {
         }
         None => (None, None),
     };
-    AppError::Syntax { file: file.to_path_buf(), line, column, message }
+    AppError::Syntax {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message,
+    }
 }
 
 /// Finds the lines (1-based) of keys and values in the YAML text, for the
@@ -284,7 +326,9 @@ fn is_key(l: &str, key: &str) -> bool {
         Some(q @ ('"' | '\'')) => (&t[1..], Some(q)),
         _ => (t, None),
     };
-    let Some(t) = t.strip_prefix(key) else { return false };
+    let Some(t) = t.strip_prefix(key) else {
+        return false;
+    };
     let t = match quote {
         Some(q) => match t.strip_prefix(q) {
             Some(t) => t,
@@ -292,13 +336,17 @@ fn is_key(l: &str, key: &str) -> bool {
         },
         None => t,
     };
-    t.strip_prefix(':').is_some_and(|r| r.chars().next().is_none_or(char::is_whitespace))
+    t.strip_prefix(':')
+        .is_some_and(|r| r.chars().next().is_none_or(char::is_whitespace))
 }
 
 impl<'a> Lines<'a> {
     fn new(text: &'a str) -> Self {
         let lines: Vec<&str> = text.lines().collect();
-        let mut me = Lines { lines, tasks: Vec::new() };
+        let mut me = Lines {
+            lines,
+            tasks: Vec::new(),
+        };
         if let Some(t) = me.top_key("tasks") {
             me.tasks = me.items_after(t - 1);
         }
@@ -335,7 +383,10 @@ impl<'a> Lines<'a> {
 
     /// Line of the top-level `key:`.
     fn top_key(&self, key: &str) -> Option<usize> {
-        self.lines.iter().position(|l| indent(l) == 0 && is_key(l, key)).map(|i| i + 1)
+        self.lines
+            .iter()
+            .position(|l| indent(l) == 0 && is_key(l, key))
+            .map(|i| i + 1)
     }
 
     /// First line of `tasks[i]`.
@@ -353,7 +404,9 @@ impl<'a> Lines<'a> {
     fn task_value_after(&self, i: usize, key: &str, value: &str) -> Option<usize> {
         let (_, e) = *self.tasks.get(i)?;
         let from = self.task_key(i, key)? - 1;
-        (from..e).find(|&k| contains_token(self.lines[k], value)).map(|k| k + 1)
+        (from..e)
+            .find(|&k| contains_token(self.lines[k], value))
+            .map(|k| k + 1)
     }
 
     /// First line from (1-based) `line` on that holds `value`, within its

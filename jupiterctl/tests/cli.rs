@@ -1,0 +1,250 @@
+//! The `jupiterctl` binary as a user meets it: bad apps get a clear error
+//! naming the file and the line or field, and a non-zero exit; a good app
+//! runs end to end; `up`, `submit`, `status` and `down` work across shells.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn jupiterctl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jupiterctl"))
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&path, text).expect("write");
+}
+
+fn executable(dir: &Path, name: &str) {
+    write(
+        dir,
+        name,
+        "#!/bin/sh\ncat \"$@\" > \"$JUPITER_OUTPUT_DIR/$JUPITER_INPUT_ID\"\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Runs `jupiterctl run` on an app folder and returns (exit ok, stderr).
+fn run_app(app: &Path, out: &Path) -> Output {
+    jupiterctl()
+        .args(["run", "--quiet", "--output"])
+        .arg(out)
+        .arg(app)
+        .output()
+        .expect("jupiterctl runs")
+}
+
+fn assert_rejected(app: &Path, fragments: &[&str]) {
+    let out = tempfile::tempdir().expect("tmp");
+    let output = run_app(app, out.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "bad app must fail; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    for fragment in fragments {
+        assert!(stderr.contains(fragment), "error mentions {fragment:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_yaml_names_file_and_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "app.yaml",
+        "name: x\ntasks:\n  - name: a\n    command: [unclosed\n",
+    );
+    assert_rejected(dir.path(), &["app.yaml", "line"]);
+}
+
+#[test]
+fn unknown_field_names_the_field() {
+    let dir = tempfile::tempdir().expect("tmp");
+    executable(dir.path(), "t.sh");
+    write(
+        dir.path(),
+        "app.yaml",
+        "tasks:\n  - name: a\n    comand: ./t.sh\n",
+    );
+    assert_rejected(dir.path(), &["app.yaml", "comand"]);
+}
+
+#[test]
+fn unknown_child_names_the_field() {
+    let dir = tempfile::tempdir().expect("tmp");
+    executable(dir.path(), "t.sh");
+    write(
+        dir.path(),
+        "app.yaml",
+        "tasks:\n  - name: a\n    command: ./t.sh\n    children: [ghost]\n",
+    );
+    assert_rejected(dir.path(), &["app.yaml", "tasks[0].children[0]", "ghost"]);
+}
+
+#[test]
+fn cycle_names_the_tasks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    executable(dir.path(), "t.sh");
+    write(
+        dir.path(),
+        "app.yaml",
+        "tasks:\n  - name: in\n    command: ./t.sh\n    children: [a]\n  - name: a\n    command: ./t.sh\n    children: [b]\n  - name: b\n    command: ./t.sh\n    children: [a]\n",
+    );
+    assert_rejected(dir.path(), &["app.yaml", "cycle", "a -> b -> a"]);
+}
+
+#[test]
+fn missing_program_names_the_task_and_path() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "app.yaml",
+        "tasks:\n  - name: a\n    command: ./nope.sh\n",
+    );
+    assert_rejected(dir.path(), &["app.yaml", "tasks[0].command", "nope.sh"]);
+}
+
+#[test]
+fn legacy_app_without_its_script_names_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "configuration.txt",
+        "2\ntask0 1 false task1\ntask1 1 false home\n",
+    );
+    write(
+        dir.path(),
+        "scripts/task0.py",
+        "def task(filename, pathin, pathout):\n    return []\n",
+    );
+    assert_rejected(dir.path(), &["task1.py"]);
+}
+
+#[test]
+fn legacy_bad_configuration_names_the_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "configuration.txt",
+        "2\ntask0 1 false task1\ntask1 many false home\n",
+    );
+    write(dir.path(), "scripts/task0.py", "");
+    write(dir.path(), "scripts/task1.py", "");
+    assert_rejected(dir.path(), &["configuration.txt", "line 3"]);
+}
+
+#[test]
+fn not_an_app_folder() {
+    let dir = tempfile::tempdir().expect("tmp");
+    assert_rejected(dir.path(), &["neither app.yaml nor configuration.txt"]);
+    assert_rejected(&dir.path().join("missing"), &["missing", "not found"]);
+}
+
+#[test]
+fn a_failing_task_fails_the_run_with_its_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "fail.sh",
+        "#!/bin/sh\necho 'disk on fire' >&2\nexit 3\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path().join("fail.sh"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    write(
+        dir.path(),
+        "app.yaml",
+        "sample_inputs: [in.txt]\ntasks:\n  - name: boom\n    command: ./fail.sh\n",
+    );
+    write(dir.path(), "in.txt", "x\n");
+    let out = tempfile::tempdir().expect("tmp");
+    let output = run_app(dir.path(), out.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains("FAILED") && stdout.contains("disk on fire"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_writes_outputs_and_exits_zero() {
+    let out = tempfile::tempdir().expect("tmp");
+    let output = run_app(&examples().join("chain"), out.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("3/3 inputs ok"), "{stdout}");
+    assert!(out.path().join("in1.txt").join("in1.txt").is_file());
+}
+
+#[test]
+fn up_submit_status_down() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state.json");
+    let mut up = jupiterctl()
+        .env("JUPITER_STATE", &state)
+        .args(["up", "--output"])
+        .arg(tmp.path().join("out"))
+        .arg(examples().join("fanjoin"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("up starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !state.exists() {
+        assert!(Instant::now() < deadline, "up wrote no state file");
+        assert!(up.try_wait().expect("wait").is_none(), "up exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cli = |args: &[&str]| {
+        jupiterctl()
+            .env("JUPITER_STATE", &state)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+
+    let input = tmp.path().join("x1.txt");
+    std::fs::write(&input, "one\ntwo\nthree\n").expect("input");
+    let submit = cli(&["submit", input.to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&submit.stdout);
+    assert!(
+        submit.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
+    assert!(stdout.contains("x1.txt") && stdout.contains("ok"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("out/x1.txt/x1.joined")).expect("output"),
+        "L:one\nL:three\nR:two\n"
+    );
+
+    let again = cli(&["submit", input.to_str().expect("utf-8")]);
+    assert!(!again.status.success(), "the same input id twice is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already submitted"));
+
+    let status = cli(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success());
+    for fragment in ["circe-worker join", "SERVING", "node0", "done 1", "MAPPING"] {
+        assert!(text.contains(fragment), "status shows {fragment:?}:\n{text}");
+    }
+
+    let down = cli(&["down"]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    let exit = up.wait().expect("up ends");
+    assert!(exit.success(), "up exits cleanly after down");
+    assert!(!state.exists(), "state file removed");
+    let after = cli(&["status"]);
+    assert!(!after.status.success());
+    assert!(String::from_utf8_lossy(&after.stderr).contains("no deployment is up"));
+}

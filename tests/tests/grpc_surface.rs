@@ -1,0 +1,101 @@
+//! Every role, deployed, answers a real gRPC client: server reflection lists
+//! its services and `grpc.health.v1` says SERVING.
+
+use jupiter_common::app::App;
+use jupiter_tests::{example, Sandbox};
+use jupiterctl::local::Deployment;
+use tokio_stream::StreamExt;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+async fn channel(address: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(address.to_string())
+        .expect("address")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+async fn list_services(address: &str) -> Vec<String> {
+    let mut client = ServerReflectionClient::new(channel(address).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    let reply = replies.next().await.expect("one reply").expect("ok reply");
+    match reply.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection reply {other:?}"),
+    }
+}
+
+async fn health(address: &str, service: &str) -> ServingStatus {
+    HealthClient::new(channel(address).await)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_lists_its_services_and_is_serving() {
+    let sandbox = Sandbox::new();
+    let app = App::load(&example("fanjoin")).expect("example loads");
+    let deployment = Deployment::up(app, sandbox.options(3, 2)).await.expect("deploys");
+    let e = &deployment.endpoints;
+    let mut roles = vec![
+        (e.drupe_central.clone(), "jupiter.drupe.central.v1.DrupeCentral"),
+        (e.wave_home.clone(), "jupiter.wave.home.v1.WaveHome"),
+        (e.circe_home.clone(), "jupiter.circe.home.v1.CirceHome"),
+    ];
+    for node in &e.nodes {
+        roles.push((
+            node.drupe_droplet.clone(),
+            "jupiter.drupe.droplet.v1.DrupeDroplet",
+        ));
+        roles.push((node.wave_worker.clone(), "jupiter.wave.worker.v1.WaveWorker"));
+    }
+    for worker in e.workers.values() {
+        roles.push((worker.address.clone(), "jupiter.circe.worker.v1.CirceWorker"));
+    }
+    assert_eq!(roles.len(), 3 + 2 * 3 + 4);
+    for (address, service) in roles {
+        let services = list_services(&address).await;
+        for wanted in [
+            service,
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+        ] {
+            assert!(
+                services.iter().any(|s| s == wanted),
+                "{address} lists {wanted}: {services:?}"
+            );
+        }
+        assert_eq!(
+            health(&address, "").await,
+            ServingStatus::Serving,
+            "{address} overall"
+        );
+        assert_eq!(
+            health(&address, service).await,
+            ServingStatus::Serving,
+            "{address} {service}"
+        );
+    }
+    deployment.down().await;
+}
