@@ -12,7 +12,7 @@ use jupiter_common::proto::circe::home::v1::{
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, PushAck};
 use jupiter_common::serve::{self, ServeError};
-use jupiter_common::transfer::{check_name, file_chunks, io_status, read_header, receive_durably};
+use jupiter_common::transfer::{check_name, file_chunks, read_header, receive_durably};
 use ledger::Ledger;
 use std::future::Future;
 use std::path::PathBuf;
@@ -199,11 +199,6 @@ impl CirceHome for Home {
         }
         let relative = format!("{}/{}", header.input_id, header.file_name);
         self.ledger().delivered(&header, relative, unix_nanos());
-        if header.file_count > 0 && !ack.duplicate {
-            let _ = std::fs::File::open(&self.config.output_dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_status);
-        }
         Ok(Response::new(ack))
     }
 

@@ -65,6 +65,9 @@ struct Counters {
     /// Inputs complete, waiting for a free slot; value: when they became ready.
     ready_at: HashMap<String, i64>,
     scheduled: HashSet<String>,
+    /// Latest producer timestamp seen per input (for the hop time; a
+    /// restart forgets it, which only shortens the measured hop).
+    produced_at: HashMap<String, i64>,
     running: u32,
     sending: u32,
     done: u64,
@@ -167,14 +170,22 @@ impl Worker {
         Ok(())
     }
 
+    pub(crate) fn note_produced(&self, input: &str, at: i64) {
+        let mut c = self.counters();
+        if !c.scheduled.contains(input) {
+            let entry = c.produced_at.entry(input.to_string()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+    }
+
     /// A file (or marker) for `input` is durable: run the task if it is complete.
     pub(crate) fn on_arrival(self: &Arc<Self>, input: &str) {
         if self.counters().scheduled.contains(input) {
             return;
         }
-        let metas = match self.queue.complete(input, &self.sources) {
-            Ok(Some(metas)) => metas,
-            Ok(None) => {
+        match self.queue.complete(input, &self.sources) {
+            Ok(true) => {}
+            Ok(false) => {
                 self.counters().partial.insert(input.to_string());
                 return;
             }
@@ -183,14 +194,16 @@ impl Worker {
                 return;
             }
         };
-        let produced_at = metas.iter().map(|m| m.produced_at).max().unwrap_or(0);
+        let produced_at;
         {
             let mut c = self.counters();
             if !c.scheduled.insert(input.to_string()) {
                 return;
             }
             c.partial.remove(input);
-            c.ready_at.insert(input.to_string(), unix_nanos());
+            let now = unix_nanos();
+            c.ready_at.insert(input.to_string(), now);
+            produced_at = c.produced_at.remove(input).unwrap_or(now);
         }
         let worker = self.clone();
         let input = input.to_string();

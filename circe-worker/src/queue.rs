@@ -2,28 +2,26 @@
 //!
 //! ```text
 //! tmp/                         partial downloads (wiped on start)
-//! in/<input>/<source>/<file>   files that arrived (source: parent task, or _home)
-//! in/<input>/<source>.meta     how many files that source sends, when it produced them
+//! in/<input>/<source>@<n>/<f>  files that arrived from a source (a parent task,
+//!                              or _home) that sends n files for this input
 //! work/<input>/                scratch for the task (legacy tasks get their inputs here)
 //! out/<input>/<file>           the task's outputs
 //! out/<input>.done             the task succeeded: which outputs, its timings
+//!                              (atomic, not synced: the outputs themselves are
+//!                              not synced either; after a power cut the task
+//!                              simply runs again, and receivers drop duplicates)
 //! finished/<input>             every output acknowledged downstream; inputs are gone
 //! failed/<input>               the task failed for this input (the error)
 //! ```
 
-use jupiter_common::transfer::write_file_durably;
+use jupiter_common::transfer::{create_dir_durably, write_file_atomically, write_file_durably};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// The directory name of files that came from circe-home (ingress tasks).
 pub const HOME_SOURCE: &str = "_home";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SourceMeta {
-    pub count: u32,
-    pub produced_at: i64,
-}
 
 /// What a successful run left behind, kept until every child has it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,11 +58,13 @@ impl Queue {
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
     }
-    pub fn source_dir(&self, input: &str, source: &str) -> PathBuf {
-        self.root.join("in").join(input).join(source)
+    fn input_dir(&self, input: &str) -> PathBuf {
+        self.root.join("in").join(input)
     }
-    fn meta_path(&self, input: &str, source: &str) -> PathBuf {
-        self.root.join("in").join(input).join(format!("{source}.meta"))
+    /// The folder of `source`'s files for `input`; its name carries how many
+    /// files the source sends, so one durable mkdir records the count.
+    pub fn source_dir(&self, input: &str, source: &str, count: u32) -> PathBuf {
+        self.input_dir(input).join(format!("{source}@{count}"))
     }
     pub fn work_dir(&self, input: &str) -> PathBuf {
         self.root.join("work").join(input)
@@ -90,45 +90,63 @@ impl Queue {
             || self.failed_path(input).exists()
     }
 
-    /// Records once how many files `source` sends for `input`.
-    pub async fn ensure_meta(&self, input: &str, source: &str, meta: &SourceMeta) -> io::Result<()> {
-        let path = self.meta_path(input, source);
-        if path.exists() {
-            return Ok(());
-        }
-        tokio::fs::create_dir_all(self.source_dir(input, source)).await?;
-        write_file_durably(&path, &serde_json::to_vec(meta)?).await
+    /// Creates (durably) the folder of `source`'s files for `input`.
+    pub async fn ensure_source_dir(&self, input: &str, source: &str, count: u32) -> io::Result<PathBuf> {
+        let dir = self.source_dir(input, source, count);
+        create_dir_durably(&dir).await?;
+        Ok(dir)
     }
 
-    /// `Some(metas)` when every source has sent all it announced.
-    pub fn complete(&self, input: &str, sources: &[String]) -> io::Result<Option<Vec<SourceMeta>>> {
-        let mut metas = Vec::with_capacity(sources.len());
-        for source in sources {
-            let Ok(bytes) = std::fs::read(self.meta_path(input, source)) else {
-                return Ok(None);
+    /// The sources that have a folder for `input`: source -> (count, folder).
+    fn sources_of(&self, input: &str) -> io::Result<HashMap<String, (u32, PathBuf)>> {
+        let mut found = HashMap::new();
+        let entries = match std::fs::read_dir(self.input_dir(input)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some((source, count)) = name.to_str().and_then(|n| n.rsplit_once('@')) else {
+                continue;
             };
-            let meta: SourceMeta = serde_json::from_slice(&bytes)?;
-            let have = count_files(&self.source_dir(input, source))?;
-            if have < meta.count as usize {
-                return Ok(None);
+            if let Ok(count) = count.parse() {
+                found.insert(source.to_string(), (count, entry.path()));
             }
-            metas.push(meta);
         }
-        Ok(Some(metas))
+        Ok(found)
+    }
+
+    /// Whether every source has sent all the files it announced.
+    pub fn complete(&self, input: &str, sources: &[String]) -> io::Result<bool> {
+        let found = self.sources_of(input)?;
+        for source in sources {
+            let Some((count, dir)) = found.get(source) else {
+                return Ok(false);
+            };
+            if count_files(dir)? < *count as usize {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The input files of `input`, source by source in `sources` order,
     /// each source's files by name.
     pub fn input_files(&self, input: &str, sources: &[String]) -> io::Result<Vec<PathBuf>> {
+        let found = self.sources_of(input)?;
         let mut all = Vec::new();
         for source in sources {
-            all.extend(sorted_files(&self.source_dir(input, source))?);
+            if let Some((_, dir)) = found.get(source) {
+                all.extend(sorted_files(dir)?);
+            }
         }
         Ok(all)
     }
 
     pub async fn write_done(&self, input: &str, record: &DoneRecord) -> io::Result<()> {
-        write_file_durably(&self.done_path(input), &serde_json::to_vec(record)?).await
+        write_file_atomically(&self.done_path(input), &serde_json::to_vec(record)?).await
     }
 
     pub async fn write_failed(&self, input: &str, error: &str) -> io::Result<()> {

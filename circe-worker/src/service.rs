@@ -1,12 +1,12 @@
 //! The worker's gRPC face: `Push` writes arriving files into the queue (and
 //! acknowledges only once they are durable), `Status` reports counters.
 
-use crate::queue::{SourceMeta, HOME_SOURCE};
+use crate::queue::HOME_SOURCE;
 use crate::Worker;
 use jupiter_common::proto::circe::worker::v1::circe_worker_server::{CirceWorker, CirceWorkerServer};
 use jupiter_common::proto::circe::worker::v1::{FileChunk, PushAck, StatusRequest, WorkerStatus};
 use jupiter_common::serve::{self, ServeError};
-use jupiter_common::transfer::{io_status, read_header, receive_durably};
+use jupiter_common::transfer::{io_status, read_header, receive_to_temp};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -48,28 +48,41 @@ impl CirceWorker for Service {
         if worker.queue.is_closed(input) {
             return duplicate(0);
         }
-        let meta = SourceMeta {
-            count: header.file_count,
-            produced_at: header.produced_at_unix_nanos,
-        };
-        let mut written = 0;
-        let mut was_duplicate = true;
-        if header.file_count > 0 {
-            let dest = worker.queue.source_dir(input, source).join(&header.file_name);
-            if !dest.exists() {
-                written = receive_durably(&mut stream, header.size, &worker.queue.tmp(), &dest).await?;
-                was_duplicate = false;
-            }
+        worker.note_produced(input, header.produced_at_unix_nanos);
+        let count = header.file_count;
+        if count == 0 {
+            worker
+                .queue
+                .ensure_source_dir(input, source, 0)
+                .await
+                .map_err(io_status)?;
+            worker.on_arrival(input);
+            return Ok(Response::new(PushAck {
+                duplicate: false,
+                bytes: 0,
+            }));
         }
-        worker
+        let dest = worker
             .queue
-            .ensure_meta(input, source, &meta)
-            .await
-            .map_err(io_status)?;
-        worker.on_arrival(input);
-        if was_duplicate && header.file_count > 0 {
+            .source_dir(input, source, count)
+            .join(&header.file_name);
+        if dest.exists() {
+            worker.on_arrival(input);
             return duplicate(0);
         }
+        // The data and the folder become durable at the same time.
+        let tmp = worker.queue.tmp();
+        let (received, folder) = tokio::join!(
+            receive_to_temp(&mut stream, header.size, &tmp),
+            worker.queue.ensure_source_dir(input, source, count)
+        );
+        let received = received?;
+        if let Err(e) = folder {
+            received.discard().await;
+            return Err(io_status(e));
+        }
+        let written = received.commit(&dest).await?;
+        worker.on_arrival(input);
         Ok(Response::new(PushAck {
             duplicate: false,
             bytes: written,

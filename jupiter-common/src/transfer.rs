@@ -117,32 +117,86 @@ pub fn check_name(field: &str, name: &str) -> Result<(), Status> {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes the rest of `stream` (the data after the header) to `dest`
-/// durably. Returns the number of bytes written. `dest` appears complete or
-/// not at all.
+fn tmp_name(tmp_dir: &Path) -> PathBuf {
+    tmp_dir.join(format!(
+        "{}-{}.part",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A file received in full and synced, under a temporary name.
+#[derive(Debug)]
+pub struct Received {
+    tmp: PathBuf,
+    pub bytes: u64,
+}
+
+impl Received {
+    /// Renames the file to `dest` (whose folder must exist) and syncs the
+    /// folder: from here on `dest` survives a crash, complete.
+    pub async fn commit(self, dest: &Path) -> Result<u64, Status> {
+        let renamed = tokio::fs::rename(&self.tmp, dest).await;
+        if let Err(e) = renamed {
+            let _ = tokio::fs::remove_file(&self.tmp).await;
+            return Err(io_status(e));
+        }
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent).await.map_err(io_status)?;
+        }
+        Ok(self.bytes)
+    }
+
+    pub async fn discard(self) {
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+/// Writes the rest of `stream` (the data after the header) to a synced
+/// temporary file in `tmp_dir`, checking it has exactly `expected_size` bytes.
+pub async fn receive_to_temp(
+    stream: &mut tonic::Streaming<FileChunk>,
+    expected_size: u64,
+    tmp_dir: &Path,
+) -> Result<Received, Status> {
+    let tmp = tmp_name(tmp_dir);
+    match write_synced(stream, expected_size, &tmp).await {
+        Ok(bytes) => Ok(Received { tmp, bytes }),
+        Err(status) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(status)
+        }
+    }
+}
+
+/// Receives into `dest` durably: the data and `dest`'s folder are made
+/// durable at the same time, then the file is renamed in. `dest` appears
+/// complete or not at all.
 pub async fn receive_durably(
     stream: &mut tonic::Streaming<FileChunk>,
     expected_size: u64,
     tmp_dir: &Path,
     dest: &Path,
 ) -> Result<u64, Status> {
-    let tmp = tmp_dir.join(format!(
-        "{}-{}.part",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write_then_rename(stream, expected_size, &tmp, dest).await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
+    let folder = async {
+        match dest.parent() {
+            Some(parent) => create_dir_durably(parent).await.map_err(io_status),
+            None => Ok(()),
+        }
+    };
+    let (received, folder) = tokio::join!(receive_to_temp(stream, expected_size, tmp_dir), folder);
+    let received = received?;
+    if let Err(status) = folder {
+        received.discard().await;
+        return Err(status);
     }
-    result
+    received.commit(dest).await
 }
 
-async fn write_then_rename(
+async fn write_synced(
     stream: &mut tonic::Streaming<FileChunk>,
     expected_size: u64,
     tmp: &Path,
-    dest: &Path,
 ) -> Result<u64, Status> {
     let mut file = tokio::fs::File::create(tmp).await.map_err(io_status)?;
     let mut written = 0u64;
@@ -167,19 +221,36 @@ async fn write_then_rename(
     }
     file.flush().await.map_err(io_status)?;
     file.sync_all().await.map_err(io_status)?;
-    drop(file);
-    if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(io_status)?;
-    }
-    tokio::fs::rename(tmp, dest).await.map_err(io_status)?;
-    if let Some(parent) = dest.parent() {
-        sync_dir(parent).await.map_err(io_status)?;
-    }
     Ok(written)
 }
 
 async fn write_all(file: &mut tokio::fs::File, data: Bytes) -> Result<(), Status> {
     file.write_all(&data).await.map_err(io_status)
+}
+
+/// Creates `dir` and any missing ancestors so that they survive a crash:
+/// each new entry's parent folder is synced. An existing `dir` costs a stat.
+pub async fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut cursor = Some(dir);
+    while let Some(d) = cursor {
+        if tokio::fs::metadata(d).await.is_ok() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cursor = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match tokio::fs::create_dir(d).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(parent) = d.parent() {
+            sync_dir(parent).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes a rename inside `dir` durable.
@@ -190,8 +261,19 @@ pub async fn sync_dir(dir: &Path) -> std::io::Result<()> {
         .map_err(std::io::Error::other)?
 }
 
-/// Writes `contents` to `dest` durably (temporary name, fsync, rename).
+/// Writes `contents` to `dest` durably (temporary name, fsync, rename,
+/// fsync of the folder).
 pub async fn write_file_durably(dest: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_file(dest, contents, true).await
+}
+
+/// Writes `contents` to `dest` atomically (temporary name, rename) without
+/// waiting for the disk: it survives a process crash, not a power cut.
+pub async fn write_file_atomically(dest: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_file(dest, contents, false).await
+}
+
+async fn write_file(dest: &Path, contents: &[u8], sync: bool) -> std::io::Result<()> {
     let tmp = dest.with_extension(format!(
         "tmp{}-{}",
         std::process::id(),
@@ -199,13 +281,15 @@ pub async fn write_file_durably(dest: &Path, contents: &[u8]) -> std::io::Result
     ));
     let mut file = tokio::fs::File::create(&tmp).await?;
     file.write_all(contents).await?;
-    file.sync_all().await?;
+    if sync {
+        file.sync_all().await?;
+    }
     drop(file);
     tokio::fs::rename(&tmp, dest).await?;
-    if let Some(parent) = dest.parent() {
-        sync_dir(parent).await?;
+    match dest.parent() {
+        Some(parent) if sync => sync_dir(parent).await,
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 pub fn io_status(e: std::io::Error) -> Status {

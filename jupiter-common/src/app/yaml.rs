@@ -22,7 +22,10 @@ use super::error::{AppError, Location};
 use super::{check_task_name, finish_graph, is_sink_name, resolve, App, AppFormat, TaskRunner, TaskSpec};
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of name, sample_inputs, tasks, mapping"
+)]
 struct RawApp {
     #[serde(default)]
     name: Option<String>,
@@ -34,7 +37,10 @@ struct RawApp {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a task: a mapping of name, command, children, parallelism"
+)]
 struct RawTask {
     name: String,
     command: StrOrList,
