@@ -1,0 +1,293 @@
+//! Pipeline benchmark: inputs per second through a 7-task app shaped like
+//! `examples/dummy_app`, with trivial tasks, and the per-hop overhead.
+//!
+//! Two passes over one app, each on a fresh local deployment (3 emulated
+//! nodes, real gRPC servers on loopback, queues in a temp dir with fsyncs):
+//!
+//! * throughput: all `--inputs` submitted at once (`jupiterctl::run::run`);
+//!   hop figures here include waiting for a busy task slot;
+//! * unloaded: `--sequential` inputs, one at a time (next submitted after the
+//!   previous result), so the hop figures are pure overhead.
+//!
+//! hop = latest parent output written -> this task's process started.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use jupiter_bench::{machine, median, percentile, write_script};
+use jupiter_common::app::App;
+use jupiter_common::proto::circe::home::v1::InputResult;
+use jupiterctl::local::{Deployment, LocalOptions, Scheduler};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(about = "Inputs/s and per-hop overhead through a 7-task DAG of trivial tasks")]
+struct Args {
+    /// Inputs streamed in the throughput pass.
+    #[arg(long, default_value_t = 200)]
+    inputs: usize,
+    /// Inputs sent one at a time in the unloaded pass (0 skips it).
+    #[arg(long, default_value_t = 30)]
+    sequential: usize,
+    /// Emulated nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Parallelism of every task.
+    #[arg(long, default_value_t = 2)]
+    parallelism: usize,
+    /// Bytes per input file.
+    #[arg(long, default_value_t = 1024)]
+    input_size: usize,
+    /// Seed of the random scheduler.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the human summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// task -> children, as in examples/dummy_app.
+const DAG: &[(&str, &[&str])] = &[
+    ("task0", &["task1", "task2", "task3", "task4"]),
+    ("task1", &["task4"]),
+    ("task2", &["task4", "task5", "task6"]),
+    ("task3", &["task4", "task5", "task6"]),
+    ("task4", &["task6"]),
+    ("task5", &["task6"]),
+    ("task6", &[]),
+];
+
+fn write_app(dir: &Path, parallelism: usize) -> Result<()> {
+    write_script(
+        &dir.join("t.sh"),
+        r#"exec cat "$@" > "$JUPITER_OUTPUT_DIR/${JUPITER_INPUT_ID}.$JUPITER_TASK""#,
+    )?;
+    let mut yaml = String::from("name: bench7\ntasks:\n");
+    for (task, children) in DAG {
+        yaml.push_str(&format!(
+            "  - name: {task}\n    command: ./t.sh\n    children: [{}]\n    parallelism: {parallelism}\n",
+            children.join(", ")
+        ));
+    }
+    std::fs::write(dir.join("app.yaml"), yaml)?;
+    Ok(())
+}
+
+fn write_inputs(dir: &Path, prefix: &str, n: usize, size: usize) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq\n";
+    let body: Vec<u8> = line.iter().cycle().take(size).copied().collect();
+    (0..n)
+        .map(|i| {
+            let path = dir.join(format!("{prefix}{i:05}.txt"));
+            std::fs::write(&path, &body)?;
+            Ok(path)
+        })
+        .collect()
+}
+
+fn options(root: &Path, name: &str, args: &Args) -> LocalOptions {
+    LocalOptions {
+        nodes: args.nodes,
+        scheduler: Scheduler::Random,
+        static_mapping: Default::default(),
+        seed: args.seed,
+        workdir: root.join(name).join("work"),
+        output: root.join(name).join("out"),
+        python: "python3".into(),
+    }
+}
+
+/// Timings of one pass.
+#[derive(Debug, Default)]
+struct Pass {
+    inputs: usize,
+    ok: usize,
+    wall_s: f64,
+    makespan_ms: Vec<f64>,
+    /// Non-ingress tasks only.
+    hop_ms: Vec<f64>,
+    /// Non-ingress tasks only: hop minus the wait for a free slot.
+    hop_no_wait_ms: Vec<f64>,
+    run_ms: Vec<f64>,
+    transfer_ms: Vec<f64>,
+}
+
+impl Pass {
+    fn from_results(results: &[InputResult], wall: Duration) -> Self {
+        let mut pass = Pass {
+            inputs: results.len(),
+            ok: results.iter().filter(|r| r.ok).count(),
+            wall_s: wall.as_secs_f64(),
+            ..Default::default()
+        };
+        for r in results.iter().filter(|r| r.ok) {
+            pass.makespan_ms.push(r.makespan_ms);
+            for t in r.tasks.iter().filter(|t| t.error.is_empty()) {
+                pass.run_ms.push(t.run_ms);
+                pass.transfer_ms.push(t.transfer_ms);
+                if t.task != "task0" {
+                    pass.hop_ms.push(t.hop_ms);
+                    pass.hop_no_wait_ms.push((t.hop_ms - t.queue_wait_ms).max(0.0));
+                }
+            }
+        }
+        pass
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "inputs": self.inputs,
+            "ok": self.ok,
+            "wall_s": self.wall_s,
+            "inputs_per_s": self.inputs as f64 / self.wall_s.max(1e-9),
+            "makespan_ms": { "median": median(&self.makespan_ms), "p95": percentile(&self.makespan_ms, 0.95) },
+            "hop_ms": { "median": median(&self.hop_ms), "p95": percentile(&self.hop_ms, 0.95), "samples": self.hop_ms.len() },
+            "hop_minus_slot_wait_ms": { "median": median(&self.hop_no_wait_ms), "p95": percentile(&self.hop_no_wait_ms, 0.95) },
+            "task_run_ms": { "median": median(&self.run_ms), "p95": percentile(&self.run_ms, 0.95) },
+            "transfer_ms": { "median": median(&self.transfer_ms), "p95": percentile(&self.transfer_ms, 0.95) },
+        })
+    }
+
+    fn print(&self, title: &str) {
+        println!("{title}");
+        println!(
+            "  {}/{} inputs ok in {:.2} s  ->  {:.1} inputs/s",
+            self.ok,
+            self.inputs,
+            self.wall_s,
+            self.inputs as f64 / self.wall_s.max(1e-9)
+        );
+        println!(
+            "  makespan           median {:8.2} ms   p95 {:8.2} ms",
+            median(&self.makespan_ms),
+            percentile(&self.makespan_ms, 0.95)
+        );
+        println!(
+            "  hop (non-ingress)  median {:8.2} ms   p95 {:8.2} ms   ({} hops)",
+            median(&self.hop_ms),
+            percentile(&self.hop_ms, 0.95),
+            self.hop_ms.len()
+        );
+        println!(
+            "  hop - slot wait    median {:8.2} ms   p95 {:8.2} ms",
+            median(&self.hop_no_wait_ms),
+            percentile(&self.hop_no_wait_ms, 0.95)
+        );
+        println!(
+            "  task run (spawn)   median {:8.2} ms   p95 {:8.2} ms",
+            median(&self.run_ms),
+            percentile(&self.run_ms, 0.95)
+        );
+        println!(
+            "  transfer (outputs) median {:8.2} ms   p95 {:8.2} ms",
+            median(&self.transfer_ms),
+            percentile(&self.transfer_ms, 0.95)
+        );
+    }
+}
+
+async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
+    let inputs = root.join("inputs");
+    write_inputs(&inputs, "in", args.inputs, args.input_size)?;
+    let outcome = jupiterctl::run::run(
+        app,
+        &[inputs],
+        options(root, "throughput", args),
+        Duration::from_secs(600),
+        false,
+    )
+    .await
+    .context("throughput pass")?;
+    Ok(Pass::from_results(&outcome.results, outcome.wall))
+}
+
+async fn sequential_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
+    let files = write_inputs(&root.join("seq-inputs"), "seq", args.sequential, args.input_size)?;
+    let deployment = Deployment::up(app, options(root, "sequential", args))
+        .await
+        .context("deploying")?;
+    let result = async {
+        let client = jupiterctl::session::client(&deployment.endpoints.circe_home).await?;
+        let mut results = Vec::new();
+        let started = Instant::now();
+        for file in &files {
+            let watch = jupiterctl::session::watch(&client).await?;
+            let ids = jupiterctl::session::submit_all(&client, std::slice::from_ref(file)).await?;
+            results.extend(jupiterctl::session::collect(watch, &ids, Duration::from_secs(60), false).await?);
+        }
+        anyhow::Ok(Pass::from_results(&results, started.elapsed()))
+    }
+    .await;
+    deployment.down().await;
+    result.context("sequential pass")
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let root = tempfile::Builder::new()
+        .prefix("jupiter-bench-pipeline")
+        .tempdir()?;
+    let app_dir = root.path().join("app");
+    std::fs::create_dir_all(&app_dir)?;
+    write_app(&app_dir, args.parallelism)?;
+    let app = App::load(&app_dir).context("loading the generated app")?;
+
+    let sequential = if args.sequential > 0 {
+        Some(sequential_pass(app.clone(), root.path(), &args).await?)
+    } else {
+        None
+    };
+    let throughput = throughput_pass(app, root.path(), &args).await?;
+
+    if throughput.ok != throughput.inputs {
+        eprintln!(
+            "warning: {} of {} inputs failed",
+            throughput.inputs - throughput.ok,
+            throughput.inputs
+        );
+    }
+    let target_ms = 5.0;
+    let unloaded_hop = sequential.as_ref().map(|p| median(&p.hop_ms));
+    if args.json {
+        let out = serde_json::json!({
+            "benchmark": "pipeline",
+            "machine": machine(),
+            "app": "7 tasks shaped like examples/dummy_app, trivial sh tasks",
+            "nodes": args.nodes,
+            "parallelism": args.parallelism,
+            "input_size": args.input_size,
+            "throughput": throughput.json(),
+            "unloaded": sequential.as_ref().map(Pass::json),
+            "hop_target_ms": target_ms,
+            "hop_target_met_unloaded": unloaded_hop.map(|h| h < target_ms),
+            "hop_target_met_loaded": median(&throughput.hop_ms) < target_ms,
+        });
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        let m = machine();
+        println!(
+            "pipeline: 7-task dummy_app-shaped DAG, trivial tasks, {} nodes, parallelism {}, {} B inputs ({} cores, {} GiB)",
+            args.nodes, args.parallelism, args.input_size, m["cores"], m["mem_gib"]
+        );
+        if let Some(p) = &sequential {
+            p.print(&format!("unloaded pass ({} inputs, one at a time):", p.inputs));
+        }
+        throughput.print(&format!(
+            "throughput pass ({} inputs submitted at once):",
+            throughput.inputs
+        ));
+        match unloaded_hop {
+            Some(h) => println!(
+                "per-hop overhead target < {target_ms} ms: unloaded median {h:.2} ms -> {}",
+                if h < target_ms { "MET" } else { "NOT MET" }
+            ),
+            None => println!("per-hop overhead target < {target_ms} ms: (unloaded pass skipped)"),
+        }
+    }
+    if throughput.ok == 0 {
+        bail!("no input succeeded");
+    }
+    Ok(())
+}
