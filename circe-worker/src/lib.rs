@@ -180,7 +180,7 @@ impl Worker {
 
     /// A file (or marker) for `input` is durable: run the task if it is complete.
     pub(crate) fn on_arrival(self: &Arc<Self>, input: &str) {
-        if self.counters().scheduled.contains(input) {
+        if self.counters().scheduled.contains(input) || self.queue.is_closed(input) {
             return;
         }
         match self.queue.complete(input, &self.sources) {

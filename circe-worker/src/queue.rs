@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! tmp/                         partial downloads (wiped on start)
-//! in/<input>/<source>@<n>/<f>  files that arrived from a source (a parent task,
-//!                              or _home) that sends n files for this input
+//! in/<input>@<source>@<n>/<f>  files that arrived from a source (a parent task,
+//!                              or _home) that sends n files for this input; flat,
+//!                              so a new folder costs one mkdir and one fsync of in/
 //! work/<input>/                scratch for the task (legacy tasks get their inputs here)
 //! out/<input>/<file>           the task's outputs
 //! out/<input>.done             the task succeeded: which outputs, its timings
@@ -58,13 +59,10 @@ impl Queue {
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
     }
-    fn input_dir(&self, input: &str) -> PathBuf {
-        self.root.join("in").join(input)
-    }
     /// The folder of `source`'s files for `input`; its name carries how many
     /// files the source sends, so one durable mkdir records the count.
     pub fn source_dir(&self, input: &str, source: &str, count: u32) -> PathBuf {
-        self.input_dir(input).join(format!("{source}@{count}"))
+        self.root.join("in").join(format!("{input}@{source}@{count}"))
     }
     pub fn work_dir(&self, input: &str) -> PathBuf {
         self.root.join("work").join(input)
@@ -97,25 +95,38 @@ impl Queue {
         Ok(dir)
     }
 
-    /// The sources that have a folder for `input`: source -> (count, folder).
-    fn sources_of(&self, input: &str) -> io::Result<HashMap<String, (u32, PathBuf)>> {
-        let mut found = HashMap::new();
-        let entries = match std::fs::read_dir(self.input_dir(input)) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
+    /// Every source folder in the queue: (input, source, count, folder).
+    fn source_dirs(&self) -> io::Result<Vec<(String, String, u32, PathBuf)>> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(self.root.join("in"))? {
             let entry = entry?;
             let name = entry.file_name();
-            let Some((source, count)) = name.to_str().and_then(|n| n.rsplit_once('@')) else {
+            let Some(name) = name.to_str() else { continue };
+            // Task names hold no '@'; the input id may.
+            let mut parts = name.rsplitn(3, '@');
+            let (Some(count), Some(source), Some(input)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
             if let Ok(count) = count.parse() {
-                found.insert(source.to_string(), (count, entry.path()));
+                found.push((input.to_string(), source.to_string(), count, entry.path()));
             }
         }
         Ok(found)
+    }
+
+    /// The sources that have a folder for `input`: source -> (count, folder).
+    fn sources_of(&self, input: &str) -> io::Result<HashMap<String, (u32, PathBuf)>> {
+        Ok(self
+            .source_dirs()?
+            .into_iter()
+            .filter(|(i, ..)| i == input)
+            .map(|(_, source, count, dir)| (source, (count, dir)))
+            .collect())
+    }
+
+    /// Drops a source folder of an input that is already closed.
+    pub async fn discard_source(&self, input: &str, source: &str, count: u32) -> io::Result<()> {
+        remove_dir_if_exists(&self.source_dir(input, source, count)).await
     }
 
     /// Whether every source has sent all the files it announced.
@@ -156,11 +167,8 @@ impl Queue {
     /// Everything is downstream: mark the input finished and drop its files.
     pub async fn finish(&self, input: &str) -> io::Result<()> {
         write_file_durably(&self.finished_path(input), b"").await?;
-        for dir in [
-            self.root.join("in").join(input),
-            self.work_dir(input),
-            self.out_dir(input),
-        ] {
+        let sources = self.sources_of(input)?.into_values().map(|(_, dir)| dir);
+        for dir in sources.chain([self.work_dir(input), self.out_dir(input)]) {
             remove_dir_if_exists(&dir).await?;
         }
         match tokio::fs::remove_file(self.done_path(input)).await {
@@ -185,18 +193,9 @@ impl Queue {
                 recovered.to_send.push((input.to_string(), record));
             }
         }
-        for entry in std::fs::read_dir(self.root.join("in"))? {
-            let entry = entry?;
-            if !entry.file_type()?.is_dir() {
-                continue;
-            }
-            let Some(input) = entry.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            if !self.is_closed(&input) {
-                recovered.pending.push(input);
-            }
-        }
+        let inputs: std::collections::BTreeSet<String> =
+            self.source_dirs()?.into_iter().map(|(input, ..)| input).collect();
+        recovered.pending = inputs.into_iter().filter(|i| !self.is_closed(i)).collect();
         recovered.finished = std::fs::read_dir(self.root.join("finished"))?.count() as u64;
         recovered.failed = std::fs::read_dir(self.root.join("failed"))?.count() as u64;
         recovered.pending.sort();

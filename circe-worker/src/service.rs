@@ -76,12 +76,29 @@ impl CirceWorker for Service {
             receive_to_temp(&mut stream, header.size, &tmp),
             worker.queue.ensure_source_dir(input, source, count)
         );
-        let received = received?;
+        let received = match received {
+            Ok(received) => received,
+            Err(status) => {
+                // Leave no empty folder behind for a file that never came.
+                let _ = tokio::fs::remove_dir(worker.queue.source_dir(input, source, count)).await;
+                return Err(status);
+            }
+        };
         if let Err(e) = folder {
             received.discard().await;
             return Err(io_status(e));
         }
         let written = received.commit(&dest).await?;
+        // The input may have been retired while this copy was arriving
+        // (finish marks, then deletes): a late copy is a duplicate.
+        if worker.queue.is_closed(input) {
+            worker
+                .queue
+                .discard_source(input, source, count)
+                .await
+                .map_err(io_status)?;
+            return duplicate(0);
+        }
         worker.on_arrival(input);
         Ok(Response::new(PushAck {
             duplicate: false,

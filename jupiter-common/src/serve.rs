@@ -16,8 +16,10 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::ServingStatus as ReportedStatus;
 
 /// HTTP/2 windows large enough that a single stream can fill a fast link.
-const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
-const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+const STREAM_WINDOW: u32 = 32 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+/// HTTP/2 frames big enough that a 1 MiB chunk is a handful of frames, not 64.
+const MAX_FRAME: u32 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -60,6 +62,7 @@ pub async fn serve(
     Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
@@ -74,6 +77,7 @@ pub fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_timeout(Duration::from_secs(5))
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .connect_lazy())
 }
 

@@ -4,67 +4,62 @@
 //! only then lets the caller acknowledge it.
 
 use crate::proto::circe::worker::v1::{file_chunk::Kind, FileChunk, FileHeader};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::Stream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 use tonic::Status;
 
 /// Data bytes per chunk: large enough to amortise per-message costs, well
 /// under the default 4 MiB gRPC message limit.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 
-enum State {
-    Header(FileHeader, Option<PathBuf>),
-    Open(PathBuf),
-    Reading(tokio::fs::File),
-    Done,
-}
+/// Chunks read ahead of the network: reading the next chunks from disk
+/// overlaps sending the current one.
+const READ_AHEAD: usize = 4;
 
 /// The stream of chunks for one file: `header`, then its bytes. For an empty
 /// marker (`header.file_count == 0`) pass `path = None`.
+///
+/// A blocking thread reads the file straight into the chunk buffers. If the
+/// file cannot be read the stream ends early; the receiver then sees fewer
+/// bytes than the header announced and refuses the file.
 pub fn file_chunks(
     header: FileHeader,
     path: Option<PathBuf>,
 ) -> impl Stream<Item = FileChunk> + Send + 'static {
-    futures::stream::unfold(State::Header(header, path), |state| async move {
-        match state {
-            State::Header(header, path) => {
-                let next = path.map_or(State::Done, State::Open);
-                Some((chunk(Kind::Header(header)), next))
+    let head = futures::stream::iter([chunk(Kind::Header(header))]);
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    if let Some(path) = path {
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = read_chunks(&path, &tx) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read file to send");
             }
-            State::Open(path) => match tokio::fs::File::open(&path).await {
-                Ok(file) => read_next(file).await,
-                // The receiver sees a short file and rejects it; the sender
-                // learns of the failure from the size check there.
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot open file to send");
-                    None
-                }
-            },
-            State::Reading(file) => read_next(file).await,
-            State::Done => None,
-        }
-    })
+        });
+    }
+    futures::StreamExt::chain(head, tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
-async fn read_next(mut file: tokio::fs::File) -> Option<(FileChunk, State)> {
-    let mut buf = BytesMut::with_capacity(CHUNK_SIZE);
-    while buf.len() < CHUNK_SIZE {
-        match file.read_buf(&mut buf).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "read error while sending");
-                return None;
-            }
+fn read_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<FileChunk>) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    loop {
+        let mut buf = Vec::with_capacity(CHUNK_SIZE);
+        (&mut file).take(CHUNK_SIZE as u64).read_to_end(&mut buf)?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let full = buf.len() == CHUNK_SIZE;
+        if tx.blocking_send(chunk(Kind::Data(Bytes::from(buf)))).is_err() {
+            // The receiver answered early (a duplicate) or went away.
+            return Ok(());
+        }
+        if !full {
+            return Ok(());
         }
     }
-    if buf.is_empty() {
-        return None;
-    }
-    Some((chunk(Kind::Data(buf.freeze())), State::Reading(file)))
 }
 
 fn chunk(kind: Kind) -> FileChunk {
@@ -193,40 +188,108 @@ pub async fn receive_durably(
     received.commit(dest).await
 }
 
+/// Writes the stream to `tmp` on a blocking thread fed through a short
+/// channel: the network and the disk work at the same time, a small file
+/// costs one thread hand-off, and large files start their write-back early
+/// so that the final fsync is short.
 async fn write_synced(
     stream: &mut tonic::Streaming<FileChunk>,
     expected_size: u64,
     tmp: &Path,
 ) -> Result<u64, Status> {
-    let mut file = tokio::fs::File::create(tmp).await.map_err(io_status)?;
-    let mut written = 0u64;
-    while let Some(msg) = stream.message().await? {
-        match msg.kind {
-            Some(Kind::Data(data)) => {
-                written += data.len() as u64;
-                if written > expected_size {
-                    return Err(Status::invalid_argument(format!(
-                        "file is longer than the {expected_size} bytes announced"
-                    )));
-                }
-                write_all(&mut file, data).await?;
-            }
-            _ => return Err(Status::invalid_argument("a second header inside a file stream")),
-        }
-    }
-    if written != expected_size {
-        return Err(Status::data_loss(format!(
-            "file ended after {written} of {expected_size} bytes"
-        )));
-    }
-    file.flush().await.map_err(io_status)?;
-    file.sync_all().await.map_err(io_status)?;
-    Ok(written)
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(READ_AHEAD);
+    let complete = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let tmp = tmp.to_path_buf();
+        let complete = complete.clone();
+        tokio::task::spawn_blocking(move || write_chunks(&tmp, rx, &complete))
+    };
+    let received = forward(stream, expected_size, tx).await;
+    complete.store(received.is_ok(), Ordering::Release);
+    let written = writer
+        .await
+        .map_err(|e| Status::internal(format!("queue writer: {e}")))?
+        .map_err(io_status);
+    let received = received?;
+    written?;
+    Ok(received)
 }
 
-async fn write_all(file: &mut tokio::fs::File, data: Bytes) -> Result<(), Status> {
-    file.write_all(&data).await.map_err(io_status)
+/// Moves data messages from the stream to the writer, checking the size.
+async fn forward(
+    stream: &mut tonic::Streaming<FileChunk>,
+    expected_size: u64,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) -> Result<u64, Status> {
+    let mut received = 0u64;
+    while let Some(msg) = stream.message().await? {
+        let Some(Kind::Data(data)) = msg.kind else {
+            return Err(Status::invalid_argument("a second header inside a file stream"));
+        };
+        received += data.len() as u64;
+        if received > expected_size {
+            return Err(Status::invalid_argument(format!(
+                "file is longer than the {expected_size} bytes announced"
+            )));
+        }
+        if tx.send(data).await.is_err() {
+            // The writer stopped: its error is reported by the caller.
+            return Ok(received);
+        }
+    }
+    if received != expected_size {
+        return Err(Status::data_loss(format!(
+            "file ended after {received} of {expected_size} bytes"
+        )));
+    }
+    Ok(received)
 }
+
+/// Bytes written between write-back kicks of a large file.
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
+
+fn write_chunks(
+    tmp: &Path,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    complete: &AtomicBool,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(tmp)?;
+    let (mut offset, mut pending) = (0u64, 0u64);
+    while let Some(data) = rx.blocking_recv() {
+        file.write_all(&data)?;
+        offset += data.len() as u64;
+        pending += data.len() as u64;
+        if pending >= WRITEBACK_EVERY {
+            start_writeback(&file, offset - pending, pending);
+            pending = 0;
+        }
+    }
+    // A partial file is thrown away: no point waiting for the disk.
+    if complete.load(Ordering::Acquire) {
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Asks the kernel to start writing a range out now (Linux), so the fsync
+/// at the end finds most of the file already on its way to the disk.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor we own; failure is harmless.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 /// Creates `dir` and any missing ancestors so that they survive a crash:
 /// each new entry's parent folder is synced. An existing `dir` costs a stat.

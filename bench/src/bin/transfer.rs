@@ -37,6 +37,11 @@ struct Args {
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     json: bool,
+    /// Folder for the queues and the TCP receiver's files (default: $TMPDIR).
+    /// On /dev/shm (tmpfs) fsync is free and the figures isolate the network
+    /// path from the disk.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
 }
 
 const IO_BUF: usize = 4 << 20;
@@ -223,9 +228,12 @@ fn label(size: u64) -> String {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let sizes = parse_sizes(&args.sizes)?;
-    let root = tempfile::Builder::new()
-        .prefix("jupiter-bench-transfer")
-        .tempdir()?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("jupiter-bench-transfer");
+    let root = match &args.dir {
+        Some(dir) => builder.tempdir_in(dir)?,
+        None => builder.tempdir()?,
+    };
     let root = root.path();
 
     // The app: src -> dst, dst a script that does nothing.

@@ -1,0 +1,121 @@
+//! The worker's push protocol from a raw gRPC client: a file is
+//! acknowledged once, a repeat is a duplicate, a short or foreign file is
+//! refused and leaves nothing behind.
+
+use jupiter_common::app::App;
+use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
+use jupiter_common::proto::circe::worker::v1::file_chunk::Kind;
+use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, StatusRequest};
+use jupiter_tests::{example, Sandbox};
+use jupiterctl::local::Deployment;
+use tonic::Code;
+
+fn chunks(header: FileHeader, data: &[u8]) -> Vec<FileChunk> {
+    let mut all = vec![FileChunk {
+        kind: Some(Kind::Header(header)),
+    }];
+    all.push(FileChunk {
+        kind: Some(Kind::Data(data.to_vec().into())),
+    });
+    all
+}
+
+fn header(input: &str, from: &str, size: u64) -> FileHeader {
+    FileHeader {
+        input_id: input.into(),
+        from_task: from.into(),
+        file_name: format!("{input}_left.txt"),
+        file_count: 1,
+        size,
+        produced_at_unix_nanos: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_is_durable_idempotent_and_checked() {
+    let sandbox = Sandbox::new();
+    let app = App::load(&example("fanjoin")).expect("example loads");
+    let deployment = Deployment::up(app, sandbox.options(2, 4)).await.expect("deploys");
+    let left = &deployment.endpoints.workers["left"].address;
+    let mut client = CirceWorkerClient::new(jupiter_common::serve::channel(left).expect("channel"));
+
+    // Not a parent of `left`: refused.
+    let err = client
+        .push(tokio_stream::iter(chunks(header("a", "right", 3), b"abc")))
+        .await
+        .expect_err("right is not left's parent");
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // Fewer bytes than announced: refused, nothing queued, not run.
+    let err = client
+        .push(tokio_stream::iter(chunks(header("b", "split", 10), b"abc")))
+        .await
+        .expect_err("short file");
+    assert_eq!(err.code(), Code::DataLoss);
+
+    // A path in the file name: refused.
+    let mut evil = header("c", "split", 3);
+    evil.file_name = "../../escape".into();
+    let err = client
+        .push(tokio_stream::iter(chunks(evil, b"abc")))
+        .await
+        .expect_err("path traversal");
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // A good file is acknowledged with its size, a repeat as a duplicate.
+    let ack = client
+        .push(tokio_stream::iter(chunks(header("d.txt", "split", 4), b"x\ny\n")))
+        .await
+        .expect("accepted")
+        .into_inner();
+    assert_eq!((ack.duplicate, ack.bytes), (false, 4));
+    let again = client
+        .push(tokio_stream::iter(chunks(header("d.txt", "split", 4), b"x\ny\n")))
+        .await
+        .expect("accepted again")
+        .into_inner();
+    assert!(again.duplicate);
+
+    // `left` ran once for d.txt and for nothing else.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = client
+            .status(StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        if status.done + status.failed >= 1 || tokio::time::Instant::now() > deadline {
+            assert_eq!((status.done, status.failed), (1, 0), "{status:?}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let queue = sandbox.path("work").join("nodes");
+    let leftovers: Vec<_> = walk(&queue)
+        .into_iter()
+        .filter(|p| p.parent().and_then(|d| d.file_name()) == Some("tmp".as_ref()))
+        .collect();
+    assert!(leftovers.is_empty(), "no partial files left: {leftovers:?}");
+    // Retired: its inputs and outputs are gone, only the marker stays.
+    let left_queue = queue
+        .join(&deployment.endpoints.workers["left"].node)
+        .join("queues/left");
+    assert!(left_queue.join("finished/d.txt").is_file());
+    assert_eq!(walk(&left_queue.join("in")), Vec::<std::path::PathBuf>::new());
+    deployment.down().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                all.extend(walk(&path));
+            } else {
+                all.push(path);
+            }
+        }
+    }
+    all
+}
