@@ -45,20 +45,73 @@ pub fn file_chunks(
 fn read_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<FileChunk>) -> std::io::Result<()> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
+    // Buffers come back once the encoder has copied them out, so a file of
+    // any size touches READ_AHEAD + 1 buffers' worth of fresh pages at most.
+    let pool = Pool::default();
     loop {
-        let mut buf = Vec::with_capacity(CHUNK_SIZE);
-        (&mut file).take(CHUNK_SIZE as u64).read_to_end(&mut buf)?;
-        if buf.is_empty() {
+        let mut buf = pool.take();
+        let mut filled = 0;
+        while filled < CHUNK_SIZE {
+            match file.read(&mut buf.data[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
             return Ok(());
         }
-        let full = buf.len() == CHUNK_SIZE;
-        if tx.blocking_send(chunk(Kind::Data(Bytes::from(buf)))).is_err() {
+        buf.len = filled;
+        if tx
+            .blocking_send(chunk(Kind::Data(Bytes::from_owner(buf))))
+            .is_err()
+        {
             // The receiver answered early (a duplicate) or went away.
             return Ok(());
         }
-        if !full {
+        if filled < CHUNK_SIZE {
             return Ok(());
         }
+    }
+}
+
+/// Recycled chunk buffers of one file being sent.
+#[derive(Default, Clone)]
+struct Pool(Arc<std::sync::Mutex<Vec<Box<[u8]>>>>);
+
+impl Pool {
+    fn take(&self) -> Pooled {
+        let data = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| vec![0u8; CHUNK_SIZE].into_boxed_slice());
+        Pooled {
+            data,
+            len: 0,
+            pool: self.clone(),
+        }
+    }
+}
+
+struct Pooled {
+    data: Box<[u8]>,
+    len: usize,
+    pool: Pool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        self.pool.0.lock().unwrap_or_else(|e| e.into_inner()).push(data);
     }
 }
 
