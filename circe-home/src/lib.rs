@@ -12,7 +12,7 @@ use jupiter_common::proto::circe::home::v1::{
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, PushAck};
 use jupiter_common::serve::{self, ServeError};
-use jupiter_common::transfer::{check_name, file_chunks, read_header, receive_durably};
+use jupiter_common::transfer::{check_name, file_chunks, read_header, receive_durably, Origin};
 use ledger::Ledger;
 use std::future::Future;
 use std::path::PathBuf;
@@ -126,7 +126,10 @@ async fn push_until_acked(
 ) -> Result<PushAck, Status> {
     let mut delay = Duration::from_millis(5);
     loop {
-        match client.push(file_chunks(header.clone(), Some(path.clone()))).await {
+        match client
+            .push(file_chunks(header.clone(), Some(path.clone()), Origin::Owned))
+            .await
+        {
             Ok(ack) => return Ok(ack.into_inner()),
             Err(s) if matches!(s.code(), Code::InvalidArgument | Code::FailedPrecondition) => return Err(s),
             Err(s) => {

@@ -5,7 +5,7 @@
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileHeader, PushAck};
-use jupiter_common::transfer::file_chunks;
+use jupiter_common::transfer::{file_chunks, Origin};
 use std::path::PathBuf;
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -30,7 +30,8 @@ impl Downstream {
     }
 
     async fn push_once(&mut self, header: FileHeader, path: Option<PathBuf>) -> Result<PushAck, Status> {
-        let stream = file_chunks(header, path);
+        // Outputs sit in the queue, untouched until every child has them.
+        let stream = file_chunks(header, path, Origin::Owned);
         let reply = match self {
             Downstream::Worker { client, .. } => client.push(stream).await?,
             Downstream::Home(client) => client.deliver(stream).await?,

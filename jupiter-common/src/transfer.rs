@@ -20,26 +20,67 @@ pub const CHUNK_SIZE: usize = 1024 * 1024;
 /// overlaps sending the current one.
 const READ_AHEAD: usize = 4;
 
+/// Whether Jupiter owns the file being sent, which decides how it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A file in Jupiter's own folders (a queue's outputs, circe-home's
+    /// stored inputs) that nothing changes while it is sent: it is mapped
+    /// into memory and its pages go to the network without a read copy.
+    Owned,
+    /// Any other file (a user's input): read with plain reads, so a file
+    /// that shrinks while it is sent fails the transfer instead of the process.
+    Foreign,
+}
+
+/// Files smaller than this are read even when owned: a map costs more.
+const MAP_ABOVE: u64 = 256 * 1024;
+
 /// The stream of chunks for one file: `header`, then its bytes. For an empty
 /// marker (`header.file_count == 0`) pass `path = None`.
 ///
-/// A blocking thread reads the file straight into the chunk buffers. If the
-/// file cannot be read the stream ends early; the receiver then sees fewer
-/// bytes than the header announced and refuses the file.
+/// A blocking thread reads (or maps) the file and keeps up to READ_AHEAD
+/// chunks ready. If the file cannot be read the stream ends early; the
+/// receiver then sees fewer bytes than the header announced and refuses it.
 pub fn file_chunks(
     header: FileHeader,
     path: Option<PathBuf>,
+    origin: Origin,
 ) -> impl Stream<Item = FileChunk> + Send + 'static {
     let head = futures::stream::iter([chunk(Kind::Header(header))]);
     let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     if let Some(path) = path {
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = read_chunks(&path, &tx) {
+            let sent = match origin {
+                Origin::Owned => map_chunks(&path, &tx),
+                Origin::Foreign => read_chunks(&path, &tx),
+            };
+            if let Err(e) = sent {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read file to send");
             }
         });
     }
     futures::StreamExt::chain(head, tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+fn map_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<FileChunk>) -> std::io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.len() < MAP_ABOVE {
+        return read_chunks(path, tx);
+    }
+    // SAFETY: `Origin::Owned` files are Jupiter's own and are not modified
+    // or truncated while they are sent (see `Origin`).
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
+    let all = Bytes::from_owner(map);
+    let mut at = 0;
+    while at < all.len() {
+        let end = (at + CHUNK_SIZE).min(all.len());
+        if tx.blocking_send(chunk(Kind::Data(all.slice(at..end)))).is_err() {
+            // The receiver answered early (a duplicate) or went away.
+            return Ok(());
+        }
+        at = end;
+    }
+    Ok(())
 }
 
 fn read_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<FileChunk>) -> std::io::Result<()> {

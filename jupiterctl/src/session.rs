@@ -7,7 +7,7 @@ use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::home::v1::{InputResult, WatchRequest};
 use jupiter_common::proto::circe::worker::v1::FileHeader;
 use jupiter_common::serve;
-use jupiter_common::transfer::file_chunks;
+use jupiter_common::transfer::{file_chunks, Origin};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -110,7 +110,7 @@ pub async fn submit_all(
                 ..Default::default()
             };
             let ack = client
-                .submit(file_chunks(header, Some(path.clone())))
+                .submit(file_chunks(header, Some(path.clone()), Origin::Foreign))
                 .await
                 .map_err(|s| fail(s.message().to_string()))?;
             Ok(ack.into_inner().input_id)

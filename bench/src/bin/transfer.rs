@@ -15,7 +15,7 @@ use jupiter_common::proto::circe::home::v1::{
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, StatusRequest};
 use jupiter_common::serve;
-use jupiter_common::transfer::file_chunks;
+use jupiter_common::transfer::{file_chunks, Origin};
 use std::io::{Read, Write};
 use std::net::{TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -168,7 +168,7 @@ impl Grpc {
         let started = Instant::now();
         let ack = self
             .client
-            .push(file_chunks(header, Some(path.to_path_buf())))
+            .push(file_chunks(header, Some(path.to_path_buf()), Origin::Owned))
             .await?
             .into_inner();
         let took = started.elapsed();
