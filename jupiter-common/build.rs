@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("jupiter_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .bytes(".jupiter.circe.worker.v1.FileChunk.data")
+        .bytes(".jupiter.drupe.droplet.v1.Payload.data")
         .compile_fds(fds)?;
     Ok(())
 }

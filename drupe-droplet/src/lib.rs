@@ -1,12 +1,18 @@
-//! DRUPE droplet: runs on every node. Answers latency probes and reports its
-//! node's resources to drupe-central on an interval (which also registers
-//! the node, so a scheduler knows it exists).
+//! DRUPE droplet: runs on every node. Answers other droplets' probes
+//! (echoes and payload streams), measures its own links when drupe-central
+//! asks (central staggers the asks so probes never share a link), and
+//! reports its node's resources on an interval, which also registers the
+//! node.
 
+pub mod cli;
+pub mod probe;
 pub mod resources;
 
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::droplet::v1::drupe_droplet_server::{DrupeDroplet, DrupeDropletServer};
-use jupiter_common::proto::drupe::droplet::v1::{EchoReply, EchoRequest, NodeResources, ResourcesRequest};
+use jupiter_common::proto::drupe::droplet::v1::{
+    EchoReply, EchoRequest, LinkMeasurement, NodeResources, Payload, ProbeRequest, ResourcesRequest, SinkAck,
+};
 use jupiter_common::serve::{self, ServeError};
 use std::future::Future;
 use std::path::PathBuf;
@@ -27,7 +33,7 @@ pub struct DropletConfig {
     pub report_interval: Duration,
     /// The URL other droplets reach this one at (reported to central).
     pub advertise: String,
-    /// Folder whose disk is this node's storage (reserved for disk reports).
+    /// Folder whose disk is this node's storage (its free space is reported).
     pub data_dir: Option<PathBuf>,
 }
 
@@ -42,7 +48,7 @@ impl Droplet {
     }
 
     fn snapshot(&self) -> NodeResources {
-        let mut r = resources::measure();
+        let mut r = resources::measure(self.config.data_dir.as_deref());
         r.node = self.config.node.clone();
         r.address = self.config.advertise.clone();
         r
@@ -55,6 +61,28 @@ impl DrupeDroplet for Droplet {
         Ok(Response::new(EchoReply {
             payload: request.into_inner().payload,
         }))
+    }
+
+    async fn sink(&self, request: Request<tonic::Streaming<Payload>>) -> Result<Response<SinkAck>, Status> {
+        let mut stream = request.into_inner();
+        let mut bytes = 0u64;
+        while let Some(payload) = stream.message().await? {
+            bytes += payload.data.len() as u64;
+        }
+        Ok(Response::new(SinkAck { bytes }))
+    }
+
+    async fn probe_link(&self, request: Request<ProbeRequest>) -> Result<Response<LinkMeasurement>, Status> {
+        let request = request.into_inner();
+        if request.peer_address.is_empty() {
+            return Err(Status::invalid_argument("peer_address is empty"));
+        }
+        if request.sizes.iter().any(|&s| s == 0 || s > 1 << 30) {
+            return Err(Status::invalid_argument(
+                "probe sizes must be between 1 byte and 1 GiB",
+            ));
+        }
+        Ok(Response::new(probe::probe(&self.config.node, &request).await))
     }
 
     async fn resources(

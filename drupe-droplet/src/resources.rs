@@ -1,9 +1,10 @@
 //! Reads this node's resources from the operating system.
 
 use jupiter_common::proto::drupe::droplet::v1::NodeResources;
+use std::path::Path;
 
-/// CPU count, load and memory of the machine (or container) now.
-pub fn measure() -> NodeResources {
+/// CPU count, load, memory and the disk of `data_dir`, now.
+pub fn measure(data_dir: Option<&Path>) -> NodeResources {
     let cpu_count = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(1);
@@ -12,6 +13,7 @@ pub fn measure() -> NodeResources {
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .unwrap_or(0.0);
     let (free, total) = memory().unwrap_or((0, 0));
+    let (disk_free, disk_total) = disk(data_dir.unwrap_or(Path::new("."))).unwrap_or((0, 0));
     NodeResources {
         node: String::new(),
         cpu_count,
@@ -20,6 +22,9 @@ pub fn measure() -> NodeResources {
         memory_total_bytes: total,
         measured_at_unix_millis: jupiter_common::clock::unix_nanos() / 1_000_000,
         address: String::new(),
+        disk_free_bytes: disk_free,
+        disk_total_bytes: disk_total,
+        reachable: true,
     }
 }
 
@@ -34,13 +39,28 @@ fn memory() -> Option<(u64, u64)> {
     Some((field("MemAvailable:")?, field("MemTotal:")?))
 }
 
+/// (available to us, total) bytes of the file system holding `dir`.
+fn disk(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `stat` a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = stat.f_frsize as u64;
+    Some((stat.f_bavail as u64 * block, stat.f_blocks as u64 * block))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn measures_something_plausible() {
-        let r = super::measure();
+        let r = super::measure(Some(std::path::Path::new("/")));
         assert!(r.cpu_count >= 1);
         assert!(r.memory_total_bytes > 0, "MemTotal read from /proc/meminfo");
         assert!(r.memory_free_bytes <= r.memory_total_bytes);
+        assert!(r.disk_total_bytes > 0, "statvfs of /");
+        assert!(r.disk_free_bytes <= r.disk_total_bytes);
     }
 }

@@ -18,6 +18,8 @@ use tonic_health::ServingStatus as ReportedStatus;
 /// HTTP/2 windows large enough that a single stream can fill a fast link.
 const STREAM_WINDOW: u32 = 32 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+/// How long a stopping server waits for open calls to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// HTTP/2 frames big enough that a 1 MiB chunk is a handful of frames, not 64.
 const MAX_FRAME: u32 = 1024 * 1024;
 
@@ -59,13 +61,28 @@ pub async fn serve(
             let _ = stream.set_nodelay(true);
         })
     });
-    Server::builder()
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        });
+    // Graceful shutdown waits for open calls, and a watch stream never
+    // ends by itself: after a grace period the remaining calls are cut.
+    tokio::select! {
+        result = server => result?,
+        _ = async {
+            if stopped.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => tracing::debug!("calls still open after the shutdown grace period; closing them"),
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod mapping_file;
+pub mod profile;
 pub mod report;
 pub mod run;
 pub mod session;

@@ -57,6 +57,8 @@ pub struct LocalOptions {
 pub enum DeployError {
     #[error("--nodes must be at least 1")]
     NoNodes,
+    #[error("work folder {dir}: {source}")]
+    Workdir { dir: PathBuf, source: std::io::Error },
     #[error("binding a loopback port: {0}")]
     Bind(std::io::Error),
     #[error(transparent)]
@@ -154,16 +156,25 @@ impl Deployment {
             return Err(DeployError::NoNodes);
         }
         let started = std::time::Instant::now();
+        std::fs::create_dir_all(&options.workdir).map_err(|source| DeployError::Workdir {
+            dir: options.workdir.clone(),
+            source,
+        })?;
         let shutdown = CancellationToken::new();
         let mut servers = JoinSet::new();
 
         // 1. DRUPE and WAVE: central, home, and per node a droplet and an agent.
         let central = bind().await?;
         let central_url = url_of(&central).map_err(DeployError::Bind)?;
+        let mut central_config =
+            drupe_central::CentralConfig::new(options.workdir.join("drupe").join("central.redb"));
+        // Loopback links are fast: small payloads measure them well enough.
+        central_config.probe_sizes = vec![16 * 1024, 128 * 1024];
+        central_config.probe_interval = Duration::from_secs(30);
         spawn_role(
             &mut servers,
             "drupe-central".into(),
-            drupe_central::serve(central, shutdown.clone().cancelled_owned()),
+            drupe_central::serve(central_config, central, shutdown.clone().cancelled_owned()),
         );
         let wave = bind().await?;
         let wave_url = url_of(&wave).map_err(DeployError::Bind)?;
@@ -182,7 +193,7 @@ impl Deployment {
                 central: central_url.clone(),
                 report_interval: Duration::from_secs(5),
                 advertise: droplet_url.clone(),
-                data_dir: None,
+                data_dir: Some(options.workdir.clone()),
             };
             spawn_role(
                 &mut servers,

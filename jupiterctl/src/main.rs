@@ -36,6 +36,33 @@ enum Command {
     Status,
     /// Stop the running deployment.
     Down,
+    /// The network and resource profile DRUPE measured: link matrix (bandwidth,
+    /// latency, age) and node resources.
+    Profile(ProfileArgs),
+    /// Run one role as a server in this process (what containers and
+    /// multi-machine set-ups start): drupe-central or drupe-droplet.
+    Serve {
+        #[command(subcommand)]
+        role: Role,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ProfileArgs {
+    /// drupe-central's URL (default: the running deployment's).
+    #[arg(long, env = "JUPITER_DRUPE_CENTRAL")]
+    central: Option<String>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Role {
+    /// DRUPE central: probes links, fits models, serves the profile.
+    DrupeCentral(drupe_central::cli::Args),
+    /// DRUPE droplet: answers probes and reports this node's resources.
+    DrupeDroplet(drupe_droplet::cli::Args),
 }
 
 #[derive(Args, Debug)]
@@ -98,7 +125,8 @@ struct SubmitArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    jupiter_common::telemetry::init(true);
+    // A served role logs like its own binary; the CLI itself stays quiet.
+    jupiter_common::telemetry::init(!matches!(cli.command, Command::Serve { .. }));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -122,6 +150,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Submit(args) => submit_cmd(args).await,
         Command::Status => status_cmd().await,
         Command::Down => down_cmd().await,
+        Command::Profile(args) => profile_cmd(args).await,
+        Command::Serve { role } => {
+            match role {
+                Role::DrupeCentral(args) => drupe_central::cli::run(args).await?,
+                Role::DrupeDroplet(args) => drupe_droplet::cli::run(args).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -310,5 +346,21 @@ async fn down_cmd() -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn profile_cmd(args: ProfileArgs) -> anyhow::Result<ExitCode> {
+    let central = match args.central {
+        Some(url) => url,
+        None => state::read(&state::default_path()?)?.endpoints.drupe_central,
+    };
+    let profile = jupiterctl::profile::fetch(&central)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&profile)?);
+    } else {
+        print!("{}", jupiterctl::profile::render(&profile));
+    }
     Ok(ExitCode::SUCCESS)
 }

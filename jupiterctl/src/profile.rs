@@ -1,0 +1,186 @@
+//! `jupiterctl profile`: the network and resource profile that DRUPE
+//! measured, as a link matrix and a node table, or as JSON for scripts.
+
+use jupiter_common::clock::unix_nanos;
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest, ResourceProfile};
+use jupiter_common::serve;
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Serialize)]
+pub struct Profile {
+    pub complete: bool,
+    pub rounds: u64,
+    pub nodes: Vec<Node>,
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Node {
+    pub node: String,
+    pub reachable: bool,
+    pub address: String,
+    pub cpu_count: u32,
+    pub cpu_load: f64,
+    pub memory_free_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub disk_free_bytes: u64,
+    pub disk_total_bytes: u64,
+    pub age_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Link {
+    pub from: String,
+    pub to: String,
+    pub reachable: bool,
+    pub bandwidth_bytes_per_sec: f64,
+    pub bandwidth_mbit_per_sec: f64,
+    pub latency_ms: f64,
+    pub model: Model,
+    pub age_secs: f64,
+    pub probes: u32,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Model {
+    pub quadratic: f64,
+    pub linear: f64,
+    pub constant: f64,
+}
+
+fn age_secs(unix_millis: i64) -> f64 {
+    ((unix_nanos() / 1_000_000 - unix_millis).max(0)) as f64 / 1000.0
+}
+
+/// Asks drupe-central at `address` for both profiles.
+pub async fn fetch(address: &str) -> Result<Profile, String> {
+    let mut client = DrupeCentralClient::new(serve::channel(address).map_err(|e| e.to_string())?);
+    let ask = |e: tonic::Status| format!("drupe-central at {address}: {}", e.message());
+    let network: NetworkProfile = client
+        .get_network_profile(ProfileRequest {})
+        .await
+        .map_err(ask)?
+        .into_inner();
+    let resources: ResourceProfile = client
+        .get_resource_profile(ProfileRequest {})
+        .await
+        .map_err(ask)?
+        .into_inner();
+    Ok(Profile {
+        complete: network.complete,
+        rounds: network.rounds,
+        nodes: resources
+            .nodes
+            .into_iter()
+            .map(|n| Node {
+                age_secs: age_secs(n.measured_at_unix_millis),
+                node: n.node,
+                reachable: n.reachable,
+                address: n.address,
+                cpu_count: n.cpu_count,
+                cpu_load: n.cpu_load,
+                memory_free_bytes: n.memory_free_bytes,
+                memory_total_bytes: n.memory_total_bytes,
+                disk_free_bytes: n.disk_free_bytes,
+                disk_total_bytes: n.disk_total_bytes,
+            })
+            .collect(),
+        links: network
+            .links
+            .into_iter()
+            .map(|l| {
+                let model = l.model.unwrap_or_default();
+                Link {
+                    age_secs: age_secs(l.measured_at_unix_millis),
+                    bandwidth_mbit_per_sec: l.bandwidth_bytes_per_sec * 8.0 / 1e6,
+                    bandwidth_bytes_per_sec: l.bandwidth_bytes_per_sec,
+                    from: l.from,
+                    to: l.to,
+                    reachable: l.reachable,
+                    latency_ms: l.latency_ms,
+                    model: Model {
+                        quadratic: model.quadratic,
+                        linear: model.linear,
+                        constant: model.constant,
+                    },
+                    probes: l.probes,
+                    error: l.error,
+                }
+            })
+            .collect(),
+    })
+}
+
+/// Bandwidth matrix (Mbit/s, row = from), latency matrix (ms) and the nodes.
+pub fn render(profile: &Profile) -> String {
+    let names: Vec<&str> = profile.nodes.iter().map(|n| n.node.as_str()).collect();
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(9);
+    let cell = |from: &str, to: &str, f: &dyn Fn(&Link) -> String| -> String {
+        if from == to {
+            return "-".into();
+        }
+        match profile.links.iter().find(|l| l.from == from && l.to == to) {
+            None => "?".into(),
+            Some(l) if !l.reachable => "DOWN".into(),
+            Some(l) => f(l),
+        }
+    };
+    let mut out = format!(
+        "profile {} after {} round(s)\n",
+        if profile.complete {
+            "complete"
+        } else {
+            "INCOMPLETE"
+        },
+        profile.rounds
+    );
+    let matrix = |out: &mut String, title: &str, f: &dyn Fn(&Link) -> String| {
+        let _ = write!(out, "\n{title:<width$}");
+        for to in &names {
+            let _ = write!(out, " {to:>width$}");
+        }
+        out.push('\n');
+        for from in &names {
+            let _ = write!(out, "{from:<width$}");
+            for to in &names {
+                let _ = write!(out, " {:>width$}", cell(from, to, f));
+            }
+            out.push('\n');
+        }
+    };
+    matrix(&mut out, "Mbit/s", &|l| {
+        format!("{:.1}", l.bandwidth_mbit_per_sec)
+    });
+    matrix(&mut out, "RTT ms", &|l| format!("{:.2}", l.latency_ms));
+    matrix(&mut out, "age s", &|l| format!("{:.0}", l.age_secs));
+    let _ = writeln!(
+        out,
+        "\n{:<width$}  {:<9}  {:>4}  {:>5}  {:>15}  {:>15}  {:>6}",
+        "NODE", "STATE", "CPUS", "LOAD", "MEM FREE/TOTAL", "DISK FREE/TOTAL", "AGE s"
+    );
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    for n in &profile.nodes {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<9}  {:>4}  {:>5.2}  {:>15}  {:>15}  {:>6.0}",
+            n.node,
+            if n.reachable { "reachable" } else { "DOWN" },
+            n.cpu_count,
+            n.cpu_load,
+            format!(
+                "{:.1}/{:.1} GiB",
+                gib(n.memory_free_bytes),
+                gib(n.memory_total_bytes)
+            ),
+            format!("{:.0}/{:.0} GiB", gib(n.disk_free_bytes), gib(n.disk_total_bytes)),
+            n.age_secs
+        );
+    }
+    for l in profile.links.iter().filter(|l| !l.error.is_empty()) {
+        let _ = writeln!(out, "{} -> {}: {}", l.from, l.to, l.error);
+    }
+    out
+}

@@ -1,0 +1,202 @@
+//! DRUPE on loopback with real servers: a complete first profile, the
+//! update stream, a restarted central serving its stored profile, and a
+//! killed droplet whose links turn unreachable and come back.
+
+use drupe_central::CentralConfig;
+use drupe_droplet::DropletConfig;
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+use jupiter_common::proto::drupe::central::v1::profile_update::Update;
+use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest, WatchProfileRequest};
+use jupiter_common::serve::{channel, url_of, wait_healthy};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+struct Role {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Role {
+    async fn kill(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn config(db: &Path) -> CentralConfig {
+    let mut c = CentralConfig::new(db.to_path_buf());
+    c.probe_interval = Duration::from_millis(500);
+    c.probe_sizes = vec![8 * 1024, 64 * 1024];
+    c.echoes = 3;
+    c.probe_timeout = Duration::from_secs(2);
+    c.unreachable_after = Duration::from_millis(1500);
+    c
+}
+
+async fn start_central(config: CentralConfig, listener: TcpListener) -> Role {
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        drupe_central::serve(config, listener, shutdown)
+            .await
+            .expect("central serves");
+    });
+    Role { stop, task }
+}
+
+async fn start_droplet(node: &str, central: &str, listener: TcpListener) -> Role {
+    let stop = CancellationToken::new();
+    let config = DropletConfig {
+        node: node.into(),
+        central: central.into(),
+        report_interval: Duration::from_millis(200),
+        advertise: url_of(&listener).expect("address"),
+        data_dir: None,
+    };
+    let shutdown = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        drupe_droplet::serve(config, listener, shutdown)
+            .await
+            .expect("droplet serves");
+    });
+    Role { stop, task }
+}
+
+async fn rebind(addr: SocketAddr) -> TcpListener {
+    for _ in 0..100 {
+        if let Ok(l) = TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("could not bind {addr} again");
+}
+
+async fn profile(central: &str) -> NetworkProfile {
+    DrupeCentralClient::new(channel(central).expect("channel"))
+        .get_network_profile(ProfileRequest {})
+        .await
+        .expect("profile")
+        .into_inner()
+}
+
+async fn wait_for(central: &str, what: &str, ok: impl Fn(&NetworkProfile) -> bool) -> NetworkProfile {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = profile(central).await;
+        if ok(&p) {
+            return p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {p:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn profile_survives_restarts_and_node_loss() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("central.redb");
+    let central_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let central_addr = central_listener.local_addr().expect("addr");
+    let central_url = format!("http://{central_addr}");
+    let central = start_central(config(&db), central_listener).await;
+    wait_healthy("drupe-central", &central_url, Duration::from_secs(10))
+        .await
+        .expect("healthy");
+
+    // Watch from the start: links must show up as updates.
+    let mut updates = DrupeCentralClient::new(channel(&central_url).expect("channel"))
+        .watch_profile(WatchProfileRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+
+    let mut droplets = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..3 {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        addrs.push(l.local_addr().expect("addr"));
+        droplets.push(Some(start_droplet(&format!("node{i}"), &central_url, l).await));
+    }
+
+    // A complete profile: 6 directed links, each measured and plausible.
+    let first = wait_for(&central_url, "a complete profile", |p| p.complete).await;
+    assert_eq!(first.nodes, vec!["node0", "node1", "node2"]);
+    assert_eq!(first.links.len(), 6);
+    for link in &first.links {
+        assert!(link.reachable && link.probes >= 1, "{link:?}");
+        assert!(
+            link.bandwidth_bytes_per_sec > 1e6,
+            "loopback is faster than 1 MB/s: {link:?}"
+        );
+        assert!(link.latency_ms > 0.0 && link.latency_ms < 1000.0, "{link:?}");
+        let model = link.model.expect("model");
+        assert_eq!(model.quadratic, 0.0);
+        assert!(model.linear > 0.0 && (1.0 / model.linear - link.bandwidth_bytes_per_sec).abs() < 1.0);
+    }
+    let mut saw_link = false;
+    while !saw_link {
+        match tokio::time::timeout(Duration::from_secs(10), updates.next()).await {
+            Ok(Some(Ok(u))) => saw_link = matches!(u.update, Some(Update::Link(l)) if l.reachable),
+            other => panic!("update stream ended or stalled: {other:?}"),
+        }
+    }
+
+    drop(updates);
+
+    // A droplet dies: its node and every link to or from it turn unreachable.
+    droplets[2].take().expect("droplet").kill().await;
+    let down = wait_for(&central_url, "node2's links to go down", |p| {
+        p.links
+            .iter()
+            .filter(|l| l.from == "node2" || l.to == "node2")
+            .all(|l| !l.reachable)
+    })
+    .await;
+    assert!(
+        !down.complete || down.links.iter().all(|l| l.from != "node2"),
+        "{down:#?}"
+    );
+    let others_up = down
+        .links
+        .iter()
+        .filter(|l| l.from != "node2" && l.to != "node2")
+        .all(|l| l.reachable);
+    assert!(others_up, "links between live nodes stay up: {down:#?}");
+
+    // It comes back on the same address: its links recover.
+    droplets[2] = Some(start_droplet("node2", &central_url, rebind(addrs[2]).await).await);
+    wait_for(&central_url, "node2's links to recover", |p| {
+        p.complete && p.links.iter().all(|l| l.reachable)
+    })
+    .await;
+
+    // Central restarts on the same database: the profile is served at once,
+    // before any new probe round.
+    central.kill().await;
+    for d in droplets.iter_mut() {
+        if let Some(d) = d.take() {
+            d.kill().await;
+        }
+    }
+    let central = start_central(config(&db), rebind(central_addr).await).await;
+    wait_healthy("drupe-central", &central_url, Duration::from_secs(10))
+        .await
+        .expect("healthy");
+    let restored = profile(&central_url).await;
+    assert_eq!(restored.rounds, 0, "no round ran yet");
+    assert_eq!(restored.nodes, vec!["node0", "node1", "node2"]);
+    assert_eq!(restored.links.len(), 6, "{restored:#?}");
+    assert!(restored
+        .links
+        .iter()
+        .all(|l| l.reachable && l.bandwidth_bytes_per_sec > 0.0));
+    central.kill().await;
+}
