@@ -18,8 +18,8 @@ pub mod store;
 use jupiter_common::proto::drupe::central::v1::drupe_central_server::{DrupeCentral, DrupeCentralServer};
 use jupiter_common::proto::drupe::central::v1::profile_update::Update;
 use jupiter_common::proto::drupe::central::v1::{
-    LinkProfile, NetworkProfile, ProfileRequest, ProfileUpdate, ReportAck, ResourceProfile,
-    WatchProfileRequest,
+    History, HistoryRequest, LinkProfile, NetworkProfile, ProfileRequest, ProfileUpdate, ReportAck,
+    ResourceProfile, WatchProfileRequest,
 };
 use jupiter_common::proto::drupe::droplet::v1::NodeResources;
 use jupiter_common::serve::{self, ServeError};
@@ -332,6 +332,21 @@ impl DrupeCentral for Central {
         _request: Request<ProfileRequest>,
     ) -> Result<Response<NetworkProfile>, Status> {
         Ok(Response::new(self.network_profile()))
+    }
+
+    async fn get_history(&self, request: Request<HistoryRequest>) -> Result<Response<History>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 1000,
+            n => n.min(100_000) as usize,
+        };
+        let store = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
+        let store = store
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("drupe-central is stopping"))?;
+        let updates = store
+            .history(limit)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(History { updates }))
     }
 
     type WatchProfileStream = UpdateStream;

@@ -6,7 +6,9 @@ use drupe_central::CentralConfig;
 use drupe_droplet::DropletConfig;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::profile_update::Update;
-use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest, WatchProfileRequest};
+use jupiter_common::proto::drupe::central::v1::{
+    HistoryRequest, NetworkProfile, ProfileRequest, WatchProfileRequest,
+};
 use jupiter_common::serve::{channel, url_of, wait_healthy};
 use std::net::SocketAddr;
 use std::path::Path;
