@@ -200,5 +200,31 @@ async fn profile_survives_restarts_and_node_loss() {
         .links
         .iter()
         .all(|l| l.reachable && l.bandwidth_bytes_per_sec > 0.0));
+    // The history survived too: node2's link went down and came back.
+    let history = DrupeCentralClient::new(channel(&central_url).expect("channel"))
+        .get_history(HistoryRequest { limit: 0 })
+        .await
+        .expect("history")
+        .into_inner()
+        .updates;
+    let node2_link: Vec<bool> = history
+        .iter()
+        .filter_map(|u| match &u.update {
+            Some(Update::Link(l)) if l.from == "node2" && l.to == "node0" => Some(l.reachable),
+            _ => None,
+        })
+        .collect();
+    let went_down = node2_link
+        .iter()
+        .position(|r| !r)
+        .expect("node2->node0 went down in the history");
+    assert!(
+        node2_link[..went_down].contains(&true),
+        "up before: {node2_link:?}"
+    );
+    assert!(
+        node2_link[went_down..].contains(&true),
+        "up again after: {node2_link:?}"
+    );
     central.kill().await;
 }
