@@ -39,6 +39,8 @@ enum Command {
     /// The network and resource profile DRUPE measured: link matrix (bandwidth,
     /// latency, age) and node resources.
     Profile(ProfileArgs),
+    /// Schedule a task graph offline (HEFT or CPoP) and print the schedule as JSON.
+    Schedule(ScheduleArgs),
     /// Run one role as a server in this process (what containers and
     /// multi-machine set-ups start): drupe-central or drupe-droplet.
     Serve {
@@ -55,6 +57,19 @@ struct ProfileArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "The problem file (JSON):\n  {\"nodes\": [{\"name\": \"n0\", \"speed\": 2.0}],\n   \"links\": [{\"from\": \"n0\", \"to\": \"n1\", \"bandwidth\": 5.0}],\n   \"tasks\": [{\"name\": \"t0\", \"cost\": 10.0}],\n   \"edges\": [{\"from\": \"t0\", \"to\": \"t1\", \"data\": 3.0}]}\n\nA task runs cost / speed on a node; an edge between two different nodes takes data / bandwidth (a link listed in one direction serves both); on the same node it is free."
+)]
+struct ScheduleArgs {
+    /// The problem file.
+    #[arg(long)]
+    problem: PathBuf,
+    /// heft or cpop.
+    #[arg(long, default_value = "heft")]
+    algorithm: wave_home::offline::Algorithm,
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +166,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status => status_cmd().await,
         Command::Down => down_cmd().await,
         Command::Profile(args) => profile_cmd(args).await,
+        Command::Schedule(args) => {
+            let problem = wave_home::offline::Problem::load(&args.problem)?;
+            let schedule = wave_home::offline::schedule(&problem, args.algorithm);
+            println!("{}", serde_json::to_string_pretty(&schedule)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { role } => {
             match role {
                 Role::DrupeCentral(args) => drupe_central::cli::run(args).await?,

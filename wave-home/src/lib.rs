@@ -3,6 +3,7 @@
 //! algorithms plug in here later.
 
 pub mod mapping;
+pub mod offline;
 
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::ProfileRequest;
