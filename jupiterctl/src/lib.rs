@@ -2,6 +2,7 @@
 //! through an app and reports. The library holds everything the binary does,
 //! so tests and benchmarks drive the very same code.
 
+pub mod exec_profile;
 pub mod local;
 pub mod mapping_file;
 pub mod profile;

@@ -29,6 +29,10 @@ pub enum Scheduler {
     Static,
     /// Each task on a node drawn at random (seeded by --seed).
     Random,
+    /// HEFT over the DRUPE profile and the execution profile.
+    Heft,
+    /// CPoP over the DRUPE profile and the execution profile.
+    Cpop,
 }
 
 impl Scheduler {
@@ -36,7 +40,14 @@ impl Scheduler {
         match self {
             Scheduler::Static => "static",
             Scheduler::Random => "random",
+            Scheduler::Heft => "heft",
+            Scheduler::Cpop => "cpop",
         }
+    }
+
+    /// Whether the algorithm needs the measured network and execution profile.
+    pub fn network_aware(self) -> bool {
+        matches!(self, Scheduler::Heft | Scheduler::Cpop)
     }
 }
 
@@ -63,12 +74,16 @@ pub enum DeployError {
     Bind(std::io::Error),
     #[error(transparent)]
     NotHealthy(#[from] NotHealthy),
-    #[error("drupe-central knows {known} of {wanted} nodes after {waited:?}")]
+    #[error(
+        "drupe-central knows {known} of {wanted} nodes, or has not measured every link, after {waited:?}"
+    )]
     NodesMissing {
         known: usize,
         wanted: usize,
         waited: Duration,
     },
+    #[error(transparent)]
+    ExecProfile(#[from] crate::exec_profile::ProfileError),
     #[error("scheduling: {0}")]
     Schedule(String),
     #[error("telling {node}'s wave-worker it hosts {task}: {message}")]
@@ -124,6 +139,8 @@ pub struct Deployment {
     pub endpoints: Endpoints,
     pub mapping: BTreeMap<String, String>,
     pub algorithm: String,
+    /// What the scheduler expects one input's makespan to be (0: no model).
+    pub predicted_makespan_secs: f64,
     pub output: PathBuf,
     /// How long from the first bind to every role healthy.
     pub startup: Duration,
@@ -222,7 +239,24 @@ impl Deployment {
             checks.push((format!("wave-worker {}", n.name), n.wave_worker.clone()));
         }
         wait_all_healthy(&checks).await?;
-        wait_for_nodes(&central_url, options.nodes).await?;
+        wait_for_nodes(&central_url, options.nodes, options.scheduler.network_aware()).await?;
+        let profiles = if options.scheduler.network_aware() {
+            // Every emulated node is this machine: one measurement serves
+            // all, normalised by this machine's speed as DRUPE sees it now.
+            let here = drupe_droplet::resources::measure(None);
+            let speed = wave_home::network::speed(here.cpu_count, here.cpu_load);
+            match crate::exec_profile::profile(&app, &options.python, speed).await {
+                Ok(profiles) => profiles,
+                // The run itself will show what fails, input by input.
+                Err(e) => {
+                    tracing::warn!(error = %e, "no execution profile: every task counts as 1 s");
+                    eprintln!("warning: {e}; scheduling with every task at 1 s");
+                    Default::default()
+                }
+            }
+        } else {
+            Default::default()
+        };
 
         // 2. The mapping, from wave-home over the nodes DRUPE knows.
         let request = ScheduleRequest {
@@ -230,9 +264,21 @@ impl Deployment {
             tasks: app
                 .tasks
                 .iter()
-                .map(|t| TaskNode {
-                    name: t.name.clone(),
-                    children: t.children.clone(),
+                .map(|t| {
+                    let profile =
+                        profiles
+                            .get(&t.name)
+                            .copied()
+                            .unwrap_or(crate::exec_profile::TaskProfile {
+                                cost_secs: t.cost.unwrap_or(1.0),
+                                output_bytes: t.output_bytes.unwrap_or(0),
+                            });
+                    TaskNode {
+                        name: t.name.clone(),
+                        children: t.children.clone(),
+                        cost: profile.cost_secs,
+                        output_bytes: profile.output_bytes,
+                    }
                 })
                 .collect(),
             nodes: vec![],
@@ -362,6 +408,7 @@ impl Deployment {
             },
             mapping: assignments,
             algorithm: mapping.algorithm,
+            predicted_makespan_secs: mapping.predicted_makespan_secs,
             output: options.output,
             startup: started.elapsed(),
             app,
@@ -453,15 +500,22 @@ async fn wait_all_healthy(checks: &[(String, String)]) -> Result<(), NotHealthy>
     results.into_iter().collect()
 }
 
-/// Readiness, not a sleep: every droplet has registered with central.
-async fn wait_for_nodes(central: &str, wanted: usize) -> Result<(), DeployError> {
+/// Readiness, not a sleep: every droplet has registered with central and,
+/// for a network-aware scheduler, every link has been measured.
+async fn wait_for_nodes(central: &str, wanted: usize, links_too: bool) -> Result<(), DeployError> {
     let mut client = DrupeCentralClient::new(serve::channel(central)?);
     let started = std::time::Instant::now();
     let mut known = 0;
     while started.elapsed() < HEALTH_TIMEOUT {
         if let Ok(profile) = client.get_resource_profile(ProfileRequest {}).await {
             known = profile.into_inner().nodes.len();
-            if known >= wanted {
+            let measured = !links_too
+                || wanted < 2
+                || client
+                    .get_network_profile(ProfileRequest {})
+                    .await
+                    .is_ok_and(|p| p.get_ref().complete);
+            if known >= wanted && measured {
                 return Ok(());
             }
         }

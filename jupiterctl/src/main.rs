@@ -87,7 +87,7 @@ struct DeployArgs {
     /// Number of emulated nodes.
     #[arg(long, env = "JUPITER_NODES", default_value_t = 3)]
     nodes: usize,
-    /// How tasks are mapped to nodes.
+    /// How tasks are mapped to nodes (default heft; static with --mapping).
     #[arg(long, value_enum, env = "JUPITER_SCHEDULER")]
     scheduler: Option<Scheduler>,
     /// Static mapping file (YAML `task: node` lines); implies --scheduler static.
@@ -198,7 +198,7 @@ fn prepare(args: &DeployArgs) -> anyhow::Result<(App, LocalOptions, Option<tempf
     let scheduler = match (args.scheduler, &args.mapping) {
         (Some(s), _) => s,
         (None, Some(_)) => Scheduler::Static,
-        (None, None) => Scheduler::Random,
+        (None, None) => Scheduler::Heft,
     };
     if scheduler == Scheduler::Static && static_mapping.is_empty() {
         bail!("--scheduler static needs --mapping FILE (or a `mapping:` in the app)");
@@ -250,7 +250,8 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     println!(
-        "mapping: {}",
+        "mapping ({}): {}",
+        outcome.algorithm,
         outcome
             .mapping
             .iter()
@@ -258,6 +259,12 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if outcome.predicted_makespan_secs > 0.0 {
+        println!(
+            "predicted makespan of one input: {:.1} ms",
+            outcome.predicted_makespan_secs * 1000.0
+        );
+    }
     println!();
     print!("{}", report::inputs_table(&outcome.results));
     println!();
@@ -297,6 +304,7 @@ async fn up_cmd(args: DeployArgs) -> anyhow::Result<ExitCode> {
         app: app_dir,
         output: deployment.output.clone(),
         algorithm: deployment.algorithm.clone(),
+        predicted_makespan_secs: deployment.predicted_makespan_secs,
         mapping: deployment.mapping.clone(),
         endpoints: deployment.endpoints.clone(),
     };

@@ -20,6 +20,8 @@ pub enum RunError {
 pub struct RunOutcome {
     pub results: Vec<InputResult>,
     pub mapping: std::collections::BTreeMap<String, String>,
+    pub algorithm: String,
+    pub predicted_makespan_secs: f64,
     pub startup: Duration,
     /// From the first submission to the last result.
     pub wall: Duration,
@@ -46,12 +48,16 @@ pub async fn run(
     let deployment = Deployment::up(app, options).await?;
     let result = stream(&deployment, &files, timeout, progress).await;
     let mapping = deployment.mapping.clone();
+    let algorithm = deployment.algorithm.clone();
+    let predicted_makespan_secs = deployment.predicted_makespan_secs;
     let startup = deployment.startup;
     deployment.down().await;
     let (results, wall) = result?;
     Ok(RunOutcome {
         results,
         mapping,
+        algorithm,
+        predicted_makespan_secs,
         startup,
         wall,
     })

@@ -14,6 +14,8 @@ pub struct DeploymentState {
     pub app: PathBuf,
     pub output: PathBuf,
     pub algorithm: String,
+    #[serde(default)]
+    pub predicted_makespan_secs: f64,
     pub mapping: BTreeMap<String, String>,
     pub endpoints: Endpoints,
 }

@@ -46,7 +46,16 @@ pub async fn render(state: &DeploymentState) -> String {
         }
     }
 
-    let _ = writeln!(out, "\nMAPPING ({})", state.algorithm);
+    if state.predicted_makespan_secs > 0.0 {
+        let _ = writeln!(
+            out,
+            "\nMAPPING ({}, predicted makespan of one input {:.1} ms)",
+            state.algorithm,
+            state.predicted_makespan_secs * 1000.0
+        );
+    } else {
+        let _ = writeln!(out, "\nMAPPING ({})", state.algorithm);
+    }
     out.push_str("  TASK                 NODE      WAITING  RUNNING  SENDING     DONE   FAILED\n");
     for (task, w) in &e.workers {
         let line = match worker_status(&w.address).await {

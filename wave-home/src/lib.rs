@@ -3,6 +3,7 @@
 //! algorithms plug in here later.
 
 pub mod mapping;
+pub mod network;
 pub mod offline;
 
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
@@ -10,6 +11,7 @@ use jupiter_common::proto::drupe::central::v1::ProfileRequest;
 use jupiter_common::proto::wave::home::v1::wave_home_server::{WaveHome, WaveHomeServer};
 use jupiter_common::proto::wave::home::v1::{GetMappingRequest, Mapping, ScheduleRequest};
 use jupiter_common::serve::{self, ServeError};
+use offline::Algorithm;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -44,17 +46,48 @@ impl Home {
     }
 }
 
+impl Home {
+    async fn network_mapping(
+        &self,
+        request: &ScheduleRequest,
+        algorithm: Algorithm,
+    ) -> Result<Mapping, Status> {
+        let mut central = self.central.clone();
+        let unavailable = |e: Status| Status::unavailable(format!("asking drupe-central: {}", e.message()));
+        let network = central
+            .get_network_profile(ProfileRequest {})
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        let resources = central
+            .get_resource_profile(ProfileRequest {})
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        network::schedule(request, algorithm, &network, &resources).map_err(|e| match e {
+            network::NetworkError::MissingLink { .. } | network::NetworkError::NoNodes => {
+                Status::failed_precondition(e.to_string())
+            }
+            other => Status::invalid_argument(other.to_string()),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl WaveHome for Home {
     async fn schedule(&self, request: Request<ScheduleRequest>) -> Result<Response<Mapping>, Status> {
         let request = request.into_inner();
-        let nodes = if request.nodes.is_empty() {
-            self.known_nodes().await?
-        } else {
-            request.nodes.clone()
+        let mapping = match request.algorithm.parse::<Algorithm>() {
+            Ok(algorithm) => self.network_mapping(&request, algorithm).await?,
+            Err(_) => {
+                let nodes = if request.nodes.is_empty() {
+                    self.known_nodes().await?
+                } else {
+                    request.nodes.clone()
+                };
+                mapping::compute(&request, &nodes).map_err(|e| Status::invalid_argument(e.to_string()))?
+            }
         };
-        let mapping =
-            mapping::compute(&request, &nodes).map_err(|e| Status::invalid_argument(e.to_string()))?;
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapping.clone());
         tracing::info!(algorithm = %mapping.algorithm, ?mapping.assignments, "mapping ready");
         Ok(Response::new(mapping))

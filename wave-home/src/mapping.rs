@@ -12,7 +12,7 @@ pub enum MappingError {
     NoNodes,
     #[error("the app has no tasks")]
     NoTasks,
-    #[error("unknown algorithm {0:?}: expected \"static\" or \"random\"")]
+    #[error("unknown algorithm {0:?}: expected static, random, heft or cpop")]
     UnknownAlgorithm(String),
     #[error("static mapping: task {task:?} has no node")]
     Unmapped { task: String },
@@ -43,6 +43,7 @@ pub fn compute(request: &ScheduleRequest, nodes: &[String]) -> Result<Mapping, M
         algorithm: request.algorithm.clone(),
         assignments,
         nodes: nodes.to_vec(),
+        predicted_makespan_secs: 0.0,
     })
 }
 
@@ -107,7 +108,7 @@ mod tests {
                 .iter()
                 .map(|n| TaskNode {
                     name: n.to_string(),
-                    children: vec![],
+                    ..Default::default()
                 })
                 .collect(),
             nodes: vec![],

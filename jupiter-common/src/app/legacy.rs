@@ -193,6 +193,8 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                 .map(|c| c.to_string())
                 .collect(),
             parallelism: 1,
+            cost: None,
+            output_bytes: None,
         });
     }
     finish_graph(file, &mut tasks)?;

@@ -55,6 +55,11 @@ pub struct TaskSpec {
     pub children: Vec<String>,
     /// How many inputs this task may run at once (>= 1).
     pub parallelism: usize,
+    /// Declared run time in seconds on a node of speed 1 (for schedulers);
+    /// `None`: measured by the execution profiler.
+    pub cost: Option<f64>,
+    /// Declared bytes this task sends to each child per input; `None`: measured.
+    pub output_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

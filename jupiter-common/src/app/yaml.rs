@@ -8,6 +8,8 @@
 //!     command: ./tasks/split.sh          # a string (split on whitespace) or a list
 //!     children: [left, right]            # optional; none = egress
 //!     parallelism: 2                     # optional, default 1
+//!     cost: 0.5                          # optional: seconds on a node of speed 1
+//!     output_bytes: 20000                # optional: bytes sent to each child
 //! mapping: {split: node0}                # optional static mapping task -> node
 //! ```
 
@@ -39,7 +41,7 @@ struct RawApp {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a task: a mapping of name, command, children, parallelism"
+    expecting = "a task: a mapping of name, command, children, parallelism, cost, output_bytes"
 )]
 struct RawTask {
     name: String,
@@ -48,6 +50,10 @@ struct RawTask {
     children: Vec<String>,
     #[serde(default = "one")]
     parallelism: usize,
+    #[serde(default)]
+    cost: Option<f64>,
+    #[serde(default)]
+    output_bytes: Option<u64>,
 }
 
 fn one() -> usize {
@@ -150,6 +156,15 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                 "must be at least 1".into(),
             ));
         }
+        if let Some(cost) = t.cost {
+            if !(cost.is_finite() && cost >= 0.0) {
+                return Err(invalid(
+                    format!("tasks[{i}].cost"),
+                    lines.task_key(i, "cost"),
+                    format!("must be a number of seconds >= 0, got {cost}"),
+                ));
+            }
+        }
         let words = match t.command {
             StrOrList::Str(s) => s.split_whitespace().map(str::to_owned).collect(),
             StrOrList::List(l) => l,
@@ -194,6 +209,8 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             parents: Vec::new(),
             children: t.children,
             parallelism: t.parallelism,
+            cost: t.cost,
+            output_bytes: t.output_bytes,
         });
     }
     finish_graph(file, &mut tasks)?;

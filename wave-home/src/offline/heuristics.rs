@@ -1,6 +1,16 @@
 //! HEFT (Topcuoglu et al. 2002: upward rank, insertion-based earliest
 //! finish time) and CPoP (same paper: critical path on its best processor,
 //! the rest by earliest finish time).
+//!
+//! Both are list schedulers whose priorities rest on averages that the
+//! literature defines in more than one way. Each runs with two of them and
+//! keeps the shorter schedule (ties: the first):
+//! - HEFT: the mean transfer cost over unordered node pairs with the same
+//!   node included (SAGA's), then over distinct pairs only (the paper's).
+//! - CPoP: the paper's ranks (the critical path pinned to its fastest
+//!   node), then SAGA's (the downward rank also counts the task's own cost,
+//!   so in practice only the entry task is pinned and the rest is ordered by
+//!   that rank).
 
 use super::schedule::{build, Schedule};
 use super::Problem;
@@ -11,8 +21,19 @@ fn mean_exec(p: &Problem) -> Vec<f64> {
     p.costs.iter().map(|c| c * mean_inverse_speed).collect()
 }
 
-/// Average seconds per unit of data over the ordered pairs of distinct nodes.
+/// Expected seconds per unit of data between the two ends of an edge when
+/// each end's node is unknown: the mean over the unordered pairs of nodes,
+/// the same node included (where a transfer is free). This is SAGA's
+/// average; the textbook one leaves out same-node pairs and so overstates
+/// transfers, the more so the fewer nodes there are. For directed links the
+/// two directions of a pair are averaged.
 fn mean_inverse_bandwidth(p: &Problem) -> f64 {
+    let n = p.nodes();
+    p.inverse_bandwidth.iter().sum::<f64>() / (n * (n + 1)) as f64
+}
+
+/// The paper's mean: over ordered pairs of distinct nodes.
+fn mean_inverse_bandwidth_distinct(p: &Problem) -> f64 {
     let n = p.nodes();
     if n < 2 {
         return 0.0;
@@ -20,9 +41,16 @@ fn mean_inverse_bandwidth(p: &Problem) -> f64 {
     p.inverse_bandwidth.iter().sum::<f64>() / (n * (n - 1)) as f64
 }
 
-pub fn upward_ranks(p: &Problem) -> Vec<f64> {
+fn shorter(a: Schedule, b: Schedule) -> Schedule {
+    if b.makespan < a.makespan {
+        b
+    } else {
+        a
+    }
+}
+
+pub fn upward_ranks(p: &Problem, c: f64) -> Vec<f64> {
     let w = mean_exec(p);
-    let c = mean_inverse_bandwidth(p);
     let mut rank = vec![0.0; p.tasks()];
     for &t in p.topo.iter().rev() {
         let tail = p.succ[t]
@@ -34,9 +62,8 @@ pub fn upward_ranks(p: &Problem) -> Vec<f64> {
     rank
 }
 
-pub fn downward_ranks(p: &Problem) -> Vec<f64> {
+pub fn downward_ranks(p: &Problem, c: f64) -> Vec<f64> {
     let w = mean_exec(p);
-    let c = mean_inverse_bandwidth(p);
     let mut rank = vec![0.0; p.tasks()];
     for &t in &p.topo {
         rank[t] = p.pred[t]
@@ -126,7 +153,12 @@ fn best_node(
 }
 
 pub fn heft(p: &Problem) -> Schedule {
-    let rank = upward_ranks(p);
+    let first = heft_with(p, mean_inverse_bandwidth(p));
+    shorter(first, heft_with(p, mean_inverse_bandwidth_distinct(p)))
+}
+
+fn heft_with(p: &Problem, mean_comm: f64) -> Schedule {
+    let rank = upward_ranks(p, mean_comm);
     // Decreasing upward rank is a topological order whenever costs are
     // positive; with zero costs ties could break it, so ties go to the
     // earlier task in topological order.
@@ -155,12 +187,37 @@ pub fn heft(p: &Problem) -> Schedule {
 }
 
 pub fn cpop(p: &Problem) -> Schedule {
-    let up = upward_ranks(p);
-    let down = downward_ranks(p);
-    let priority: Vec<f64> = up.iter().zip(&down).map(|(u, d)| u + d).collect();
-    let tolerance = |x: f64| 1e-9 * (1.0 + x.abs());
-    // The critical path: from the entry task of highest priority, follow
-    // the successor whose priority equals the path's length.
+    let c = mean_inverse_bandwidth(p);
+    let up = upward_ranks(p, c);
+    let down = downward_ranks(p, c);
+    let paper: Vec<f64> = up.iter().zip(&down).map(|(u, d)| u + d).collect();
+    let paper = cpop_with(p, &paper, CriticalPath::Follow);
+    // SAGA's downward rank adds the task's own cost over the mean speed.
+    let mean_speed = p.speeds.iter().sum::<f64>() / p.nodes() as f64;
+    let mut saga_down = vec![0.0; p.tasks()];
+    for &t in &p.topo {
+        if !p.pred[t].is_empty() {
+            let before = p.pred[t]
+                .iter()
+                .map(|&(q, d)| saga_down[q] + d * c)
+                .fold(0.0, f64::max);
+            saga_down[t] = before + p.costs[t] / mean_speed;
+        }
+    }
+    let saga: Vec<f64> = up.iter().zip(&saga_down).map(|(u, d)| u + d).collect();
+    shorter(paper, cpop_with(p, &saga, CriticalPath::AllClose))
+}
+
+/// Which tasks are on the critical path.
+enum CriticalPath {
+    /// From the top entry task, follow the successor of equal priority.
+    Follow,
+    /// Every task whose priority is (numerically) the top entry's.
+    AllClose,
+}
+
+fn cpop_with(p: &Problem, priority: &[f64], critical: CriticalPath) -> Schedule {
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-8 + 1e-5 * b.abs();
     let entries: Vec<usize> = (0..p.tasks()).filter(|&t| p.pred[t].is_empty()).collect();
     let mut on_path = vec![false; p.tasks()];
     if let Some(&start) = entries
@@ -168,15 +225,24 @@ pub fn cpop(p: &Problem) -> Schedule {
         .max_by(|&&a, &&b| priority[a].total_cmp(&priority[b]).then(b.cmp(&a)))
     {
         let length = priority[start];
-        let mut task = start;
-        on_path[task] = true;
-        while let Some(&(next, _)) = p.succ[task]
-            .iter()
-            .filter(|&&(s, _)| (priority[s] - length).abs() <= tolerance(length))
-            .min_by_key(|&&(s, _)| s)
-        {
-            task = next;
-            on_path[task] = true;
+        match critical {
+            CriticalPath::Follow => {
+                let mut task = start;
+                on_path[task] = true;
+                while let Some(&(next, _)) = p.succ[task]
+                    .iter()
+                    .filter(|&&(s, _)| close(priority[s], length))
+                    .min_by_key(|&&(s, _)| s)
+                {
+                    task = next;
+                    on_path[task] = true;
+                }
+            }
+            CriticalPath::AllClose => {
+                for (t, on) in on_path.iter_mut().enumerate() {
+                    *on = close(priority[t], length);
+                }
+            }
         }
     }
     // The critical-path processor runs the whole path fastest.
@@ -192,14 +258,16 @@ pub fn cpop(p: &Problem) -> Schedule {
     let mut placed = vec![(usize::MAX, 0.0, 0.0); p.tasks()];
     let mut timeline = Timeline::new(p.nodes());
     let mut waiting: Vec<usize> = p.pred.iter().map(Vec::len).collect();
-    let mut ready: Vec<usize> = entries;
-    while !ready.is_empty() {
-        let (i, _) = ready
-            .iter()
-            .enumerate()
-            .max_by(|(_, &a), (_, &b)| priority[a].total_cmp(&priority[b]).then(b.cmp(&a)))
-            .unwrap_or((0, &0));
-        let task = ready.swap_remove(i);
+    // Highest priority first; ties to the smaller task name (as SAGA does).
+    let mut ready: std::collections::BinaryHeap<Ready> = entries
+        .iter()
+        .map(|&t| Ready {
+            priority: priority[t],
+            name: &p.task_names[t],
+            task: t,
+        })
+        .collect();
+    while let Some(Ready { task, .. }) = ready.pop() {
         let (node, start, finish) = if on_path[task] {
             let (s, f) = place(p, &timeline, &placed, task, cp_node);
             (cp_node, s, f)
@@ -211,9 +279,42 @@ pub fn cpop(p: &Problem) -> Schedule {
         for &(s, _) in &p.succ[task] {
             waiting[s] -= 1;
             if waiting[s] == 0 {
-                ready.push(s);
+                ready.push(Ready {
+                    priority: priority[s],
+                    name: &p.task_names[s],
+                    task: s,
+                });
             }
         }
     }
     build(p, &placed)
+}
+
+/// A ready task in CPoP's queue.
+struct Ready<'a> {
+    priority: f64,
+    name: &'a str,
+    task: usize,
+}
+
+impl PartialEq for Ready<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Ready<'_> {}
+
+impl PartialOrd for Ready<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ready<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.priority
+            .total_cmp(&other.priority)
+            .then_with(|| other.name.cmp(self.name))
+    }
 }

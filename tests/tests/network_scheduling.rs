@@ -1,0 +1,54 @@
+//! HEFT in a live deployment: it waits for DRUPE's complete profile, uses
+//! the declared execution profile, and a mapping with a prediction comes out.
+
+use jupiter_common::app::App;
+use jupiter_tests::Sandbox;
+use jupiterctl::local::{Deployment, Scheduler};
+use std::os::unix::fs::PermissionsExt;
+
+fn app(dir: &std::path::Path, output_bytes: u64) -> App {
+    std::fs::create_dir_all(dir).expect("app dir");
+    let script = dir.join("t.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat \"$@\" > \"$JUPITER_OUTPUT_DIR/$JUPITER_TASK\"\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut yaml = String::from("tasks:\n");
+    for (name, child) in [("a", Some("b")), ("b", Some("c")), ("c", None)] {
+        yaml += &format!(
+            "  - name: {name}\n    command: ./t.sh\n    cost: 0.01\n    output_bytes: {output_bytes}\n"
+        );
+        if let Some(child) = child {
+            yaml += &format!("    children: [{child}]\n");
+        }
+    }
+    std::fs::write(dir.join("app.yaml"), yaml).expect("app.yaml");
+    App::load(dir).expect("app loads")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn heft_keeps_a_chain_with_huge_transfers_on_one_node() {
+    let sandbox = Sandbox::new();
+    let mut options = sandbox.options(3, 1);
+    options.scheduler = Scheduler::Heft;
+    // 10 GB per edge: any split costs seconds, every task 10 ms.
+    let deployment = Deployment::up(app(&sandbox.path("app"), 10_000_000_000), options)
+        .await
+        .expect("deploys");
+    let nodes: std::collections::BTreeSet<&String> = deployment.mapping.values().collect();
+    assert_eq!(
+        nodes.len(),
+        1,
+        "one node for the whole chain: {:?}",
+        deployment.mapping
+    );
+    assert_eq!(deployment.algorithm, "heft");
+    let predicted = deployment.predicted_makespan_secs;
+    assert!(
+        predicted > 0.0 && predicted < 1.0,
+        "three 10 ms tasks, no transfer: {predicted}"
+    );
+    deployment.down().await;
+}
