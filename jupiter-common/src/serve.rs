@@ -29,6 +29,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("listener: {0}")]
+    Io(String),
 }
 
 /// Serves `routes` (the role's own services, named in `services` so health

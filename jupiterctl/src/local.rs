@@ -33,6 +33,11 @@ pub enum Scheduler {
     Heft,
     /// CPoP over the DRUPE profile and the execution profile.
     Cpop,
+    /// Distributed WAVE: each node's agent appoints the nodes of its task's
+    /// children greedily (lowest expected finish on the DRUPE profile).
+    WaveGreedy,
+    /// Distributed WAVE with random appointments (seeded by --seed).
+    WaveRandom,
 }
 
 impl Scheduler {
@@ -42,12 +47,14 @@ impl Scheduler {
             Scheduler::Random => "random",
             Scheduler::Heft => "heft",
             Scheduler::Cpop => "cpop",
+            Scheduler::WaveGreedy => "wave-greedy",
+            Scheduler::WaveRandom => "wave-random",
         }
     }
 
     /// Whether the algorithm needs the measured network and execution profile.
     pub fn network_aware(self) -> bool {
-        matches!(self, Scheduler::Heft | Scheduler::Cpop)
+        matches!(self, Scheduler::Heft | Scheduler::Cpop | Scheduler::WaveGreedy)
     }
 }
 
@@ -198,7 +205,7 @@ impl Deployment {
         spawn_role(&mut servers, "wave-home".into(), {
             let central_url = central_url.clone();
             let stop = shutdown.clone().cancelled_owned();
-            async move { wave_home::serve(&central_url, wave, stop).await }
+            async move { wave_home::serve(&central_url, None, wave, stop).await }
         });
         let mut nodes = Vec::new();
         for i in 0..options.nodes {
@@ -284,6 +291,11 @@ impl Deployment {
             nodes: vec![],
             static_mapping: options.static_mapping.clone().into_iter().collect(),
             seed: options.seed,
+            workers: nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.wave_worker.clone()))
+                .collect(),
+            timeout_secs: HEALTH_TIMEOUT.as_secs_f64(),
         };
         let mapping = WaveHomeClient::new(serve::channel(&wave_url)?)
             .schedule(request)
@@ -304,6 +316,7 @@ impl Deployment {
                 .host_task(HostTaskRequest {
                     task: task.name.clone(),
                     children: task.children.clone(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(|s| DeployError::Host {

@@ -5,11 +5,14 @@
 pub mod mapping;
 pub mod network;
 pub mod offline;
+pub mod wave;
 
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::ProfileRequest;
 use jupiter_common::proto::wave::home::v1::wave_home_server::{WaveHome, WaveHomeServer};
-use jupiter_common::proto::wave::home::v1::{GetMappingRequest, Mapping, ScheduleRequest};
+use jupiter_common::proto::wave::home::v1::{
+    AssignmentReply, AssignmentReport, FailureAck, FailureReport, GetMappingRequest, Mapping, ScheduleRequest,
+};
 use jupiter_common::serve::{self, ServeError};
 use offline::Algorithm;
 use std::future::Future;
@@ -23,14 +26,22 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct Home {
     central: DrupeCentralClient<Channel>,
+    central_url: String,
+    /// Where agents reach this wave-home.
+    advertise: String,
+    rounds: Arc<wave::Rounds>,
     last: Arc<Mutex<Option<Mapping>>>,
 }
 
 impl Home {
-    /// `central` is drupe-central's URL, asked for the node list.
-    pub fn new(central: &str) -> Result<Self, tonic::transport::Error> {
+    /// `central` is drupe-central's URL, asked for the node list;
+    /// `advertise` is this wave-home's URL as agents reach it.
+    pub fn new(central: &str, advertise: &str) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
             central: DrupeCentralClient::new(serve::channel(central)?),
+            central_url: central.to_string(),
+            advertise: advertise.to_string(),
+            rounds: Arc::default(),
             last: Arc::default(),
         })
     }
@@ -79,6 +90,11 @@ impl WaveHome for Home {
         let request = request.into_inner();
         let mapping = match request.algorithm.parse::<Algorithm>() {
             Ok(algorithm) => self.network_mapping(&request, algorithm).await?,
+            Err(_) if request.algorithm.starts_with("wave-") => {
+                self.rounds
+                    .run(&request, &self.advertise, &self.central_url)
+                    .await?
+            }
             Err(_) => {
                 let nodes = if request.nodes.is_empty() {
                     self.known_nodes().await?
@@ -93,6 +109,23 @@ impl WaveHome for Home {
         Ok(Response::new(mapping))
     }
 
+    async fn report_assignment(
+        &self,
+        request: Request<AssignmentReport>,
+    ) -> Result<Response<AssignmentReply>, Status> {
+        let r = request.into_inner();
+        let (node, appointed) = self.rounds.report(r.round, &r.task, &r.node)?;
+        tracing::debug!(parent = %r.parent, task = %r.task, %node, appointed, "WAVE assignment");
+        Ok(Response::new(AssignmentReply { node, appointed }))
+    }
+
+    async fn report_failure(&self, request: Request<FailureReport>) -> Result<Response<FailureAck>, Status> {
+        let r = request.into_inner();
+        tracing::warn!(task = %r.task, error = %r.error, "WAVE agent failed");
+        self.rounds.fail(r.round, &r.task, &r.error);
+        Ok(Response::new(FailureAck {}))
+    }
+
     async fn get_mapping(&self, _request: Request<GetMappingRequest>) -> Result<Response<Mapping>, Status> {
         self.last
             .lock()
@@ -103,13 +136,19 @@ impl WaveHome for Home {
     }
 }
 
-/// Serves wave-home on `listener` until `shutdown`.
+/// Serves wave-home on `listener` until `shutdown`. Agents reach it at
+/// `advertise` (default: the listener's own address).
 pub async fn serve(
     central: &str,
+    advertise: Option<String>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let home = Home::new(central)?;
+    let advertise = match advertise {
+        Some(url) => url,
+        None => serve::url_of(&listener).map_err(|e| ServeError::Io(e.to_string()))?,
+    };
+    let home = Home::new(central, &advertise)?;
     let mut routes = RoutesBuilder::default();
     routes.add_service(WaveHomeServer::new(home));
     serve::serve(listener, routes, &[WaveHomeServer::<Home>::NAME], shutdown).await

@@ -12,6 +12,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "JUPITER_LISTEN", default_value = "0.0.0.0:7200")]
     listen: String,
+    /// URL agents reach this wave-home at (default: the listening address).
+    #[arg(long, env = "JUPITER_ADVERTISE")]
+    advertise: Option<String>,
     /// drupe-central's URL.
     #[arg(
         long,
@@ -31,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "wave-home listening");
     wave_home::serve(
         &args.central,
+        args.advertise,
         listener,
         jupiter_common::telemetry::shutdown_signal(),
     )

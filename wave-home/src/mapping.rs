@@ -117,6 +117,7 @@ mod tests {
                 .map(|(t, n)| (t.to_string(), n.to_string()))
                 .collect(),
             seed: 7,
+            ..Default::default()
         }
     }
 

@@ -1,6 +1,8 @@
 //! WAVE worker: the scheduler's agent on every node. It is told which tasks
-//! its node hosts; appointing nodes for children (distributed WAVE) builds on
-//! this later.
+//! its node hosts and, in a distributed WAVE round, appoints nodes for their
+//! children (see [`appoint`]).
+
+pub mod appoint;
 
 use jupiter_common::proto::wave::worker::v1::wave_worker_server::{WaveWorker, WaveWorkerServer};
 use jupiter_common::proto::wave::worker::v1::{HostTaskReply, HostTaskRequest, InfoRequest, WorkerInfo};
@@ -37,7 +39,11 @@ impl WaveWorker for Agent {
         self.hosted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(request.task);
+            .insert(request.task.clone());
+        if request.round > 0 {
+            // Answer at once; the children are appointed in the background.
+            tokio::spawn(appoint::appoint_children(self.node.clone(), request));
+        }
         Ok(Response::new(HostTaskReply {
             node: self.node.clone(),
         }))

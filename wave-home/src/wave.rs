@@ -1,0 +1,196 @@
+//! Distributed WAVE, home side: wave-home places the ingress tasks, tells
+//! their nodes' agents, and collects what the agents appoint for the
+//! children, until every task has a node, an agent reports a failure, or
+//! the round's time is up. Nothing waits on a sleep: agents are called
+//! with retries until the deadline, and the round ends on the reports.
+
+use jupiter_common::proto::wave::home::v1::{Mapping, ScheduleRequest};
+use jupiter_common::proto::wave::worker::v1::wave_worker_client::WaveWorkerClient;
+use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
+use jupiter_common::serve;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tonic::Status;
+
+/// One round in progress (only the latest round is kept).
+#[derive(Debug, Default)]
+struct Round {
+    id: u64,
+    assignments: BTreeMap<String, String>,
+    failure: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Rounds {
+    next: AtomicU64,
+    current: Mutex<Round>,
+    changed: Notify,
+}
+
+impl Rounds {
+    fn round(&self) -> std::sync::MutexGuard<'_, Round> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An agent appointed `node` for `task`: the first report wins.
+    pub fn report(&self, round: u64, task: &str, node: &str) -> Result<(String, bool), Status> {
+        let mut r = self.round();
+        if r.id != round {
+            return Err(Status::failed_precondition(format!("round {round} is over")));
+        }
+        let (decided, appointed) = match r.assignments.get(task) {
+            Some(existing) => (existing.clone(), false),
+            None => {
+                r.assignments.insert(task.to_string(), node.to_string());
+                (node.to_string(), true)
+            }
+        };
+        drop(r);
+        self.changed.notify_waiters();
+        Ok((decided, appointed))
+    }
+
+    pub fn fail(&self, round: u64, task: &str, error: &str) {
+        let mut r = self.round();
+        if r.id == round && r.failure.is_none() {
+            r.failure = Some(format!("placing {task}: {error}"));
+        }
+        drop(r);
+        self.changed.notify_waiters();
+    }
+
+    /// Runs a round: ingress tasks placed here, the rest by the agents.
+    pub async fn run(&self, request: &ScheduleRequest, home: &str, central: &str) -> Result<Mapping, Status> {
+        let mode = match request.algorithm.as_str() {
+            "wave-random" => "random",
+            "wave-greedy" => "greedy",
+            other => return Err(Status::invalid_argument(format!("not a WAVE algorithm: {other}"))),
+        };
+        if request.workers.is_empty() {
+            return Err(Status::invalid_argument(
+                "WAVE needs the wave-worker of every node (workers)",
+            ));
+        }
+        if request.tasks.is_empty() {
+            return Err(Status::invalid_argument("the app has no tasks"));
+        }
+        let timeout = Duration::from_secs_f64(if request.timeout_secs > 0.0 {
+            request.timeout_secs
+        } else {
+            30.0
+        });
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.round() = Round {
+            id,
+            ..Default::default()
+        };
+        let nodes: Vec<String> = request.workers.keys().cloned().collect();
+        let mut rng = if request.seed == 0 {
+            StdRng::from_entropy()
+        } else {
+            StdRng::seed_from_u64(request.seed)
+        };
+        let has_parent: std::collections::BTreeSet<&str> = request
+            .tasks
+            .iter()
+            .flat_map(|t| t.children.iter().map(String::as_str))
+            .collect();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut calls = Vec::new();
+        for task in request
+            .tasks
+            .iter()
+            .filter(|t| !has_parent.contains(t.name.as_str()))
+        {
+            let node = nodes.choose(&mut rng).cloned().unwrap_or_default();
+            self.report(id, &task.name, &node)?;
+            let call = HostTaskRequest {
+                task: task.name.clone(),
+                children: task.children.clone(),
+                round: id,
+                mode: mode.into(),
+                tasks: request.tasks.clone(),
+                workers: request.workers.clone(),
+                home: home.to_string(),
+                central: central.to_string(),
+                seed: if request.seed == 0 {
+                    0
+                } else {
+                    request.seed.wrapping_add(1)
+                },
+                timeout_secs: timeout.as_secs_f64(),
+            };
+            calls.push(host_task(request.workers[&node].clone(), node, call, deadline));
+        }
+        for result in futures::future::join_all(calls).await {
+            if let Err(e) = result {
+                self.fail(id, "an ingress task", &e);
+            }
+        }
+        loop {
+            let changed = self.changed.notified();
+            {
+                let r = self.round();
+                if let Some(failure) = &r.failure {
+                    return Err(Status::unavailable(format!("WAVE round failed: {failure}")));
+                }
+                if r.assignments.len() == request.tasks.len() {
+                    return Ok(Mapping {
+                        algorithm: request.algorithm.clone(),
+                        assignments: r.assignments.clone().into_iter().collect(),
+                        nodes,
+                        predicted_makespan_secs: 0.0,
+                    });
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    let missing: Vec<&str> = request
+                        .tasks
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .filter(|t| !r.assignments.contains_key(*t))
+                        .collect();
+                    return Err(Status::deadline_exceeded(format!(
+                        "WAVE round timed out after {timeout:?} with no node for {}",
+                        missing.join(", ")
+                    )));
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline, changed).await;
+        }
+    }
+}
+
+/// Tells `node`'s agent it hosts a task, retrying until `deadline`: an agent
+/// that starts late is waited for, one that never answers is named.
+pub async fn host_task(
+    url: String,
+    node: String,
+    request: HostTaskRequest,
+    deadline: tokio::time::Instant,
+) -> Result<(), String> {
+    let channel = serve::channel(&url).map_err(|e| format!("wave-worker of {node} at {url}: {e}"))?;
+    let mut client = WaveWorkerClient::new(channel);
+    let mut delay = Duration::from_millis(5);
+    loop {
+        let attempt = tokio::time::timeout_at(deadline, client.host_task(request.clone())).await;
+        let error = match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(status)) => status.message().to_string(),
+            Err(_) => "no answer".to_string(),
+        };
+        if tokio::time::Instant::now() + delay >= deadline {
+            return Err(format!(
+                "the wave-worker of {node} at {url} did not take task {}: {error}",
+                request.task
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}

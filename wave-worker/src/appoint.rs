@@ -1,0 +1,166 @@
+//! Distributed WAVE, agent side: this node hosts a task; for each of its
+//! children the agent picks a node (at random, or greedily: the lowest
+//! expected finish of the child, i.e. moving this task's output there over
+//! the measured link plus running the child at that node's speed), reports
+//! it to wave-home, and if its report decided the child, tells that node.
+
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest, ResourceProfile};
+use jupiter_common::proto::wave::home::v1::wave_home_client::WaveHomeClient;
+use jupiter_common::proto::wave::home::v1::{AssignmentReport, FailureReport};
+use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
+use jupiter_common::serve;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::time::Duration;
+
+/// Appoints nodes for every child of `request.task`, hosted on `node`.
+pub async fn appoint_children(node: String, request: HostTaskRequest) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(request.timeout_secs.max(0.1));
+    if let Err(error) = appoint(&node, &request, deadline).await {
+        if let Ok(channel) = serve::channel(&request.home) {
+            let report = FailureReport {
+                round: request.round,
+                task: request.task.clone(),
+                error,
+            };
+            let _ = WaveHomeClient::new(channel).report_failure(report).await;
+        }
+    }
+}
+
+async fn appoint(
+    node: &str,
+    request: &HostTaskRequest,
+    deadline: tokio::time::Instant,
+) -> Result<(), String> {
+    if request.children.is_empty() {
+        return Ok(());
+    }
+    let mut home = WaveHomeClient::new(serve::channel(&request.home).map_err(|e| e.to_string())?);
+    let mut nodes: Vec<String> = request.workers.keys().cloned().collect();
+    nodes.sort();
+    let profile = if request.mode == "greedy" {
+        Some(drupe_profile(&request.central).await?)
+    } else {
+        None
+    };
+    // Seeded per (round seed, task) so a run can be repeated.
+    let seed = request.seed
+        ^ request
+            .task
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let mut rng = if request.seed == 0 {
+        StdRng::from_entropy()
+    } else {
+        StdRng::seed_from_u64(seed)
+    };
+    let output_bytes = request
+        .tasks
+        .iter()
+        .find(|t| t.name == request.task)
+        .map_or(0, |t| t.output_bytes);
+    for child in &request.children {
+        let choice = match &profile {
+            Some((network, resources)) => {
+                let cost = request
+                    .tasks
+                    .iter()
+                    .find(|t| &t.name == child)
+                    .map_or(0.0, |t| t.cost);
+                greedy(node, &nodes, output_bytes, cost, network, resources)
+            }
+            None => nodes.choose(&mut rng).cloned(),
+        }
+        .ok_or("no node to appoint")?;
+        let reply = home
+            .report_assignment(AssignmentReport {
+                round: request.round,
+                parent: request.task.clone(),
+                task: child.clone(),
+                node: choice,
+            })
+            .await
+            .map_err(|s| format!("reporting {child} to wave-home: {}", s.message()))?
+            .into_inner();
+        if !reply.appointed {
+            continue;
+        }
+        let grandchildren = request
+            .tasks
+            .iter()
+            .find(|t| &t.name == child)
+            .map(|t| t.children.clone());
+        let url = request
+            .workers
+            .get(&reply.node)
+            .cloned()
+            .ok_or_else(|| format!("no wave-worker known for {}", reply.node))?;
+        let next = HostTaskRequest {
+            task: child.clone(),
+            children: grandchildren.unwrap_or_default(),
+            ..request.clone()
+        };
+        wave_home::wave::host_task(url, reply.node.clone(), next, deadline).await?;
+    }
+    Ok(())
+}
+
+async fn drupe_profile(central: &str) -> Result<(NetworkProfile, ResourceProfile), String> {
+    let mut client = DrupeCentralClient::new(serve::channel(central).map_err(|e| e.to_string())?);
+    let ask = |s: tonic::Status| format!("asking drupe-central at {central}: {}", s.message());
+    let network = client
+        .get_network_profile(ProfileRequest {})
+        .await
+        .map_err(ask)?
+        .into_inner();
+    let resources = client
+        .get_resource_profile(ProfileRequest {})
+        .await
+        .map_err(ask)?
+        .into_inner();
+    Ok((network, resources))
+}
+
+/// The node where the child would finish first, as far as this agent knows.
+fn greedy(
+    here: &str,
+    nodes: &[String],
+    bytes: u64,
+    cost: f64,
+    network: &NetworkProfile,
+    resources: &ResourceProfile,
+) -> Option<String> {
+    let finish = |node: &String| -> f64 {
+        let speed = resources
+            .nodes
+            .iter()
+            .find(|n| &n.node == node && n.reachable)
+            .map(|n| wave_home::network::speed(n.cpu_count, n.cpu_load));
+        let Some(speed) = speed else { return f64::INFINITY };
+        let transfer = if node == here {
+            0.0
+        } else {
+            match network
+                .links
+                .iter()
+                .find(|l| l.from == here && &l.to == node && l.reachable)
+            {
+                Some(l) => {
+                    let m = l.model.unwrap_or_default();
+                    m.constant + m.linear * bytes as f64
+                }
+                None => return f64::INFINITY,
+            }
+        };
+        transfer + cost / speed
+    };
+    nodes
+        .iter()
+        .map(|n| (finish(n), n))
+        .filter(|(f, _)| f.is_finite())
+        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)))
+        .map(|(_, n)| n.clone())
+}
