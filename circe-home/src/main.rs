@@ -18,7 +18,7 @@ struct Args {
     #[arg(long, env = "JUPITER_APP")]
     app: PathBuf,
     /// URL of each ingress task's worker, as TASK=URL (repeat).
-    #[arg(long = "ingress", env = "JUPITER_INGRESS", value_delimiter = ',', value_parser = parse_pair)]
+    #[arg(long = "ingress", env = "JUPITER_INGRESS", value_delimiter = ',', value_parser = jupiter_common::cli::parse_task_url)]
     ingress: Vec<(String, String)>,
     /// Where submitted inputs are kept.
     #[arg(long, env = "JUPITER_DATA_DIR", default_value = "/var/lib/jupiter/home")]
@@ -28,12 +28,6 @@ struct Args {
     output: PathBuf,
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .ok_or_else(|| format!("expected TASK=URL, got {s:?}"))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     jupiter_common::telemetry::init(false);
@@ -41,17 +35,8 @@ async fn main() -> anyhow::Result<()> {
     let app = App::load(&args.app)?;
     let mut ingress = Vec::new();
     for task in app.ingress() {
-        let address = args
-            .ingress
-            .iter()
-            .find(|(t, _)| *t == task.name)
-            .map(|(_, a)| a.clone())
-            .with_context(|| {
-                format!(
-                    "no --ingress {}=URL given for ingress task {}",
-                    task.name, task.name
-                )
-            })?;
+        let address =
+            jupiter_common::cli::url_for(&args.ingress, &task.name, "ingress").map_err(anyhow::Error::msg)?;
         ingress.push(circe_home::Ingress {
             task: task.name.clone(),
             address,

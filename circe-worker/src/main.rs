@@ -31,17 +31,11 @@ struct Args {
     #[arg(long, env = "JUPITER_CIRCE_HOME", default_value = "http://circe-home:7300")]
     home: String,
     /// URL of each child's worker, as TASK=URL (repeat or comma-separate).
-    #[arg(long = "child", env = "JUPITER_CHILDREN", value_delimiter = ',', value_parser = parse_pair)]
+    #[arg(long = "child", env = "JUPITER_CHILDREN", value_delimiter = ',', value_parser = jupiter_common::cli::parse_task_url)]
     children: Vec<(String, String)>,
     /// Python for original Jupiter tasks.
     #[arg(long, env = "JUPITER_PYTHON", default_value = "python3")]
     python: String,
-}
-
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .ok_or_else(|| format!("expected TASK=URL, got {s:?}"))
 }
 
 #[tokio::main]
@@ -55,12 +49,8 @@ async fn main() -> anyhow::Result<()> {
         .clone();
     let mut children = Vec::new();
     for child in &task.children {
-        let address = args
-            .children
-            .iter()
-            .find(|(t, _)| t == child)
-            .map(|(_, a)| a.clone())
-            .with_context(|| format!("no --child {child}=URL given for child task {child}"))?;
+        let address =
+            jupiter_common::cli::url_for(&args.children, child, "child").map_err(anyhow::Error::msg)?;
         children.push(ChildEndpoint {
             task: child.clone(),
             address,

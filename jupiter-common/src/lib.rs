@@ -3,6 +3,7 @@
 //! file streaming and small utilities.
 
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod proto;
 pub mod serve;

@@ -63,18 +63,7 @@ impl Home {
         request: &ScheduleRequest,
         algorithm: Algorithm,
     ) -> Result<Mapping, Status> {
-        let mut central = self.central.clone();
-        let unavailable = |e: Status| Status::unavailable(format!("asking drupe-central: {}", e.message()));
-        let network = central
-            .get_network_profile(ProfileRequest {})
-            .await
-            .map_err(unavailable)?
-            .into_inner();
-        let resources = central
-            .get_resource_profile(ProfileRequest {})
-            .await
-            .map_err(unavailable)?
-            .into_inner();
+        let (network, resources) = network::drupe_profile(&mut self.central.clone()).await?;
         network::schedule(request, algorithm, &network, &resources).map_err(|e| match e {
             network::NetworkError::MissingLink { .. } | network::NetworkError::NoNodes => {
                 Status::failed_precondition(e.to_string())

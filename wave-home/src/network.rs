@@ -4,7 +4,8 @@
 //! fixed part is added to each transfer via the bandwidth it implies).
 
 use crate::offline::{self, Algorithm, Problem};
-use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ResourceProfile};
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest, ResourceProfile};
 use jupiter_common::proto::wave::home::v1::{Mapping, ScheduleRequest};
 use serde_json::json;
 
@@ -16,6 +17,25 @@ pub enum NetworkError {
     MissingLink { from: String, to: String },
     #[error("building the scheduling problem: {0}")]
     Problem(String),
+}
+
+/// The current network and resource profile from drupe-central.
+pub async fn drupe_profile(
+    central: &mut DrupeCentralClient<tonic::transport::Channel>,
+) -> Result<(NetworkProfile, ResourceProfile), tonic::Status> {
+    let unavailable =
+        |e: tonic::Status| tonic::Status::unavailable(format!("asking drupe-central: {}", e.message()));
+    let network = central
+        .get_network_profile(ProfileRequest {})
+        .await
+        .map_err(unavailable)?
+        .into_inner();
+    let resources = central
+        .get_resource_profile(ProfileRequest {})
+        .await
+        .map_err(unavailable)?
+        .into_inner();
+    Ok((network, resources))
 }
 
 /// Speed of a node from its resources.

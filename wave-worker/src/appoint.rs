@@ -5,7 +5,7 @@
 //! it to wave-home, and if its report decided the child, tells that node.
 
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
-use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest, ResourceProfile};
+use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ResourceProfile};
 use jupiter_common::proto::wave::home::v1::wave_home_client::WaveHomeClient;
 use jupiter_common::proto::wave::home::v1::{AssignmentReport, FailureReport};
 use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
@@ -110,18 +110,9 @@ async fn appoint(
 
 async fn drupe_profile(central: &str) -> Result<(NetworkProfile, ResourceProfile), String> {
     let mut client = DrupeCentralClient::new(serve::channel(central).map_err(|e| e.to_string())?);
-    let ask = |s: tonic::Status| format!("asking drupe-central at {central}: {}", s.message());
-    let network = client
-        .get_network_profile(ProfileRequest {})
+    wave_home::network::drupe_profile(&mut client)
         .await
-        .map_err(ask)?
-        .into_inner();
-    let resources = client
-        .get_resource_profile(ProfileRequest {})
-        .await
-        .map_err(ask)?
-        .into_inner();
-    Ok((network, resources))
+        .map_err(|s| format!("drupe-central at {central}: {}", s.message()))
 }
 
 /// The node where the child would finish first, as far as this agent knows.
