@@ -370,10 +370,16 @@ pub async fn serve(
 ) -> Result<(), CentralError> {
     let central = Central::open(config)?;
     let background = tokio::spawn(prober::run(central.clone()));
+    let stop_probing = background.abort_handle();
+    // Stop probing as soon as shutdown begins: the droplets are stopping
+    // too, and their links are not really down.
+    let shutdown = async move {
+        shutdown.await;
+        stop_probing.abort();
+    };
     let mut routes = RoutesBuilder::default();
     routes.add_service(DrupeCentralServer::new(central.clone()));
     let result = serve::serve(listener, routes, &[DrupeCentralServer::<Central>::NAME], shutdown).await;
-    background.abort();
     let _ = background.await;
     // Close the database now, so that a successor can open it.
     central

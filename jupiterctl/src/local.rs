@@ -69,6 +69,25 @@ pub struct LocalOptions {
     /// Outputs land here.
     pub output: PathBuf,
     pub python: String,
+    /// DRUPE probing of the emulated links.
+    pub probe: ProbeOptions,
+}
+
+/// How drupe-central probes on the local backend. Loopback links are fast:
+/// small payloads measure them well enough.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    pub interval: Duration,
+    pub sizes: Vec<u64>,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            sizes: vec![16 * 1024, 128 * 1024],
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,8 +212,8 @@ impl Deployment {
         let mut central_config =
             drupe_central::CentralConfig::new(options.workdir.join("drupe").join("central.redb"));
         // Loopback links are fast: small payloads measure them well enough.
-        central_config.probe_sizes = vec![16 * 1024, 128 * 1024];
-        central_config.probe_interval = Duration::from_secs(30);
+        central_config.probe_sizes = options.probe.sizes.clone();
+        central_config.probe_interval = options.probe.interval;
         spawn_role(
             &mut servers,
             "drupe-central".into(),

@@ -105,6 +105,12 @@ struct DeployArgs {
     /// Python used for original Jupiter tasks.
     #[arg(long, env = "JUPITER_PYTHON", default_value = "python3")]
     python: String,
+    /// Seconds between DRUPE probe rounds.
+    #[arg(long, default_value_t = 30.0)]
+    probe_interval: f64,
+    /// DRUPE probe payload sizes (bytes, or with a KiB/MiB suffix).
+    #[arg(long, value_delimiter = ',', default_value = "16KiB,128KiB")]
+    probe_sizes: Vec<String>,
     /// Backend: only `local` (every role in this process, on loopback) for now.
     #[arg(long, default_value = "local")]
     backend: String,
@@ -227,6 +233,22 @@ fn prepare(args: &DeployArgs) -> anyhow::Result<(App, LocalOptions, Option<tempf
         workdir,
         output,
         python: args.python.clone(),
+        probe: jupiterctl::local::ProbeOptions {
+            interval: {
+                anyhow::ensure!(
+                    args.probe_interval > 0.0 && args.probe_interval.is_finite(),
+                    "--probe-interval must be a positive number of seconds, got {}",
+                    args.probe_interval
+                );
+                Duration::from_secs_f64(args.probe_interval)
+            },
+            sizes: args
+                .probe_sizes
+                .iter()
+                .map(|s| drupe_central::cli::parse_size(s))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)?,
+        },
     };
     Ok((app, options, temp))
 }

@@ -47,6 +47,7 @@ impl Sandbox {
             workdir: self.path("work"),
             output: self.path("output"),
             python: "python3".into(),
+            probe: Default::default(),
         }
     }
 

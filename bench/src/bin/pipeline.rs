@@ -95,6 +95,7 @@ fn options(root: &Path, name: &str, args: &Args) -> LocalOptions {
         workdir: root.join(name).join("work"),
         output: root.join(name).join("out"),
         python: "python3".into(),
+        probe: Default::default(),
     }
 }
 
