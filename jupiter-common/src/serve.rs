@@ -20,8 +20,9 @@ const STREAM_WINDOW: u32 = 32 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
 /// How long a stopping server waits for open calls to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// HTTP/2 frames big enough that a 1 MiB chunk is a handful of frames, not 64.
-const MAX_FRAME: u32 = 1024 * 1024;
+/// HTTP/2 frames big enough that a 1 MiB chunk travels as one frame (not 64),
+/// so the receiver gathers each message without growing its buffer.
+const MAX_FRAME: u32 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
