@@ -80,9 +80,19 @@ impl WaveHome for Home {
         let mapping = match request.algorithm.parse::<Algorithm>() {
             Ok(algorithm) => self.network_mapping(&request, algorithm).await?,
             Err(_) if request.algorithm.starts_with("wave-") => {
-                self.rounds
+                let mut mapping = self
+                    .rounds
                     .run(&request, &self.advertise, &self.central_url)
-                    .await?
+                    .await?;
+                if request.algorithm == "wave-greedy" {
+                    // Its agents worked from the profile: predict on the same data.
+                    let (network, resources) = network::drupe_profile(&mut self.central.clone()).await?;
+                    match network::predict(&request, &mapping, &network, &resources) {
+                        Ok(makespan) => mapping.predicted_makespan_secs = makespan,
+                        Err(e) => tracing::warn!(error = %e, "no makespan prediction for the WAVE mapping"),
+                    }
+                }
+                mapping
             }
             Err(_) => {
                 let nodes = if request.nodes.is_empty() {

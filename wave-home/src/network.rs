@@ -44,13 +44,12 @@ pub fn speed(cpu_count: u32, cpu_load: f64) -> f64 {
     (cpu_count.max(1) as f64 * free).max(0.05)
 }
 
-/// Schedules the request's tasks over the reachable nodes of the profile.
-pub fn schedule(
+/// The scheduling problem of the request over the profile's reachable nodes.
+fn problem_of(
     request: &ScheduleRequest,
-    algorithm: Algorithm,
     network: &NetworkProfile,
     resources: &ResourceProfile,
-) -> Result<Mapping, NetworkError> {
+) -> Result<Problem, NetworkError> {
     let nodes: Vec<_> = resources
         .nodes
         .iter()
@@ -90,8 +89,18 @@ pub fn schedule(
         "tasks": request.tasks.iter().map(|t| json!({"name": t.name, "cost": t.cost})).collect::<Vec<_>>(),
         "edges": edges,
     });
-    let problem = Problem::parse("the DRUPE profile", &problem.to_string())
-        .map_err(|e| NetworkError::Problem(e.to_string()))?;
+    Problem::parse("the DRUPE profile", &problem.to_string())
+        .map_err(|e| NetworkError::Problem(e.to_string()))
+}
+
+/// Schedules the request's tasks over the reachable nodes of the profile.
+pub fn schedule(
+    request: &ScheduleRequest,
+    algorithm: Algorithm,
+    network: &NetworkProfile,
+    resources: &ResourceProfile,
+) -> Result<Mapping, NetworkError> {
+    let problem = problem_of(request, network, resources)?;
     let schedule = offline::schedule(&problem, algorithm);
     Ok(Mapping {
         algorithm: request.algorithm.clone(),
@@ -100,7 +109,28 @@ pub fn schedule(
             .iter()
             .map(|a| (a.task.clone(), a.node.clone()))
             .collect(),
-        nodes: nodes.iter().map(|n| n.node.clone()).collect(),
+        nodes: problem.node_names.clone(),
         predicted_makespan_secs: schedule.makespan,
     })
+}
+
+/// The expected makespan of one input under `mapping` (made by any
+/// algorithm), on the same model as HEFT's.
+pub fn predict(
+    request: &ScheduleRequest,
+    mapping: &Mapping,
+    network: &NetworkProfile,
+    resources: &ResourceProfile,
+) -> Result<f64, NetworkError> {
+    let problem = problem_of(request, network, resources)?;
+    let nodes = problem
+        .task_names
+        .iter()
+        .map(|task| {
+            let node = mapping.assignments.get(task);
+            node.and_then(|n| problem.node_names.iter().position(|x| x == n))
+                .ok_or_else(|| NetworkError::Problem(format!("task {task} is mapped to no reachable node")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(offline::heuristics::evaluate(&problem, &nodes).makespan)
 }

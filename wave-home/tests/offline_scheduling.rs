@@ -3,6 +3,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use wave_home::offline::heuristics::evaluate;
 use wave_home::offline::{schedule, Algorithm, Problem};
 
 const BOTH: [Algorithm; 2] = [Algorithm::Heft, Algorithm::Cpop];
@@ -39,6 +40,9 @@ fn expensive_communication_keeps_a_diamond_on_one_node() {
     for a in BOTH {
         assert_eq!(makespan(json, a), 4.0, "{a:?}");
     }
+    // The same diamond split over both nodes pays two transfers of 100.
+    let p = problem(json);
+    assert_eq!(evaluate(&p, &[0, 0, 1, 0]).makespan, 203.0);
 }
 
 #[test]

@@ -158,6 +158,25 @@ pub fn heft(p: &Problem) -> Schedule {
 }
 
 fn heft_with(p: &Problem, mean_comm: f64) -> Schedule {
+    in_rank_order(p, mean_comm, &|timeline, placed, task| {
+        best_node(p, timeline, placed, task)
+    })
+}
+
+/// The schedule of a given mapping (`nodes[task]`): tasks in HEFT's order,
+/// each as early as its inputs and its node allow. This is how long a
+/// mapping made elsewhere (WAVE, static, random) is expected to take.
+pub fn evaluate(p: &Problem, nodes: &[usize]) -> Schedule {
+    in_rank_order(p, mean_inverse_bandwidth(p), &|timeline, placed, task| {
+        let (start, finish) = place(p, timeline, placed, task, nodes[task]);
+        (nodes[task], start, finish)
+    })
+}
+
+type Pick<'a> = dyn Fn(&Timeline, &[(usize, f64, f64)], usize) -> (usize, f64, f64) + 'a;
+
+/// Places tasks by decreasing upward rank, each where `pick` says.
+fn in_rank_order(p: &Problem, mean_comm: f64, pick: &Pick<'_>) -> Schedule {
     let rank = upward_ranks(p, mean_comm);
     // Decreasing upward rank is a topological order whenever costs are
     // positive; with zero costs ties could break it, so ties go to the
@@ -178,7 +197,7 @@ fn heft_with(p: &Problem, mean_comm: f64) -> Schedule {
             pending.push_back(task);
             continue;
         }
-        let (node, start, finish) = best_node(p, &timeline, &placed, task);
+        let (node, start, finish) = pick(&timeline, &placed, task);
         timeline.book(node, start, finish);
         placed[task] = (node, start, finish);
         done[task] = true;
