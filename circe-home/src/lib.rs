@@ -12,20 +12,21 @@ use jupiter_common::proto::circe::home::v1::{
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, PushAck};
 use jupiter_common::serve::{self, ServeError};
-use jupiter_common::transfer::{check_name, file_chunks, read_header, receive_durably, Origin};
+use jupiter_common::transfer::{
+    check_name, file_chunks, push_until_acked, read_header, receive_durably, Origin,
+};
 use ledger::Ledger;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 
 /// An ingress task and its worker's URL.
 #[derive(Debug, Clone)]
@@ -108,34 +109,21 @@ impl Home {
                 produced_at_unix_nanos: unix_nanos(),
             };
             let path = path.clone();
-            sends.spawn(async move { (task.clone(), push_until_acked(client, header, path).await) });
+            sends.spawn(async move {
+                let what = format!("input {} to {task}", header.input_id);
+                let pushed = push_until_acked(&what, || {
+                    let mut client = client.clone();
+                    let chunks = file_chunks(header.clone(), Some(path.clone()), Origin::Owned);
+                    async move { client.push(chunks).await.map(|ack| ack.into_inner()) }
+                })
+                .await;
+                (task, pushed)
+            });
         }
         while let Some(joined) = sends.join_next().await {
             if let Ok((task, Err(status))) = joined {
                 self.ledger()
                     .fail(&input, format!("feeding {task}: {}", status.message()));
-            }
-        }
-    }
-}
-
-async fn push_until_acked(
-    mut client: CirceWorkerClient<Channel>,
-    header: FileHeader,
-    path: PathBuf,
-) -> Result<PushAck, Status> {
-    let mut delay = Duration::from_millis(5);
-    loop {
-        match client
-            .push(file_chunks(header.clone(), Some(path.clone()), Origin::Owned))
-            .await
-        {
-            Ok(ack) => return Ok(ack.into_inner()),
-            Err(s) if matches!(s.code(), Code::InvalidArgument | Code::FailedPrecondition) => return Err(s),
-            Err(s) => {
-                tracing::debug!(input = %header.input_id, error = %s.message(), "feeding failed, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }

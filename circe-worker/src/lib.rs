@@ -292,7 +292,7 @@ impl Worker {
         let out_dir = self.queue.out_dir(&input);
         let mut sends = JoinSet::new();
         for (target, files) in self.downstream.iter().zip(routed) {
-            let mut target = target.clone();
+            let target = target.clone();
             let files: Vec<String> = files.into_iter().map(str::to_string).collect();
             let header = FileHeader {
                 input_id: input.clone(),

@@ -5,11 +5,10 @@
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileHeader, PushAck};
-use jupiter_common::transfer::{file_chunks, Origin};
+use jupiter_common::transfer::{file_chunks, push_until_acked, Origin};
 use std::path::PathBuf;
-use std::time::Duration;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::Status;
 
 /// Where outputs go.
 #[derive(Debug, Clone)]
@@ -41,30 +40,17 @@ impl Downstream {
 
     /// Pushes one file (or an empty marker when `path` is `None`) until it
     /// is acknowledged. Gives up only on errors that a retry cannot fix.
-    pub async fn push(&mut self, header: FileHeader, path: Option<PathBuf>) -> Result<PushAck, Status> {
-        let mut delay = Duration::from_millis(5);
-        let mut attempts = 0u32;
-        loop {
-            match self.push_once(header.clone(), path.clone()).await {
-                Ok(ack) => return Ok(ack),
-                Err(status) if permanent(&status) => return Err(status),
-                Err(status) => {
-                    attempts += 1;
-                    if attempts % 20 == 1 {
-                        tracing::warn!(to = self.name(), file = %header.file_name, input = %header.input_id,
-                            error = %status.message(), attempts, "push failed, retrying");
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
-                }
-            }
-        }
+    pub async fn push(&self, header: FileHeader, path: Option<PathBuf>) -> Result<PushAck, Status> {
+        let what = format!(
+            "{} of input {} to {}",
+            header.file_name,
+            header.input_id,
+            self.name()
+        );
+        push_until_acked(&what, || {
+            let (mut target, header, path) = (self.clone(), header.clone(), path.clone());
+            async move { target.push_once(header, path).await }
+        })
+        .await
     }
-}
-
-fn permanent(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied | Code::Unimplemented
-    )
 }

@@ -449,6 +449,43 @@ async fn write_file(dest: &Path, contents: &[u8], sync: bool) -> std::io::Result
     }
 }
 
+/// Whether a failed call is one a retry cannot fix.
+pub fn permanent(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::InvalidArgument
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::PermissionDenied
+            | tonic::Code::Unimplemented
+    )
+}
+
+/// Calls `attempt` (one push of a file) until it is acknowledged, backing
+/// off between tries; gives up only on a [`permanent`] error. Receivers are
+/// idempotent, so a retry after a lost acknowledgement is harmless.
+pub async fn push_until_acked<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let mut delay = std::time::Duration::from_millis(5);
+    let mut attempts = 0u32;
+    loop {
+        match attempt().await {
+            Ok(ack) => return Ok(ack),
+            Err(status) if permanent(&status) => return Err(status),
+            Err(status) => {
+                attempts += 1;
+                if attempts % 20 == 1 {
+                    tracing::warn!(what, error = %status.message(), attempts, "push failed, retrying");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 pub fn io_status(e: std::io::Error) -> Status {
     Status::internal(format!("queue storage: {e}"))
 }

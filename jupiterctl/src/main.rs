@@ -349,20 +349,21 @@ async fn up_cmd(args: DeployArgs) -> anyhow::Result<ExitCode> {
 async fn submit_cmd(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let state = state::read(&state::default_path()?)?;
     let files = session::expand_inputs(&args.paths)?;
-    let client = session::client(&state.endpoints.circe_home).await?;
-    let watch = session::watch(&client).await?;
-    let started = std::time::Instant::now();
-    let ids = session::submit_all(&client, &files).await?;
     if args.no_wait {
+        let client = session::client(&state.endpoints.circe_home).await?;
+        let ids = session::submit_all(&client, &files).await?;
         println!("submitted {} inputs: {}", ids.len(), ids.join(" "));
         return Ok(ExitCode::SUCCESS);
     }
-    let results = session::collect(watch, &ids, Duration::from_secs(args.timeout), true).await?;
+    let (results, wall) = session::submit_and_collect(
+        &state.endpoints.circe_home,
+        &files,
+        Duration::from_secs(args.timeout),
+        true,
+    )
+    .await?;
     print!("{}", report::inputs_table(&results));
-    println!(
-        "{}",
-        report::makespan_line(&results, started.elapsed().as_secs_f64() * 1000.0)
-    );
+    println!("{}", report::makespan_line(&results, wall.as_secs_f64() * 1000.0));
     println!("outputs in {}", state.output.display());
     Ok(if results.iter().all(|r| r.ok) {
         ExitCode::SUCCESS

@@ -6,7 +6,7 @@ use crate::session::{self, SessionError};
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::InputResult;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -46,7 +46,8 @@ pub async fn run(
         session::expand_inputs(inputs)?
     };
     let deployment = Deployment::up(app, options).await?;
-    let result = stream(&deployment, &files, timeout, progress).await;
+    let result =
+        session::submit_and_collect(&deployment.endpoints.circe_home, &files, timeout, progress).await;
     let mapping = deployment.mapping.clone();
     let algorithm = deployment.algorithm.clone();
     let predicted_makespan_secs = deployment.predicted_makespan_secs;
@@ -61,18 +62,4 @@ pub async fn run(
         startup,
         wall,
     })
-}
-
-async fn stream(
-    deployment: &Deployment,
-    files: &[PathBuf],
-    timeout: Duration,
-    progress: bool,
-) -> Result<(Vec<InputResult>, Duration), SessionError> {
-    let client = session::client(&deployment.endpoints.circe_home).await?;
-    let watch = session::watch(&client).await?;
-    let started = Instant::now();
-    let ids = session::submit_all(&client, files).await?;
-    let results = session::collect(watch, &ids, timeout, progress).await?;
-    Ok((results, started.elapsed()))
 }

@@ -183,3 +183,20 @@ pub async fn collect(
     bar.finish_and_clear();
     Ok(wanted.iter().filter_map(|id| results.remove(id)).collect())
 }
+
+/// Submits `files` to circe-home at `address` and waits for their results:
+/// (results in `files` order, time from the first submission to the last result).
+pub async fn submit_and_collect(
+    address: &str,
+    files: &[PathBuf],
+    timeout: Duration,
+    progress: bool,
+) -> Result<(Vec<InputResult>, Duration), SessionError> {
+    let client = client(address).await?;
+    // Watch first so that no result falls before the subscription.
+    let results = watch(&client).await?;
+    let started = std::time::Instant::now();
+    let ids = submit_all(&client, files).await?;
+    let results = collect(results, &ids, timeout, progress).await?;
+    Ok((results, started.elapsed()))
+}
