@@ -2,15 +2,10 @@
 //! inside this process, over N emulated nodes. Roles are started in
 //! dependency order and each is health-checked before its dependants start.
 
+use crate::placement::{self, wait_all_healthy, Agent, PlacementRequest, HEALTH_TIMEOUT};
 use circe_worker::{ChildEndpoint, WorkerConfig, WorkerHandle};
 use jupiter_common::app::App;
-use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
-use jupiter_common::proto::drupe::central::v1::ProfileRequest;
-use jupiter_common::proto::wave::home::v1::wave_home_client::WaveHomeClient;
-use jupiter_common::proto::wave::home::v1::{ScheduleRequest, TaskNode};
-use jupiter_common::proto::wave::worker::v1::wave_worker_client::WaveWorkerClient;
-use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
-use jupiter_common::serve::{self, url_of, wait_healthy, NotHealthy};
+use jupiter_common::serve::{url_of, wait_healthy, NotHealthy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,9 +14,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// How long a role may take to answer its health check.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 pub enum Scheduler {
@@ -41,7 +33,7 @@ pub enum Scheduler {
 }
 
 impl Scheduler {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Scheduler::Static => "static",
             Scheduler::Random => "random",
@@ -129,6 +121,20 @@ pub enum DeployError {
     Address(#[from] tonic::transport::Error),
 }
 
+/// What every backend's deployment knows of itself once it is up.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub endpoints: Endpoints,
+    /// task -> node.
+    pub mapping: BTreeMap<String, String>,
+    pub algorithm: String,
+    /// What the scheduler expects one input's makespan to be (0: no model).
+    pub predicted_makespan_secs: f64,
+    pub output: PathBuf,
+    /// From the start of `up` to every role healthy.
+    pub startup: Duration,
+}
+
 /// Where every role of a deployment answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoints {
@@ -162,14 +168,7 @@ struct WorkerSlot {
 /// A running local deployment. Dropping it stops every role.
 pub struct Deployment {
     pub app: App,
-    pub endpoints: Endpoints,
-    pub mapping: BTreeMap<String, String>,
-    pub algorithm: String,
-    /// What the scheduler expects one input's makespan to be (0: no model).
-    pub predicted_makespan_secs: f64,
-    pub output: PathBuf,
-    /// How long from the first bind to every role healthy.
-    pub startup: Duration,
+    pub summary: Summary,
     shutdown: CancellationToken,
     servers: JoinSet<()>,
     workers: BTreeMap<String, WorkerSlot>,
@@ -265,85 +264,30 @@ impl Deployment {
             checks.push((format!("wave-worker {}", n.name), n.wave_worker.clone()));
         }
         wait_all_healthy(&checks).await?;
-        wait_for_nodes(&central_url, options.nodes, options.scheduler.network_aware()).await?;
-        let profiles = if options.scheduler.network_aware() {
-            // Every emulated node is this machine: one measurement serves
-            // all, normalised by this machine's speed as DRUPE sees it now.
-            let here = drupe_droplet::resources::measure(None);
-            let speed = wave_home::network::speed(here.cpu_count, here.cpu_load);
-            match crate::exec_profile::profile(&app, &options.python, speed).await {
-                Ok(profiles) => profiles,
-                // The run itself will show what fails, input by input.
-                Err(e) => {
-                    tracing::warn!(error = %e, "no execution profile: every task counts as 1 s");
-                    eprintln!("warning: {e}; scheduling with every task at 1 s");
-                    Default::default()
-                }
-            }
-        } else {
-            Default::default()
-        };
 
         // 2. The mapping, from wave-home over the nodes DRUPE knows.
-        let request = ScheduleRequest {
-            algorithm: options.scheduler.name().to_string(),
-            tasks: app
-                .tasks
-                .iter()
-                .map(|t| {
-                    let profile =
-                        profiles
-                            .get(&t.name)
-                            .copied()
-                            .unwrap_or(crate::exec_profile::TaskProfile {
-                                cost_secs: t.cost.unwrap_or(1.0),
-                                output_bytes: t.output_bytes.unwrap_or(0),
-                            });
-                    TaskNode {
-                        name: t.name.clone(),
-                        children: t.children.clone(),
-                        cost: profile.cost_secs,
-                        output_bytes: profile.output_bytes,
-                    }
-                })
-                .collect(),
-            nodes: vec![],
-            static_mapping: options.static_mapping.clone().into_iter().collect(),
-            seed: options.seed,
-            workers: nodes
-                .iter()
-                .map(|n| (n.name.clone(), n.wave_worker.clone()))
-                .collect(),
-            timeout_secs: HEALTH_TIMEOUT.as_secs_f64(),
-        };
-        let mapping = WaveHomeClient::new(serve::channel(&wave_url)?)
-            .schedule(request)
-            .await
-            .map_err(|s| DeployError::Schedule(s.message().to_string()))?
-            .into_inner();
-        let assignments: BTreeMap<String, String> = mapping.assignments.into_iter().collect();
-        for task in &app.tasks {
-            let node = &assignments[&task.name];
-            let agent = &nodes
-                .iter()
-                .find(|n| &n.name == node)
-                .ok_or_else(|| {
-                    DeployError::Schedule(format!("wave-home mapped {} to unknown node {node}", task.name))
-                })?
-                .wave_worker;
-            WaveWorkerClient::new(serve::channel(agent)?)
-                .host_task(HostTaskRequest {
-                    task: task.name.clone(),
-                    children: task.children.clone(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|s| DeployError::Host {
-                    node: node.clone(),
-                    task: task.name.clone(),
-                    message: s.message().to_string(),
-                })?;
-        }
+        let agents: Vec<Agent> = nodes
+            .iter()
+            .map(|n| Agent {
+                node: n.name.clone(),
+                inner_url: n.wave_worker.clone(),
+                outer_url: n.wave_worker.clone(),
+            })
+            .collect();
+        let placement = placement::place(
+            &app,
+            &PlacementRequest {
+                scheduler: options.scheduler,
+                static_mapping: &options.static_mapping,
+                seed: options.seed,
+                python: &options.python,
+            },
+            &central_url,
+            &wave_url,
+            &agents,
+        )
+        .await?;
+        let assignments = placement.assignments;
 
         // 3. CIRCE: every worker's port first (they address each other), then home.
         let mut listeners = BTreeMap::new();
@@ -431,18 +375,20 @@ impl Deployment {
         wait_all_healthy(&checks).await?;
 
         Ok(Self {
-            endpoints: Endpoints {
-                drupe_central: central_url,
-                wave_home: wave_url,
-                circe_home: home_url,
-                nodes,
-                workers: worker_endpoints,
+            summary: Summary {
+                endpoints: Endpoints {
+                    drupe_central: central_url,
+                    wave_home: wave_url,
+                    circe_home: home_url,
+                    nodes,
+                    workers: worker_endpoints,
+                },
+                mapping: assignments,
+                algorithm: placement.algorithm,
+                predicted_makespan_secs: placement.predicted_makespan_secs,
+                output: options.output,
+                startup: started.elapsed(),
             },
-            mapping: assignments,
-            algorithm: mapping.algorithm,
-            predicted_makespan_secs: mapping.predicted_makespan_secs,
-            output: options.output,
-            startup: started.elapsed(),
             app,
             shutdown,
             servers,
@@ -520,42 +466,4 @@ impl Drop for Deployment {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
-}
-
-async fn wait_all_healthy(checks: &[(String, String)]) -> Result<(), NotHealthy> {
-    let results = futures::future::join_all(
-        checks
-            .iter()
-            .map(|(what, url)| wait_healthy(what, url, HEALTH_TIMEOUT)),
-    )
-    .await;
-    results.into_iter().collect()
-}
-
-/// Readiness, not a sleep: every droplet has registered with central and,
-/// for a network-aware scheduler, every link has been measured.
-async fn wait_for_nodes(central: &str, wanted: usize, links_too: bool) -> Result<(), DeployError> {
-    let mut client = DrupeCentralClient::new(serve::channel(central)?);
-    let started = std::time::Instant::now();
-    let mut known = 0;
-    while started.elapsed() < HEALTH_TIMEOUT {
-        if let Ok(profile) = client.get_resource_profile(ProfileRequest {}).await {
-            known = profile.into_inner().nodes.len();
-            let measured = !links_too
-                || wanted < 2
-                || client
-                    .get_network_profile(ProfileRequest {})
-                    .await
-                    .is_ok_and(|p| p.get_ref().complete);
-            if known >= wanted && measured {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    Err(DeployError::NodesMissing {
-        known,
-        wanted,
-        waited: started.elapsed(),
-    })
 }

@@ -1,5 +1,6 @@
 //! Static mapping files: YAML (or JSON) `task: node` pairs.
 
+use crate::local::Scheduler;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -24,4 +25,25 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, String>, MappingFileError> {
             None => e.to_string(),
         },
     })
+}
+
+/// The scheduler and static mapping a user asked for: `--scheduler` wins, a
+/// mapping file implies `static`, else `default` decides given the app's
+/// own mapping (which a mapping file replaces).
+pub fn resolve(
+    app_mapping: &BTreeMap<String, String>,
+    file: Option<&Path>,
+    chosen: Option<Scheduler>,
+    default: impl FnOnce(&BTreeMap<String, String>) -> Scheduler,
+) -> Result<(Scheduler, BTreeMap<String, String>), MappingFileError> {
+    let mapping = match file {
+        Some(path) => load(path)?,
+        None => app_mapping.clone(),
+    };
+    let scheduler = match (chosen, file) {
+        (Some(s), _) => s,
+        (None, Some(_)) => Scheduler::Static,
+        (None, None) => default(&mapping),
+    };
+    Ok((scheduler, mapping))
 }
