@@ -1,0 +1,88 @@
+//! The Kubernetes backend: one namespace per deployment, the home roles as
+//! Deployments with Services, droplets and wave-workers as DaemonSets, one
+//! circe-worker Deployment and Service per task pinned to its mapped node,
+//! the app's files in a ConfigMap.
+//!
+//! [`render`] is pure (no cluster needed); [`up`] applies what it rendered
+//! with server-side apply and waits for readiness; [`down`] deletes by label.
+//! [`cli`] is the surface `jupiterctl render/up/down --backend kubernetes`
+//! calls.
+
+mod app_files;
+mod apply;
+pub mod cli;
+pub mod cluster;
+mod error;
+mod manifests;
+pub mod mapping;
+pub mod names;
+mod objects;
+pub mod roles;
+
+use jupiter_common::app::App;
+use std::collections::BTreeMap;
+
+pub use app_files::{encode_key, MAX_APP_BYTES};
+pub use apply::{apply, down, up, wait_ready, Wait};
+pub use error::KubeError;
+pub use manifests::{render, to_yaml, Object};
+
+/// What a deployment is rendered from, besides the app.
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    /// Deployment name (a DNS label); the namespace is `jupiter-<deployment>`.
+    pub deployment: String,
+    /// Images are `<image_prefix>/<role>:<image_tag>`.
+    pub image_prefix: String,
+    pub image_tag: String,
+    pub image_pull_policy: String,
+    /// Nodes the droplets and wave-workers run on; empty: every node.
+    pub nodes: Vec<String>,
+    /// Task -> node; must map every task.
+    pub mapping: BTreeMap<String, String>,
+    /// Set as OTEL_EXPORTER_OTLP_ENDPOINT in every role.
+    pub otlp_endpoint: Option<String>,
+    /// RUST_LOG of every role.
+    pub rust_log: String,
+    /// Requests and limits of every container.
+    pub resources: Resources,
+}
+
+/// Resource quantities by name (`cpu`, `memory`), as Kubernetes writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub requests: BTreeMap<String, String>,
+    pub limits: BTreeMap<String, String>,
+}
+
+impl Resources {
+    /// Small requests so the scheduler accounts for the pods, no limits: a
+    /// task's needs are the app's business.
+    pub fn modest() -> Resources {
+        Resources {
+            requests: BTreeMap::from([
+                ("cpu".to_string(), "50m".to_string()),
+                ("memory".to_string(), "64Mi".to_string()),
+            ]),
+            limits: BTreeMap::new(),
+        }
+    }
+}
+
+impl KubeOptions {
+    /// Defaults for `app`: deployment named after it, `jupiter/<role>:dev`
+    /// images, no mapping yet.
+    pub fn for_app(app: &App) -> KubeOptions {
+        KubeOptions {
+            deployment: names::default_deployment(app),
+            image_prefix: "jupiter".to_string(),
+            image_tag: "dev".to_string(),
+            image_pull_policy: "IfNotPresent".to_string(),
+            nodes: Vec::new(),
+            mapping: BTreeMap::new(),
+            otlp_endpoint: None,
+            rust_log: "info".to_string(),
+            resources: Resources::modest(),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Builders of single objects (pod specs, Deployments, DaemonSets,
+//! Services) with the labels and selectors every object of a deployment
+//! shares. [`super::manifests`] puts them together.
+
+use super::names::{self, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, LABEL_TASK};
+use super::roles::{container, data_volume, Role, APP_VOLUME};
+use super::KubeOptions;
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapVolumeSource, EnvVar, KeyToPath, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec, Volume,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+
+/// The pod of `role`, with the app's ConfigMap mounted if `app_volume`.
+pub fn pod_spec(
+    role: Role,
+    options: &KubeOptions,
+    env: Vec<EnvVar>,
+    app_volume: bool,
+    items: &[KeyToPath],
+) -> PodSpec {
+    let mut volumes: Vec<Volume> = data_volume(role).into_iter().collect();
+    if app_volume {
+        volumes.push(Volume {
+            name: APP_VOLUME.to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::APP_CONFIG_MAP.to_string(),
+                items: Some(items.to_vec()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    PodSpec {
+        containers: vec![container(role, options, env)],
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        ..Default::default()
+    }
+}
+
+/// Only the listed nodes, when there is a list. matchFields on the node's
+/// name, as the DaemonSet controller itself uses, not the hostname label.
+pub fn node_affinity(nodes: &[String]) -> Option<Affinity> {
+    (!nodes.is_empty()).then(|| Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_fields: Some(vec![NodeSelectorRequirement {
+                        key: "metadata.name".to_string(),
+                        operator: "In".to_string(),
+                        values: Some(nodes.to_vec()),
+                    }]),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The labels a role's pods are selected by: fixed at creation (a selector
+/// is immutable), so only the identity labels, never the node.
+pub fn selector_labels(deployment: &str, role: Role, task: Option<&String>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (LABEL_NAME.to_string(), names::PART_OF.to_string()),
+        (LABEL_COMPONENT.to_string(), role.name().to_string()),
+        (LABEL_INSTANCE.to_string(), deployment.to_string()),
+    ]);
+    if let Some(task) = task {
+        labels.insert(LABEL_TASK.to_string(), task.clone());
+    }
+    labels
+}
+
+pub fn meta(name: &str, ns: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(ns.to_string()),
+        labels: Some(labels.clone()),
+        ..Default::default()
+    }
+}
+
+pub fn all_labels(
+    deployment: &str,
+    role: Role,
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut labels = names::labels(deployment, role.name());
+    labels.extend(extra.clone());
+    labels
+}
+
+pub fn template(labels: &BTreeMap<String, String>, spec: PodSpec) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels.clone()),
+            ..Default::default()
+        }),
+        spec: Some(spec),
+    }
+}
+
+pub fn deployment_of(
+    name: &str,
+    ns: &str,
+    deployment: &str,
+    role: Role,
+    extra: BTreeMap<String, String>,
+    spec: PodSpec,
+) -> Deployment {
+    let labels = all_labels(deployment, role, &extra);
+    Deployment {
+        metadata: meta(name, ns, &labels),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(deployment, role, extra.get(LABEL_TASK))),
+                ..Default::default()
+            },
+            template: template(&labels, spec),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn daemon_set(role: Role, ns: &str, deployment: &str, spec: PodSpec) -> DaemonSet {
+    let labels = names::labels(deployment, role.name());
+    DaemonSet {
+        metadata: meta(role.name(), ns, &labels),
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(deployment, role, None)),
+                ..Default::default()
+            },
+            template: template(&labels, spec),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn service(
+    name: &str,
+    ns: &str,
+    deployment: &str,
+    role: Role,
+    extra: BTreeMap<String, String>,
+) -> Service {
+    Service {
+        metadata: meta(name, ns, &all_labels(deployment, role, &extra)),
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(deployment, role, extra.get(LABEL_TASK))),
+            ports: Some(vec![ServicePort {
+                name: Some("grpc".to_string()),
+                port: i32::from(role.port()),
+                target_port: Some(IntOrString::String("grpc".to_string())),
+                protocol: Some("TCP".to_string()),
+                // Tells meshes and ingresses the port speaks HTTP/2 in clear.
+                app_protocol: Some("kubernetes.io/h2c".to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

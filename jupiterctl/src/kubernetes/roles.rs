@@ -1,0 +1,231 @@
+//! The six roles as containers: image, port, probes, environment and data
+//! volumes. The Helm chart mirrors this file (tests/helm_chart.rs checks it).
+
+use super::KubeOptions;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, GRPCAction, ObjectFieldSelector,
+    Probe, ResourceRequirements, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    DrupeCentral,
+    WaveHome,
+    CirceHome,
+    DrupeDroplet,
+    WaveWorker,
+    CirceWorker,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::DrupeCentral,
+        Role::WaveHome,
+        Role::CirceHome,
+        Role::DrupeDroplet,
+        Role::WaveWorker,
+        Role::CirceWorker,
+    ];
+
+    /// The role's name: its image, container, component label and (for the
+    /// home roles) Service name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::DrupeCentral => "drupe-central",
+            Role::WaveHome => "wave-home",
+            Role::CirceHome => "circe-home",
+            Role::DrupeDroplet => "drupe-droplet",
+            Role::WaveWorker => "wave-worker",
+            Role::CirceWorker => "circe-worker",
+        }
+    }
+
+    /// The gRPC port the role's binary listens on by default.
+    pub fn port(self) -> u16 {
+        match self {
+            Role::DrupeCentral => 7100,
+            Role::DrupeDroplet => 7101,
+            Role::WaveHome => 7200,
+            Role::WaveWorker => 7201,
+            Role::CirceHome => 7300,
+            Role::CirceWorker => 7301,
+        }
+    }
+
+    /// The URL other pods reach a home role at (its Service).
+    pub fn url(self) -> String {
+        super::names::service_url(self.name(), self.port())
+    }
+
+    /// Where the role keeps state, on an emptyDir: it survives container
+    /// restarts (the queue's durability covers those), not pod deletion.
+    fn data_dir(self) -> Option<&'static str> {
+        match self {
+            Role::DrupeCentral => Some("/var/lib/jupiter/drupe"),
+            Role::CirceHome => Some("/var/lib/jupiter/home"),
+            Role::DrupeDroplet => Some("/var/lib/jupiter/droplet"),
+            Role::CirceWorker => Some("/var/lib/jupiter/queue"),
+            Role::WaveHome | Role::WaveWorker => None,
+        }
+    }
+}
+
+/// Where the app's ConfigMap is mounted.
+pub const APP_MOUNT: &str = "/app";
+const DATA_VOLUME: &str = "data";
+pub const APP_VOLUME: &str = "app";
+/// circe-home writes the egress outputs next to its data, on the same volume.
+const OUTPUT_DIR: &str = "/var/lib/jupiter/home/output";
+
+/// A plain `NAME=value` variable.
+pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+/// A variable from the downward API (`spec.nodeName`, `status.podIP`).
+pub fn env_field(name: &str, field: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: None,
+                field_path: field.to_string(),
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The environment of `role` besides the role-specific variables the caller
+/// adds (`JUPITER_TASK`, `JUPITER_INGRESS`, ...).
+pub fn base_env(role: Role, options: &KubeOptions) -> Vec<EnvVar> {
+    let mut vars = Vec::new();
+    match role {
+        Role::DrupeCentral => {
+            vars.push(env("JUPITER_LISTEN", format!("0.0.0.0:{}", role.port())));
+            vars.push(env("JUPITER_DRUPE_DB", "/var/lib/jupiter/drupe/central.redb"));
+        }
+        Role::WaveHome => {
+            vars.push(env("JUPITER_DRUPE_CENTRAL", Role::DrupeCentral.url()));
+            vars.push(env("JUPITER_ADVERTISE", role.url()));
+        }
+        Role::CirceHome => {
+            vars.push(env("JUPITER_APP", APP_MOUNT));
+            vars.push(env("JUPITER_DATA_DIR", "/var/lib/jupiter/home"));
+            vars.push(env("JUPITER_OUTPUT_DIR", OUTPUT_DIR));
+        }
+        Role::DrupeDroplet => {
+            vars.push(env_field("JUPITER_NODE", "spec.nodeName"));
+            // Droplets probe each other pod to pod; JUPITER_POD_IP must come
+            // before the variable that expands it.
+            vars.push(env_field("JUPITER_POD_IP", "status.podIP"));
+            vars.push(env(
+                "JUPITER_ADVERTISE",
+                format!("http://$(JUPITER_POD_IP):{}", role.port()),
+            ));
+            vars.push(env("JUPITER_DRUPE_CENTRAL", Role::DrupeCentral.url()));
+            vars.push(env("JUPITER_DATA_DIR", "/var/lib/jupiter/droplet"));
+        }
+        Role::WaveWorker => vars.push(env_field("JUPITER_NODE", "spec.nodeName")),
+        Role::CirceWorker => {
+            vars.push(env("JUPITER_APP", APP_MOUNT));
+            vars.push(env("JUPITER_QUEUE_DIR", "/var/lib/jupiter/queue"));
+            vars.push(env("JUPITER_CIRCE_HOME", Role::CirceHome.url()));
+            vars.push(env("JUPITER_PYTHON", "python3"));
+        }
+    }
+    vars.push(env("RUST_LOG", options.rust_log.clone()));
+    if let Some(endpoint) = &options.otlp_endpoint {
+        vars.push(env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
+    }
+    vars
+}
+
+/// gRPC health (`grpc.health.v1`, service "") on the role's port: the same
+/// check jupiterctl's other backends wait on.
+fn probe(role: Role, period: i32, failures: i32) -> Probe {
+    Probe {
+        grpc: Some(GRPCAction {
+            port: i32::from(role.port()),
+            service: None,
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn resources(options: &KubeOptions) -> Option<ResourceRequirements> {
+    let quantities = |m: &BTreeMap<String, String>| {
+        (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
+    };
+    let requests = quantities(&options.resources.requests);
+    let limits = quantities(&options.resources.limits);
+    (requests.is_some() || limits.is_some()).then(|| ResourceRequirements {
+        requests,
+        limits,
+        ..Default::default()
+    })
+}
+
+/// The role's container with `env` (from [`base_env`] plus extras).
+pub fn container(role: Role, options: &KubeOptions, env: Vec<EnvVar>) -> Container {
+    let mut mounts = Vec::new();
+    if let Some(dir) = role.data_dir() {
+        mounts.push(VolumeMount {
+            name: DATA_VOLUME.to_string(),
+            mount_path: dir.to_string(),
+            ..Default::default()
+        });
+    }
+    if matches!(role, Role::CirceHome | Role::CirceWorker) {
+        mounts.push(VolumeMount {
+            name: APP_VOLUME.to_string(),
+            mount_path: APP_MOUNT.to_string(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    Container {
+        name: role.name().to_string(),
+        image: Some(format!(
+            "{}/{}:{}",
+            options.image_prefix,
+            role.name(),
+            options.image_tag
+        )),
+        image_pull_policy: Some(options.image_pull_policy.clone()),
+        ports: Some(vec![ContainerPort {
+            name: Some("grpc".to_string()),
+            container_port: i32::from(role.port()),
+            protocol: Some("TCP".to_string()),
+            ..Default::default()
+        }]),
+        env: Some(env),
+        readiness_probe: Some(probe(role, 2, 3)),
+        // Generous: a busy worker must not be killed for a slow answer.
+        liveness_probe: Some(Probe {
+            initial_delay_seconds: Some(10),
+            ..probe(role, 10, 6)
+        }),
+        resources: resources(options),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        ..Default::default()
+    }
+}
+
+/// The data volume of `role`, if it keeps state.
+pub fn data_volume(role: Role) -> Option<Volume> {
+    role.data_dir().map(|_| Volume {
+        name: DATA_VOLUME.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    })
+}

@@ -1,0 +1,436 @@
+//! The Helm chart in helm/jupiter against `jupiterctl render`: the chart's
+//! objects must be the very objects render makes for the same roles (kind,
+//! name, labels, selectors, image, ports, env, probes, resources, volumes),
+//! with one deliberate difference: `app.kubernetes.io/managed-by` is
+//! `Helm` in the chart, so `jupiterctl down` never deletes a Helm release.
+//!
+//! No `helm` binary can be installed here, so the templates are rendered by
+//! a small renderer for exactly the subset helm/README.md documents; it
+//! fails on anything outside it, so the chart cannot quietly grow past what
+//! this test checks.
+
+use jupiter_common::app::App;
+use jupiterctl::kubernetes::{self, KubeOptions};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const ROLES: [&str; 5] = [
+    "drupe-central",
+    "wave-home",
+    "circe-home",
+    "drupe-droplet",
+    "wave-worker",
+];
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../helm/jupiter")
+}
+
+// ---- the template subset -------------------------------------------------
+
+/// Renders one template: text and `{{ }}` actions with `-` trimming;
+/// actions are `if PIPELINE` / `end` or a pipeline of a `.Values...` /
+/// `.Release...` term or a literal through `quote`, `default X`, `toYaml`,
+/// `nindent N`.
+fn render_template(src: &str, context: &Value) -> Result<String, String> {
+    let mut out = String::new();
+    let mut active: Vec<bool> = Vec::new();
+    let mut rest = src;
+    let mut trim_next = false;
+    while !rest.is_empty() {
+        let (text, action) = match rest.find("{{") {
+            Some(i) => (&rest[..i], Some(&rest[i + 2..])),
+            None => (rest, None),
+        };
+        let mut text = if trim_next { text.trim_start() } else { text };
+        let Some(after) = action else {
+            if active.iter().all(|a| *a) {
+                out.push_str(text);
+            }
+            break;
+        };
+        let (mut inner, trim_left) = match after.strip_prefix("- ") {
+            Some(inner) => (inner, true),
+            None => (after, false),
+        };
+        if trim_left {
+            text = text.trim_end();
+        }
+        if active.iter().all(|a| *a) {
+            out.push_str(text);
+        }
+        let close = inner.find("}}").ok_or("unclosed {{")?;
+        rest = &inner[close + 2..];
+        inner = &inner[..close];
+        trim_next = inner.ends_with(" -");
+        let action = inner.trim_end_matches(" -").trim();
+        if let Some(cond) = action.strip_prefix("if ") {
+            active.push(truthy(&eval(cond, context)?));
+        } else if action == "end" {
+            active.pop().ok_or("{{ end }} without {{ if }}")?;
+        } else if active.iter().all(|a| *a) {
+            out.push_str(&text_of(&eval(action, context)?)?);
+        }
+    }
+    if !active.is_empty() {
+        return Err("{{ if }} without {{ end }}".into());
+    }
+    Ok(out)
+}
+
+fn eval(pipeline: &str, context: &Value) -> Result<Value, String> {
+    let mut stages: Vec<&str> = pipeline.split('|').map(str::trim).collect();
+    // `fn ARGS X` is `X | fn ARGS`, as in Go templates.
+    let first: Vec<&str> = stages.remove(0).split_whitespace().collect();
+    let (last, call) = first.split_last().ok_or("empty action")?;
+    let mut value = term(last, context)?;
+    let call = call.join(" ");
+    if !call.is_empty() {
+        stages.insert(0, &call);
+    }
+    for stage in stages {
+        let words: Vec<&str> = stage.split_whitespace().collect();
+        value = match words.as_slice() {
+            ["quote"] => Value::String(serde_json::to_string(&text_of(&value)?).map_err(|e| e.to_string())?),
+            ["default", fallback] => {
+                if truthy(&value) {
+                    value
+                } else {
+                    term(fallback, context)?
+                }
+            }
+            ["toYaml"] => Value::String(
+                serde_yaml::to_string(&value)
+                    .map_err(|e| e.to_string())?
+                    .trim_end()
+                    .to_string(),
+            ),
+            ["nindent", n] => {
+                let pad = " ".repeat(n.parse::<usize>().map_err(|e| format!("nindent {n}: {e}"))?);
+                let text = text_of(&value)?;
+                Value::String(text.lines().map(|l| format!("\n{pad}{l}")).collect())
+            }
+            _ => return Err(format!("unsupported pipeline stage {stage:?}")),
+        };
+    }
+    Ok(value)
+}
+
+fn term(word: &str, context: &Value) -> Result<Value, String> {
+    if let Some(path) = word.strip_prefix('.') {
+        let mut value = context;
+        for key in path.split('.') {
+            value = value
+                .get(key)
+                .ok_or_else(|| format!("{word}: no value {key:?} (typo in the chart or values.yaml?)"))?;
+        }
+        return Ok(value.clone());
+    }
+    serde_json::from_str(word).map_err(|_| format!("unsupported term {word:?}"))
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+fn text_of(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("cannot print {other} in place; use toYaml")),
+    }
+}
+
+/// Every object of the chart's templates, rendered with `values` over
+/// values.yaml; `edit` may change a template's text first.
+fn chart_objects(values: &Value, release: &Value, edit: impl Fn(&str, String) -> String) -> Vec<Value> {
+    let dir = chart_dir();
+    let defaults: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    let mut merged = defaults;
+    merge(&mut merged, values);
+    let context = json!({"Values": merged, "Release": release});
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("templates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut objects = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let src = edit(&name, std::fs::read_to_string(&file).unwrap());
+        let text = render_template(&src, &context).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for doc in text.split("\n---\n") {
+            let value: Value = serde_yaml::from_str(doc).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+            if !value.is_null() {
+                objects.push(value);
+            }
+        }
+    }
+    objects
+}
+
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+// ---- the comparison ------------------------------------------------------
+
+/// The JSON paths at which `a` and `b` differ.
+fn diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                diff(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    &format!("{path}.{k}"),
+                    out,
+                );
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                diff(p, q, &format!("{path}[{i}]"), out);
+            }
+        }
+        (p, q) if p != q => out.push(format!("{path}: chart {p} vs render {q}")),
+        _ => {}
+    }
+}
+
+/// The render side: the objects of the chart's roles.
+fn rendered(options: &KubeOptions) -> BTreeMap<(String, String), Value> {
+    let app = App::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dummy_app")).unwrap();
+    kubernetes::render(&app, options)
+        .unwrap()
+        .iter()
+        .filter(|o| ROLES.contains(&o.name()))
+        .map(|o| ((o.kind().to_string(), o.name().to_string()), o.to_json()))
+        .collect()
+}
+
+/// The chart side with the deliberate managed-by difference checked and
+/// taken out.
+fn comparable(mut chart: Vec<Value>) -> BTreeMap<(String, String), Value> {
+    let mut out = BTreeMap::new();
+    for object in &mut chart {
+        for pointer in ["/metadata/labels", "/spec/template/metadata/labels"] {
+            if let Some(labels) = object.pointer_mut(pointer) {
+                let label = &mut labels["app.kubernetes.io/managed-by"];
+                assert_eq!(*label, "Helm", "managed-by at {pointer}");
+                *label = json!("jupiterctl");
+            }
+        }
+        let key = (
+            object["kind"].as_str().unwrap().to_string(),
+            object["metadata"]["name"].as_str().unwrap().to_string(),
+        );
+        out.insert(key, object.clone());
+    }
+    out
+}
+
+fn differences(
+    chart: &BTreeMap<(String, String), Value>,
+    render: &BTreeMap<(String, String), Value>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let chart_keys: BTreeSet<_> = chart.keys().collect();
+    let render_keys: BTreeSet<_> = render.keys().collect();
+    if chart_keys != render_keys {
+        out.push(format!("objects: chart {chart_keys:?} vs render {render_keys:?}"));
+    }
+    for (key, object) in chart {
+        if let Some(other) = render.get(key) {
+            diff(object, other, &format!("{}/{}", key.0, key.1), &mut out);
+        }
+    }
+    out
+}
+
+/// Chart values equivalent to `options` (and the app-specific circe-home
+/// values, taken from render's circe-home), and the release.
+fn values_for(options: &KubeOptions, render: &BTreeMap<(String, String), Value>) -> (Value, Value) {
+    let home = &render[&("Deployment".to_string(), "circe-home".to_string())]["spec"]["template"]["spec"];
+    let ingress = home["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "JUPITER_INGRESS")
+        .unwrap()["value"]
+        .clone();
+    let items = home["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "app")
+        .unwrap()["configMap"]["items"]
+        .clone();
+    let values = json!({
+        "image": {"prefix": options.image_prefix, "tag": options.image_tag, "pullPolicy": options.image_pull_policy},
+        "rustLog": options.rust_log,
+        "otlpEndpoint": options.otlp_endpoint.clone().unwrap_or_default(),
+        "resources": {"requests": options.resources.requests, "limits": options.resources.limits},
+        "nodes": options.nodes,
+        "circeHome": {"ingress": ingress, "appItems": items},
+    });
+    let release = json!({
+        "Name": options.deployment,
+        "Namespace": format!("jupiter-{}", options.deployment),
+        "Service": "Helm",
+    });
+    (values, release)
+}
+
+fn dummy_options() -> KubeOptions {
+    let app = App::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dummy_app")).unwrap();
+    let mut options = KubeOptions::for_app(&app);
+    options.mapping = app
+        .tasks
+        .iter()
+        .map(|t| (t.name.clone(), "node1".to_string()))
+        .collect();
+    options
+}
+
+/// Everything set away from the defaults, so each value visibly lands.
+fn custom_options() -> KubeOptions {
+    let mut options = dummy_options();
+    options.deployment = "demo".into();
+    options.image_prefix = "registry.example:5000/jupiter".into();
+    options.image_tag = "v9".into();
+    options.image_pull_policy = "Always".into();
+    options.nodes = vec!["node0".into(), "node1".into()];
+    options.otlp_endpoint = Some("http://otel-collector.monitoring:4317".into());
+    options.rust_log = "debug,h2=info".into();
+    options.resources.limits.insert("memory".into(), "1Gi".into());
+    options
+}
+
+fn no_edit(_: &str, src: String) -> String {
+    src
+}
+
+#[test]
+fn chart_renders_what_jupiterctl_renders_with_custom_values() {
+    let options = custom_options();
+    let render = rendered(&options);
+    assert_eq!(render.len(), 8, "3 Deployments, 3 Services, 2 DaemonSets");
+    let (values, release) = values_for(&options, &render);
+    let chart = comparable(chart_objects(&values, &release, no_edit));
+    let diffs = differences(&chart, &render);
+    assert!(diffs.is_empty(), "chart and render differ:\n{}", diffs.join("\n"));
+}
+
+#[test]
+fn chart_defaults_are_render_defaults() {
+    let options = dummy_options();
+    let render = rendered(&options);
+    let (values, release) = values_for(&options, &render);
+    // Only the app-specific circe-home values; everything else from values.yaml.
+    let values = json!({"circeHome": values["circeHome"]});
+    let chart = comparable(chart_objects(&values, &release, no_edit));
+    let diffs = differences(&chart, &render);
+    assert!(
+        diffs.is_empty(),
+        "chart defaults and render defaults differ:\n{}",
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn drift_on_either_side_is_caught() {
+    let options = custom_options();
+    let render = rendered(&options);
+    let (values, release) = values_for(&options, &render);
+
+    // A port changed in the chart only.
+    let edited = comparable(chart_objects(&values, &release, |name, src| {
+        if name == "wave-worker.yaml" {
+            src.replace("containerPort: 7201", "containerPort: 7209")
+        } else {
+            src
+        }
+    }));
+    let diffs = differences(&edited, &render);
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains("DaemonSet/wave-worker") && d.contains("containerPort")),
+        "{diffs:?}"
+    );
+
+    // A label changed in render only.
+    let chart = comparable(chart_objects(&values, &release, no_edit));
+    let mut drifted = render.clone();
+    let key = ("Service".to_string(), "drupe-central".to_string());
+    drifted.get_mut(&key).unwrap()["metadata"]["labels"]["app.kubernetes.io/component"] = json!("drupe");
+    let diffs = differences(&chart, &drifted);
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains("Service/drupe-central.metadata.labels")),
+        "{diffs:?}"
+    );
+
+    // An env variable dropped from render only.
+    let mut drifted = render.clone();
+    let key = ("Deployment".to_string(), "wave-home".to_string());
+    drifted.get_mut(&key).unwrap()["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    assert!(!differences(&chart, &drifted).is_empty());
+}
+
+#[test]
+fn the_renderer_refuses_what_it_does_not_know() {
+    let context = json!({"Values": {"a": {"b": "x"}, "empty": ""}, "Release": {"Name": "r"}});
+    assert_eq!(
+        render_template("k: {{ .Values.a.b | quote }}", &context).unwrap(),
+        "k: \"x\""
+    );
+    assert_eq!(
+        render_template("k: {{- toYaml .Values.a | nindent 2 }}", &context).unwrap(),
+        "k:\n  b: x"
+    );
+    assert_eq!(
+        render_template("a\n  {{- if .Values.empty }}\nno\n  {{- end }}\nb", &context).unwrap(),
+        "a\nb"
+    );
+    assert!(
+        render_template("{{ .Values.a.c }}", &context).is_err(),
+        "missing value"
+    );
+    assert!(
+        render_template("{{ include \"x\" . }}", &context).is_err(),
+        "unknown action"
+    );
+    assert!(
+        render_template("{{ .Values.a.b | upper }}", &context).is_err(),
+        "unknown function"
+    );
+    assert!(
+        render_template("{{ if .Values.a.b }}", &context).is_err(),
+        "unclosed if"
+    );
+}

@@ -1,0 +1,774 @@
+//! The Kubernetes backend against a stand-in API server: an in-process
+//! tower service behind a real `kube::Client` that records every request
+//! (method, path, query, body) and answers as the API server would. So the
+//! requests asserted here are exactly the HTTP jupiterctl would send.
+
+use clap::Parser;
+use http_body_util::BodyExt;
+use jupiter_common::app::App;
+use jupiterctl::kubernetes::cli::{render_cmd, up_with, KubeArgs};
+use jupiterctl::kubernetes::{self, KubeError, KubeOptions, MAX_APP_BYTES};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const NS: &str = "jupiter-dummy-app";
+const SELECTOR: &str = "app.kubernetes.io/instance=dummy-app,app.kubernetes.io/managed-by=jupiterctl";
+const NODES: [&str; 3] = ["kind-a", "kind-b", "kind-c"];
+
+#[derive(Debug, Clone)]
+struct Request {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    content_type: Option<String>,
+    body: Option<Value>,
+}
+
+/// How the stand-in answers.
+#[derive(Clone, Default)]
+struct Behaviour {
+    /// Workloads report ready from this status read on (per object).
+    ready_after_reads: usize,
+    /// Labels of the namespace GET answers; None: 404.
+    namespace_labels: Option<Value>,
+}
+
+#[derive(Clone, Default)]
+struct ApiServer {
+    requests: Arc<Mutex<Vec<Request>>>,
+    status_reads: Arc<Mutex<BTreeMap<String, usize>>>,
+    behaviour: Behaviour,
+}
+
+impl ApiServer {
+    fn new(behaviour: Behaviour) -> ApiServer {
+        ApiServer {
+            behaviour,
+            ..Default::default()
+        }
+    }
+
+    fn client(&self) -> kube::Client {
+        let server = self.clone();
+        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let server = server.clone();
+            async move { Ok::<_, std::convert::Infallible>(server.answer(req).await) }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    async fn answer(&self, req: http::Request<kube::client::Body>) -> http::Response<kube::client::Body> {
+        let (parts, body) = req.into_parts();
+        let bytes = body.collect().await.expect("request body").to_bytes();
+        let body: Option<Value> =
+            (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).expect("JSON body"));
+        let request = Request {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            query: parse_query(parts.uri.query().unwrap_or("")),
+            content_type: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: body.clone(),
+        };
+        self.requests.lock().unwrap().push(request.clone());
+        let (status, answer) = self.respond(&request);
+        http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(kube::client::Body::from(serde_json::to_vec(&answer).unwrap()))
+            .unwrap()
+    }
+
+    fn respond(&self, r: &Request) -> (u16, Value) {
+        let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+        match (r.method.as_str(), segments.as_slice()) {
+            ("GET", ["api", "v1", "nodes"]) => (200, node_list()),
+            ("PATCH", _) => {
+                // Apply: the object as sent, with what the server fills in.
+                let mut object = r.body.clone().unwrap_or_default();
+                object["metadata"]["uid"] = json!(format!("uid-{}", r.path));
+                object["metadata"]["resourceVersion"] = json!("1");
+                object["metadata"]["generation"] = json!(1);
+                (200, object)
+            }
+            ("GET", ["apis", "apps", "v1", "namespaces", ns, kind, name, "status"]) => {
+                let reads = {
+                    let mut counts = self.status_reads.lock().unwrap();
+                    let n = counts.entry(format!("{kind}/{name}")).or_default();
+                    *n += 1;
+                    *n
+                };
+                let ready = reads > self.behaviour.ready_after_reads;
+                (200, workload_status(ns, kind, name, ready))
+            }
+            ("GET", ["api", "v1", "namespaces", ns]) => match &self.behaviour.namespace_labels {
+                Some(labels) => (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": ns, "uid": "ns-uid", "labels": labels}}),
+                ),
+                None => not_found(ns),
+            },
+            ("DELETE", ["api", "v1", "namespaces", ns]) => (
+                200,
+                json!({"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": ns, "uid": "ns-uid"}, "status": {"phase": "Terminating"}}),
+            ),
+            ("DELETE", [.., kind]) => (
+                200,
+                json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {}, "items": []}),
+            ),
+            _ => not_found(&r.path),
+        }
+    }
+}
+
+fn not_found(what: &str) -> (u16, Value) {
+    (
+        404,
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+               "message": format!("{what} not found"), "reason": "NotFound", "code": 404}),
+    )
+}
+
+fn node(name: &str, ready: &str, unschedulable: bool, taint: Option<&str>) -> Value {
+    let taints: Vec<Value> = taint
+        .map(|effect| json!({"key": "node-role.kubernetes.io/control-plane", "effect": effect}))
+        .into_iter()
+        .collect();
+    json!({"metadata": {"name": name},
+           "spec": {"unschedulable": unschedulable, "taints": taints},
+           "status": {"conditions": [{"type": "Ready", "status": ready}]}})
+}
+
+/// Three usable nodes, plus one of each kind that must not be used.
+fn node_list() -> Value {
+    let mut items: Vec<Value> = NODES.iter().map(|n| node(n, "True", false, None)).collect();
+    items.push(node("not-ready", "False", false, None));
+    items.push(node("cordoned", "True", true, None));
+    items.push(node("control-plane", "True", false, Some("NoSchedule")));
+    json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items})
+}
+
+fn workload_status(ns: &str, kind: &str, name: &str, ready: bool) -> Value {
+    let n = i64::from(ready);
+    let (kind_name, status) = if kind == "deployments" {
+        (
+            "Deployment",
+            json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": n}),
+        )
+    } else {
+        (
+            "DaemonSet",
+            json!({"observedGeneration": 1, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                   "numberMisscheduled": 0, "updatedNumberScheduled": 3, "numberReady": 3 * n}),
+        )
+    };
+    json!({"apiVersion": "apps/v1", "kind": kind_name,
+           "metadata": {"name": name, "namespace": ns, "generation": 1},
+           "spec": {"replicas": 1, "selector": {}, "template": {}},
+           "status": status})
+}
+
+fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn dummy_app() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dummy_app")
+}
+
+/// A mapping file putting the dummy app's tasks on known nodes.
+fn mapping_file(dir: &Path) -> (PathBuf, BTreeMap<String, String>) {
+    let mapping: BTreeMap<String, String> = (0..7)
+        .map(|i| (format!("task{i}"), NODES[i % 3].to_string()))
+        .collect();
+    let path = dir.join("mapping.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&mapping).unwrap()).unwrap();
+    (path, mapping)
+}
+
+fn args(extra: &[&str]) -> KubeArgs {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: KubeArgs,
+    }
+    let app = dummy_app();
+    let mut argv = vec!["jupiterctl", app.to_str().unwrap()];
+    argv.extend_from_slice(extra);
+    Cli::parse_from(argv).args
+}
+
+fn applies(requests: &[Request]) -> Vec<&Request> {
+    requests.iter().filter(|r| r.method == "PATCH").collect()
+}
+
+fn env_of(object: &Value) -> BTreeMap<String, Value> {
+    object["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
+        .collect()
+}
+
+fn env_value(object: &Value, name: &str) -> Option<String> {
+    env_of(object)
+        .get(name)
+        .and_then(|e| e["value"].as_str().map(str::to_string))
+}
+
+#[tokio::test]
+async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mapping_path, mapping) = mapping_file(dir.path());
+    let server = ApiServer::new(Behaviour {
+        ready_after_reads: 1,
+        ..Default::default()
+    });
+    let args = args(&[
+        "--mapping",
+        mapping_path.to_str().unwrap(),
+        "--otlp-endpoint",
+        "http://otel:4317",
+    ]);
+    let options = up_with(server.client(), &args).await.expect("up");
+    assert_eq!(options.mapping, mapping);
+    let requests = server.requests();
+
+    // Nodes were read from the cluster first.
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(requests[0].path, "/api/v1/nodes");
+
+    // Every object by server-side apply, forced, as jupiterctl; nothing created by POST.
+    let applied = applies(&requests);
+    assert!(requests
+        .iter()
+        .all(|r| r.method != "POST" && r.method != "PUT" && r.method != "DELETE"));
+    for r in &applied {
+        assert_eq!(
+            r.query.get("fieldManager").map(String::as_str),
+            Some("jupiterctl"),
+            "{}",
+            r.path
+        );
+        assert_eq!(
+            r.query.get("force").map(String::as_str),
+            Some("true"),
+            "{}",
+            r.path
+        );
+        assert_eq!(r.content_type.as_deref(), Some("application/apply-patch+yaml"));
+    }
+
+    let mut expected: Vec<(String, String)> = vec![
+        ("/api/v1/namespaces/jupiter-dummy-app".into(), "Namespace".into()),
+        (
+            format!("/api/v1/namespaces/{NS}/configmaps/jupiter-app"),
+            "ConfigMap".into(),
+        ),
+    ];
+    for role in ["drupe-central", "wave-home", "circe-home"] {
+        expected.push((
+            format!("/apis/apps/v1/namespaces/{NS}/deployments/{role}"),
+            "Deployment".into(),
+        ));
+        expected.push((
+            format!("/api/v1/namespaces/{NS}/services/{role}"),
+            "Service".into(),
+        ));
+    }
+    for role in ["drupe-droplet", "wave-worker"] {
+        expected.push((
+            format!("/apis/apps/v1/namespaces/{NS}/daemonsets/{role}"),
+            "DaemonSet".into(),
+        ));
+    }
+    for i in 0..7 {
+        expected.push((
+            format!("/apis/apps/v1/namespaces/{NS}/deployments/circe-worker-task{i}"),
+            "Deployment".into(),
+        ));
+        expected.push((
+            format!("/api/v1/namespaces/{NS}/services/circe-worker-task{i}"),
+            "Service".into(),
+        ));
+    }
+    let sent: Vec<(String, String)> = applied
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.body.as_ref().unwrap()["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(sent, expected, "objects applied, in order");
+
+    let bodies: Vec<&Value> = applied.iter().map(|r| r.body.as_ref().unwrap()).collect();
+    let by_name = |kind: &str, name: &str| -> &Value {
+        bodies
+            .iter()
+            .find(|b| b["kind"] == kind && b["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} not applied"))
+    };
+
+    // Labels on every object; namespace on every namespaced object; the
+    // body's name matches the URL's.
+    for (r, body) in applied.iter().zip(&bodies) {
+        let labels = &body["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/name"], "jupiter", "{}", r.path);
+        assert_eq!(labels["app.kubernetes.io/instance"], "dummy-app", "{}", r.path);
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "jupiterctl", "{}", r.path);
+        assert!(labels["app.kubernetes.io/component"].is_string(), "{}", r.path);
+        assert!(r.path.ends_with(body["metadata"]["name"].as_str().unwrap()));
+        if body["kind"] != "Namespace" {
+            assert_eq!(body["metadata"]["namespace"], NS, "{}", r.path);
+        }
+        if let Some(template) = body["spec"]["template"].as_object() {
+            // Pods carry the labels too, and the selector picks them.
+            let pod_labels = template["metadata"]["labels"].as_object().unwrap();
+            for (k, v) in body["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+                assert_eq!(pod_labels.get(k), Some(v), "{}: selector {k}", r.path);
+            }
+            assert_eq!(pod_labels["app.kubernetes.io/managed-by"], "jupiterctl");
+        }
+    }
+
+    // Every workload: its image, gRPC port and gRPC probes on that port.
+    let ports = [
+        ("drupe-central", 7100),
+        ("wave-home", 7200),
+        ("circe-home", 7300),
+        ("drupe-droplet", 7101),
+        ("wave-worker", 7201),
+    ];
+    for (role, port) in ports {
+        let kind = if role.starts_with("drupe-d") || role == "wave-worker" {
+            "DaemonSet"
+        } else {
+            "Deployment"
+        };
+        let c = &by_name(kind, role)["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["image"], format!("jupiter/{role}:dev"));
+        assert_eq!(c["ports"][0]["containerPort"], port);
+        assert_eq!(c["readinessProbe"]["grpc"]["port"], port, "{role}");
+        assert_eq!(c["livenessProbe"]["grpc"]["port"], port, "{role}");
+        assert_eq!(
+            env_value(by_name(kind, role), "OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+            Some("http://otel:4317")
+        );
+        if kind == "Deployment" {
+            assert_eq!(by_name("Service", role)["spec"]["ports"][0]["port"], port);
+        }
+    }
+
+    // circe-home feeds the ingress task through its Service.
+    assert_eq!(
+        env_value(by_name("Deployment", "circe-home"), "JUPITER_INGRESS").as_deref(),
+        Some("task0=http://circe-worker-task0:7301")
+    );
+    // Droplets advertise their pod IP, from the downward API.
+    let droplet = env_of(by_name("DaemonSet", "drupe-droplet"));
+    assert_eq!(
+        droplet["JUPITER_POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.podIP"
+    );
+    assert_eq!(
+        droplet["JUPITER_NODE"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    assert_eq!(
+        droplet["JUPITER_ADVERTISE"]["value"],
+        "http://$(JUPITER_POD_IP):7101"
+    );
+
+    // Every circe-worker pinned to its mapped node, labelled with task and
+    // node, with its children's Service URLs.
+    let app = App::load(&dummy_app()).unwrap();
+    for task in &app.tasks {
+        let name = format!("circe-worker-{}", task.name);
+        let d = by_name("Deployment", &name);
+        let node = &mapping[&task.name];
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(
+            d["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"],
+            node.as_str()
+        );
+        assert_eq!(d["metadata"]["labels"]["jupiter.io/node"], node.as_str());
+        assert_eq!(d["metadata"]["labels"]["jupiter.io/task"], task.name.as_str());
+        assert_eq!(
+            by_name("Service", &name)["metadata"]["labels"]["jupiter.io/task"],
+            task.name.as_str()
+        );
+        assert_eq!(env_value(d, "JUPITER_TASK").as_deref(), Some(task.name.as_str()));
+        assert_eq!(env_value(d, "JUPITER_NODE").as_deref(), Some(node.as_str()));
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["readinessProbe"]["grpc"]["port"], 7301);
+        let children: Vec<String> = task
+            .children
+            .iter()
+            .map(|c| format!("{c}=http://circe-worker-{c}:7301"))
+            .collect();
+        assert_eq!(
+            env_value(d, "JUPITER_CHILDREN"),
+            (!children.is_empty()).then(|| children.join(",")),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        env_value(by_name("Deployment", "circe-worker-task0"), "JUPITER_CHILDREN").as_deref(),
+        Some("task1=http://circe-worker-task1:7301,task3=http://circe-worker-task3:7301,task2=http://circe-worker-task2:7301,task4=http://circe-worker-task4:7301")
+    );
+
+    // The app's files, without sample_input/, back at their paths under /app.
+    let cm = by_name("ConfigMap", "jupiter-app");
+    let keys: BTreeSet<&str> = cm["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(keys.contains("configuration.txt"));
+    assert!(keys.contains("scripts_.task0.py"));
+    assert!(!keys.iter().any(|k| k.contains("sample")), "{keys:?}");
+    let volumes = &by_name("Deployment", "circe-worker-task3")["spec"]["template"]["spec"]["volumes"];
+    let app_volume = volumes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "app")
+        .unwrap();
+    assert_eq!(app_volume["configMap"]["name"], "jupiter-app");
+    assert!(app_volume["configMap"]["items"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"key": "scripts_.task3.py", "path": "scripts/task3.py", "mode": 0o644})));
+
+    // The wait read each workload's status until it was ready (once not
+    // ready, once ready), and nothing else.
+    let reads = server.status_reads.lock().unwrap().clone();
+    assert_eq!(reads.len(), 3 + 2 + 7, "{reads:?}");
+    assert!(reads.values().all(|&n| n == 2), "{reads:?}");
+    assert_eq!(requests.len(), 1 + expected.len() + 2 * reads.len());
+}
+
+#[tokio::test]
+async fn a_second_up_sends_the_same_applies() {
+    let server = ApiServer::new(Behaviour::default());
+    let args = args(&["--scheduler", "random", "--seed", "7", "--timeout", "0"]);
+    let first = up_with(server.client(), &args).await.expect("first up");
+    let after_first = server.requests();
+    let second = up_with(server.client(), &args).await.expect("second up");
+    let all = server.requests();
+    let (a, b) = all.split_at(after_first.len());
+    assert_eq!(first.mapping, second.mapping, "the seeded mapping is stable");
+    assert!(
+        first.mapping.values().all(|n| NODES.contains(&n.as_str())),
+        "only usable nodes"
+    );
+    let key = |r: &Request| (r.method.clone(), r.path.clone(), r.query.clone(), r.body.clone());
+    assert_eq!(
+        a.iter().map(key).collect::<Vec<_>>(),
+        b.iter().map(key).collect::<Vec<_>>()
+    );
+    assert!(all
+        .iter()
+        .all(|r| r.method == "PATCH" || (r.method == "GET" && r.path == "/api/v1/nodes")));
+    // --timeout 0: no status reads.
+    assert!(server.status_reads.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn up_names_what_is_not_ready_when_the_wait_times_out() {
+    let server = ApiServer::new(Behaviour {
+        ready_after_reads: usize::MAX,
+        ..Default::default()
+    });
+    let app = App::load(&dummy_app()).unwrap();
+    let mut options = KubeOptions::for_app(&app);
+    options.mapping = app
+        .tasks
+        .iter()
+        .map(|t| (t.name.clone(), "kind-a".to_string()))
+        .collect();
+    let objects = kubernetes::render(&app, &options).unwrap();
+    let wait = kubernetes::Wait {
+        timeout: std::time::Duration::from_millis(50),
+        interval: std::time::Duration::from_millis(10),
+    };
+    let err = kubernetes::up(&server.client(), &objects, Some(&wait))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, KubeError::NotReady { .. }), "{text}");
+    assert!(text.contains("Deployment/circe-worker-task6"), "{text}");
+    assert!(text.contains("DaemonSet/drupe-droplet"), "{text}");
+}
+
+#[tokio::test]
+async fn down_deletes_by_label_then_the_namespace_and_nothing_else() {
+    let ours =
+        json!({"app.kubernetes.io/instance": "dummy-app", "app.kubernetes.io/managed-by": "jupiterctl"});
+    let server = ApiServer::new(Behaviour {
+        namespace_labels: Some(ours),
+        ..Default::default()
+    });
+    kubernetes::down(&server.client(), "dummy-app")
+        .await
+        .expect("down");
+    let requests = server.requests();
+    let deletes: Vec<&Request> = requests.iter().filter(|r| r.method != "GET").collect();
+    let paths: Vec<&str> = deletes.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("/apis/apps/v1/namespaces/{NS}/deployments"),
+            format!("/apis/apps/v1/namespaces/{NS}/daemonsets"),
+            format!("/api/v1/namespaces/{NS}/services"),
+            format!("/api/v1/namespaces/{NS}/configmaps"),
+            format!("/api/v1/namespaces/{NS}"),
+        ]
+    );
+    assert!(deletes.iter().all(|r| r.method == "DELETE"));
+    for r in &deletes[..4] {
+        assert_eq!(
+            r.query.get("labelSelector").map(String::as_str),
+            Some(SELECTOR),
+            "{}",
+            r.path
+        );
+    }
+    // The namespace: only the one checked (uid precondition), no selector.
+    assert_eq!(
+        deletes[4].body.as_ref().unwrap()["preconditions"]["uid"],
+        "ns-uid"
+    );
+    // The only read is the namespace's own labels.
+    let reads: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(reads, [format!("/api/v1/namespaces/{NS}")]);
+}
+
+#[tokio::test]
+async fn down_leaves_a_namespace_jupiterctl_did_not_make() {
+    let server = ApiServer::new(Behaviour {
+        namespace_labels: Some(json!({"team": "someone-else"})),
+        ..Default::default()
+    });
+    let err = kubernetes::down(&server.client(), "dummy-app").await.unwrap_err();
+    assert!(matches!(err, KubeError::ForeignNamespace { .. }), "{err}");
+    assert!(!server
+        .requests()
+        .iter()
+        .any(|r| r.method == "DELETE" && r.path == format!("/api/v1/namespaces/{NS}")));
+
+    // Already gone: nothing to do, no error.
+    let gone = ApiServer::new(Behaviour::default());
+    kubernetes::down(&gone.client(), "dummy-app")
+        .await
+        .expect("down of nothing");
+}
+
+#[test]
+fn render_is_deterministic_yaml_over_the_default_nodes() {
+    let args = args(&["--otlp-endpoint", ""]);
+    let yaml = render_cmd(&args).expect("render");
+    assert_eq!(yaml, render_cmd(&args).unwrap(), "same seed, same YAML");
+    let docs: Vec<Value> = yaml
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2 + 6 + 2 + 14);
+    for d in &docs {
+        if d["kind"] == "Deployment"
+            && d["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("circe-worker-")
+        {
+            let node = d["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"]
+                .as_str()
+                .unwrap();
+            assert!(["node0", "node1", "node2"].contains(&node), "{node}");
+        }
+        // Empty --otlp-endpoint: no variable at all.
+        assert!(!serde_yaml::to_string(d).unwrap().contains("OTEL_EXPORTER"));
+    }
+    // No --nodes: the DaemonSets are not restricted.
+    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    assert!(ds["spec"]["template"]["spec"]["affinity"].is_null());
+
+    // With --nodes, they are, to exactly those nodes.
+    let yaml = render_cmd(&self::args(&["--nodes", "a,b"])).unwrap();
+    assert!(yaml.contains("metadata.name"), "{yaml}");
+}
+
+#[test]
+fn heft_and_unknown_nodes_are_refused_clearly() {
+    let err = render_cmd(&args(&["--scheduler", "heft"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--scheduler random") && err.contains("--mapping FILE"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (mapping, _) = mapping_file(dir.path());
+    let err = render_cmd(&args(&["--mapping", mapping.to_str().unwrap(), "--nodes", "x,y"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kind-a"), "{err}");
+    let err = render_cmd(&args(&["--deployment", "Not_Valid"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Not_Valid"), "{err}");
+}
+
+/// A legacy app in `dir` with `tasks` chained, plus `files`.
+fn write_app(dir: &Path, tasks: &[&str], files: &[(&str, &[u8])]) -> App {
+    let mut config = format!("{}\n", tasks.len());
+    for (i, t) in tasks.iter().enumerate() {
+        let child = tasks.get(i + 1).copied().unwrap_or("home");
+        config.push_str(&format!("{t} 1 false {child}\n"));
+    }
+    std::fs::write(dir.join("configuration.txt"), config).unwrap();
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    for t in tasks {
+        std::fs::write(
+            dir.join(format!("scripts/{t}.py")),
+            "def task(filename, pathin, pathout):\n    return []\n",
+        )
+        .unwrap();
+    }
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    App::load(dir).unwrap()
+}
+
+fn options_on_one_node(app: &App) -> KubeOptions {
+    let mut options = KubeOptions::for_app(app);
+    options.mapping = app
+        .tasks
+        .iter()
+        .map(|t| (t.name.clone(), "n0".to_string()))
+        .collect();
+    options
+}
+
+#[test]
+fn task_names_that_collide_after_sanitising_are_an_error_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_app(dir.path(), &["Task_A", "task-a"], &[]);
+    let err = kubernetes::render(&app, &options_on_one_node(&app)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, KubeError::TaskNameCollision { .. }), "{text}");
+    assert!(
+        text.contains("\"Task_A\"") && text.contains("\"task-a\"") && text.contains("circe-worker-task-a"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_oversize_app_is_refused_naming_the_folder_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![b'x'; MAX_APP_BYTES as usize];
+    // Inputs are not shipped, so a big sample_input/ is fine...
+    let app = write_app(dir.path(), &["t0"], &[("sample_input/big.txt", &big)]);
+    kubernetes::render(&app, &options_on_one_node(&app)).expect("sample_input is not shipped");
+    // ...but the same bytes among the app's files are not.
+    std::fs::write(dir.path().join("scripts/model.bin"), &big).unwrap();
+    let err = kubernetes::render(&app, &options_on_one_node(&app)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, KubeError::AppTooLarge { .. }), "{text}");
+    assert!(text.contains(&app.dir.display().to_string()), "{text}");
+    assert!(text.contains(&format!("{MAX_APP_BYTES}")), "{text}");
+}
+
+#[test]
+fn binary_files_go_to_binary_data_and_executables_keep_their_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_app(
+        dir.path(),
+        &["t0"],
+        &[
+            ("data/w.bin", &[0xff, 0x00, 0xfe]),
+            ("bin/run it.sh", b"#!/bin/sh\n"),
+        ],
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.path().join("bin/run it.sh");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let objects = kubernetes::render(&app, &options_on_one_node(&app)).unwrap();
+    let cm = objects
+        .iter()
+        .find(|o| o.kind() == "ConfigMap")
+        .unwrap()
+        .to_json();
+    assert_eq!(cm["binaryData"]["data_.w.bin"], "/wD+");
+    assert!(cm["data"].get("data_.w.bin").is_none());
+    let worker = objects
+        .iter()
+        .find(|o| o.name() == "circe-worker-t0")
+        .unwrap()
+        .to_json();
+    let items = worker["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "app")
+        .unwrap()["configMap"]["items"]
+        .clone();
+    #[cfg(unix)]
+    assert!(
+        items
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "bin_.run_20it.sh", "path": "bin/run it.sh", "mode": 0o755})),
+        "{items}"
+    );
+}
