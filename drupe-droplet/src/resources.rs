@@ -28,7 +28,8 @@ pub fn measure(data_dir: Option<&Path>) -> NodeResources {
     }
 }
 
-/// (available, total) bytes from `/proc/meminfo`.
+/// (available, total) bytes: `/proc/meminfo`, capped by this process's
+/// cgroup limit, since in a container meminfo shows the whole host.
 fn memory() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let field = |name: &str| -> Option<u64> {
@@ -36,7 +37,24 @@ fn memory() -> Option<(u64, u64)> {
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     };
-    Some((field("MemAvailable:")?, field("MemTotal:")?))
+    let (available, total) = (field("MemAvailable:")?, field("MemTotal:")?);
+    Some(match cgroup_memory() {
+        Some((limit, used)) if limit < total => (available.min(limit.saturating_sub(used)), limit),
+        _ => (available, total),
+    })
+}
+
+/// (limit, usage) bytes of this process's memory cgroup, v2 or v1.
+fn cgroup_memory() -> Option<(u64, u64)> {
+    let read = |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    if let Some(limit) = read("/sys/fs/cgroup/memory.max") {
+        return Some((limit, read("/sys/fs/cgroup/memory.current").unwrap_or(0)));
+    }
+    let limit = read("/sys/fs/cgroup/memory/memory.limit_in_bytes")?;
+    Some((
+        limit,
+        read("/sys/fs/cgroup/memory/memory.usage_in_bytes").unwrap_or(0),
+    ))
 }
 
 /// (available to us, total) bytes of the file system holding `dir`.

@@ -3,8 +3,11 @@
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use jupiter_common::app::App;
+use jupiterctl::docker::{self, engine::Engine, DockerDeployment, DockerOptions};
+use jupiterctl::kubernetes::{self, cli::KubeArgs};
 use jupiterctl::local::{Deployment, LocalOptions, Scheduler};
-use jupiterctl::{mapping_file, report, run, session, state};
+use jupiterctl::run::Target;
+use jupiterctl::{mapping_file, node_list, report, run, session, state};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,8 +37,18 @@ enum Command {
     Submit(SubmitArgs),
     /// Roles, nodes, mapping, queue depths and done/failed counts of the running deployment.
     Status,
-    /// Stop the running deployment.
-    Down,
+    /// Stop the running deployment (on Docker: remove every container,
+    /// network and volume it made; on Kubernetes: delete its objects).
+    Down(DownArgs),
+    /// Print the manifests of an app's deployment (no cluster needed):
+    /// `jupiterctl render APP --backend kubernetes > app.yaml`.
+    Render {
+        /// Only `kubernetes` renders manifests.
+        #[arg(long, value_enum, default_value = "kubernetes")]
+        backend: RenderBackend,
+        #[command(flatten)]
+        kube: KubeArgs,
+    },
     /// The network and resource profile DRUPE measured: link matrix (bandwidth,
     /// latency, age) and node resources.
     Profile(ProfileArgs),
@@ -111,9 +124,46 @@ struct DeployArgs {
     /// DRUPE probe payload sizes (bytes, or with a KiB/MiB suffix).
     #[arg(long, value_delimiter = ',', default_value = "16KiB,128KiB")]
     probe_sizes: Vec<String>,
-    /// Backend: only `local` (every role in this process, on loopback) for now.
-    #[arg(long, default_value = "local")]
-    backend: String,
+    /// Where the roles run: `local` (every role in this process, on
+    /// loopback), `docker` (every role in its own container, per node
+    /// limited in CPU and memory; build the images first with
+    /// docker/build-images.sh).
+    #[arg(long, value_enum, env = "JUPITER_BACKEND", default_value = "local")]
+    backend: Backend,
+    /// Node list (YAML: `nodes: [{name, cpus, memory}]`) instead of --nodes:
+    /// on Docker every container of a node gets its CPU and memory limits.
+    #[arg(long, env = "JUPITER_NODE_LIST", conflicts_with = "nodes")]
+    node_list: Option<PathBuf>,
+    /// Image tag of the role images (Docker backend).
+    #[arg(long, env = "JUPITER_IMAGE_TAG", default_value = "dev")]
+    image_tag: String,
+    /// Image name prefix: images are PREFIX/ROLE:TAG (Docker backend).
+    #[arg(long, env = "JUPITER_IMAGE_PREFIX", default_value = "jupiter")]
+    image_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// Every role inside this process on loopback ports (no Docker, no cluster).
+    Local,
+    /// Every role in its own container on a private Docker network.
+    Docker,
+    /// The cluster of the current kubeconfig context (up and down only;
+    /// `render` prints the manifests, and takes more Kubernetes flags).
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RenderBackend {
+    Kubernetes,
+}
+
+#[derive(Args, Debug)]
+struct DownArgs {
+    /// Delete this Kubernetes deployment (namespace jupiter-NAME) instead of
+    /// the one in the state file.
+    #[arg(long, value_name = "NAME")]
+    kubernetes: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +192,10 @@ struct SubmitArgs {
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// circe-home's URL, instead of the state file's (e.g. a
+    /// `kubectl port-forward` to a Kubernetes deployment).
+    #[arg(long, env = "JUPITER_CIRCE_HOME")]
+    circe_home: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -170,7 +224,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up_cmd(args).await,
         Command::Submit(args) => submit_cmd(args).await,
         Command::Status => status_cmd().await,
-        Command::Down => down_cmd().await,
+        Command::Down(args) => down_cmd(args).await,
+        Command::Render {
+            backend: RenderBackend::Kubernetes,
+            kube,
+        } => {
+            print!("{}", kubernetes::cli::render_cmd(&kube)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Profile(args) => profile_cmd(args).await,
         Command::Schedule(args) => {
             let problem = wave_home::offline::Problem::load(&args.problem)?;
@@ -188,24 +249,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads the app and turns the flags into deployment options.
-fn prepare(args: &DeployArgs) -> anyhow::Result<(App, LocalOptions, Option<tempfile::TempDir>)> {
-    if args.backend != "local" {
-        bail!(
-            "--backend {}: only the `local` backend exists so far",
-            args.backend
-        );
-    }
+/// Loads the app and turns the flags into where and how to deploy.
+fn prepare(args: &DeployArgs) -> anyhow::Result<(App, Target, Option<tempfile::TempDir>)> {
     let app = App::load(&args.app)?;
-    let static_mapping = match &args.mapping {
-        Some(path) => mapping_file::load(path)?,
-        None => app.static_mapping.clone(),
+    let nodes = match &args.node_list {
+        Some(path) => node_list::load(path)?,
+        None => node_list::uniform(args.nodes)?,
     };
-    let scheduler = match (args.scheduler, &args.mapping) {
-        (Some(s), _) => s,
-        (None, Some(_)) => Scheduler::Static,
-        (None, None) => Scheduler::Heft,
-    };
+    let (scheduler, static_mapping) = mapping_file::resolve(
+        &app.static_mapping,
+        args.mapping.as_deref(),
+        args.scheduler,
+        |_| Scheduler::Heft,
+    )?;
     if scheduler == Scheduler::Static && static_mapping.is_empty() {
         bail!("--scheduler static needs --mapping FILE (or a `mapping:` in the app)");
     }
@@ -226,7 +282,7 @@ fn prepare(args: &DeployArgs) -> anyhow::Result<(App, LocalOptions, Option<tempf
         .canonicalize()
         .with_context(|| format!("output folder {}", args.output.display()))?;
     let options = LocalOptions {
-        nodes: args.nodes,
+        nodes: nodes.len(),
         scheduler,
         static_mapping,
         seed: args.seed,
@@ -250,41 +306,83 @@ fn prepare(args: &DeployArgs) -> anyhow::Result<(App, LocalOptions, Option<tempf
                 .map_err(anyhow::Error::msg)?,
         },
     };
-    Ok((app, options, temp))
+    let target = match args.backend {
+        Backend::Local => {
+            if args.node_list.is_some() {
+                eprintln!(
+                    "note: the local backend takes only the number of nodes from --node-list; \
+                     CPU and memory limits apply on --backend docker"
+                );
+            }
+            Target::Local(options)
+        }
+        Backend::Kubernetes => bail!(
+            "`run` streams inputs from this machine, which needs circe-home reachable: on Kubernetes use \
+             `jupiterctl up APP --backend kubernetes`, then `kubectl -n jupiter-NAME port-forward svc/circe-home 7300` \
+             and `jupiterctl submit --circe-home http://127.0.0.1:7300 FILE...`"
+        ),
+        Backend::Docker => Target::Docker(DockerOptions {
+            common: options,
+            nodes,
+            image_prefix: args.image_prefix.clone(),
+            image_tag: args.image_tag.clone(),
+        }),
+    };
+    Ok((app, target, temp))
+}
+
+fn describe(target: &Target) -> String {
+    match target {
+        Target::Local(o) => format!("{} local nodes", o.nodes),
+        Target::Docker(o) => format!(
+            "{} Docker nodes ({})",
+            o.nodes.len(),
+            o.nodes
+                .iter()
+                .map(|n| format!("{}: {} CPU, {} MiB", n.name, n.cpus, n.memory_bytes >> 20))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
 }
 
 async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (app, options, _temp) = prepare(&args.deploy)?;
+    let (app, target, _temp) = prepare(&args.deploy)?;
     let order: Vec<String> = app.tasks.iter().map(|t| t.name.clone()).collect();
-    let output = options.output.clone();
+    let output = match &target {
+        Target::Local(o) => o.output.clone(),
+        Target::Docker(o) => o.common.output.clone(),
+    };
     eprintln!(
-        "deploying {} ({} tasks) on {} local nodes...",
+        "deploying {} ({} tasks) on {}...",
         app.name,
         app.tasks.len(),
-        options.nodes
+        describe(&target)
     );
     let outcome = run::run(
         app,
         &args.input,
-        options,
+        target,
         Duration::from_secs(args.timeout),
         !args.quiet,
     )
     .await?;
     println!(
-        "mapping ({}): {}",
-        outcome.algorithm,
+        "up in {:.0} ms; mapping ({}): {}",
+        outcome.summary.startup.as_secs_f64() * 1000.0,
+        outcome.summary.algorithm,
         outcome
+            .summary
             .mapping
             .iter()
             .map(|(t, n)| format!("{t}->{n}"))
             .collect::<Vec<_>>()
             .join(" ")
     );
-    if outcome.predicted_makespan_secs > 0.0 {
+    if outcome.summary.predicted_makespan_secs > 0.0 {
         println!(
             "predicted makespan of one input: {:.1} ms",
-            outcome.predicted_makespan_secs * 1000.0
+            outcome.summary.predicted_makespan_secs * 1000.0
         );
     }
     println!();
@@ -310,33 +408,57 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
 async fn up_cmd(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let state_path = state::default_path()?;
     if let Ok(existing) = state::read(&state_path) {
-        if state::alive(existing.pid) {
+        let running = match &existing.docker {
+            Some(id) => docker::exists(&Engine::connect().await?, id).await?,
+            // A cluster deployment is there until `down` deletes it.
+            None if existing.kubernetes.is_some() => true,
+            None => state::alive(existing.pid),
+        };
+        if running {
             bail!(state::StateError::AlreadyUp {
                 pid: existing.pid,
                 path: state_path
             });
         }
     }
-    let (app, options, _temp) = prepare(&args)?;
+    if args.backend == Backend::Kubernetes {
+        return kube_up(&args, &state_path).await;
+    }
+    let (app, target, _temp) = prepare(&args)?;
     let app_dir = app.dir.clone();
-    let deployment = Deployment::up(app, options).await?;
-    let state = state::DeploymentState {
-        pid: std::process::id(),
-        backend: "local".into(),
-        app: app_dir,
-        output: deployment.output.clone(),
-        algorithm: deployment.algorithm.clone(),
-        predicted_makespan_secs: deployment.predicted_makespan_secs,
-        mapping: deployment.mapping.clone(),
-        endpoints: deployment.endpoints.clone(),
+    let options = match target {
+        Target::Local(options) => options,
+        Target::Docker(options) => {
+            eprintln!(
+                "deploying {} on {}...",
+                app.name,
+                describe(&Target::Docker(options.clone()))
+            );
+            let deployment = DockerDeployment::up(app, options).await?;
+            let mut state = state::DeploymentState::of("docker", app_dir, &deployment.summary);
+            state.docker = Some(deployment.id.clone());
+            state::write(&state_path, &state)?;
+            eprintln!(
+                "up on {} nodes in {:.0} ms as Docker deployment {} ({} containers); circe-home at {}",
+                deployment.summary.endpoints.nodes.len(),
+                deployment.summary.startup.as_secs_f64() * 1000.0,
+                deployment.id,
+                deployment.containers.len(),
+                deployment.summary.endpoints.circe_home
+            );
+            eprintln!("submit inputs with `jupiterctl submit FILE...`; remove it with `jupiterctl down`");
+            return Ok(ExitCode::SUCCESS);
+        }
     };
+    let deployment = Deployment::up(app, options).await?;
+    let state = state::DeploymentState::of("local", app_dir, &deployment.summary);
     state::write(&state_path, &state)?;
     eprintln!(
         "{} is up on {} nodes in {:.0} ms; circe-home at {}",
         deployment.app.name,
-        deployment.endpoints.nodes.len(),
-        deployment.startup.as_secs_f64() * 1000.0,
-        deployment.endpoints.circe_home
+        deployment.summary.endpoints.nodes.len(),
+        deployment.summary.startup.as_secs_f64() * 1000.0,
+        deployment.summary.endpoints.circe_home
     );
     eprintln!("submit inputs with `jupiterctl submit FILE...`; stop with Ctrl-C or `jupiterctl down`");
     jupiter_common::telemetry::shutdown_signal().await;
@@ -347,7 +469,13 @@ async fn up_cmd(args: DeployArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn submit_cmd(args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let state = state::read(&state::default_path()?)?;
+    let mut state = match &args.circe_home {
+        Some(url) => state::DeploymentState::remote(url),
+        None => state::read(&state::default_path()?)?,
+    };
+    if let Some(url) = &args.circe_home {
+        state.endpoints.circe_home = url.clone();
+    }
     let files = session::expand_inputs(&args.paths)?;
     if args.no_wait {
         let client = session::client(&state.endpoints.circe_home).await?;
@@ -355,11 +483,21 @@ async fn submit_cmd(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         println!("submitted {} inputs: {}", ids.len(), ids.join(" "));
         return Ok(ExitCode::SUCCESS);
     }
+    let broken = async {
+        match &state.docker {
+            Some(id) => match Engine::connect().await {
+                Ok(engine) => docker::first_stopped(&engine, id).await,
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
     let (results, wall) = session::submit_and_collect(
         &state.endpoints.circe_home,
         &files,
         Duration::from_secs(args.timeout),
         true,
+        broken,
     )
     .await?;
     print!("{}", report::inputs_table(&results));
@@ -374,13 +512,40 @@ async fn submit_cmd(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 
 async fn status_cmd() -> anyhow::Result<ExitCode> {
     let state = state::read(&state::default_path()?)?;
+    if let Some(name) = &state.kubernetes {
+        println!(
+            "Kubernetes deployment {name} of {} (namespace jupiter-{name}), mapping ({}):",
+            state.app.display(),
+            state.algorithm
+        );
+        for (task, node) in &state.mapping {
+            println!("  {task:<20} {node}");
+        }
+        println!("pods: kubectl -n jupiter-{name} get pods -o wide");
+        return Ok(ExitCode::SUCCESS);
+    }
     print!("{}", jupiterctl::status::render(&state).await);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn down_cmd() -> anyhow::Result<ExitCode> {
+async fn down_cmd(args: DownArgs) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &args.kubernetes {
+        kubernetes::cli::down_cmd(name).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let path = state::default_path()?;
     let state = state::read(&path)?;
+    if let Some(name) = &state.kubernetes {
+        kubernetes::cli::down_cmd(name).await?;
+        std::fs::remove_file(&path).ok();
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(id) = &state.docker {
+        let removed = docker::remove(&Engine::connect().await?, id).await?;
+        std::fs::remove_file(&path).ok();
+        println!("removed Docker deployment {id}: {removed}");
+        return Ok(ExitCode::SUCCESS);
+    }
     if !state::alive(state.pid) {
         std::fs::remove_file(&path).ok();
         println!(
@@ -414,5 +579,57 @@ async fn profile_cmd(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", jupiterctl::profile::render(&profile));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `up --backend kubernetes`: the deployment flags as the Kubernetes
+/// backend takes them; the node list names the nodes to use.
+async fn kube_up(args: &DeployArgs, state_path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let nodes = match &args.node_list {
+        Some(path) => node_list::load(path)?.into_iter().map(|n| n.name).collect(),
+        None => Vec::new(),
+    };
+    let kube = KubeArgs {
+        app: args.app.clone(),
+        nodes,
+        mapping: args.mapping.clone(),
+        scheduler: args.scheduler,
+        seed: args.seed,
+        image_tag: args.image_tag.clone(),
+        image_prefix: args.image_prefix.clone(),
+        image_pull_policy: "IfNotPresent".into(),
+        deployment: None,
+        otlp_endpoint: None,
+        rust_log: "info".into(),
+        cpu_request: "50m".into(),
+        memory_request: "64Mi".into(),
+        cpu_limit: None,
+        memory_limit: None,
+        timeout: 300,
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    let options = kubernetes::cli::up_with(client, &kube).await?;
+    let name = options.deployment.clone();
+    let service = |role: &str, port: u16| format!("http://{role}.jupiter-{name}.svc:{port}");
+    let mut state = state::DeploymentState::remote(&service("circe-home", 7300));
+    state.backend = "kubernetes".into();
+    state.app = args.app.clone();
+    state.algorithm = if args.mapping.is_some() || args.scheduler == Some(Scheduler::Static) {
+        "static".into()
+    } else {
+        "random".into()
+    };
+    state.mapping = options.mapping.clone();
+    state.endpoints.drupe_central = service("drupe-central", 7100);
+    state.endpoints.wave_home = service("wave-home", 7200);
+    state.kubernetes = Some(name.clone());
+    state::write(state_path, &state)?;
+    println!(
+        "Kubernetes deployment {name} is up in namespace jupiter-{name}; \
+         feed it with `kubectl -n jupiter-{name} port-forward svc/circe-home 7300` and \
+         `jupiterctl submit --circe-home http://127.0.0.1:7300 FILE...`; remove it with `jupiterctl down`"
+    );
     Ok(ExitCode::SUCCESS)
 }

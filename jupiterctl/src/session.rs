@@ -34,6 +34,12 @@ pub enum SessionError {
         missing: usize,
         total: usize,
     },
+    #[error("the deployment broke while inputs were in flight ({finished} of {total} finished): {reason}")]
+    Broken {
+        reason: String,
+        finished: usize,
+        total: usize,
+    },
     #[error("address: {0}")]
     Address(#[from] tonic::transport::Error),
 }
@@ -135,12 +141,16 @@ pub async fn watch(client: &CirceHomeClient<Channel>) -> Result<tonic::Streaming
         .into_inner())
 }
 
+/// Waits for the results of `wanted`, until `timeout` or until `broken`
+/// resolves with the reason the deployment can no longer finish them.
 pub async fn collect(
     mut stream: tonic::Streaming<InputResult>,
     wanted: &[String],
     timeout: Duration,
     progress: bool,
+    broken: impl std::future::Future<Output = String>,
 ) -> Result<Vec<InputResult>, SessionError> {
+    let mut broken = std::pin::pin!(broken);
     let bar = if progress {
         let bar = ProgressBar::new(wanted.len() as u64);
         bar.set_style(
@@ -157,7 +167,17 @@ pub async fn collect(
     let mut failed = 0;
     let deadline = tokio::time::Instant::now() + timeout;
     while !missing.is_empty() {
-        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, stream.next()) => next,
+            reason = &mut broken => {
+                bar.abandon();
+                return Err(SessionError::Broken {
+                    reason,
+                    finished: results.len(),
+                    total: wanted.len(),
+                });
+            }
+        };
         let result = match next {
             Err(_) => {
                 bar.abandon();
@@ -186,17 +206,20 @@ pub async fn collect(
 
 /// Submits `files` to circe-home at `address` and waits for their results:
 /// (results in `files` order, time from the first submission to the last result).
+/// `broken` resolves if the deployment can no longer finish them
+/// (`std::future::pending()` when nothing watches it).
 pub async fn submit_and_collect(
     address: &str,
     files: &[PathBuf],
     timeout: Duration,
     progress: bool,
+    broken: impl std::future::Future<Output = String>,
 ) -> Result<(Vec<InputResult>, Duration), SessionError> {
     let client = client(address).await?;
     // Watch first so that no result falls before the subscription.
     let results = watch(&client).await?;
     let started = std::time::Instant::now();
     let ids = submit_all(&client, files).await?;
-    let results = collect(results, &ids, timeout, progress).await?;
+    let results = collect(results, &ids, timeout, progress, broken).await?;
     Ok((results, started.elapsed()))
 }

@@ -2,7 +2,7 @@
 //! `submit`, `status` and `down` in another shell can find it.
 //! Location: `$JUPITER_STATE`, else `$HOME/.jupiter/deployment.json`.
 
-use crate::local::Endpoints;
+use crate::local::{Endpoints, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,53 @@ pub struct DeploymentState {
     pub predicted_makespan_secs: f64,
     pub mapping: BTreeMap<String, String>,
     pub endpoints: Endpoints,
+    /// The Docker deployment's id, on the docker backend: its containers
+    /// outlive the `up` process.
+    #[serde(default)]
+    pub docker: Option<String>,
+    /// The Kubernetes deployment's name, on the kubernetes backend.
+    #[serde(default)]
+    pub kubernetes: Option<String>,
+}
+
+impl DeploymentState {
+    /// The state of a deployment this process just brought up.
+    pub fn of(backend: &str, app: PathBuf, summary: &Summary) -> Self {
+        Self {
+            pid: std::process::id(),
+            backend: backend.into(),
+            app,
+            output: summary.output.clone(),
+            algorithm: summary.algorithm.clone(),
+            predicted_makespan_secs: summary.predicted_makespan_secs,
+            mapping: summary.mapping.clone(),
+            endpoints: summary.endpoints.clone(),
+            docker: None,
+            kubernetes: None,
+        }
+    }
+
+    /// A deployment known only by circe-home's URL (no state file).
+    pub fn remote(circe_home: &str) -> Self {
+        Self {
+            pid: 0,
+            backend: "remote".into(),
+            app: PathBuf::new(),
+            output: PathBuf::from("(circe-home's output folder)"),
+            algorithm: String::new(),
+            predicted_makespan_secs: 0.0,
+            mapping: BTreeMap::new(),
+            endpoints: Endpoints {
+                drupe_central: String::new(),
+                wave_home: String::new(),
+                circe_home: circe_home.to_string(),
+                nodes: Vec::new(),
+                workers: BTreeMap::new(),
+            },
+            docker: None,
+            kubernetes: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +110,8 @@ pub fn read(path: &Path) -> Result<DeploymentState, StateError> {
 /// Whether the process that wrote a state file is still alive.
 pub fn alive(pid: u32) -> bool {
     // Signal 0 checks existence without touching the process.
-    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    // pid 0 would ask about our own process group: never a deployment.
+    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
 /// Writes the state file, refusing if a live deployment owns it.

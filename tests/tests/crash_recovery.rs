@@ -39,7 +39,7 @@ async fn killed_workers_restart_on_their_queue_and_lose_nothing() {
         .await
         .expect("deploys");
 
-    let client = session::client(&deployment.endpoints.circe_home)
+    let client = session::client(&deployment.summary.endpoints.circe_home)
         .await
         .expect("client");
     let watch = session::watch(&client).await.expect("watch");
@@ -62,9 +62,15 @@ async fn killed_workers_restart_on_their_queue_and_lose_nothing() {
         "the kill happened while inputs were in flight"
     );
 
-    let results = session::collect(watch, &ids, Duration::from_secs(240), false)
-        .await
-        .expect("all results");
+    let results = session::collect(
+        watch,
+        &ids,
+        Duration::from_secs(240),
+        false,
+        std::future::pending(),
+    )
+    .await
+    .expect("all results");
     assert_eq!(results.len(), INPUTS);
     for r in &results {
         assert!(r.ok, "input {} failed: {}", r.input_id, r.error);

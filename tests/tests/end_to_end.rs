@@ -13,7 +13,7 @@ async fn run_hundred(app: &str, prefix: &str, suffix: &str, model: fn(&str, &[u8
     let outcome = jupiterctl::run::run(
         app,
         std::slice::from_ref(&inputs),
-        sandbox.options(3, seed),
+        jupiterctl::run::Target::Local(sandbox.options(3, seed)),
         Duration::from_secs(300),
         false,
     )
@@ -35,11 +35,11 @@ async fn run_hundred(app: &str, prefix: &str, suffix: &str, model: fn(&str, &[u8
         );
     }
     // The mapping really spreads the app over the nodes.
-    let nodes: std::collections::BTreeSet<_> = outcome.mapping.values().collect();
+    let nodes: std::collections::BTreeSet<_> = outcome.summary.mapping.values().collect();
     assert!(
         nodes.len() > 1,
         "random mapping uses several nodes: {:?}",
-        outcome.mapping
+        outcome.summary.mapping
     );
     for (input, files) in expected_for(&inputs, model) {
         assert_outputs(&sandbox.path("output"), &input, &files);
@@ -62,9 +62,15 @@ async fn the_chain_example_runs_its_sample_inputs() {
     let app = App::load(&example("chain")).expect("example app loads");
     let samples = app.sample_inputs.clone();
     assert!(!samples.is_empty());
-    let outcome = jupiterctl::run::run(app, &[], sandbox.options(2, 9), Duration::from_secs(120), false)
-        .await
-        .expect("run completes");
+    let outcome = jupiterctl::run::run(
+        app,
+        &[],
+        jupiterctl::run::Target::Local(sandbox.options(2, 9)),
+        Duration::from_secs(120),
+        false,
+    )
+    .await
+    .expect("run completes");
     assert!(outcome.all_ok(), "{:?}", outcome.results);
     assert_eq!(outcome.results.len(), samples.len());
     let inputs = samples[0].parent().expect("inputs folder");

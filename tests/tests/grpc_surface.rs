@@ -57,7 +57,7 @@ async fn every_role_lists_its_services_and_is_serving() {
     let sandbox = Sandbox::new();
     let app = App::load(&example("fanjoin")).expect("example loads");
     let deployment = Deployment::up(app, sandbox.options(3, 2)).await.expect("deploys");
-    let e = &deployment.endpoints;
+    let e = &deployment.summary.endpoints;
     let mut roles = vec![
         (e.drupe_central.clone(), "jupiter.drupe.central.v1.DrupeCentral"),
         (e.wave_home.clone(), "jupiter.wave.home.v1.WaveHome"),

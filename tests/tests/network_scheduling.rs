@@ -37,15 +37,15 @@ async fn heft_keeps_a_chain_with_huge_transfers_on_one_node() {
     let deployment = Deployment::up(app(&sandbox.path("app"), 10_000_000_000), options)
         .await
         .expect("deploys");
-    let nodes: std::collections::BTreeSet<&String> = deployment.mapping.values().collect();
+    let nodes: std::collections::BTreeSet<&String> = deployment.summary.mapping.values().collect();
     assert_eq!(
         nodes.len(),
         1,
         "one node for the whole chain: {:?}",
-        deployment.mapping
+        deployment.summary.mapping
     );
-    assert_eq!(deployment.algorithm, "heft");
-    let predicted = deployment.predicted_makespan_secs;
+    assert_eq!(deployment.summary.algorithm, "heft");
+    let predicted = deployment.summary.predicted_makespan_secs;
     assert!(
         predicted > 0.0 && predicted < 1.0,
         "three 10 ms tasks, no transfer: {predicted}"

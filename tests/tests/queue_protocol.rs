@@ -36,7 +36,7 @@ async fn push_is_durable_idempotent_and_checked() {
     let sandbox = Sandbox::new();
     let app = App::load(&example("fanjoin")).expect("example loads");
     let deployment = Deployment::up(app, sandbox.options(2, 4)).await.expect("deploys");
-    let left = &deployment.endpoints.workers["left"].address;
+    let left = &deployment.summary.endpoints.workers["left"].address;
     let mut client = CirceWorkerClient::new(jupiter_common::serve::channel(left).expect("channel"));
 
     // Not a parent of `left`: refused.
@@ -98,7 +98,7 @@ async fn push_is_durable_idempotent_and_checked() {
     assert!(leftovers.is_empty(), "no partial files left: {leftovers:?}");
     // Retired: its inputs and outputs are gone, only the marker stays.
     let left_queue = queue
-        .join(&deployment.endpoints.workers["left"].node)
+        .join(&deployment.summary.endpoints.workers["left"].node)
         .join("queues/left");
     assert!(left_queue.join("finished/d.txt").is_file());
     assert_eq!(walk(&left_queue.join("in")), Vec::<std::path::PathBuf>::new());

@@ -194,7 +194,7 @@ async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
     let outcome = jupiterctl::run::run(
         app,
         &[inputs],
-        options(root, "throughput", args),
+        jupiterctl::run::Target::Local(options(root, "throughput", args)),
         Duration::from_secs(600),
         false,
     )
@@ -209,13 +209,22 @@ async fn sequential_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
         .await
         .context("deploying")?;
     let result = async {
-        let client = jupiterctl::session::client(&deployment.endpoints.circe_home).await?;
+        let client = jupiterctl::session::client(&deployment.summary.endpoints.circe_home).await?;
         let mut results = Vec::new();
         let started = Instant::now();
         for file in &files {
             let watch = jupiterctl::session::watch(&client).await?;
             let ids = jupiterctl::session::submit_all(&client, std::slice::from_ref(file)).await?;
-            results.extend(jupiterctl::session::collect(watch, &ids, Duration::from_secs(60), false).await?);
+            results.extend(
+                jupiterctl::session::collect(
+                    watch,
+                    &ids,
+                    Duration::from_secs(60),
+                    false,
+                    std::future::pending(),
+                )
+                .await?,
+            );
         }
         anyhow::Ok(Pass::from_results(&results, started.elapsed()))
     }

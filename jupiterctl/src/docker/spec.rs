@@ -1,0 +1,198 @@
+//! One container of a deployment, described as data and turned into the
+//! `docker run` arguments that make it. Every container carries the labels
+//! `down` removes by, and the CPU and memory limits of its node.
+
+use crate::node_list::NodeSpec;
+
+/// The label every object of a deployment carries; its value is the
+/// deployment's id.
+pub const DEPLOYMENT_LABEL: &str = "io.jupiter.deployment";
+pub const ROLE_LABEL: &str = "io.jupiter.role";
+pub const NODE_LABEL: &str = "io.jupiter.node";
+pub const TASK_LABEL: &str = "io.jupiter.task";
+
+/// Ports the roles listen on inside their containers (the binaries' defaults).
+pub mod port {
+    pub const DRUPE_CENTRAL: u16 = 7100;
+    pub const DRUPE_DROPLET: u16 = 7101;
+    pub const WAVE_HOME: u16 = 7200;
+    pub const WAVE_WORKER: u16 = 7201;
+    pub const CIRCE_HOME: u16 = 7300;
+    pub const CIRCE_WORKER: u16 = 7301;
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub role: &'static str,
+    pub image: String,
+    /// The node it belongs to; None for the home roles.
+    pub node: Option<String>,
+    pub task: Option<String>,
+    pub port: u16,
+    /// Extra DNS names on the deployment's network.
+    pub aliases: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// `-v` arguments: `SOURCE:TARGET[:ro]`.
+    pub mounts: Vec<String>,
+    pub cpus: f64,
+    pub memory_bytes: u64,
+    /// `--user`, when the container writes files the user will own.
+    pub user: Option<String>,
+}
+
+impl ContainerSpec {
+    /// A container of `role` with the limits of `node` (or the defaults, for
+    /// the home roles).
+    pub fn new(
+        deployment: &str,
+        role: &'static str,
+        image: String,
+        port: u16,
+        node: Option<&NodeSpec>,
+    ) -> Self {
+        let name = match node {
+            Some(n) => format!("{deployment}-{}-{role}", n.name),
+            None => format!("{deployment}-{role}"),
+        };
+        Self {
+            name,
+            role,
+            image,
+            node: node.map(|n| n.name.clone()),
+            task: None,
+            port,
+            aliases: Vec::new(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            cpus: node.map_or(crate::node_list::DEFAULT_CPUS, |n| n.cpus),
+            memory_bytes: node.map_or(crate::node_list::DEFAULT_MEMORY, |n| n.memory_bytes),
+            user: None,
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_string(), value.into()));
+        self
+    }
+
+    pub fn mount(mut self, mount: String) -> Self {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// The URL other containers of the deployment reach it at.
+    pub fn inner_url(&self) -> String {
+        format!("http://{}:{}", self.name, self.port)
+    }
+
+    /// The `docker run` arguments.
+    pub fn run_args(&self, deployment: &str, network: &str) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--detach".into(),
+            "--name".into(),
+            self.name.clone(),
+            "--hostname".into(),
+            self.name.clone(),
+            "--network".into(),
+            network.into(),
+            "--label".into(),
+            format!("{DEPLOYMENT_LABEL}={deployment}"),
+            "--label".into(),
+            format!("{ROLE_LABEL}={}", self.role),
+            "--cpus".into(),
+            format!("{}", self.cpus),
+            "--memory".into(),
+            self.memory_bytes.to_string(),
+            // A crashed role stays down: recovery is jupiterctl's decision.
+            "--restart".into(),
+            "no".into(),
+        ];
+        if let Some(node) = &self.node {
+            args.extend(["--label".into(), format!("{NODE_LABEL}={node}")]);
+        }
+        if let Some(task) = &self.task {
+            args.extend(["--label".into(), format!("{TASK_LABEL}={task}")]);
+        }
+        for alias in &self.aliases {
+            args.extend(["--network-alias".into(), alias.clone()]);
+        }
+        for (key, value) in &self.env {
+            args.extend(["--env".into(), format!("{key}={value}")]);
+        }
+        for mount in &self.mounts {
+            args.extend(["--volume".into(), mount.clone()]);
+        }
+        if let Some(user) = &self.user {
+            args.extend(["--user".into(), user.clone()]);
+        }
+        args.push(self.image.clone());
+        args
+    }
+}
+
+/// A container, volume or network name part made of what Docker accepts.
+pub fn sanitize(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches('-');
+    if trimmed.is_empty() {
+        "x".into()
+    } else {
+        trimmed.chars().take(40).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_args_carry_labels_limits_and_network() {
+        let node = NodeSpec {
+            name: "edge0".into(),
+            cpus: 0.5,
+            memory_bytes: 256 << 20,
+        };
+        let spec = ContainerSpec::new(
+            "jd",
+            "drupe-droplet",
+            "jupiter/drupe-droplet:dev".into(),
+            7101,
+            Some(&node),
+        )
+        .env("JUPITER_NODE", "edge0")
+        .mount("jd-edge0:/var/lib/jupiter".into());
+        let args = spec.run_args("jd", "jd-net").join(" ");
+        for want in [
+            "--name jd-edge0-drupe-droplet",
+            "--network jd-net",
+            "--label io.jupiter.deployment=jd",
+            "--label io.jupiter.role=drupe-droplet",
+            "--label io.jupiter.node=edge0",
+            "--cpus 0.5",
+            "--memory 268435456",
+            "--env JUPITER_NODE=edge0",
+            "--volume jd-edge0:/var/lib/jupiter",
+        ] {
+            assert!(args.contains(want), "{want} in {args}");
+        }
+        assert!(args.ends_with("jupiter/drupe-droplet:dev"), "{args}");
+        assert_eq!(spec.inner_url(), "http://jd-edge0-drupe-droplet:7101");
+    }
+
+    #[test]
+    fn sanitize_keeps_docker_names_valid() {
+        assert_eq!(sanitize("My App_1"), "my-app-1");
+        assert_eq!(sanitize("__"), "x");
+    }
+}

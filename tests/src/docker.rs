@@ -1,0 +1,74 @@
+//! Helpers of the Docker backend's tests: find the engine (or skip loudly),
+//! build the role images from this checkout once per test binary, and
+//! options for a deployment in a test's sandbox.
+
+use jupiterctl::docker::engine::Engine;
+use jupiterctl::docker::DockerOptions;
+use jupiterctl::local::Scheduler;
+use jupiterctl::node_list::NodeSpec;
+use std::path::Path;
+use tokio::sync::OnceCell;
+
+/// The tag test images are built under, apart from a user's `dev` images.
+pub const TEST_TAG: &str = "test";
+
+/// The engine, or None after saying loudly why the test is skipped.
+pub async fn engine_or_skip(test: &str) -> Option<Engine> {
+    match Engine::connect().await {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            eprintln!("\n*** SKIPPING {test}: no Docker engine here ({e}) ***\n");
+            None
+        }
+    }
+}
+
+/// Builds `jupiter/<role>:test` from this checkout (base image included),
+/// once per test binary; cheap when nothing changed.
+pub async fn ensure_images() {
+    static BUILT: OnceCell<()> = OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            // Its own target folder: the outer `cargo test` may hold the lock
+            // of the usual one.
+            let target = root.join("target").join("images");
+            eprintln!("building the role images (docker/build-images.sh {TEST_TAG})...");
+            let status = tokio::process::Command::new("bash")
+                .arg(root.join("docker/build-images.sh"))
+                .arg(TEST_TAG)
+                .env("CARGO_TARGET_DIR", &target)
+                .status()
+                .await
+                .expect("docker/build-images.sh starts");
+            assert!(status.success(), "docker/build-images.sh {TEST_TAG} failed");
+        })
+        .await;
+}
+
+/// Three nodes that really differ in CPU and memory.
+pub fn three_nodes() -> Vec<NodeSpec> {
+    [("edge0", 0.5, 256), ("edge1", 1.0, 384), ("cloud0", 1.5, 768)]
+        .into_iter()
+        .map(|(name, cpus, mib)| NodeSpec {
+            name: name.into(),
+            cpus,
+            memory_bytes: mib << 20,
+        })
+        .collect()
+}
+
+/// Docker options over `nodes` with a seeded random mapping; outputs in the
+/// sandbox.
+pub fn options(sandbox: &crate::Sandbox, nodes: Vec<NodeSpec>, seed: u64) -> DockerOptions {
+    let mut common = sandbox.options(nodes.len(), seed);
+    common.scheduler = Scheduler::Random;
+    std::fs::create_dir_all(&common.output).expect("output folder");
+    common.output = common.output.canonicalize().expect("output folder");
+    DockerOptions {
+        common,
+        nodes,
+        image_prefix: "jupiter".into(),
+        image_tag: TEST_TAG.into(),
+    }
+}

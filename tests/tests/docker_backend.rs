@@ -1,0 +1,239 @@
+//! The Docker backend end to end, on the real engine: the legacy app on
+//! three nodes with different CPU and memory limits, every output
+//! byte-exact, `down` removing exactly what `up` made; and what a user sees
+//! when one node's containers stop in the middle of a run.
+//! Without a Docker engine both tests skip with a loud message.
+
+use jupiter_common::app::App;
+use jupiter_tests::docker::{engine_or_skip, ensure_images, options, three_nodes};
+use jupiter_tests::{assert_outputs, example, expected, expected_for, Sandbox};
+use jupiterctl::docker::engine::Engine;
+use jupiterctl::docker::{self, DockerDeployment};
+use jupiterctl::session::{self, SessionError};
+use std::time::Duration;
+
+/// `docker inspect` of one field of a container.
+async fn inspect(engine: &Engine, container: &str, format: &str) -> String {
+    engine
+        .run(&["inspect", "--format", format, container])
+        .await
+        .expect("docker inspect")
+}
+
+async fn labelled(engine: &Engine, kind: &str, id: &str) -> Vec<String> {
+    let filter = format!("label=io.jupiter.deployment={id}");
+    let args: Vec<&str> = match kind {
+        "container" => vec!["ps", "-aq", "--filter", &filter],
+        "network" => vec!["network", "ls", "-q", "--filter", &filter],
+        _ => vec!["volume", "ls", "-q", "--filter", &filter],
+    };
+    engine
+        .run(&args)
+        .await
+        .expect("docker ls")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
+    let Some(engine) = engine_or_skip("docker_backend_runs_the_legacy_app_on_three_limited_nodes").await
+    else {
+        return;
+    };
+    ensure_images().await;
+    // Something that is not ours but looks alike: down must leave it alone.
+    let bystander = format!("jupiter-bystander-{}", std::process::id());
+    engine
+        .run(&[
+            "volume",
+            "create",
+            "--label",
+            "io.jupiter.deployment=someone-else",
+            &bystander,
+        ])
+        .await
+        .expect("bystander volume");
+
+    let sandbox = Sandbox::new();
+    let inputs = sandbox.inputs(12, "", "botnet.ipsum");
+    let app = App::load(&example("dummy_app")).expect("example app loads");
+    let nodes = three_nodes();
+    let deployment = DockerDeployment::up(app, options(&sandbox, nodes.clone(), 11))
+        .await
+        .expect("docker deployment comes up");
+    let id = deployment.id.clone();
+    eprintln!(
+        "up in {:?}: {:?}",
+        deployment.summary.startup, deployment.summary.mapping
+    );
+
+    // Every node's containers carry the node's limits; there is one
+    // circe-worker per task on its mapped node.
+    for spec in &deployment.containers {
+        let Some(node) = &spec.node else { continue };
+        let want = nodes.iter().find(|n| &n.name == node).expect("known node");
+        let limits = inspect(
+            &engine,
+            &spec.name,
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}",
+        )
+        .await;
+        assert_eq!(
+            limits,
+            format!("{} {}", (want.cpus * 1e9) as u64, want.memory_bytes),
+            "limits of {}",
+            spec.name
+        );
+    }
+    for (task, node) in &deployment.summary.mapping {
+        let worker = deployment
+            .containers
+            .iter()
+            .find(|c| c.task.as_deref() == Some(task.as_str()))
+            .unwrap_or_else(|| panic!("a worker container for {task}"));
+        assert_eq!(
+            worker.node.as_deref(),
+            Some(node.as_str()),
+            "{task} runs on its node"
+        );
+        assert_eq!(
+            inspect(&engine, &worker.name, "{{.State.Status}}").await,
+            "running"
+        );
+    }
+    let distinct: std::collections::BTreeSet<_> = deployment.summary.mapping.values().collect();
+    assert!(
+        distinct.len() > 1,
+        "the app spreads over nodes: {:?}",
+        deployment.summary.mapping
+    );
+
+    let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
+    let (results, _) = session::submit_and_collect(
+        &deployment.summary.endpoints.circe_home,
+        &files,
+        Duration::from_secs(180),
+        false,
+        deployment.first_stopped(),
+    )
+    .await
+    .expect("every input finishes");
+    assert_eq!(results.len(), 12);
+    for result in &results {
+        assert!(result.ok, "input {} failed: {}", result.input_id, result.error);
+        assert!(result.makespan_ms > 0.0, "makespan of {}", result.input_id);
+        assert_eq!(
+            result.tasks.len(),
+            7,
+            "every task reported for {}",
+            result.input_id
+        );
+    }
+    for (input, expected) in expected_for(&inputs, expected::dummy_app) {
+        assert_outputs(&sandbox.path("output"), &input, &expected);
+    }
+
+    let made = (
+        labelled(&engine, "container", &id).await.len(),
+        labelled(&engine, "network", &id).await.len(),
+        labelled(&engine, "volume", &id).await.len(),
+    );
+    assert_eq!(
+        made,
+        (deployment.containers.len(), 1, 3),
+        "containers, network, a volume per node"
+    );
+    let removed = deployment.down().await.expect("down");
+    assert_eq!((removed.containers, removed.networks, removed.volumes), made);
+    for kind in ["container", "network", "volume"] {
+        assert!(
+            labelled(&engine, kind, &id).await.is_empty(),
+            "no {kind} of {id} left"
+        );
+    }
+    let still = engine
+        .run(&["volume", "inspect", "--format", "{{.Name}}", &bystander])
+        .await;
+    engine.run(&["volume", "rm", &bystander]).await.ok();
+    assert_eq!(still.expect("the bystander volume survives down"), bystander);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_a_node_mid_run_fails_clearly() {
+    let Some(engine) = engine_or_skip("stopping_a_node_mid_run_fails_clearly").await else {
+        return;
+    };
+    ensure_images().await;
+    let sandbox = Sandbox::new();
+    let inputs = sandbox.inputs(60, "", "botnet.ipsum");
+    let app = App::load(&example("dummy_app")).expect("example app loads");
+    let deployment = DockerDeployment::up(app, options(&sandbox, three_nodes(), 11))
+        .await
+        .expect("docker deployment comes up");
+    let id = deployment.id.clone();
+    // The node of the last task: every input passes through it.
+    let victim = deployment.summary.mapping["task6"].clone();
+    let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
+    let output = sandbox.path("output");
+    let stopper = {
+        let engine = engine.clone();
+        let victim = victim.clone();
+        let id = id.clone();
+        async move {
+            // Mid-run: once the first outputs are out.
+            while std::fs::read_dir(&output).map_or(0, |d| d.count()) < 3 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let filter_node = format!("label=io.jupiter.node={victim}");
+            let filter_dep = format!("label=io.jupiter.deployment={id}");
+            let ids = engine
+                .run(&["ps", "-q", "--filter", &filter_dep, "--filter", &filter_node])
+                .await
+                .expect("the node's containers");
+            let mut args = vec!["stop".to_string(), "--time".into(), "0".into()];
+            args.extend(ids.lines().map(str::to_string));
+            engine.run(&args).await.expect("docker stop");
+            std::time::Instant::now()
+        }
+    };
+    let started = tokio::spawn(stopper);
+    let outcome = session::submit_and_collect(
+        &deployment.summary.endpoints.circe_home,
+        &files,
+        Duration::from_secs(180),
+        false,
+        deployment.first_stopped(),
+    )
+    .await;
+    let stopped_at = started.await.expect("stopper");
+    let noticed = stopped_at.elapsed();
+    match outcome {
+        Err(SessionError::Broken {
+            reason,
+            finished,
+            total,
+        }) => {
+            let shown = SessionError::Broken {
+                reason: reason.clone(),
+                finished,
+                total,
+            }
+            .to_string();
+            eprintln!("what the user sees: {shown}");
+            assert!(reason.contains(&format!("node {victim} is down")), "{reason}");
+            assert!(
+                reason.contains(&format!("{id}-{victim}-drupe-droplet")),
+                "names the containers: {reason}"
+            );
+            assert!(reason.contains("jupiterctl down"), "says what to do: {reason}");
+            assert!(finished < total, "inputs were in flight: {finished}/{total}");
+            assert!(noticed < Duration::from_secs(10), "noticed in {noticed:?}");
+        }
+        other => panic!("expected a clear failure, got {other:?}"),
+    }
+    let removed = docker::remove(&engine, &id).await.expect("down");
+    assert!(removed.containers > 0, "{removed}");
+    assert!(labelled(&engine, "container", &id).await.is_empty());
+}
