@@ -2,6 +2,7 @@
 //! an original Jupiter Python task through the legacy shim.
 
 use jupiter_common::app::{TaskRunner, TaskSpec, LEGACY_RUNNER_PY};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::process::Command;
@@ -184,8 +185,19 @@ pub fn install_legacy_runner(queue_root: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// The interpreter behind `python` (often a slow shell shim such as
-/// pyenv's), asked once so each task run starts the real binary directly.
+/// pyenv's), asked once per process so each task run starts the real
+/// binary directly and many workers in one process do not each pay for
+/// starting the shim.
 pub fn resolve_python(python: &str) -> String {
+    static RESOLVED: std::sync::Mutex<BTreeMap<String, String>> = std::sync::Mutex::new(BTreeMap::new());
+    let mut resolved = RESOLVED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    resolved
+        .entry(python.to_string())
+        .or_insert_with(|| ask_python(python))
+        .clone()
+}
+
+fn ask_python(python: &str) -> String {
     std::process::Command::new(python)
         .args(["-c", "import sys; print(sys.executable)"])
         .output()

@@ -204,6 +204,16 @@ impl Deployment {
         })?;
         let shutdown = CancellationToken::new();
         let mut servers = JoinSet::new();
+        // Finding the real Python behind a shim takes a while: done now,
+        // beside DRUPE, rather than when the first worker starts.
+        if app
+            .tasks
+            .iter()
+            .any(|t| matches!(t.runner, jupiter_common::app::TaskRunner::LegacyPython { .. }))
+        {
+            let python = options.python.clone();
+            tokio::task::spawn_blocking(move || circe_worker::runner::resolve_python(&python));
+        }
 
         // 1. DRUPE and WAVE: central, home, and per node a droplet and an agent.
         let central = bind().await?;

@@ -416,7 +416,7 @@ async fn up_cmd(args: DeployArgs) -> anyhow::Result<ExitCode> {
         };
         if running {
             bail!(state::StateError::AlreadyUp {
-                pid: existing.pid,
+                owner: existing.owner(),
                 path: state_path
             });
         }

@@ -56,25 +56,12 @@ pub async fn place(
     wave_home: &str,
     agents: &[Agent],
 ) -> Result<Placement, DeployError> {
-    wait_for_nodes(central, agents.len(), request.scheduler.network_aware()).await?;
-    let profiles = if request.scheduler.network_aware() {
-        // The execution profile is measured on this machine once and
-        // normalised by its speed as DRUPE sees it; the scheduler scales it
-        // by each node's speed.
-        let here = drupe_droplet::resources::measure(None);
-        let speed = wave_home::network::speed(here.cpu_count, here.cpu_load);
-        match crate::exec_profile::profile(app, request.python, speed).await {
-            Ok(profiles) => profiles,
-            // The run itself will show what fails, input by input.
-            Err(e) => {
-                tracing::warn!(error = %e, "no execution profile: every task counts as 1 s");
-                eprintln!("warning: {e}; scheduling with every task at 1 s");
-                Default::default()
-            }
-        }
-    } else {
-        Default::default()
-    };
+    // Profiling the tasks needs no node: it runs while DRUPE measures.
+    let (nodes, profiles) = tokio::join!(
+        wait_for_nodes(central, agents.len(), request.scheduler.network_aware()),
+        execution_profile(app, request)
+    );
+    nodes?;
 
     let schedule = ScheduleRequest {
         algorithm: request.scheduler.name().to_string(),
@@ -137,6 +124,30 @@ pub async fn place(
         algorithm: mapping.algorithm,
         predicted_makespan_secs: mapping.predicted_makespan_secs,
     })
+}
+
+/// The measured execution profile for a network-aware scheduler (none
+/// otherwise, or when the app cannot be profiled).
+async fn execution_profile(
+    app: &App,
+    request: &PlacementRequest<'_>,
+) -> BTreeMap<String, crate::exec_profile::TaskProfile> {
+    if !request.scheduler.network_aware() {
+        return BTreeMap::new();
+    }
+    // Measured on this machine once and normalised by its speed as DRUPE
+    // sees it; the scheduler scales it by each node's speed.
+    let here = drupe_droplet::resources::measure(None);
+    let speed = wave_home::network::speed(here.cpu_count, here.cpu_load);
+    match crate::exec_profile::profile(app, request.python, speed).await {
+        Ok(profiles) => profiles.into_iter().collect(),
+        // The run itself will show what fails, input by input.
+        Err(e) => {
+            tracing::warn!(error = %e, "no execution profile: every task counts as 1 s");
+            eprintln!("warning: {e}; scheduling with every task at 1 s");
+            BTreeMap::new()
+        }
+    }
 }
 
 /// Waits until every (role, URL) answers its health check.

@@ -28,6 +28,15 @@ pub struct DeploymentState {
 }
 
 impl DeploymentState {
+    /// What keeps the deployment alive, in words.
+    pub fn owner(&self) -> String {
+        match (&self.docker, &self.kubernetes) {
+            (Some(id), _) => format!("Docker deployment {id}"),
+            (_, Some(name)) => format!("Kubernetes deployment {name}"),
+            _ => format!("pid {}", self.pid),
+        }
+    }
+
     /// The state of a deployment this process just brought up.
     pub fn of(backend: &str, app: PathBuf, summary: &Summary) -> Self {
         Self {
@@ -73,8 +82,8 @@ pub enum StateError {
     NotUp(PathBuf),
     #[error("state file {path}: {detail}")]
     Bad { path: PathBuf, detail: String },
-    #[error("a deployment is already up (pid {pid}, state file {path}); stop it with `jupiterctl down`")]
-    AlreadyUp { pid: u32, path: PathBuf },
+    #[error("a deployment is already up ({owner}, state file {path}); stop it with `jupiterctl down`")]
+    AlreadyUp { owner: String, path: PathBuf },
     #[error("cannot locate the state file: set JUPITER_STATE or HOME")]
     NoLocation,
 }
@@ -123,7 +132,7 @@ pub fn write(path: &Path, state: &DeploymentState) -> Result<(), StateError> {
     if let Ok(existing) = read(path) {
         if existing.pid != state.pid && alive(existing.pid) {
             return Err(StateError::AlreadyUp {
-                pid: existing.pid,
+                owner: existing.owner(),
                 path: path.to_path_buf(),
             });
         }

@@ -13,10 +13,10 @@ use std::fmt::Write;
 pub async fn render(state: &DeploymentState) -> String {
     let e = &state.endpoints;
     let mut out = format!(
-        "app {} (backend {}, pid {})\n\nROLES\n",
+        "app {} (backend {}, {})\n\nROLES\n",
         state.app.display(),
         state.backend,
-        state.pid
+        state.owner()
     );
     let mut roles = vec![
         ("drupe-central".to_string(), e.drupe_central.clone()),
