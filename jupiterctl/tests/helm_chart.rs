@@ -334,7 +334,15 @@ fn no_edit(_: &str, src: String) -> String {
 fn chart_renders_what_jupiterctl_renders_with_custom_values() {
     let options = custom_options();
     let render = rendered(&options);
-    assert_eq!(render.len(), 8, "3 Deployments, 3 Services, 2 DaemonSets");
+    assert_eq!(
+        render.len(),
+        10,
+        "3 Deployments, 2 DaemonSets, a Service each (headless for the DaemonSets)"
+    );
+    for role in ["drupe-droplet", "wave-worker"] {
+        let key = ("Service".to_string(), role.to_string());
+        assert_eq!(render[&key]["spec"]["clusterIP"], "None", "{role}");
+    }
     let (values, release) = values_for(&options, &render);
     let chart = comparable(chart_objects(&values, &release, no_edit));
     let diffs = differences(&chart, &render);
@@ -376,6 +384,22 @@ fn drift_on_either_side_is_caught() {
         diffs
             .iter()
             .any(|d| d.contains("DaemonSet/wave-worker") && d.contains("containerPort")),
+        "{diffs:?}"
+    );
+
+    // A headless Service turned into a load-balancing one in the chart only.
+    let edited = comparable(chart_objects(&values, &release, |name, src| {
+        if name == "drupe-droplet.yaml" {
+            src.replace("  clusterIP: None\n", "")
+        } else {
+            src
+        }
+    }));
+    let diffs = differences(&edited, &render);
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains("Service/drupe-droplet.spec.clusterIP")),
         "{diffs:?}"
     );
 

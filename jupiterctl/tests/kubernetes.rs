@@ -317,6 +317,10 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
             format!("/apis/apps/v1/namespaces/{NS}/daemonsets/{role}"),
             "DaemonSet".into(),
         ));
+        expected.push((
+            format!("/api/v1/namespaces/{NS}/services/{role}"),
+            "Service".into(),
+        ));
     }
     for i in 0..7 {
         expected.push((
@@ -392,8 +396,24 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
             env_value(by_name(kind, role), "OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
             Some("http://otel:4317")
         );
-        if kind == "Deployment" {
-            assert_eq!(by_name("Service", role)["spec"]["ports"][0]["port"], port);
+        // Every gRPC endpoint has its Service, on the same named port.
+        let svc = &by_name("Service", role)["spec"];
+        assert_eq!(svc["ports"][0]["port"], port, "{role}");
+        assert_eq!(svc["ports"][0]["name"], "grpc", "{role}");
+        assert_eq!(svc["ports"][0]["targetPort"], "grpc", "{role}");
+        assert_eq!(svc["ports"][0]["appProtocol"], "kubernetes.io/h2c", "{role}");
+        if kind == "DaemonSet" {
+            // Headless, so each node's pod has its own DNS record, and it
+            // selects exactly the DaemonSet's pods.
+            assert_eq!(svc["clusterIP"], "None", "{role}");
+            let ds = &by_name(kind, role)["spec"];
+            assert_eq!(svc["selector"], ds["selector"]["matchLabels"], "{role}");
+            let pod_labels = ds["template"]["metadata"]["labels"].as_object().unwrap();
+            for (k, v) in svc["selector"].as_object().unwrap() {
+                assert_eq!(pod_labels.get(k), Some(v), "{role}: selector {k}");
+            }
+        } else {
+            assert!(svc["clusterIP"].is_null(), "{role}: a load-balancing ClusterIP");
         }
     }
 
@@ -617,7 +637,7 @@ fn render_is_deterministic_yaml_over_the_default_nodes() {
         .filter(|d| !d.trim().is_empty())
         .map(|d| serde_yaml::from_str(d).unwrap())
         .collect();
-    assert_eq!(docs.len(), 2 + 6 + 2 + 14);
+    assert_eq!(docs.len(), 2 + 6 + 4 + 14);
     for d in &docs {
         if d["kind"] == "Deployment"
             && d["metadata"]["name"]

@@ -4,7 +4,7 @@
 
 use super::app_files::app_files;
 use super::names::{self, LABEL_NODE, LABEL_TASK};
-use super::objects::{daemon_set, deployment_of, node_affinity, pod_spec, service};
+use super::objects::{daemon_set, deployment_of, headless_service, node_affinity, pod_spec, service};
 use super::roles::{self, base_env, Role};
 use super::{KubeError, KubeOptions};
 use jupiter_common::app::App;
@@ -70,8 +70,9 @@ impl Object {
 }
 
 /// The objects of the deployment of `app`, in apply order: Namespace,
-/// ConfigMap, the home roles, the per-node DaemonSets, one circe-worker per
-/// task. `options.mapping` must map every task.
+/// ConfigMap, the home roles, the per-node DaemonSets (each followed by its
+/// headless Service), one circe-worker per task. `options.mapping` must map
+/// every task.
 pub fn render(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError> {
     names::check_deployment(&options.deployment)?;
     let services = names::task_services(app)?;
@@ -125,6 +126,7 @@ pub fn render(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError
         let mut pod = pod_spec(role, options, base_env(role, options), false, &[]);
         pod.affinity = node_affinity(&options.nodes);
         objects.push(Object::DaemonSet(daemon_set(role, &ns, deployment, pod)));
+        objects.push(Object::Service(headless_service(role, &ns, deployment)));
     }
 
     for task in &app.tasks {

@@ -1,7 +1,7 @@
 //! The Kubernetes backend: one namespace per deployment, the home roles as
-//! Deployments with Services, droplets and wave-workers as DaemonSets, one
-//! circe-worker Deployment and Service per task pinned to its mapped node,
-//! the app's files in a ConfigMap.
+//! Deployments with Services, droplets and wave-workers as DaemonSets (each
+//! with a headless Service), one circe-worker Deployment and Service per
+//! task pinned to its mapped node, the app's files in a ConfigMap.
 //!
 //! [`render`] is pure (no cluster needed); [`up`] applies what it rendered
 //! with server-side apply and waits for readiness; [`down`] deletes by label.

@@ -1,6 +1,6 @@
 //! Builders of single objects (pod specs, Deployments, DaemonSets,
-//! Services) with the labels and selectors every object of a deployment
-//! shares. [`super::manifests`] puts them together.
+//! Services, headless for DaemonSets) with the labels and selectors every
+//! object of a deployment shares. [`super::manifests`] puts them together.
 
 use super::names::{self, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, LABEL_TASK};
 use super::roles::{container, data_volume, Role, APP_VOLUME};
@@ -169,4 +169,15 @@ pub fn service(
         }),
         ..Default::default()
     }
+}
+
+/// The Service of a per-node DaemonSet: headless (`clusterIP: None`), so
+/// DNS answers with each ready pod's own address (per-pod records) instead
+/// of one virtual IP. Each node's agent is addressed individually; a
+/// load-balancing ClusterIP would hand a call meant for one node's agent to
+/// any node's.
+pub fn headless_service(role: Role, ns: &str, deployment: &str) -> Service {
+    let mut headless = service(role.name(), ns, deployment, role, BTreeMap::new());
+    headless.spec.get_or_insert_with(Default::default).cluster_ip = Some("None".to_string());
+    headless
 }
