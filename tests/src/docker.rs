@@ -72,3 +72,29 @@ pub fn options(sandbox: &crate::Sandbox, nodes: Vec<NodeSpec>, seed: u64) -> Doc
         image_tag: TEST_TAG.into(),
     }
 }
+
+/// The release `jupiterctl` that [`ensure_images`] built from this checkout.
+pub fn jupiterctl_binary() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/images/release/jupiterctl")
+}
+
+/// Removes deployment `id` when dropped, so a failing test leaves nothing
+/// behind in the engine (a passing one has already run `down`, and this
+/// finds nothing).
+pub struct Teardown(pub String);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let label = format!("label=io.jupiter.deployment={}", self.0);
+        let script = format!(
+            "docker ps -aq --filter {label} | xargs -r docker rm -f; \
+             docker network ls -q --filter {label} | xargs -r docker network rm; \
+             docker volume ls -q --filter {label} | xargs -r docker volume rm -f"
+        );
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}

@@ -5,7 +5,7 @@
 //! Without a Docker engine both tests skip with a loud message.
 
 use jupiter_common::app::App;
-use jupiter_tests::docker::{engine_or_skip, ensure_images, options, three_nodes};
+use jupiter_tests::docker::{engine_or_skip, ensure_images, options, three_nodes, Teardown};
 use jupiter_tests::{assert_outputs, example, expected, expected_for, Sandbox};
 use jupiterctl::docker::engine::Engine;
 use jupiterctl::docker::{self, DockerDeployment};
@@ -64,6 +64,7 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
         .await
         .expect("docker deployment comes up");
     let id = deployment.id.clone();
+    let _teardown = Teardown(id.clone());
     eprintln!(
         "up in {:?}: {:?}",
         deployment.summary.startup, deployment.summary.mapping
@@ -173,6 +174,7 @@ async fn stopping_a_node_mid_run_fails_clearly() {
         .await
         .expect("docker deployment comes up");
     let id = deployment.id.clone();
+    let _teardown = Teardown(id.clone());
     // The node of the last task: every input passes through it.
     let victim = deployment.summary.mapping["task6"].clone();
     let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
@@ -236,4 +238,93 @@ async fn stopping_a_node_mid_run_fails_clearly() {
     let removed = docker::remove(&engine, &id).await.expect("down");
     assert!(removed.containers > 0, "{removed}");
     assert!(labelled(&engine, "container", &id).await.is_empty());
+}
+
+/// What a user types, across processes: `up` returns once healthy and the
+/// containers stay; `status`, `submit` and a refused second `up` find the
+/// deployment through the state file; `down` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_drives_a_docker_deployment_across_processes() {
+    let Some(engine) = engine_or_skip("the_cli_drives_a_docker_deployment_across_processes").await else {
+        return;
+    };
+    ensure_images().await;
+    let sandbox = Sandbox::new();
+    let nodes = sandbox.path("nodes.yaml");
+    std::fs::write(
+        &nodes,
+        "nodes:\n  - {name: small, cpus: 0.5, memory: 256MiB}\n  - {name: big, cpus: 1.5, memory: 768MiB}\n",
+    )
+    .expect("node list");
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(jupiter_tests::docker::jupiterctl_binary())
+            .args(args)
+            .env("JUPITER_STATE", sandbox.path("state.json"))
+            .env("JUPITER_IMAGE_TAG", jupiter_tests::docker::TEST_TAG)
+            .output()
+            .expect("jupiterctl runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let app = example("dummy_app");
+    let app = app.to_str().expect("utf-8 path");
+    let output = sandbox.path("output");
+    let output = output.to_str().expect("utf-8 path");
+    let nodes = nodes.to_str().expect("utf-8 path");
+
+    let (ok, text) = cli(&[
+        "up",
+        app,
+        "--backend",
+        "docker",
+        "--node-list",
+        nodes,
+        "--scheduler",
+        "random",
+        "--output",
+        output,
+    ]);
+    assert!(ok, "up: {text}");
+    let id = text
+        .split_whitespace()
+        .find(|w| w.starts_with("jupiter-dummy-app-"))
+        .unwrap_or_else(|| panic!("up names the deployment: {text}"))
+        .to_string();
+    let _teardown = Teardown(id.clone());
+    {
+        let (ok, status) = cli(&["status"]);
+        assert!(ok, "status: {status}");
+        assert!(
+            status.contains("backend docker") && status.contains(&id),
+            "{status}"
+        );
+        assert_eq!(
+            status.matches("SERVING").count(),
+            2 + 1 + 2 * 2 + 7,
+            "every role serving: {status}"
+        );
+        let (ok, again) = cli(&["up", app, "--backend", "docker", "--output", output]);
+        assert!(
+            !ok && again.contains("already up") && again.contains(&id),
+            "{again}"
+        );
+        let inputs = example("dummy_app").join("sample_input");
+        let (ok, submitted) = cli(&["submit", inputs.to_str().expect("utf-8")]);
+        assert!(ok, "submit: {submitted}");
+        assert!(submitted.contains("3/3 inputs ok"), "{submitted}");
+    }
+    let (ok, down) = cli(&["down"]);
+    assert!(
+        ok && down.contains(&format!("removed Docker deployment {id}")),
+        "down: {down}"
+    );
+    assert!(
+        labelled(&engine, "container", &id).await.is_empty(),
+        "nothing left of {id}"
+    );
+    assert!(!sandbox.path("state.json").exists(), "state file removed");
 }
