@@ -85,16 +85,21 @@ pub struct Teardown(pub String);
 
 impl Drop for Teardown {
     fn drop(&mut self) {
-        let label = format!("label=io.jupiter.deployment={}", self.0);
-        let script = format!(
-            "docker ps -aq --filter {label} | xargs -r docker rm -f; \
-             docker network ls -q --filter {label} | xargs -r docker network rm; \
-             docker volume ls -q --filter {label} | xargs -r docker volume rm -f"
-        );
-        let _ = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+        let id = self.0.clone();
+        // Drop cannot await, and the test's runtime may be the one dropping:
+        // `down`'s own removal runs on a runtime of its own thread.
+        let removal = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let engine = Engine::connect().await?;
+                jupiterctl::docker::remove(&engine, &id).await?;
+                anyhow::Ok(())
+            })
+        });
+        if let Ok(Err(e)) = removal.join() {
+            eprintln!("teardown of {}: {e}", self.0);
+        }
     }
 }

@@ -7,7 +7,8 @@
 use jupiter_common::app::App;
 use jupiter_tests::docker::{engine_or_skip, ensure_images, options, three_nodes, Teardown};
 use jupiter_tests::{assert_outputs, example, expected, expected_for, Sandbox};
-use jupiterctl::docker::engine::Engine;
+use jupiterctl::docker::engine::{Engine, Kind};
+use jupiterctl::docker::spec::DEPLOYMENT_LABEL;
 use jupiterctl::docker::{self, DockerDeployment};
 use jupiterctl::session::{self, SessionError};
 use std::time::Duration;
@@ -20,20 +21,12 @@ async fn inspect(engine: &Engine, container: &str, format: &str) -> String {
         .expect("docker inspect")
 }
 
-async fn labelled(engine: &Engine, kind: &str, id: &str) -> Vec<String> {
-    let filter = format!("label=io.jupiter.deployment={id}");
-    let args: Vec<&str> = match kind {
-        "container" => vec!["ps", "-aq", "--filter", &filter],
-        "network" => vec!["network", "ls", "-q", "--filter", &filter],
-        _ => vec!["volume", "ls", "-q", "--filter", &filter],
-    };
+/// The objects of `kind` labelled with deployment `id`.
+async fn labelled(engine: &Engine, kind: Kind, id: &str) -> Vec<String> {
     engine
-        .run(&args)
+        .ids_with_label(kind, &format!("{DEPLOYMENT_LABEL}={id}"))
         .await
         .expect("docker ls")
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -137,9 +130,9 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
     }
 
     let made = (
-        labelled(&engine, "container", &id).await.len(),
-        labelled(&engine, "network", &id).await.len(),
-        labelled(&engine, "volume", &id).await.len(),
+        labelled(&engine, Kind::Container, &id).await.len(),
+        labelled(&engine, Kind::Network, &id).await.len(),
+        labelled(&engine, Kind::Volume, &id).await.len(),
     );
     assert_eq!(
         made,
@@ -148,10 +141,10 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
     );
     let removed = deployment.down().await.expect("down");
     assert_eq!((removed.containers, removed.networks, removed.volumes), made);
-    for kind in ["container", "network", "volume"] {
+    for kind in [Kind::Container, Kind::Network, Kind::Volume] {
         assert!(
             labelled(&engine, kind, &id).await.is_empty(),
-            "no {kind} of {id} left"
+            "no {kind:?} of {id} left"
         );
     }
     let still = engine
@@ -237,7 +230,7 @@ async fn stopping_a_node_mid_run_fails_clearly() {
     }
     let removed = docker::remove(&engine, &id).await.expect("down");
     assert!(removed.containers > 0, "{removed}");
-    assert!(labelled(&engine, "container", &id).await.is_empty());
+    assert!(labelled(&engine, Kind::Container, &id).await.is_empty());
 }
 
 /// What a user types, across processes: `up` returns once healthy and the
@@ -323,7 +316,7 @@ async fn the_cli_drives_a_docker_deployment_across_processes() {
         "down: {down}"
     );
     assert!(
-        labelled(&engine, "container", &id).await.is_empty(),
+        labelled(&engine, Kind::Container, &id).await.is_empty(),
         "nothing left of {id}"
     );
     assert!(!sandbox.path("state.json").exists(), "state file removed");
