@@ -440,14 +440,11 @@ async fn up_cmd(args: DeployArgs) -> anyhow::Result<ExitCode> {
     }
     let (app, target, _temp) = prepare(&args)?;
     let app_dir = app.dir.clone();
+    let described = describe(&target);
     let options = match target {
         Target::Local(options) => options,
         Target::Docker(options) => {
-            eprintln!(
-                "deploying {} on {}...",
-                app.name,
-                describe(&Target::Docker(options.clone()))
-            );
+            eprintln!("deploying {} on {described}...", app.name);
             let deployment = DockerDeployment::up(app, options).await?;
             let mut state = state::DeploymentState::of("docker", app_dir, &deployment.summary);
             state.docker = Some(deployment.id.clone());
@@ -603,24 +600,14 @@ async fn kube_up(args: &DeployArgs, state_path: &std::path::Path) -> anyhow::Res
         Some(path) => node_list::load(path)?.into_iter().map(|n| n.name).collect(),
         None => Vec::new(),
     };
-    let kube = KubeArgs {
-        app: args.app.clone(),
-        nodes,
-        mapping: args.mapping.clone(),
-        scheduler: args.scheduler,
-        seed: args.seed,
-        image_tag: args.image_tag.clone(),
-        image_prefix: args.image_prefix.clone(),
-        image_pull_policy: "IfNotPresent".into(),
-        deployment: None,
-        otlp_endpoint: None,
-        rust_log: "info".into(),
-        cpu_request: "50m".into(),
-        memory_request: "64Mi".into(),
-        cpu_limit: None,
-        memory_limit: None,
-        timeout: 300,
-    };
+    // The Kubernetes flags `up` does not take keep their defaults.
+    let mut kube = KubeArgs::defaults(&args.app)?;
+    kube.nodes = nodes;
+    kube.mapping = args.mapping.clone();
+    kube.scheduler = args.scheduler;
+    kube.seed = args.seed;
+    kube.image_tag = args.image_tag.clone();
+    kube.image_prefix = args.image_prefix.clone();
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or in-cluster)")?;

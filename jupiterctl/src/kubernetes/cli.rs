@@ -67,6 +67,25 @@ pub struct KubeArgs {
     pub timeout: u64,
 }
 
+impl KubeArgs {
+    /// Every flag at its default, for `app`: the defaults are declared
+    /// once, on the flags above, and this reads them from there.
+    pub fn defaults(app: &std::path::Path) -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: KubeArgs,
+        }
+        // `--` so that an app path starting with '-' is not read as a flag.
+        let argv = [
+            std::ffi::OsStr::new("jupiterctl"),
+            std::ffi::OsStr::new("--"),
+            app.as_os_str(),
+        ];
+        <Only as clap::Parser>::try_parse_from(argv).map(|only| only.args)
+    }
+}
+
 /// The app, options and mapping over `nodes`, as render and up both need.
 fn prepare(args: &KubeArgs, nodes: Vec<String>) -> anyhow::Result<(App, KubeOptions)> {
     let app = App::load(&args.app)?;
@@ -171,4 +190,18 @@ async fn client() -> anyhow::Result<kube::Client> {
     kube::Client::try_default()
         .await
         .context("no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or in-cluster)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_flags_defaults_even_for_a_dash_path() {
+        let args = KubeArgs::defaults(std::path::Path::new("-app")).expect("defaults parse");
+        assert_eq!(args.app, PathBuf::from("-app"));
+        assert_eq!(args.image_pull_policy, "IfNotPresent");
+        assert_eq!((args.seed, args.timeout), (1, 300));
+        assert!(args.nodes.is_empty() && args.mapping.is_none() && args.cpu_limit.is_none());
+    }
 }
