@@ -1,11 +1,15 @@
 //! Code that every Jupiter role shares: the generated gRPC types, the app
-//! format, the way a role serves (health + reflection + graceful shutdown),
-//! file streaming and small utilities.
+//! format, the six roles and how each runs, the way a role serves (health +
+//! reflection + graceful shutdown), file streaming and small utilities.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod env;
+pub mod error;
 pub mod proto;
+pub mod role;
 pub mod serve;
+pub mod sync;
 pub mod telemetry;
 pub mod transfer;

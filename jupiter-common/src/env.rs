@@ -1,0 +1,64 @@
+//! Every `JUPITER_*` environment variable, named once. The roles' flags
+//! fall back to them (`#[arg(env = env::NODE)]`), and the Docker and
+//! Kubernetes backends set them, so a flag and the variable that a
+//! container is configured with cannot drift apart.
+
+// Flags shared by several roles.
+/// `--listen`: the address a role listens on.
+pub const LISTEN: &str = "JUPITER_LISTEN";
+/// `--node`: the node a per-node or per-task role runs on.
+pub const NODE: &str = "JUPITER_NODE";
+/// `--advertise`: the URL others reach a role at.
+pub const ADVERTISE: &str = "JUPITER_ADVERTISE";
+/// `--central`: drupe-central's URL.
+pub const DRUPE_CENTRAL: &str = "JUPITER_DRUPE_CENTRAL";
+/// `--data-dir`: where a role keeps state.
+pub const DATA_DIR: &str = "JUPITER_DATA_DIR";
+/// `--app`: the app folder.
+pub const APP: &str = "JUPITER_APP";
+/// `--python`: the Python of original Jupiter tasks.
+pub const PYTHON: &str = "JUPITER_PYTHON";
+
+// drupe-central.
+pub const DRUPE_DB: &str = "JUPITER_DRUPE_DB";
+pub const PROBE_INTERVAL: &str = "JUPITER_PROBE_INTERVAL";
+pub const PROBE_SIZES: &str = "JUPITER_PROBE_SIZES";
+pub const PROBE_REPEATS: &str = "JUPITER_PROBE_REPEATS";
+pub const PROBE_ECHOES: &str = "JUPITER_PROBE_ECHOES";
+pub const PROBE_TIMEOUT: &str = "JUPITER_PROBE_TIMEOUT";
+pub const UNREACHABLE_AFTER: &str = "JUPITER_UNREACHABLE_AFTER";
+
+// drupe-droplet.
+pub const REPORT_INTERVAL: &str = "JUPITER_REPORT_INTERVAL";
+/// Kubernetes only: the pod's IP, from the downward API, which the
+/// advertised URL expands.
+pub const POD_IP: &str = "JUPITER_POD_IP";
+
+// circe-home.
+pub const INGRESS: &str = "JUPITER_INGRESS";
+/// circe-home's `--output`, and for a task the folder it writes its outputs to.
+pub const OUTPUT_DIR: &str = "JUPITER_OUTPUT_DIR";
+
+// circe-worker.
+/// circe-worker's `--task`, and for a task the name of the task it runs as.
+pub const TASK: &str = "JUPITER_TASK";
+pub const QUEUE_DIR: &str = "JUPITER_QUEUE_DIR";
+/// `--home`: circe-home's URL.
+pub const CIRCE_HOME: &str = "JUPITER_CIRCE_HOME";
+pub const CHILDREN: &str = "JUPITER_CHILDREN";
+
+// What a task's process is given (the task contract, besides OUTPUT_DIR and TASK).
+pub const INPUT_ID: &str = "JUPITER_INPUT_ID";
+pub const WORK_DIR: &str = "JUPITER_WORK_DIR";
+
+// jupiterctl.
+pub const STATE: &str = "JUPITER_STATE";
+pub const BACKEND: &str = "JUPITER_BACKEND";
+pub const NODES: &str = "JUPITER_NODES";
+pub const NODE_LIST: &str = "JUPITER_NODE_LIST";
+pub const SCHEDULER: &str = "JUPITER_SCHEDULER";
+pub const OUTPUT: &str = "JUPITER_OUTPUT";
+pub const IMAGE_TAG: &str = "JUPITER_IMAGE_TAG";
+pub const IMAGE_PREFIX: &str = "JUPITER_IMAGE_PREFIX";
+/// The `docker` command jupiterctl drives (default `docker`).
+pub const DOCKER: &str = "JUPITER_DOCKER";

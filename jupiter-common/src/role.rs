@@ -1,0 +1,226 @@
+//! The six roles, defined once: each role's name, default port, image and
+//! the variable other roles are given its URL in, plus the one way every
+//! role process runs (parse its flags, bind, log, serve until SIGTERM or
+//! Ctrl-C). The role binaries, `jupiterctl serve ROLE`, the Docker and
+//! Kubernetes backends and the Helm chart's tests all read them from here.
+
+use crate::env;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::process::ExitCode;
+use tokio::net::TcpListener;
+
+/// One of Jupiter's six roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    DrupeCentral,
+    WaveHome,
+    CirceHome,
+    DrupeDroplet,
+    WaveWorker,
+    CirceWorker,
+}
+
+/// Where a role runs in a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Once per deployment, at home.
+    Home,
+    /// Once on every node.
+    Node,
+    /// Once per task, on the task's node.
+    Task,
+}
+
+impl Role {
+    /// Home roles first, then the per-node ones, then the workers: the
+    /// order in which a deployment starts them.
+    pub const ALL: [Role; 6] = [
+        Role::DrupeCentral,
+        Role::WaveHome,
+        Role::CirceHome,
+        Role::DrupeDroplet,
+        Role::WaveWorker,
+        Role::CirceWorker,
+    ];
+
+    /// The role's name: its binary, image, container and Service name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::DrupeCentral => "drupe-central",
+            Role::WaveHome => "wave-home",
+            Role::CirceHome => "circe-home",
+            Role::DrupeDroplet => "drupe-droplet",
+            Role::WaveWorker => "wave-worker",
+            Role::CirceWorker => "circe-worker",
+        }
+    }
+
+    /// The gRPC port the role listens on unless told otherwise.
+    pub const fn port(self) -> u16 {
+        match self {
+            Role::DrupeCentral => 7100,
+            Role::DrupeDroplet => 7101,
+            Role::WaveHome => 7200,
+            Role::WaveWorker => 7201,
+            Role::CirceHome => 7300,
+            Role::CirceWorker => 7301,
+        }
+    }
+
+    pub const fn scope(self) -> Scope {
+        match self {
+            Role::DrupeCentral | Role::WaveHome | Role::CirceHome => Scope::Home,
+            Role::DrupeDroplet | Role::WaveWorker => Scope::Node,
+            Role::CirceWorker => Scope::Task,
+        }
+    }
+
+    /// The default of `--listen`: every interface, the role's port.
+    pub fn default_listen(self) -> String {
+        format!("0.0.0.0:{}", self.port())
+    }
+
+    /// The URL a home role has where roles reach each other by name (a
+    /// container or a Service called like the role): the default of the
+    /// flags that point at it.
+    pub fn default_url(self) -> String {
+        format!("http://{}:{}", self.name(), self.port())
+    }
+
+    /// The variable that gives other roles this role's URL (the env
+    /// fallback of the flag that points at it), for the roles others call
+    /// by a single URL.
+    pub const fn url_env(self) -> Option<&'static str> {
+        match self {
+            Role::DrupeCentral => Some(env::DRUPE_CENTRAL),
+            Role::CirceHome => Some(env::CIRCE_HOME),
+            Role::WaveHome | Role::DrupeDroplet | Role::WaveWorker | Role::CirceWorker => None,
+        }
+    }
+
+    /// The role's image: `<prefix>/<name>:<tag>`.
+    pub fn image(self, prefix: &str, tag: &str) -> String {
+        format!("{prefix}/{}:{tag}", self.name())
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role {0:?} (the roles: drupe-central, drupe-droplet, wave-home, wave-worker, circe-home, circe-worker)")]
+pub struct UnknownRole(pub String);
+
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| UnknownRole(s.to_string()))
+    }
+}
+
+/// A role's command line: its flags (each with a `JUPITER_*` fallback),
+/// checked into a configuration, and its server. The role's binary and
+/// `jupiterctl serve ROLE` both run it through [`run`].
+pub trait RoleArgs: clap::Parser + Send + 'static {
+    const ROLE: Role;
+    /// What the role's `serve` takes.
+    type Config: Send + 'static;
+    /// The role's one error type (bad flags included).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The address to listen on (`--listen`).
+    fn listen(&self) -> &str;
+
+    /// The checked configuration; bad flags are reported before anything
+    /// is bound.
+    fn config(&self) -> Result<Self::Config, Self::Error>;
+
+    /// Serves on `listener` until `shutdown` resolves.
+    fn serve(
+        config: Self::Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("binding {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error(transparent)]
+    Role(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Checks the flags, binds `--listen`, logs where the role listens and
+/// serves until `shutdown`.
+pub async fn run<A: RoleArgs>(
+    args: A,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let boxed = |e: A::Error| RunError::Role(Box::new(e));
+    let config = args.config().map_err(boxed)?;
+    let address = args.listen().to_string();
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|source| RunError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| RunError::Bind { address, source })?;
+    tracing::info!(role = %A::ROLE, address = %bound, "listening");
+    A::serve(config, listener, shutdown).await.map_err(boxed)
+}
+
+/// The whole `main` of a role binary: parse the flags, log to stderr, run
+/// until SIGTERM or Ctrl-C; on error print it with its causes and exit 1.
+pub fn main<A: RoleArgs>() -> ExitCode {
+    let args = A::parse();
+    crate::telemetry::init(false);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, crate::telemetry::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", crate::error::explain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_ports_are_distinct() {
+        let mut ports = std::collections::BTreeSet::new();
+        for role in Role::ALL {
+            assert_eq!(role.name().parse::<Role>().ok(), Some(role));
+            assert!(ports.insert(role.port()), "{role} shares its port");
+            assert_eq!(
+                serde_json::to_value(role).ok(),
+                Some(serde_json::Value::String(role.name().into()))
+            );
+        }
+        assert!("drupe".parse::<Role>().is_err());
+        assert_eq!(Role::DrupeCentral.default_url(), "http://drupe-central:7100");
+        assert_eq!(Role::CirceWorker.default_listen(), "0.0.0.0:7301");
+        assert_eq!(Role::WaveHome.image("jupiter", "dev"), "jupiter/wave-home:dev");
+    }
+}
