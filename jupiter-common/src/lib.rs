@@ -1,6 +1,7 @@
 //! Code that every Jupiter role shares: the generated gRPC types, the app
 //! format, the six roles and how each runs, the way a role serves (health +
-//! reflection + graceful shutdown), file streaming and small utilities.
+//! reflection + graceful shutdown), the background tasks that end with a
+//! role, file streaming and small utilities.
 
 pub mod app;
 pub mod cli;
@@ -11,5 +12,6 @@ pub mod proto;
 pub mod role;
 pub mod serve;
 pub mod sync;
+pub mod task;
 pub mod telemetry;
 pub mod transfer;

@@ -31,7 +31,7 @@ pub enum ServeError {
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("listener: {0}")]
-    Io(String),
+    Io(#[from] std::io::Error),
 }
 
 /// Serves `routes` (the role's own services, named in `services` so health
@@ -112,6 +112,8 @@ pub struct NotHealthy {
     pub what: String,
     pub address: String,
     pub waited: Duration,
+    /// Why the last check failed, as shown to the user (status tables
+    /// print it alone).
     pub last: String,
 }
 
@@ -135,25 +137,38 @@ pub async fn wait_healthy(what: &str, address: &str, timeout: Duration) -> Resul
         what: what.to_string(),
         address: address.to_string(),
         waited: started.elapsed(),
-        last,
+        last: last.to_string(),
     })
 }
 
-async fn check_health(address: &str) -> Result<(), String> {
+/// Why one health check failed.
+#[derive(Debug, thiserror::Error)]
+enum Unhealthy {
+    #[error("{0}")]
+    Address(tonic::transport::Error),
+    #[error("connect: {0}")]
+    Connect(tonic::transport::Error),
+    #[error("{}", .0.message())]
+    Call(tonic::Status),
+    #[error("status {0:?}")]
+    Status(ServingStatus),
+}
+
+async fn check_health(address: &str) -> Result<(), Unhealthy> {
     let channel = Endpoint::from_shared(address.to_string())
-        .map_err(|e| e.to_string())?
+        .map_err(Unhealthy::Address)?
         .connect_timeout(Duration::from_secs(1))
         .connect()
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(Unhealthy::Connect)?;
     let reply = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
         })
         .await
-        .map_err(|e| e.message().to_string())?;
+        .map_err(Unhealthy::Call)?;
     match reply.into_inner().status() {
         ServingStatus::Serving => Ok(()),
-        other => Err(format!("status {other:?}")),
+        other => Err(Unhealthy::Status(other)),
     }
 }

@@ -4,6 +4,7 @@
 //! only then lets the caller acknowledge it.
 
 use crate::proto::circe::worker::v1::{file_chunk::Kind, FileChunk, FileHeader};
+use crate::sync::LockExt;
 use bytes::Bytes;
 use futures::Stream;
 use std::path::{Path, PathBuf};
@@ -125,8 +126,7 @@ impl Pool {
     fn take(&self) -> Pooled {
         let data = self
             .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .pop()
             .unwrap_or_else(|| vec![0u8; CHUNK_SIZE].into_boxed_slice());
         Pooled {
@@ -152,7 +152,7 @@ impl AsRef<[u8]> for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         let data = std::mem::take(&mut self.data);
-        self.pool.0.lock().unwrap_or_else(|e| e.into_inner()).push(data);
+        self.pool.0.locked().push(data);
     }
 }
 

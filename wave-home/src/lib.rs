@@ -145,7 +145,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let advertise = match advertise {
         Some(url) => url,
-        None => serve::url_of(&listener).map_err(|e| ServeError::Io(e.to_string()))?,
+        None => serve::url_of(&listener).map_err(ServeError::Io)?,
     };
     let home = Home::new(central, &advertise)?;
     let mut routes = RoutesBuilder::default();
