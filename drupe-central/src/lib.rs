@@ -10,10 +10,12 @@
 //! j -> i at once (data one way would queue behind the other's
 //! acknowledgements), so it runs in two halves.
 
-pub mod cli;
+mod args;
 pub mod model;
 mod prober;
 pub mod store;
+
+pub use args::{parse_size, Args, SizeError};
 
 use jupiter_common::proto::drupe::central::v1::drupe_central_server::{DrupeCentral, DrupeCentralServer};
 use jupiter_common::proto::drupe::central::v1::profile_update::Update;
@@ -23,6 +25,7 @@ use jupiter_common::proto::drupe::central::v1::{
 };
 use jupiter_common::proto::drupe::droplet::v1::NodeResources;
 use jupiter_common::serve::{self, ServeError};
+use jupiter_common::sync::LockExt;
 use jupiter_common::transfer::check_name;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,13 +38,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Notify};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
+use tokio_util::task::AbortOnDropHandle;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
 /// How drupe-central probes and when it gives up on a node.
 #[derive(Debug, Clone)]
-pub struct CentralConfig {
+pub struct Config {
     /// The embedded database file.
     pub db: PathBuf,
     /// Time between the starts of two probe rounds.
@@ -58,7 +62,7 @@ pub struct CentralConfig {
     pub unreachable_after: Duration,
 }
 
-impl CentralConfig {
+impl Config {
     pub fn new(db: PathBuf) -> Self {
         Self {
             db,
@@ -72,13 +76,22 @@ impl CentralConfig {
     }
 }
 
+/// Everything that stops drupe-central from starting or serving.
 #[derive(Debug, thiserror::Error)]
-pub enum CentralError {
+pub enum Error {
+    #[error("--probe-sizes: {0}")]
+    ProbeSize(#[from] SizeError),
+    #[error("--probe-sizes needs at least one size")]
+    NoProbeSizes,
+    #[error("--{flag} must be a positive number of seconds, got {value}")]
+    Seconds { flag: &'static str, value: f64 },
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 struct NodeEntry {
     resources: NodeResources,
@@ -93,7 +106,7 @@ struct State {
 }
 
 struct Inner {
-    config: CentralConfig,
+    config: Config,
     state: Mutex<State>,
     /// Taken (closed) when the server stops, even if a call still holds a clone.
     store: Mutex<Option<Store>>,
@@ -110,7 +123,7 @@ pub struct Central {
 impl Central {
     /// Opens the store and loads what it held. Stored nodes get a fresh
     /// grace period: they are unreachable only if they stay silent.
-    pub fn open(config: CentralConfig) -> Result<Self, CentralError> {
+    pub fn open(config: Config) -> Result<Self> {
         let (store, loaded) = Store::open(&config.db)?;
         let now = Instant::now();
         let mut state = State::default();
@@ -145,7 +158,14 @@ impl Central {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.state.locked()
+    }
+
+    /// Closes the database, even while calls still hold this `Central`:
+    /// a successor on the same file can open it, and later updates are
+    /// only published.
+    fn close(&self) {
+        self.inner.store.locked().take();
     }
 
     /// Stores and publishes updates (already applied to the state).
@@ -153,13 +173,7 @@ impl Central {
         if updates.is_empty() {
             return;
         }
-        if let Some(store) = self
-            .inner
-            .store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
+        if let Some(store) = self.inner.store.locked().as_mut() {
             if let Err(e) = store.record(&updates) {
                 tracing::error!(error = %e, "could not store profile updates");
             }
@@ -339,7 +353,7 @@ impl DrupeCentral for Central {
             0 => 1000,
             n => n.min(100_000) as usize,
         };
-        let store = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
+        let store = self.inner.store.locked();
         let store = store
             .as_ref()
             .ok_or_else(|| Status::unavailable("drupe-central is stopping"))?;
@@ -362,15 +376,20 @@ impl DrupeCentral for Central {
     }
 }
 
-/// Serves drupe-central on `listener`, probing in the background, until `shutdown`.
+/// Serves drupe-central on `listener`, probing in the background, until
+/// `shutdown`. Dropping the returned future (aborting its task) stops the
+/// prober and closes the database at once, as a crash would.
 pub async fn serve(
-    config: CentralConfig,
+    config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), CentralError> {
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let central = Central::open(config)?;
-    let background = tokio::spawn(prober::run(central.clone()));
-    let stop_probing = background.abort_handle();
+    let running = Running {
+        central: central.clone(),
+        prober: AbortOnDropHandle::new(tokio::spawn(prober::run(central.clone()))),
+    };
+    let stop_probing = running.prober.abort_handle();
     // Stop probing as soon as shutdown begins: the droplets are stopping
     // too, and their links are not really down.
     let shutdown = async move {
@@ -378,15 +397,21 @@ pub async fn serve(
         stop_probing.abort();
     };
     let mut routes = RoutesBuilder::default();
-    routes.add_service(DrupeCentralServer::new(central.clone()));
+    routes.add_service(DrupeCentralServer::new(central));
     let result = serve::serve(listener, routes, &[DrupeCentralServer::<Central>::NAME], shutdown).await;
-    let _ = background.await;
-    // Close the database now, so that a successor can open it.
-    central
-        .inner
-        .store
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
+    drop(running);
     Ok(result?)
+}
+
+/// What `serve` started, ended however `serve` ends: the prober is
+/// aborted with its handle, the database is closed here.
+struct Running {
+    central: Central,
+    prober: AbortOnDropHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.central.close();
+    }
 }

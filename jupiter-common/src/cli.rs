@@ -77,7 +77,10 @@ mod tests {
     fn bad_urls_name_their_flag() {
         assert!(check_url("central", "http://drupe-central:7100").is_ok());
         let error = check_url("central", "http://bad host").unwrap_err().to_string();
-        assert!(error.starts_with("--central \"http://bad host\" is not a URL"), "{error}");
+        assert!(
+            error.starts_with("--central \"http://bad host\" is not a URL"),
+            "{error}"
+        );
         let pairs = vec![parse_task_url("a=http://x y").unwrap()];
         assert!(matches!(
             url_for(&pairs, "a", "child"),

@@ -219,7 +219,7 @@ impl Deployment {
         let central = bind().await?;
         let central_url = url_of(&central).map_err(DeployError::Bind)?;
         let mut central_config =
-            drupe_central::CentralConfig::new(options.workdir.join("drupe").join("central.redb"));
+            drupe_central::Config::new(options.workdir.join("drupe").join("central.redb"));
         // Loopback links are fast: small payloads measure them well enough.
         central_config.probe_sizes = options.probe.sizes.clone();
         central_config.probe_interval = options.probe.interval;

@@ -88,7 +88,7 @@ struct ScheduleArgs {
 #[derive(Subcommand, Debug)]
 enum Role {
     /// DRUPE central: probes links, fits models, serves the profile.
-    DrupeCentral(drupe_central::cli::Args),
+    DrupeCentral(drupe_central::Args),
     /// DRUPE droplet: answers probes and reports this node's resources.
     DrupeDroplet(drupe_droplet::cli::Args),
 }
@@ -255,7 +255,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { role } => {
             match role {
-                Role::DrupeCentral(args) => drupe_central::cli::run(args).await?,
+                Role::DrupeCentral(args) => {
+                    jupiter_common::role::run(args, jupiter_common::telemetry::shutdown_signal()).await?
+                }
                 Role::DrupeDroplet(args) => drupe_droplet::cli::run(args).await?,
             }
             Ok(ExitCode::SUCCESS)
@@ -315,7 +317,7 @@ fn prepare(args: &DeployArgs) -> anyhow::Result<(App, Target, Option<tempfile::T
             sizes: args
                 .probe_sizes
                 .iter()
-                .map(|s| drupe_central::cli::parse_size(s))
+                .map(|s| drupe_central::parse_size(s))
                 .collect::<Result<_, _>>()
                 .map_err(anyhow::Error::msg)?,
         },

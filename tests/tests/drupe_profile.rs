@@ -2,7 +2,7 @@
 //! update stream, a restarted central serving its stored profile, and a
 //! killed droplet whose links turn unreachable and come back.
 
-use drupe_central::CentralConfig;
+use drupe_central::Config as CentralConfig;
 use drupe_droplet::DropletConfig;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::profile_update::Update;

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use drupe_central::CentralConfig;
+use drupe_central::Config as CentralConfig;
 use drupe_droplet::DropletConfig;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::ProfileRequest;
