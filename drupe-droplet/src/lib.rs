@@ -4,10 +4,13 @@
 //! reports its node's resources on an interval, which also registers the
 //! node.
 
-pub mod cli;
+mod args;
 pub mod probe;
 pub mod resources;
 
+pub use args::Args;
+
+use jupiter_common::cli::FlagError;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::droplet::v1::drupe_droplet_server::{DrupeDroplet, DrupeDropletServer};
 use jupiter_common::proto::drupe::droplet::v1::{
@@ -18,39 +21,60 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::task::AbortOnDropHandle;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// What a droplet needs to know.
 #[derive(Debug, Clone)]
-pub struct DropletConfig {
+pub struct Config {
     /// Name of the node this droplet profiles.
     pub node: String,
     /// drupe-central's URL (`http://host:port`).
     pub central: String,
     /// How often resources are reported.
     pub report_interval: Duration,
-    /// The URL other droplets reach this one at (reported to central).
-    pub advertise: String,
+    /// The URL other droplets reach this one at (reported to central);
+    /// `serve` defaults it to `http://<node>:<bound port>`.
+    pub advertise: Option<String>,
     /// Folder whose disk is this node's storage (its free space is reported).
     pub data_dir: Option<PathBuf>,
 }
 
+/// Everything that stops a droplet from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("--interval must be a positive number of seconds, got {0}")]
+    Interval(f64),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    #[error("drupe-central's address: {0}")]
+    Central(#[source] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 #[derive(Debug, Clone)]
 pub struct Droplet {
-    config: DropletConfig,
+    config: Config,
+    /// The URL reported to central: the configured one or the default.
+    advertise: String,
 }
 
 impl Droplet {
-    pub fn new(config: DropletConfig) -> Self {
-        Self { config }
+    /// A droplet reached at `advertise`.
+    pub fn new(config: Config, advertise: String) -> Self {
+        Self { config, advertise }
     }
 
     fn snapshot(&self) -> NodeResources {
         let mut r = resources::measure(self.config.data_dir.as_deref());
         r.node = self.config.node.clone();
-        r.address = self.config.advertise.clone();
+        r.address = self.advertise.clone();
         r
     }
 }
@@ -95,15 +119,7 @@ impl DrupeDroplet for Droplet {
 
 /// Reports to drupe-central forever: first at once, then every interval.
 /// Failures are logged and retried on the next tick; central may start later.
-async fn report_loop(droplet: Droplet) {
-    let channel = match serve::channel(&droplet.config.central) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(central = %droplet.config.central, error = %e, "bad drupe-central address");
-            return;
-        }
-    };
-    let mut client = DrupeCentralClient::new(channel);
+async fn report_loop(droplet: Droplet, mut client: DrupeCentralClient<Channel>) {
     let mut retry = Duration::from_millis(10);
     loop {
         match client.report_resources(droplet.snapshot()).await {
@@ -120,17 +136,27 @@ async fn report_loop(droplet: Droplet) {
     }
 }
 
-/// Serves the droplet on `listener` and reports to central until `shutdown`.
+/// Serves the droplet on `listener` and reports to central until
+/// `shutdown`. Dropping the returned future (aborting its task) stops the
+/// reports at once, as a crash would.
 pub async fn serve(
-    config: DropletConfig,
+    config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
-    let droplet = Droplet::new(config);
-    let reporter = tokio::spawn(report_loop(droplet.clone()));
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let advertise = match &config.advertise {
+        Some(url) => url.clone(),
+        None => {
+            let port = listener.local_addr().map_err(ServeError::Io)?.port();
+            format!("http://{}:{port}", config.node)
+        }
+    };
+    tracing::info!(node = %config.node, %advertise, "drupe-droplet serving");
+    let central = DrupeCentralClient::new(serve::channel(&config.central).map_err(Error::Central)?);
+    let droplet = Droplet::new(config, advertise);
+    let _reporter = AbortOnDropHandle::new(tokio::spawn(report_loop(droplet.clone(), central)));
     let mut routes = RoutesBuilder::default();
     routes.add_service(DrupeDropletServer::new(droplet));
-    let result = serve::serve(listener, routes, &[DrupeDropletServer::<Droplet>::NAME], shutdown).await;
-    reporter.abort();
-    result
+    serve::serve(listener, routes, &[DrupeDropletServer::<Droplet>::NAME], shutdown).await?;
+    Ok(())
 }

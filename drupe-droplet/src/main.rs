@@ -1,19 +1,5 @@
-//! drupe-droplet binary: runs on every node.
+//! The drupe-droplet binary: see [`drupe_droplet::Args`].
 
-use clap::Parser;
-
-#[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "DRUPE droplet: answers link probes, measures this node's links and reports its resources"
-)]
-struct Cli {
-    #[command(flatten)]
-    args: drupe_droplet::cli::Args,
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    jupiter_common::telemetry::init(false);
-    drupe_droplet::cli::run(Cli::parse().args).await
+fn main() -> std::process::ExitCode {
+    jupiter_common::role::main::<drupe_droplet::Args>()
 }

@@ -240,11 +240,11 @@ impl Deployment {
             let name = format!("node{i}");
             let droplet = bind().await?;
             let droplet_url = url_of(&droplet).map_err(DeployError::Bind)?;
-            let config = drupe_droplet::DropletConfig {
+            let config = drupe_droplet::Config {
                 node: name.clone(),
                 central: central_url.clone(),
                 report_interval: Duration::from_secs(5),
-                advertise: droplet_url.clone(),
+                advertise: Some(droplet_url.clone()),
                 data_dir: Some(options.workdir.clone()),
             };
             spawn_role(

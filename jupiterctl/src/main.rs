@@ -90,7 +90,7 @@ enum Role {
     /// DRUPE central: probes links, fits models, serves the profile.
     DrupeCentral(drupe_central::Args),
     /// DRUPE droplet: answers probes and reports this node's resources.
-    DrupeDroplet(drupe_droplet::cli::Args),
+    DrupeDroplet(drupe_droplet::Args),
 }
 
 #[derive(Args, Debug)]
@@ -258,7 +258,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 Role::DrupeCentral(args) => {
                     jupiter_common::role::run(args, jupiter_common::telemetry::shutdown_signal()).await?
                 }
-                Role::DrupeDroplet(args) => drupe_droplet::cli::run(args).await?,
+                Role::DrupeDroplet(args) => {
+                    jupiter_common::role::run(args, jupiter_common::telemetry::shutdown_signal()).await?
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

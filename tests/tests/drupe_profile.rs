@@ -3,7 +3,7 @@
 //! killed droplet whose links turn unreachable and come back.
 
 use drupe_central::Config as CentralConfig;
-use drupe_droplet::DropletConfig;
+use drupe_droplet::Config as DropletConfig;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::profile_update::Update;
 use jupiter_common::proto::drupe::central::v1::{
@@ -56,7 +56,7 @@ async fn start_droplet(node: &str, central: &str, listener: TcpListener) -> Role
         node: node.into(),
         central: central.into(),
         report_interval: Duration::from_millis(200),
-        advertise: url_of(&listener).expect("address"),
+        advertise: Some(url_of(&listener).expect("address")),
         data_dir: None,
     };
     let shutdown = stop.clone().cancelled_owned();

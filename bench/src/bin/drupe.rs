@@ -9,7 +9,7 @@
 use anyhow::{bail, Result};
 use clap::Parser;
 use drupe_central::Config as CentralConfig;
-use drupe_droplet::DropletConfig;
+use drupe_droplet::Config as DropletConfig;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::ProfileRequest;
 use jupiter_common::serve::{channel, url_of, wait_healthy};
@@ -53,7 +53,7 @@ async fn first_profile(n: usize) -> Result<Duration> {
             node: format!("node{i}"),
             central: central_url.clone(),
             report_interval: Duration::from_secs(5),
-            advertise: url_of(&listener)?,
+            advertise: Some(url_of(&listener)?),
             data_dir: None,
         };
         tokio::spawn(drupe_droplet::serve(
