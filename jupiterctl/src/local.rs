@@ -233,7 +233,11 @@ impl Deployment {
         spawn_role(&mut servers, "wave-home".into(), {
             let central_url = central_url.clone();
             let stop = shutdown.clone().cancelled_owned();
-            async move { wave_home::serve(&central_url, None, wave, stop).await }
+            let config = wave_home::Config {
+                central: central_url,
+                advertise: None,
+            };
+            async move { wave_home::serve(config, wave, stop).await }
         });
         let mut nodes = Vec::new();
         for i in 0..options.nodes {

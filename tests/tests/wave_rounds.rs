@@ -43,12 +43,11 @@ async fn setup() -> Setup {
     let home = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let home_url = url_of(&home).expect("url");
     // WAVE-random needs no DRUPE; the URL is never called.
-    tokio::spawn(wave_home::serve(
-        "http://127.0.0.1:1",
-        None,
-        home,
-        stop.clone().cancelled_owned(),
-    ));
+    let config = wave_home::Config {
+        central: "http://127.0.0.1:1".into(),
+        advertise: None,
+    };
+    tokio::spawn(wave_home::serve(config, home, stop.clone().cancelled_owned()));
     wait_healthy("wave-home", &home_url, Duration::from_secs(10))
         .await
         .expect("healthy");

@@ -1,12 +1,19 @@
-//! WAVE home: produces the mapping task -> node. For now it accepts a static
-//! mapping or draws a random one over the nodes DRUPE knows; network-aware
-//! algorithms plug in here later.
+//! WAVE home: produces the mapping task -> node. HEFT and CPoP run here
+//! over DRUPE's network and resource profile and the app's execution
+//! profile ([`network`], [`offline`]); a distributed WAVE round is driven
+//! from here and decided by the nodes' agents ([`wave`]); a static mapping
+//! is checked and a seeded random one drawn over the nodes DRUPE knows
+//! ([`mapping`]). The latest mapping is kept for `GetMapping`.
 
+mod args;
 pub mod mapping;
 pub mod network;
 pub mod offline;
 pub mod wave;
 
+pub use args::Args;
+
+use jupiter_common::cli::FlagError;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::ProfileRequest;
 use jupiter_common::proto::wave::home::v1::wave_home_server::{WaveHome, WaveHomeServer};
@@ -14,6 +21,7 @@ use jupiter_common::proto::wave::home::v1::{
     AssignmentReply, AssignmentReport, FailureAck, FailureReport, GetMappingRequest, Mapping, ScheduleRequest,
 };
 use jupiter_common::serve::{self, ServeError};
+use jupiter_common::sync::LockExt;
 use offline::Algorithm;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -22,6 +30,29 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+
+/// What wave-home needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// drupe-central's URL: nodes and the profile come from there.
+    pub central: String,
+    /// The URL agents reach this wave-home at; `serve` defaults it to the
+    /// listener's own address.
+    pub advertise: Option<String>,
+}
+
+/// Everything that stops wave-home from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    #[error("drupe-central's address: {0}")]
+    Central(#[source] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -103,7 +134,7 @@ impl WaveHome for Home {
                 mapping::compute(&request, &nodes).map_err(|e| Status::invalid_argument(e.to_string()))?
             }
         };
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapping.clone());
+        *self.last.locked() = Some(mapping.clone());
         tracing::info!(algorithm = %mapping.algorithm, ?mapping.assignments, "mapping ready");
         Ok(Response::new(mapping))
     }
@@ -127,28 +158,28 @@ impl WaveHome for Home {
 
     async fn get_mapping(&self, _request: Request<GetMappingRequest>) -> Result<Response<Mapping>, Status> {
         self.last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .clone()
             .map(Response::new)
             .ok_or_else(|| Status::failed_precondition("no mapping has been computed yet"))
     }
 }
 
-/// Serves wave-home on `listener` until `shutdown`. Agents reach it at
-/// `advertise` (default: the listener's own address).
+/// Serves wave-home on `listener` until `shutdown`. It starts no
+/// background task (a WAVE round runs inside its `Schedule` call), so
+/// dropping the returned future stops it all.
 pub async fn serve(
-    central: &str,
-    advertise: Option<String>,
+    config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
-    let advertise = match advertise {
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let advertise = match config.advertise {
         Some(url) => url,
         None => serve::url_of(&listener).map_err(ServeError::Io)?,
     };
-    let home = Home::new(central, &advertise)?;
+    let home = Home::new(&config.central, &advertise).map_err(Error::Central)?;
     let mut routes = RoutesBuilder::default();
     routes.add_service(WaveHomeServer::new(home));
-    serve::serve(listener, routes, &[WaveHomeServer::<Home>::NAME], shutdown).await
+    serve::serve(listener, routes, &[WaveHomeServer::<Home>::NAME], shutdown).await?;
+    Ok(())
 }

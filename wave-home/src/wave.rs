@@ -8,6 +8,7 @@ use jupiter_common::proto::wave::home::v1::{Mapping, ScheduleRequest};
 use jupiter_common::proto::wave::worker::v1::wave_worker_client::WaveWorkerClient;
 use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
 use jupiter_common::serve;
+use jupiter_common::sync::LockExt;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -35,7 +36,7 @@ pub struct Rounds {
 
 impl Rounds {
     fn round(&self) -> std::sync::MutexGuard<'_, Round> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
+        self.current.locked()
     }
 
     /// An agent appointed `node` for `task`: the first report wins.
@@ -130,7 +131,7 @@ impl Rounds {
         }
         for result in futures::future::join_all(calls).await {
             if let Err(e) = result {
-                self.fail(id, "an ingress task", &e);
+                self.fail(id, "an ingress task", &e.to_string());
             }
         }
         loop {
@@ -166,6 +167,28 @@ impl Rounds {
     }
 }
 
+/// Why a node's agent did not take a task.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("wave-worker of {node} at {url}: {source}")]
+    Address {
+        node: String,
+        url: String,
+        source: tonic::transport::Error,
+    },
+    /// `last` is the agent's last refusal; `None`: it never answered.
+    #[error(
+        "the wave-worker of {node} at {url} did not take task {task}: {}",
+        last.as_ref().map_or("no answer", Status::message)
+    )]
+    NotTaken {
+        node: String,
+        url: String,
+        task: String,
+        last: Option<Status>,
+    },
+}
+
 /// Tells `node`'s agent it hosts a task, retrying until `deadline`: an agent
 /// that starts late is waited for, one that never answers is named.
 pub async fn host_task(
@@ -173,22 +196,27 @@ pub async fn host_task(
     node: String,
     request: HostTaskRequest,
     deadline: tokio::time::Instant,
-) -> Result<(), String> {
-    let channel = serve::channel(&url).map_err(|e| format!("wave-worker of {node} at {url}: {e}"))?;
+) -> Result<(), HostError> {
+    let channel = match serve::channel(&url) {
+        Ok(channel) => channel,
+        Err(source) => return Err(HostError::Address { node, url, source }),
+    };
     let mut client = WaveWorkerClient::new(channel);
     let mut delay = Duration::from_millis(5);
     loop {
         let attempt = tokio::time::timeout_at(deadline, client.host_task(request.clone())).await;
-        let error = match attempt {
+        let last = match attempt {
             Ok(Ok(_)) => return Ok(()),
-            Ok(Err(status)) => status.message().to_string(),
-            Err(_) => "no answer".to_string(),
+            Ok(Err(status)) => Some(status),
+            Err(_) => None,
         };
         if tokio::time::Instant::now() + delay >= deadline {
-            return Err(format!(
-                "the wave-worker of {node} at {url} did not take task {}: {error}",
-                request.task
-            ));
+            return Err(HostError::NotTaken {
+                node,
+                url,
+                task: request.task,
+                last,
+            });
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(500));

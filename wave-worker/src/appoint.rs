@@ -103,7 +103,9 @@ async fn appoint(
             children: grandchildren.unwrap_or_default(),
             ..request.clone()
         };
-        wave_home::wave::host_task(url, reply.node.clone(), next, deadline).await?;
+        wave_home::wave::host_task(url, reply.node.clone(), next, deadline)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

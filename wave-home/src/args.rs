@@ -1,0 +1,83 @@
+//! wave-home's command line: the flags (each with a `JUPITER_*` fallback),
+//! checked into a [`Config`] before anything is bound.
+
+use crate::{Config, Error, Result};
+use jupiter_common::cli::check_url;
+use jupiter_common::env;
+use jupiter_common::role::{Role, RoleArgs};
+use std::future::Future;
+use tokio::net::TcpListener;
+
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    version,
+    about = "WAVE home: maps an app's tasks to nodes (HEFT, CPoP or distributed WAVE over DRUPE's profile, a static mapping, or a seeded random one)"
+)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = env::LISTEN, default_value_t = Role::WaveHome.default_listen())]
+    pub listen: String,
+    /// URL agents reach this wave-home at (default: the listening address).
+    #[arg(long, env = env::ADVERTISE)]
+    pub advertise: Option<String>,
+    /// drupe-central's URL.
+    #[arg(long, env = env::DRUPE_CENTRAL, default_value_t = Role::DrupeCentral.default_url())]
+    pub central: String,
+}
+
+impl Args {
+    /// The checked configuration.
+    pub fn config(&self) -> Result<Config> {
+        check_url("central", &self.central)?;
+        if let Some(advertise) = &self.advertise {
+            check_url("advertise", advertise)?;
+        }
+        Ok(Config {
+            central: self.central.clone(),
+            advertise: self.advertise.clone(),
+        })
+    }
+}
+
+impl RoleArgs for Args {
+    const ROLE: Role = Role::WaveHome;
+    type Config = Config;
+    type Error = Error;
+
+    fn listen(&self) -> &str {
+        &self.listen
+    }
+
+    fn config(&self) -> Result<Config> {
+        Args::config(self)
+    }
+
+    fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<()>> + Send {
+        crate::serve(config, listener, shutdown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_and_bad_urls() {
+        let args = Args::try_parse_from(["wave-home"]).unwrap();
+        assert_eq!(args.listen, "0.0.0.0:7200");
+        let config = args.config().unwrap();
+        assert_eq!(config.central, "http://drupe-central:7100");
+        assert_eq!(config.advertise, None);
+        let args = Args::try_parse_from(["wave-home", "--central", "http://a b"]).unwrap();
+        let error = args.config().unwrap_err().to_string();
+        assert!(
+            error.starts_with("--central \"http://a b\" is not a URL"),
+            "{error}"
+        );
+    }
+}
