@@ -258,11 +258,15 @@ impl Deployment {
             );
             let agent = bind().await?;
             let agent_url = url_of(&agent).map_err(DeployError::Bind)?;
-            spawn_role(&mut servers, format!("wave-worker {name}"), {
-                let name = name.clone();
-                let stop = shutdown.clone().cancelled_owned();
-                async move { wave_worker::serve(&name, agent, stop).await }
-            });
+            spawn_role(
+                &mut servers,
+                format!("wave-worker {name}"),
+                wave_worker::serve(
+                    wave_worker::Config { node: name.clone() },
+                    agent,
+                    shutdown.clone().cancelled_owned(),
+                ),
+            );
             nodes.push(NodeEndpoints {
                 name,
                 drupe_droplet: droplet_url,

@@ -61,7 +61,7 @@ async fn setup() -> Setup {
             late = Some(listener);
         } else {
             let stop = stop.clone().cancelled_owned();
-            tokio::spawn(async move { wave_worker::serve(&node, listener, stop).await });
+            tokio::spawn(wave_worker::serve(wave_worker::Config { node }, listener, stop));
         }
     }
     Setup {
@@ -90,7 +90,8 @@ async fn a_late_agent_is_waited_for() {
     let stop = s.stop.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        wave_worker::serve("node2", listener, stop.cancelled_owned()).await
+        let config = wave_worker::Config { node: "node2".into() };
+        wave_worker::serve(config, listener, stop.cancelled_owned()).await
     });
     let mapping = WaveHomeClient::new(channel(&s.home).expect("channel"))
         .schedule(request(&s.workers, 20.0))

@@ -14,6 +14,34 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::time::Duration;
+use tonic::Status;
+use wave_home::wave::HostError;
+
+/// Why an agent could not appoint its task's children; reported to
+/// wave-home, which fails the round with it.
+#[derive(Debug, thiserror::Error)]
+pub enum AppointError {
+    #[error("wave-home's address {url}: {source}")]
+    Home {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("drupe-central's address {url}: {source}")]
+    Central {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("drupe-central at {url}: {}", status.message())]
+    Profile { url: String, status: Status },
+    #[error("no node to appoint")]
+    NoNode,
+    #[error("reporting {child} to wave-home: {}", status.message())]
+    Report { child: String, status: Status },
+    #[error("no wave-worker known for {0}")]
+    UnknownWorker(String),
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
 
 /// Appoints nodes for every child of `request.task`, hosted on `node`.
 pub async fn appoint_children(node: String, request: HostTaskRequest) {
@@ -23,7 +51,7 @@ pub async fn appoint_children(node: String, request: HostTaskRequest) {
             let report = FailureReport {
                 round: request.round,
                 task: request.task.clone(),
-                error,
+                error: error.to_string(),
             };
             let _ = WaveHomeClient::new(channel).report_failure(report).await;
         }
@@ -34,11 +62,15 @@ async fn appoint(
     node: &str,
     request: &HostTaskRequest,
     deadline: tokio::time::Instant,
-) -> Result<(), String> {
+) -> Result<(), AppointError> {
     if request.children.is_empty() {
         return Ok(());
     }
-    let mut home = WaveHomeClient::new(serve::channel(&request.home).map_err(|e| e.to_string())?);
+    let channel = serve::channel(&request.home).map_err(|source| AppointError::Home {
+        url: request.home.clone(),
+        source,
+    })?;
+    let mut home = WaveHomeClient::new(channel);
     let mut nodes: Vec<String> = request.workers.keys().cloned().collect();
     nodes.sort();
     let profile = if request.mode == "greedy" {
@@ -74,7 +106,7 @@ async fn appoint(
             }
             None => nodes.choose(&mut rng).cloned(),
         }
-        .ok_or("no node to appoint")?;
+        .ok_or(AppointError::NoNode)?;
         let reply = home
             .report_assignment(AssignmentReport {
                 round: request.round,
@@ -83,7 +115,10 @@ async fn appoint(
                 node: choice,
             })
             .await
-            .map_err(|s| format!("reporting {child} to wave-home: {}", s.message()))?
+            .map_err(|status| AppointError::Report {
+                child: child.clone(),
+                status,
+            })?
             .into_inner();
         if !reply.appointed {
             continue;
@@ -97,24 +132,23 @@ async fn appoint(
             .workers
             .get(&reply.node)
             .cloned()
-            .ok_or_else(|| format!("no wave-worker known for {}", reply.node))?;
+            .ok_or_else(|| AppointError::UnknownWorker(reply.node.clone()))?;
         let next = HostTaskRequest {
             task: child.clone(),
             children: grandchildren.unwrap_or_default(),
             ..request.clone()
         };
-        wave_home::wave::host_task(url, reply.node.clone(), next, deadline)
-            .await
-            .map_err(|e| e.to_string())?;
+        wave_home::wave::host_task(url, reply.node.clone(), next, deadline).await?;
     }
     Ok(())
 }
 
-async fn drupe_profile(central: &str) -> Result<(NetworkProfile, ResourceProfile), String> {
-    let mut client = DrupeCentralClient::new(serve::channel(central).map_err(|e| e.to_string())?);
-    wave_home::network::drupe_profile(&mut client)
+async fn drupe_profile(central: &str) -> Result<(NetworkProfile, ResourceProfile), AppointError> {
+    let url = || central.to_string();
+    let channel = serve::channel(central).map_err(|source| AppointError::Central { url: url(), source })?;
+    wave_home::network::drupe_profile(&mut DrupeCentralClient::new(channel))
         .await
-        .map_err(|s| format!("drupe-central at {central}: {}", s.message()))
+        .map_err(|status| AppointError::Profile { url: url(), status })
 }
 
 /// The node where the child would finish first, as far as this agent knows.

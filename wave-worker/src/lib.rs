@@ -3,10 +3,15 @@
 //! children (see [`appoint`]).
 
 pub mod appoint;
+mod args;
+
+pub use args::Args;
 
 use jupiter_common::proto::wave::worker::v1::wave_worker_server::{WaveWorker, WaveWorkerServer};
 use jupiter_common::proto::wave::worker::v1::{HostTaskReply, HostTaskRequest, InfoRequest, WorkerInfo};
 use jupiter_common::serve::{self, ServeError};
+use jupiter_common::sync::LockExt;
+use jupiter_common::task::Tasks;
 use jupiter_common::transfer::check_name;
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -16,10 +21,28 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
+/// What a wave-worker needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The node this agent speaks for.
+    pub node: String,
+}
+
+/// Everything that stops a wave-worker from serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 #[derive(Debug, Clone)]
 pub struct Agent {
     node: String,
     hosted: Arc<Mutex<BTreeSet<String>>>,
+    /// Appointments in progress: they end with the agent's server.
+    appointments: Tasks,
 }
 
 impl Agent {
@@ -27,6 +50,7 @@ impl Agent {
         Self {
             node: node.into(),
             hosted: Arc::default(),
+            appointments: Tasks::new(),
         }
     }
 }
@@ -36,13 +60,11 @@ impl WaveWorker for Agent {
     async fn host_task(&self, request: Request<HostTaskRequest>) -> Result<Response<HostTaskReply>, Status> {
         let request = request.into_inner();
         check_name("task", &request.task)?;
-        self.hosted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(request.task.clone());
+        self.hosted.locked().insert(request.task.clone());
         if request.round > 0 {
             // Answer at once; the children are appointed in the background.
-            tokio::spawn(appoint::appoint_children(self.node.clone(), request));
+            self.appointments
+                .spawn(appoint::appoint_children(self.node.clone(), request));
         }
         Ok(Response::new(HostTaskReply {
             node: self.node.clone(),
@@ -52,24 +74,23 @@ impl WaveWorker for Agent {
     async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<WorkerInfo>, Status> {
         Ok(Response::new(WorkerInfo {
             node: self.node.clone(),
-            hosted_tasks: self
-                .hosted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned()
-                .collect(),
+            hosted_tasks: self.hosted.locked().iter().cloned().collect(),
         }))
     }
 }
 
-/// Serves the agent of `node` on `listener` until `shutdown`.
+/// Serves the agent of `config.node` on `listener` until `shutdown`.
+/// Dropping the returned future (aborting its task) also stops the
+/// appointments in progress, as a crash would.
 pub async fn serve(
-    node: &str,
+    config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let agent = Agent::new(config.node);
+    let _appointments = agent.appointments.close_on_drop();
     let mut routes = RoutesBuilder::default();
-    routes.add_service(WaveWorkerServer::new(Agent::new(node)));
-    serve::serve(listener, routes, &[WaveWorkerServer::<Agent>::NAME], shutdown).await
+    routes.add_service(WaveWorkerServer::new(agent));
+    serve::serve(listener, routes, &[WaveWorkerServer::<Agent>::NAME], shutdown).await?;
+    Ok(())
 }

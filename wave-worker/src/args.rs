@@ -1,0 +1,67 @@
+//! wave-worker's command line: the flags (each with a `JUPITER_*`
+//! fallback), turned into a [`Config`].
+
+use crate::{Config, Error, Result};
+use jupiter_common::env;
+use jupiter_common::role::{Role, RoleArgs};
+use std::future::Future;
+use tokio::net::TcpListener;
+
+#[derive(clap::Parser, Debug, Clone)]
+#[command(version, about = "WAVE worker: the scheduler's agent on one node")]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = env::LISTEN, default_value_t = Role::WaveWorker.default_listen())]
+    pub listen: String,
+    /// Name of this node.
+    #[arg(long, env = env::NODE)]
+    pub node: String,
+}
+
+impl Args {
+    /// The configuration: every value of these flags is usable.
+    pub fn config(&self) -> Result<Config> {
+        Ok(Config {
+            node: self.node.clone(),
+        })
+    }
+}
+
+impl RoleArgs for Args {
+    const ROLE: Role = Role::WaveWorker;
+    type Config = Config;
+    type Error = Error;
+
+    fn listen(&self) -> &str {
+        &self.listen
+    }
+
+    fn config(&self) -> Result<Config> {
+        Args::config(self)
+    }
+
+    fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<()>> + Send {
+        crate::serve(config, listener, shutdown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults() {
+        let args = Args::try_parse_from(["wave-worker", "--node", "n1"]).unwrap();
+        assert_eq!(args.listen, "0.0.0.0:7201");
+        assert_eq!(args.config().unwrap().node, "n1");
+        assert!(
+            Args::try_parse_from(["wave-worker"]).is_err(),
+            "--node is required"
+        );
+    }
+}
