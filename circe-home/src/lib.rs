@@ -2,8 +2,13 @@
 //! workers, receives the egress tasks' outputs into the output folder and
 //! records per input its makespan and per task its timings.
 
+mod args;
 mod ledger;
 
+pub use args::Args;
+
+use jupiter_common::app::AppError;
+use jupiter_common::cli::FlagError;
 use jupiter_common::clock::unix_nanos;
 use jupiter_common::proto::circe::home::v1::circe_home_server::{CirceHome, CirceHomeServer};
 use jupiter_common::proto::circe::home::v1::{
@@ -12,6 +17,8 @@ use jupiter_common::proto::circe::home::v1::{
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, PushAck};
 use jupiter_common::serve::{self, ServeError};
+use jupiter_common::sync::LockExt;
+use jupiter_common::task::Tasks;
 use jupiter_common::transfer::{
     check_name, file_chunks, push_until_acked, read_header, receive_durably, Origin,
 };
@@ -35,8 +42,9 @@ pub struct Ingress {
     pub address: String,
 }
 
+/// What circe-home needs to know.
 #[derive(Debug, Clone)]
-pub struct HomeConfig {
+pub struct Config {
     /// Where submitted inputs are kept until they are fed.
     pub data_dir: PathBuf,
     /// Where outputs land: `<output_dir>/<input id>/<file>`.
@@ -48,8 +56,13 @@ pub struct HomeConfig {
     pub tasks: Vec<String>,
 }
 
+/// Everything that stops circe-home from starting or serving.
 #[derive(Debug, thiserror::Error)]
-pub enum HomeError {
+pub enum Error {
+    #[error("--app: {0}")]
+    App(#[from] AppError),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
     #[error("folder {dir}: {source}")]
     Dir { dir: PathBuf, source: std::io::Error },
     #[error("address: {0}")]
@@ -58,21 +71,27 @@ pub enum HomeError {
     Serve(#[from] ServeError),
 }
 
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 #[derive(Clone)]
 pub struct Home {
-    config: Arc<HomeConfig>,
+    config: Arc<Config>,
     ingress: Vec<(String, CirceWorkerClient<Channel>)>,
     ledger: Arc<Mutex<Ledger>>,
+    /// Inputs being fed to the ingress workers: they end with the server.
+    feeds: Tasks,
 }
 
 impl Home {
-    pub fn new(config: HomeConfig) -> Result<Self, HomeError> {
+    /// Creates the folders and the ingress workers' channels, so that a bad
+    /// folder or address is reported before anything is served.
+    pub fn new(config: Config) -> Result<Self> {
         for dir in [
             config.data_dir.join("inputs"),
             config.data_dir.join("tmp"),
             config.output_dir.clone(),
         ] {
-            std::fs::create_dir_all(&dir).map_err(|source| HomeError::Dir { dir, source })?;
+            std::fs::create_dir_all(&dir).map_err(|source| Error::Dir { dir, source })?;
         }
         let ingress = config
             .ingress
@@ -89,11 +108,12 @@ impl Home {
             config: Arc::new(config),
             ingress,
             ledger: Arc::new(Mutex::new(ledger)),
+            feeds: Tasks::new(),
         })
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+        self.ledger.locked()
     }
 
     /// Streams the input file to every ingress worker until each acknowledges.
@@ -158,7 +178,7 @@ impl CirceHome for Home {
             }
         };
         self.ledger().start(&input, unix_nanos());
-        tokio::spawn(self.clone().feed(input.clone(), path, size));
+        self.feeds.spawn(self.clone().feed(input.clone(), path, size));
         Ok(Response::new(SubmitAck { input_id: input }))
     }
 
@@ -219,21 +239,16 @@ impl CirceHome for Home {
     }
 }
 
-/// Serves circe-home on `listener` until `shutdown`.
+/// Serves circe-home on `listener` until `shutdown`. Dropping the returned
+/// future (aborting its task) also stops the feeds in progress, as a crash
+/// would.
 pub async fn serve(
-    config: HomeConfig,
+    config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), HomeError> {
-    serve_home(Home::new(config)?, listener, shutdown).await
-}
-
-/// Serves an already built [`Home`] (so its folders are checked before).
-pub async fn serve_home(
-    home: Home,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), HomeError> {
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let home = Home::new(config)?;
+    let _feeds = home.feeds.close_on_drop();
     let mut routes = RoutesBuilder::default();
     routes.add_service(CirceHomeServer::new(home));
     serve::serve(listener, routes, &[CirceHomeServer::<Home>::NAME], shutdown).await?;

@@ -116,7 +116,7 @@ pub enum DeployError {
         source: circe_worker::WorkerError,
     },
     #[error("starting circe-home: {0}")]
-    Home(#[from] circe_home::HomeError),
+    Home(#[from] circe_home::Error),
     #[error("address: {0}")]
     Address(#[from] tonic::transport::Error),
 }
@@ -366,7 +366,7 @@ impl Deployment {
                 },
             );
         }
-        let home_config = circe_home::HomeConfig {
+        let home_config = circe_home::Config {
             data_dir: options.workdir.join("home"),
             output_dir: options.output.clone(),
             ingress: app
@@ -381,11 +381,12 @@ impl Deployment {
             tasks: app.tasks.iter().map(|t| t.name.clone()).collect(),
         };
         // Built here so a bad folder is reported before anything runs.
-        let home = circe_home::Home::new(home_config)?;
-        spawn_role(&mut servers, "circe-home".into(), {
-            let stop = shutdown.clone().cancelled_owned();
-            async move { circe_home::serve_home(home, home_listener, stop).await }
-        });
+        circe_home::Home::new(home_config.clone())?;
+        spawn_role(
+            &mut servers,
+            "circe-home".into(),
+            circe_home::serve(home_config, home_listener, shutdown.clone().cancelled_owned()),
+        );
         let mut checks: Vec<(String, String)> = vec![("circe-home".into(), home_url.clone())];
         for (task, w) in &worker_endpoints {
             checks.push((format!("circe-worker {task}"), w.address.clone()));
