@@ -4,24 +4,30 @@
 //! outputs stream to the children's workers, or to circe-home for an egress
 //! task. A restart on the same queue directory picks up where it stopped.
 
+mod args;
 pub mod queue;
 pub mod routing;
 pub mod runner;
 pub mod sender;
 mod service;
 
-use jupiter_common::app::TaskSpec;
+pub use args::Args;
+
+use jupiter_common::app::{AppError, TaskSpec};
+use jupiter_common::cli::FlagError;
 use jupiter_common::clock::{ms_between, unix_nanos};
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::home::v1::TaskReport;
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::FileHeader;
 use jupiter_common::serve::{self, ServeError};
+use jupiter_common::sync::LockExt;
+use jupiter_common::task::Tasks;
 use queue::{DoneRecord, Queue, HOME_SOURCE};
 use sender::Downstream;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -36,7 +42,7 @@ pub struct ChildEndpoint {
 
 /// Everything one worker needs.
 #[derive(Debug, Clone)]
-pub struct WorkerConfig {
+pub struct Config {
     pub task: TaskSpec,
     pub app_dir: PathBuf,
     pub node: String,
@@ -48,8 +54,15 @@ pub struct WorkerConfig {
     pub python: String,
 }
 
+/// Everything that stops a worker from starting or serving.
 #[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
+pub enum Error {
+    #[error("--app: {0}")]
+    App(#[from] AppError),
+    #[error("--task {task:?} is not in the app at {}", app.display())]
+    UnknownTask { task: String, app: PathBuf },
+    #[error(transparent)]
+    Flag(#[from] FlagError),
     #[error("queue directory {dir}: {source}")]
     Queue { dir: PathBuf, source: std::io::Error },
     #[error("address: {0}")]
@@ -57,6 +70,8 @@ pub enum WorkerError {
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -76,7 +91,7 @@ struct Counters {
 
 /// The worker's shared state: its queue, its downstreams and its tasks.
 pub(crate) struct Worker {
-    config: WorkerConfig,
+    config: Config,
     queue: Queue,
     sources: Vec<String>,
     downstream: Vec<Downstream>,
@@ -84,18 +99,19 @@ pub(crate) struct Worker {
     legacy_runner: PathBuf,
     slots: Semaphore,
     counters: Mutex<Counters>,
-    tasks: Mutex<JoinSet<()>>,
+    /// Task runs and deliveries: they end with the worker's server.
+    tasks: Tasks,
 }
 
 impl Worker {
-    fn new(mut config: WorkerConfig) -> Result<Arc<Self>, WorkerError> {
+    fn new(mut config: Config) -> Result<Arc<Self>> {
         if matches!(
             config.task.runner,
             jupiter_common::app::TaskRunner::LegacyPython { .. }
         ) {
             config.python = runner::resolve_python(&config.python);
         }
-        let queue_err = |source| WorkerError::Queue {
+        let queue_err = |source| Error::Queue {
             dir: config.queue_dir.clone(),
             source,
         };
@@ -130,23 +146,21 @@ impl Worker {
             home,
             legacy_runner,
             counters: Mutex::default(),
-            tasks: Mutex::new(JoinSet::new()),
+            tasks: Tasks::new(),
         }))
     }
 
     fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+        self.counters.locked()
     }
 
     fn spawn(self: &Arc<Self>, fut: impl Future<Output = ()> + Send + 'static) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(fut);
+        self.tasks.spawn(fut);
     }
 
     /// Picks up what a previous run of this worker left in the queue.
-    fn recover(self: &Arc<Self>) -> Result<(), WorkerError> {
-        let recovered = self.queue.recover().map_err(|source| WorkerError::Queue {
+    fn recover(self: &Arc<Self>) -> Result<()> {
+        let recovered = self.queue.recover().map_err(|source| Error::Queue {
             dir: self.config.queue_dir.clone(),
             source,
         })?;
@@ -371,58 +385,18 @@ impl Worker {
     }
 }
 
-/// A running worker. Dropping it (or [`WorkerHandle::abort`]) stops the
-/// server and every task of the worker at once, as a crash would.
-pub struct WorkerHandle {
-    worker: Arc<Worker>,
-    server: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
-}
-
-impl WorkerHandle {
-    /// Stops everything now: no draining, no flushing (a kill).
-    pub fn abort(&self) {
-        if let Some(server) = &self.server {
-            server.abort();
-        }
-        self.worker
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .abort_all();
-    }
-
-    pub fn queue_dir(&self) -> &Path {
-        &self.worker.config.queue_dir
-    }
-
-    /// Waits for the server to end (after a shutdown or an abort).
-    pub async fn join(mut self) -> Result<(), ServeError> {
-        let Some(server) = self.server.take() else {
-            return Ok(());
-        };
-        // An aborted server is a stopped server, not an error.
-        server.await.unwrap_or(Ok(()))
-    }
-}
-
-impl Drop for WorkerHandle {
-    fn drop(&mut self) {
-        self.abort();
-    }
-}
-
-/// Starts a worker on `listener`: recovers its queue, then serves until
-/// `shutdown`.
-pub fn start(
-    config: WorkerConfig,
+/// Runs a worker on `listener`: recovers its queue, then serves until
+/// `shutdown`. Dropping the returned future (aborting its task) stops the
+/// server and every task run and delivery at once, as a crash would; the
+/// queue on disk lets a successor pick up from there.
+pub async fn serve(
+    config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<WorkerHandle, WorkerError> {
+) -> Result<()> {
     let worker = Worker::new(config)?;
+    let _tasks = worker.tasks.close_on_drop();
     worker.recover()?;
-    let server = tokio::spawn(service::serve(worker.clone(), listener, shutdown));
-    Ok(WorkerHandle {
-        worker,
-        server: Some(server),
-    })
+    service::serve(worker, listener, shutdown).await?;
+    Ok(())
 }

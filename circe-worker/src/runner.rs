@@ -2,6 +2,7 @@
 //! an original Jupiter Python task through the legacy shim.
 
 use jupiter_common::app::{TaskRunner, TaskSpec, LEGACY_RUNNER_PY};
+use jupiter_common::sync::LockExt;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -190,7 +191,7 @@ pub fn install_legacy_runner(queue_root: &Path) -> std::io::Result<PathBuf> {
 /// starting the shim.
 pub fn resolve_python(python: &str) -> String {
     static RESOLVED: std::sync::Mutex<BTreeMap<String, String>> = std::sync::Mutex::new(BTreeMap::new());
-    let mut resolved = RESOLVED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut resolved = RESOLVED.locked();
     resolved
         .entry(python.to_string())
         .or_insert_with(|| ask_python(python))

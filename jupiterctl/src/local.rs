@@ -3,7 +3,7 @@
 //! dependency order and each is health-checked before its dependants start.
 
 use crate::placement::{self, wait_all_healthy, Agent, PlacementRequest, HEALTH_TIMEOUT};
-use circe_worker::{ChildEndpoint, WorkerConfig, WorkerHandle};
+use circe_worker::{ChildEndpoint, Config as WorkerConfig};
 use jupiter_common::app::App;
 use jupiter_common::serve::{url_of, wait_healthy, NotHealthy};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 pub enum Scheduler {
@@ -113,7 +114,7 @@ pub enum DeployError {
     #[error("starting the worker of {task}: {source}")]
     Worker {
         task: String,
-        source: circe_worker::WorkerError,
+        source: circe_worker::Error,
     },
     #[error("starting circe-home: {0}")]
     Home(#[from] circe_home::Error),
@@ -162,7 +163,7 @@ pub struct WorkerEndpoint {
 struct WorkerSlot {
     config: WorkerConfig,
     addr: SocketAddr,
-    handle: Option<WorkerHandle>,
+    handle: Option<AbortOnDropHandle<circe_worker::Result<()>>>,
 }
 
 /// A running local deployment. Dropping it stops every role.
@@ -352,11 +353,11 @@ impl Deployment {
                 continue;
             };
             let addr = listener.local_addr().map_err(DeployError::Bind)?;
-            let handle = circe_worker::start(config.clone(), listener, shutdown.clone().cancelled_owned())
-                .map_err(|source| DeployError::Worker {
-                    task: task.name.clone(),
-                    source,
-                })?;
+            let handle = AbortOnDropHandle::new(tokio::spawn(circe_worker::serve(
+                config.clone(),
+                listener,
+                shutdown.clone().cancelled_owned(),
+            )));
             workers.insert(
                 task.name.clone(),
                 WorkerSlot {
@@ -433,7 +434,7 @@ impl Deployment {
         };
         if let Some(old) = slot.handle.take() {
             old.abort();
-            let _ = old.join().await;
+            let _ = old.await;
         }
         // The killed listener's port may take a moment to be free again.
         let mut delay = Duration::from_millis(5);
@@ -447,15 +448,11 @@ impl Deployment {
                 }
             }
         };
-        let handle = circe_worker::start(
+        let handle = AbortOnDropHandle::new(tokio::spawn(circe_worker::serve(
             slot.config.clone(),
             listener,
             self.shutdown.clone().cancelled_owned(),
-        )
-        .map_err(|source| DeployError::Worker {
-            task: task.to_string(),
-            source,
-        })?;
+        )));
         slot.handle = Some(handle);
         wait_healthy(
             &format!("circe-worker {task}"),
@@ -471,7 +468,7 @@ impl Deployment {
         self.shutdown.cancel();
         for slot in self.workers.values_mut() {
             if let Some(handle) = slot.handle.take() {
-                let _ = tokio::time::timeout(Duration::from_secs(5), handle.join()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), async {

@@ -267,7 +267,7 @@ async fn main() -> Result<()> {
     // The real worker of dst.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let worker_url = serve::url_of(&listener)?;
-    let config = circe_worker::WorkerConfig {
+    let config = circe_worker::Config {
         task: dst,
         app_dir: app.dir.clone(),
         node: "bench".into(),
@@ -276,7 +276,7 @@ async fn main() -> Result<()> {
         home: home_url.clone(),
         python: "python3".into(),
     };
-    let worker = circe_worker::start(config, listener, stopped(stop_rx.clone()))?;
+    let worker = tokio::spawn(circe_worker::serve(config, listener, stopped(stop_rx.clone())));
     serve::wait_healthy("circe-home stand-in", &home_url, Duration::from_secs(20)).await?;
     serve::wait_healthy("circe-worker dst", &worker_url, Duration::from_secs(20)).await?;
     let mut grpc = Grpc {
@@ -348,7 +348,7 @@ async fn main() -> Result<()> {
     }
 
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), worker.join()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), home).await;
 
     let target = 0.8;
