@@ -258,11 +258,11 @@ impl Worker {
         }
     }
 
-    async fn run(&self, input: &str) -> Result<Vec<String>, String> {
+    async fn run(&self, input: &str) -> Result<Vec<String>, runner::RunError> {
         let inputs = self
             .queue
             .input_files(input, &self.sources)
-            .map_err(|e| format!("listing inputs: {e}"))?;
+            .map_err(runner::RunError::Inputs)?;
         let dirs = runner::RunDirs {
             app_dir: &self.config.app_dir,
             work_dir: self.queue.work_dir(input),
@@ -270,9 +270,7 @@ impl Worker {
             legacy_runner: &self.legacy_runner,
             python: &self.config.python,
         };
-        runner::run(&self.config.task, input, &inputs, &dirs)
-            .await
-            .map_err(|e| e.to_string())
+        runner::run(&self.config.task, input, &inputs, &dirs).await
     }
 
     async fn fail(&self, input: &str, error: impl ToString) {

@@ -10,6 +10,8 @@ use tokio::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error("listing inputs: {0}")]
+    Inputs(std::io::Error),
     #[error("cannot start {program}: {source}")]
     Spawn { program: String, source: std::io::Error },
     #[error("task {task} exited with {status}: {stderr}")]

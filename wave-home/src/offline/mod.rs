@@ -18,13 +18,17 @@ pub enum Algorithm {
     Cpop,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown algorithm {0:?}: expected heft or cpop")]
+pub struct UnknownAlgorithm(pub String);
+
 impl std::str::FromStr for Algorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownAlgorithm;
+    fn from_str(s: &str) -> Result<Self, UnknownAlgorithm> {
         match s.to_ascii_lowercase().as_str() {
             "heft" => Ok(Algorithm::Heft),
             "cpop" => Ok(Algorithm::Cpop),
-            other => Err(format!("unknown algorithm {other:?}: expected heft or cpop")),
+            other => Err(UnknownAlgorithm(other.to_string())),
         }
     }
 }
