@@ -2,14 +2,12 @@
 //! fallback), checked into a [`Config`] (the app loaded, every ingress
 //! task given a URL) before anything is bound.
 
-use crate::{Config, Error, Ingress, Result};
+use crate::{Config, Ingress, Result};
 use jupiter_common::app::App;
 use jupiter_common::cli::{parse_task_url, url_for};
 use jupiter_common::env;
-use jupiter_common::role::{Role, RoleArgs};
-use std::future::Future;
+use jupiter_common::role::Role;
 use std::path::PathBuf;
-use tokio::net::TcpListener;
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -59,27 +57,7 @@ impl Args {
     }
 }
 
-impl RoleArgs for Args {
-    const ROLE: Role = Role::CirceHome;
-    type Config = Config;
-    type Error = Error;
-
-    fn listen(&self) -> &str {
-        &self.listen
-    }
-
-    fn config(&self) -> Result<Config> {
-        Args::config(self)
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<()>> + Send {
-        crate::serve(config, listener, shutdown)
-    }
-}
+jupiter_common::impl_role_args!(Args, Role::CirceHome);
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,9 @@
 
 use crate::{Config, Error, Result};
 use jupiter_common::env;
-use jupiter_common::role::{Role, RoleArgs};
-use std::future::Future;
+use jupiter_common::role::Role;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -119,27 +117,7 @@ impl Args {
     }
 }
 
-impl RoleArgs for Args {
-    const ROLE: Role = Role::DrupeCentral;
-    type Config = Config;
-    type Error = Error;
-
-    fn listen(&self) -> &str {
-        &self.listen
-    }
-
-    fn config(&self) -> Result<Config> {
-        Args::config(self)
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<()>> + Send {
-        crate::serve(config, listener, shutdown)
-    }
-}
+jupiter_common::impl_role_args!(Args, Role::DrupeCentral);
 
 #[cfg(test)]
 mod tests {

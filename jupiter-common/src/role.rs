@@ -152,6 +152,40 @@ pub trait RoleArgs: clap::Parser + Send + 'static {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
+/// Implements [`RoleArgs`] for a role crate's `Args` the one way every role
+/// does: `--listen` from its `listen` field, the checked configuration
+/// from its inherent `Args::config`, and the crate's own `Config`, `Error`
+/// and `serve`. A role crate writes `jupiter_common::impl_role_args!(Args,
+/// Role::WaveWorker);` next to its `Args`.
+#[macro_export]
+// `crate` here is the invoking role crate on purpose: its Config, Error, serve.
+#[allow(clippy::crate_in_macro_def)]
+macro_rules! impl_role_args {
+    ($args:ty, $role:expr) => {
+        impl $crate::role::RoleArgs for $args {
+            const ROLE: $crate::role::Role = $role;
+            type Config = crate::Config;
+            type Error = crate::Error;
+
+            fn listen(&self) -> &str {
+                &self.listen
+            }
+
+            fn config(&self) -> ::std::result::Result<crate::Config, crate::Error> {
+                <$args>::config(self)
+            }
+
+            fn serve(
+                config: crate::Config,
+                listener: ::tokio::net::TcpListener,
+                shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,
+            ) -> impl ::std::future::Future<Output = ::std::result::Result<(), crate::Error>> + Send {
+                crate::serve(config, listener, shutdown)
+            }
+        }
+    };
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("binding {address}: {source}")]

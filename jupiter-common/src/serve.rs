@@ -2,12 +2,14 @@
 //! server reflection (v1 and v1alpha, so any `grpcurl` works), on a listener
 //! the caller bound, until the shutdown future resolves.
 
+use crate::connection::Severable;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -58,10 +60,15 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    // Small control messages must not wait for Nagle.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|stream| {
+    // Every connection ends with this function, however it ends (returning,
+    // or dropped with its task as a crash would): see `connection`.
+    let connections = CancellationToken::new();
+    let _end_connections = connections.clone().drop_guard();
+    let incoming = TcpListenerStream::new(listener).map(move |conn| {
+        conn.map(|stream| {
+            // Small control messages must not wait for Nagle.
             let _ = stream.set_nodelay(true);
+            Severable::new(stream, &connections)
         })
     });
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -170,5 +177,95 @@ async fn check_health(address: &str) -> Result<(), Unhealthy> {
     match reply.into_inner().status() {
         ServingStatus::Serving => Ok(()),
         other => Err(Unhealthy::Status(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    async fn serving(listener: TcpListener, service: &'static str) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let _ = serve(
+                listener,
+                RoutesBuilder::default(),
+                &[service],
+                std::future::pending(),
+            )
+            .await;
+        })
+    }
+
+    /// A call in flight when its server is killed ends with it (as on a
+    /// real crash), and a client that keeps its channel reaches the server
+    /// that takes the port over, not the dead one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_server_leaves_no_connection_answering() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let first = serving(listener, "first.A").await;
+        let mut client = HealthClient::new(channel(&format!("http://{addr}")).expect("channel"));
+        let ask = |client: &mut HealthClient<Channel>| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .check(HealthCheckRequest {
+                        service: "first.A".into(),
+                    })
+                    .await
+            }
+        };
+        assert_eq!(
+            ask(&mut client)
+                .await
+                .expect("the first server answers")
+                .into_inner()
+                .status(),
+            ServingStatus::Serving
+        );
+        let mut watch = client
+            .watch(HealthCheckRequest {
+                service: "first.A".into(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        assert!(watch.message().await.expect("first status").is_some());
+        first.abort();
+        let _ = first.await;
+        // The open stream ends at once: nothing of the dead server lingers.
+        let ended = tokio::time::timeout(Duration::from_secs(2), watch.message()).await;
+        assert!(
+            matches!(ended, Ok(Err(_)) | Ok(Ok(None))),
+            "a call still open on the killed server: {ended:?}"
+        );
+
+        let mut listener = None;
+        for _ in 0..100 {
+            match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let second = serving(listener.expect("the port is free again"), "second.B").await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match ask(&mut client).await {
+                // The new server does not know the old one's service.
+                Err(status) if status.code() == Code::NotFound => break,
+                // Cut, or still the dead server's connection answering.
+                Ok(_) | Err(_) => {}
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the client still talks to the killed server"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        second.abort();
     }
 }

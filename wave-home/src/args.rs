@@ -1,12 +1,10 @@
 //! wave-home's command line: the flags (each with a `JUPITER_*` fallback),
 //! checked into a [`Config`] before anything is bound.
 
-use crate::{Config, Error, Result};
+use crate::{Config, Result};
 use jupiter_common::cli::check_url;
 use jupiter_common::env;
-use jupiter_common::role::{Role, RoleArgs};
-use std::future::Future;
-use tokio::net::TcpListener;
+use jupiter_common::role::Role;
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -39,27 +37,7 @@ impl Args {
     }
 }
 
-impl RoleArgs for Args {
-    const ROLE: Role = Role::WaveHome;
-    type Config = Config;
-    type Error = Error;
-
-    fn listen(&self) -> &str {
-        &self.listen
-    }
-
-    fn config(&self) -> Result<Config> {
-        Args::config(self)
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<()>> + Send {
-        crate::serve(config, listener, shutdown)
-    }
-}
+jupiter_common::impl_role_args!(Args, Role::WaveHome);
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,9 @@
 //! wave-worker's command line: the flags (each with a `JUPITER_*`
 //! fallback), turned into a [`Config`].
 
-use crate::{Config, Error, Result};
+use crate::{Config, Result};
 use jupiter_common::env;
-use jupiter_common::role::{Role, RoleArgs};
-use std::future::Future;
-use tokio::net::TcpListener;
+use jupiter_common::role::Role;
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(version, about = "WAVE worker: the scheduler's agent on one node")]
@@ -27,27 +25,7 @@ impl Args {
     }
 }
 
-impl RoleArgs for Args {
-    const ROLE: Role = Role::WaveWorker;
-    type Config = Config;
-    type Error = Error;
-
-    fn listen(&self) -> &str {
-        &self.listen
-    }
-
-    fn config(&self) -> Result<Config> {
-        Args::config(self)
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<()>> + Send {
-        crate::serve(config, listener, shutdown)
-    }
-}
+jupiter_common::impl_role_args!(Args, Role::WaveWorker);
 
 #[cfg(test)]
 mod tests {
