@@ -1,485 +1,492 @@
 //! The local backend: every role a real gRPC server on a loopback port
-//! inside this process, over N emulated nodes. Roles are started in
-//! dependency order and each is health-checked before its dependants start.
+//! inside this process, over N emulated nodes, each started through its
+//! crate's own `serve` (the same code its binary runs). From another
+//! process (`status`, `submit`, `down`) a local deployment is the process
+//! that runs it, which `down` asks to stop.
 
-use crate::placement::{self, wait_all_healthy, Agent, PlacementRequest, HEALTH_TIMEOUT};
-use circe_worker::{ChildEndpoint, Config as WorkerConfig};
-use jupiter_common::app::App;
-use jupiter_common::serve::{url_of, wait_healthy, NotHealthy};
-use serde::{Deserialize, Serialize};
+use crate::deployment::Inventory;
+use crate::deployment::{
+    self, wait_roles_healthy, Agent, Backend, BoxError, ControlPlane, DeployError, DeploymentState,
+    Placement, ProbeOptions, RoleInstance, Summary, HEALTH_TIMEOUT,
+};
+use crate::process;
+use futures::future::BoxFuture;
+use jupiter_common::app::{App, TaskRunner};
+use jupiter_common::role::{Role, RoleArgs};
+use jupiter_common::serve::{url_of, wait_healthy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-pub enum Scheduler {
-    /// The mapping from --mapping (or the app's own `mapping:`).
-    Static,
-    /// Each task on a node drawn at random (seeded by --seed).
-    Random,
-    /// HEFT over the DRUPE profile and the execution profile.
-    Heft,
-    /// CPoP over the DRUPE profile and the execution profile.
-    Cpop,
-    /// Distributed WAVE: each node's agent appoints the nodes of its task's
-    /// children greedily (lowest expected finish on the DRUPE profile).
-    WaveGreedy,
-    /// Distributed WAVE with random appointments (seeded by --seed).
-    WaveRandom,
-}
-
-impl Scheduler {
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheduler::Static => "static",
-            Scheduler::Random => "random",
-            Scheduler::Heft => "heft",
-            Scheduler::Cpop => "cpop",
-            Scheduler::WaveGreedy => "wave-greedy",
-            Scheduler::WaveRandom => "wave-random",
-        }
-    }
-
-    /// Whether the algorithm needs the measured network and execution profile.
-    pub fn network_aware(self) -> bool {
-        matches!(self, Scheduler::Heft | Scheduler::Cpop | Scheduler::WaveGreedy)
-    }
-}
-
+/// Where and how a local deployment runs.
 #[derive(Debug, Clone)]
-pub struct LocalOptions {
+pub struct LocalConfig {
+    /// Emulated nodes, named `node0…`.
     pub nodes: usize,
-    pub scheduler: Scheduler,
-    pub static_mapping: BTreeMap<String, String>,
-    pub seed: u64,
-    /// Queues and home data live here.
+    /// Queues, home data and DRUPE's database live here.
     pub workdir: PathBuf,
     /// Outputs land here.
     pub output: PathBuf,
+    /// Python of original Jupiter tasks.
     pub python: String,
-    /// DRUPE probing of the emulated links.
     pub probe: ProbeOptions,
 }
 
-/// How drupe-central probes on the local backend. Loopback links are fast:
-/// small payloads measure them well enough.
-#[derive(Debug, Clone)]
-pub struct ProbeOptions {
-    pub interval: Duration,
-    pub sizes: Vec<u64>,
-}
-
-impl Default for ProbeOptions {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(30),
-            sizes: vec![16 * 1024, 128 * 1024],
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
-pub enum DeployError {
+pub enum LocalError {
     #[error("--nodes must be at least 1")]
     NoNodes,
     #[error("work folder {dir}: {source}")]
     Workdir { dir: PathBuf, source: std::io::Error },
     #[error("binding a loopback port: {0}")]
     Bind(std::io::Error),
-    #[error(transparent)]
-    NotHealthy(#[from] NotHealthy),
-    #[error(
-        "drupe-central knows {known} of {wanted} nodes, or has not measured every link, after {waited:?}"
-    )]
-    NodesMissing {
-        known: usize,
-        wanted: usize,
-        waited: Duration,
+    #[error("binding {addr} again for {role}: {source}")]
+    Rebind {
+        role: String,
+        addr: SocketAddr,
+        source: std::io::Error,
     },
-    #[error(transparent)]
-    ExecProfile(#[from] crate::exec_profile::ProfileError),
-    #[error("scheduling: {0}")]
-    Schedule(String),
-    #[error("telling {node}'s wave-worker it hosts {task}: {message}")]
-    Host {
-        node: String,
-        task: String,
-        message: String,
-    },
-    #[error("starting the worker of {task}: {source}")]
-    Worker {
-        task: String,
-        source: circe_worker::Error,
-    },
-    #[error("starting circe-home: {0}")]
-    Home(#[from] circe_home::Error),
-    #[error("address: {0}")]
-    Address(#[from] tonic::transport::Error),
+    #[error("signalling the deployment's process {pid}: {source}")]
+    Signal { pid: u32, source: std::io::Error },
+    #[error("the deployment's process {pid} did not stop within 20 s")]
+    DidNotStop { pid: u32 },
 }
 
-/// What every backend's deployment knows of itself once it is up.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub endpoints: Endpoints,
-    /// task -> node.
-    pub mapping: BTreeMap<String, String>,
-    pub algorithm: String,
-    /// What the scheduler expects one input's makespan to be (0: no model).
-    pub predicted_makespan_secs: f64,
-    pub output: PathBuf,
-    /// From the start of `up` to every role healthy.
-    pub startup: Duration,
+/// A local deployment: run by this process, or by the `up` process `pid`.
+pub struct Local {
+    inventory: Inventory,
+    pid: u32,
+    /// The roles, when this process runs them.
+    here: Option<InProcess>,
 }
 
-/// Where every role of a deployment answers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Endpoints {
-    pub drupe_central: String,
-    pub wave_home: String,
-    pub circe_home: String,
-    pub nodes: Vec<NodeEndpoints>,
-    /// task -> its worker.
-    pub workers: BTreeMap<String, WorkerEndpoint>,
+impl Local {
+    /// A deployment this process will bring up and run.
+    pub fn new(app_name: &str, config: LocalConfig) -> Self {
+        let (stopped, _) = watch::channel(None);
+        Self {
+            inventory: Inventory::new(deployment::new_id(app_name), config.output.clone()),
+            pid: std::process::id(),
+            here: Some(InProcess {
+                config,
+                shutdown: CancellationToken::new(),
+                slots: BTreeMap::new(),
+                stopped: Arc::new(stopped),
+            }),
+        }
+    }
+
+    /// The deployment that process `pid` runs, as its state file says.
+    pub fn attach(pid: u32, summary: &Summary) -> Self {
+        Self {
+            inventory: Inventory::of(summary),
+            pid,
+            here: None,
+        }
+    }
+
+    fn here(&mut self, what: &str) -> Result<&mut InProcess, DeployError> {
+        let pid = self.pid;
+        self.here.as_mut().ok_or_else(|| DeployError::Unsupported {
+            what: what.to_string(),
+            backend: "local",
+            why: format!("its roles run inside process {pid}"),
+        })
+    }
+
+    /// Binds a loopback port for a role and starts it there.
+    async fn start<A: RoleArgs>(
+        &mut self,
+        instance: RoleInstance,
+        config: A::Config,
+    ) -> Result<(), DeployError>
+    where
+        A::Config: Clone + Sync,
+    {
+        let listener = bind().await?;
+        let url = url_of(&listener).map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+        self.serve_on::<A>(RoleInstance { url, ..instance }, listener, config)
+    }
+
+    /// Starts a role on a listener already bound (roles whose address must
+    /// be known before they start).
+    fn serve_on<A: RoleArgs>(
+        &mut self,
+        instance: RoleInstance,
+        listener: TcpListener,
+        config: A::Config,
+    ) -> Result<(), DeployError>
+    where
+        A::Config: Clone + Sync,
+    {
+        let instance = RoleInstance {
+            pid: Some(self.pid),
+            ..instance
+        };
+        self.here("starting a role")?
+            .start::<A>(&instance, listener, config)?;
+        self.inventory.roles.push(instance);
+        Ok(())
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeEndpoints {
-    pub name: String,
-    pub drupe_droplet: String,
-    pub wave_worker: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WorkerEndpoint {
-    pub node: String,
-    pub address: String,
-}
-
-struct WorkerSlot {
-    config: WorkerConfig,
-    addr: SocketAddr,
-    handle: Option<AbortOnDropHandle<circe_worker::Result<()>>>,
-}
-
-/// A running local deployment. Dropping it stops every role.
-pub struct Deployment {
-    pub app: App,
-    pub summary: Summary,
+/// The roles this process runs, each in a slot it can be restarted from.
+struct InProcess {
+    config: LocalConfig,
     shutdown: CancellationToken,
-    servers: JoinSet<()>,
-    workers: BTreeMap<String, WorkerSlot>,
+    /// label -> slot.
+    slots: BTreeMap<String, Slot>,
+    /// The first role that stopped on its own, and why.
+    stopped: Arc<watch::Sender<Option<String>>>,
+}
+
+/// Starts a role on a listener: its crate's `serve` with its configuration.
+type Starter = Arc<
+    dyn Fn(TcpListener, WaitForCancellationFutureOwned) -> BoxFuture<'static, Result<(), BoxError>>
+        + Send
+        + Sync,
+>;
+
+struct Slot {
+    addr: SocketAddr,
+    start: Starter,
+    task: JoinHandle<()>,
+}
+
+impl InProcess {
+    fn start<A: RoleArgs>(
+        &mut self,
+        instance: &RoleInstance,
+        listener: TcpListener,
+        config: A::Config,
+    ) -> Result<(), DeployError>
+    where
+        A::Config: Clone + Sync,
+    {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+        let start: Starter = Arc::new(move |listener, shutdown| {
+            let config = config.clone();
+            Box::pin(async move {
+                A::serve(config, listener, shutdown)
+                    .await
+                    .map_err(|e| Box::new(e) as BoxError)
+            })
+        });
+        let label = instance.label();
+        let task = self.spawn(label.clone(), &start, listener);
+        self.slots.insert(label, Slot { addr, start, task });
+        Ok(())
+    }
+
+    /// Runs a role until shutdown; a role that ends before is reported
+    /// through `stopped`.
+    fn spawn(&self, label: String, start: &Starter, listener: TcpListener) -> JoinHandle<()> {
+        let serving = start(listener, self.shutdown.clone().cancelled_owned());
+        let shutdown = self.shutdown.clone();
+        let stopped = self.stopped.clone();
+        tokio::spawn(async move {
+            let result = serving.await;
+            if shutdown.is_cancelled() {
+                if let Err(e) = result {
+                    tracing::debug!(role = %label, error = %e, "role ended with an error while stopping");
+                }
+                return;
+            }
+            let reason = match result {
+                Ok(()) => format!("{label} stopped"),
+                Err(e) => format!("{label} stopped: {}", jupiter_common::error::explain(e.as_ref())),
+            };
+            tracing::error!("{reason}");
+            stopped.send_if_modified(|first| first.is_none() && first.replace(reason).is_none());
+        })
+    }
+
+    /// Kills a role as a crash would (its data stays), then starts it again
+    /// on the same port.
+    async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {
+        let label = role.label();
+        let Some(slot) = self.slots.get_mut(&label) else {
+            return Err(DeployError::NoSuchRole { what: label });
+        };
+        slot.task.abort();
+        let _ = (&mut slot.task).await;
+        let listener = rebind(&label, slot.addr).await?;
+        let start = slot.start.clone();
+        let task = self.spawn(label.clone(), &start, listener);
+        if let Some(slot) = self.slots.get_mut(&label) {
+            slot.task = task;
+        }
+        wait_healthy(&label, &role.url, HEALTH_TIMEOUT).await?;
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        self.shutdown.cancel();
+        let tasks = self.slots.values_mut().map(|s| &mut s.task);
+        let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(tasks)).await;
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 async fn bind() -> Result<TcpListener, DeployError> {
-    TcpListener::bind("127.0.0.1:0").await.map_err(DeployError::Bind)
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DeployError::backend(LocalError::Bind(e)))
 }
 
-fn spawn_role<E: std::fmt::Display>(
-    servers: &mut JoinSet<()>,
-    what: String,
-    fut: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
-) {
-    servers.spawn(async move {
-        if let Err(e) = fut.await {
-            tracing::error!(role = %what, error = %e, "role stopped with an error");
+/// Binds `addr` again: a killed listener's port may take a moment to be free.
+async fn rebind(role: &str, addr: SocketAddr) -> Result<TcpListener, DeployError> {
+    let mut delay = Duration::from_millis(5);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(source) if delay > Duration::from_secs(2) => {
+                return Err(DeployError::backend(LocalError::Rebind {
+                    role: role.to_string(),
+                    addr,
+                    source,
+                }))
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
         }
-    });
+    }
 }
 
-impl Deployment {
-    /// Deploys `app` on `options.nodes` emulated nodes and returns once every
-    /// role answers its health check.
-    pub async fn up(app: App, options: LocalOptions) -> Result<Self, DeployError> {
-        if options.nodes == 0 {
-            return Err(DeployError::NoNodes);
+#[async_trait::async_trait]
+impl Backend for Local {
+    fn describe(&self) -> String {
+        format!("local deployment {} in process {}", self.inventory.id, self.pid)
+    }
+
+    fn in_process(&self) -> bool {
+        self.here.is_some()
+    }
+
+    async fn deploy_roles(&mut self, app: &App) -> Result<ControlPlane, DeployError> {
+        let config = self.here("deploying")?.config.clone();
+        if config.nodes == 0 {
+            return Err(DeployError::backend(LocalError::NoNodes));
         }
-        let started = std::time::Instant::now();
-        std::fs::create_dir_all(&options.workdir).map_err(|source| DeployError::Workdir {
-            dir: options.workdir.clone(),
-            source,
+        std::fs::create_dir_all(&config.workdir).map_err(|source| {
+            DeployError::backend(LocalError::Workdir {
+                dir: config.workdir.clone(),
+                source,
+            })
         })?;
-        let shutdown = CancellationToken::new();
-        let mut servers = JoinSet::new();
         // Finding the real Python behind a shim takes a while: done now,
         // beside DRUPE, rather than when the first worker starts.
         if app
             .tasks
             .iter()
-            .any(|t| matches!(t.runner, jupiter_common::app::TaskRunner::LegacyPython { .. }))
+            .any(|t| matches!(t.runner, TaskRunner::LegacyPython { .. }))
         {
-            let python = options.python.clone();
+            let python = config.python.clone();
             tokio::task::spawn_blocking(move || circe_worker::runner::resolve_python(&python));
         }
-
-        // 1. DRUPE and WAVE: central, home, and per node a droplet and an agent.
-        let central = bind().await?;
-        let central_url = url_of(&central).map_err(DeployError::Bind)?;
-        let mut central_config =
-            drupe_central::Config::new(options.workdir.join("drupe").join("central.redb"));
-        // Loopback links are fast: small payloads measure them well enough.
-        central_config.probe_sizes = options.probe.sizes.clone();
-        central_config.probe_interval = options.probe.interval;
-        spawn_role(
-            &mut servers,
-            "drupe-central".into(),
-            drupe_central::serve(central_config, central, shutdown.clone().cancelled_owned()),
-        );
-        let wave = bind().await?;
-        let wave_url = url_of(&wave).map_err(DeployError::Bind)?;
-        spawn_role(&mut servers, "wave-home".into(), {
-            let central_url = central_url.clone();
-            let stop = shutdown.clone().cancelled_owned();
-            let config = wave_home::Config {
-                central: central_url,
-                advertise: None,
-            };
-            async move { wave_home::serve(config, wave, stop).await }
-        });
-        let mut nodes = Vec::new();
-        for i in 0..options.nodes {
-            let name = format!("node{i}");
-            let droplet = bind().await?;
-            let droplet_url = url_of(&droplet).map_err(DeployError::Bind)?;
-            let config = drupe_droplet::Config {
-                node: name.clone(),
+        let mut central = drupe_central::Config::new(config.workdir.join("drupe").join("central.redb"));
+        central.probe_sizes = config.probe.sizes.clone();
+        central.probe_interval = config.probe.interval;
+        self.start::<drupe_central::Args>(RoleInstance::new(Role::DrupeCentral, ""), central)
+            .await?;
+        let central_url = self
+            .inventory
+            .roles
+            .last()
+            .map(|r| r.url.clone())
+            .unwrap_or_default();
+        let wave = wave_home::Config {
+            central: central_url.clone(),
+            advertise: None,
+        };
+        self.start::<wave_home::Args>(RoleInstance::new(Role::WaveHome, ""), wave)
+            .await?;
+        for i in 0..config.nodes {
+            let node = format!("node{i}");
+            // Droplets probe each other: each advertises the port it got.
+            let listener = bind().await?;
+            let url = url_of(&listener).map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+            let droplet = drupe_droplet::Config {
+                node: node.clone(),
                 central: central_url.clone(),
                 report_interval: Duration::from_secs(5),
-                advertise: Some(droplet_url.clone()),
-                data_dir: Some(options.workdir.clone()),
+                advertise: Some(url.clone()),
+                data_dir: Some(config.workdir.clone()),
             };
-            spawn_role(
-                &mut servers,
-                format!("drupe-droplet {name}"),
-                drupe_droplet::serve(config, droplet, shutdown.clone().cancelled_owned()),
-            );
-            let agent = bind().await?;
-            let agent_url = url_of(&agent).map_err(DeployError::Bind)?;
-            spawn_role(
-                &mut servers,
-                format!("wave-worker {name}"),
-                wave_worker::serve(
-                    wave_worker::Config { node: name.clone() },
-                    agent,
-                    shutdown.clone().cancelled_owned(),
-                ),
-            );
-            nodes.push(NodeEndpoints {
-                name,
-                drupe_droplet: droplet_url,
-                wave_worker: agent_url,
-            });
+            let instance = RoleInstance::new(Role::DrupeDroplet, url).on(&node);
+            self.serve_on::<drupe_droplet::Args>(instance, listener, droplet)?;
+            let agent = wave_worker::Config { node: node.clone() };
+            let instance = RoleInstance::new(Role::WaveWorker, "").on(&node);
+            self.start::<wave_worker::Args>(instance, agent).await?;
         }
-        let mut checks: Vec<(String, String)> = vec![
-            ("drupe-central".into(), central_url.clone()),
-            ("wave-home".into(), wave_url.clone()),
-        ];
-        for n in &nodes {
-            checks.push((format!("drupe-droplet {}", n.name), n.drupe_droplet.clone()));
-            checks.push((format!("wave-worker {}", n.name), n.wave_worker.clone()));
-        }
-        wait_all_healthy(&checks).await?;
+        wait_roles_healthy(&self.inventory.roles).await?;
+        Ok(control_plane(&self.inventory))
+    }
 
-        // 2. The mapping, from wave-home over the nodes DRUPE knows.
-        let agents: Vec<Agent> = nodes
-            .iter()
-            .map(|n| Agent {
-                node: n.name.clone(),
-                inner_url: n.wave_worker.clone(),
-                outer_url: n.wave_worker.clone(),
-            })
-            .collect();
-        let placement = placement::place(
-            &app,
-            &PlacementRequest {
-                scheduler: options.scheduler,
-                static_mapping: &options.static_mapping,
-                seed: options.seed,
-                python: &options.python,
-            },
-            &central_url,
-            &wave_url,
-            &agents,
-        )
-        .await?;
-        let assignments = placement.assignments;
-
-        // 3. CIRCE: every worker's port first (they address each other), then home.
+    async fn start_workers(&mut self, app: &App, placement: &Placement) -> Result<(), DeployError> {
+        let config = self.here("starting workers")?.config.clone();
+        // Every worker's port first: they address each other.
         let mut listeners = BTreeMap::new();
         for task in &app.tasks {
             listeners.insert(task.name.clone(), bind().await?);
         }
-        let home_listener = bind().await?;
-        let home_url = url_of(&home_listener).map_err(DeployError::Bind)?;
-        let mut worker_endpoints = BTreeMap::new();
+        let home = bind().await?;
+        let home_url = url_of(&home).map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+        let mut urls = BTreeMap::new();
         for (task, listener) in &listeners {
-            worker_endpoints.insert(
+            urls.insert(
                 task.clone(),
-                WorkerEndpoint {
-                    node: assignments[task].clone(),
-                    address: url_of(listener).map_err(DeployError::Bind)?,
-                },
+                url_of(listener).map_err(|e| DeployError::backend(LocalError::Bind(e)))?,
             );
         }
-        let mut workers = BTreeMap::new();
+        let first_worker = self.inventory.roles.len();
         for task in &app.tasks {
-            let node = assignments[&task.name].clone();
-            let config = WorkerConfig {
+            let node = placement.node_of(&task.name)?.to_string();
+            let worker = circe_worker::Config {
                 task: task.clone(),
                 app_dir: app.dir.clone(),
-                queue_dir: options
+                queue_dir: config
                     .workdir
                     .join("nodes")
                     .join(&node)
                     .join("queues")
                     .join(&task.name),
-                node,
+                node: node.clone(),
                 children: task
                     .children
                     .iter()
-                    .map(|c| ChildEndpoint {
+                    .map(|c| circe_worker::ChildEndpoint {
                         task: c.clone(),
-                        address: worker_endpoints[c].address.clone(),
+                        address: urls.get(c).cloned().unwrap_or_default(),
                     })
                     .collect(),
                 home: home_url.clone(),
-                python: options.python.clone(),
+                python: config.python.clone(),
             };
             let Some(listener) = listeners.remove(&task.name) else {
                 continue;
             };
-            let addr = listener.local_addr().map_err(DeployError::Bind)?;
-            let handle = AbortOnDropHandle::new(tokio::spawn(circe_worker::serve(
-                config.clone(),
+            self.serve_on::<circe_worker::Args>(
+                RoleInstance::new(Role::CirceWorker, urls[&task.name].clone())
+                    .on(node)
+                    .running(&task.name),
                 listener,
-                shutdown.clone().cancelled_owned(),
-            )));
-            workers.insert(
-                task.name.clone(),
-                WorkerSlot {
-                    config,
-                    addr,
-                    handle: Some(handle),
-                },
-            );
+                worker,
+            )?;
         }
         let home_config = circe_home::Config {
-            data_dir: options.workdir.join("home"),
-            output_dir: options.output.clone(),
+            data_dir: config.workdir.join("home"),
+            output_dir: config.output.clone(),
             ingress: app
                 .ingress()
                 .iter()
                 .map(|t| circe_home::Ingress {
                     task: t.name.clone(),
-                    address: worker_endpoints[&t.name].address.clone(),
+                    address: urls.get(&t.name).cloned().unwrap_or_default(),
                 })
                 .collect(),
             egress: app.egress().iter().map(|t| t.name.clone()).collect(),
             tasks: app.tasks.iter().map(|t| t.name.clone()).collect(),
         };
-        // Built here so a bad folder is reported before anything runs.
-        circe_home::Home::new(home_config.clone())?;
-        spawn_role(
-            &mut servers,
-            "circe-home".into(),
-            circe_home::serve(home_config, home_listener, shutdown.clone().cancelled_owned()),
-        );
-        let mut checks: Vec<(String, String)> = vec![("circe-home".into(), home_url.clone())];
-        for (task, w) in &worker_endpoints {
-            checks.push((format!("circe-worker {task}"), w.address.clone()));
-        }
-        wait_all_healthy(&checks).await?;
-
-        Ok(Self {
-            summary: Summary {
-                endpoints: Endpoints {
-                    drupe_central: central_url,
-                    wave_home: wave_url,
-                    circe_home: home_url,
-                    nodes,
-                    workers: worker_endpoints,
-                },
-                mapping: assignments,
-                algorithm: placement.algorithm,
-                predicted_makespan_secs: placement.predicted_makespan_secs,
-                output: options.output,
-                startup: started.elapsed(),
-            },
-            app,
-            shutdown,
-            servers,
-            workers,
-        })
-    }
-
-    /// Kills the worker of `task` as a crash would (its queue stays on disk).
-    pub fn kill_worker(&mut self, task: &str) -> bool {
-        match self.workers.get_mut(task).and_then(|w| w.handle.take()) {
-            Some(handle) => {
-                handle.abort();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Starts the worker of `task` again, same port, same queue.
-    pub async fn restart_worker(&mut self, task: &str) -> Result<(), DeployError> {
-        let Some(slot) = self.workers.get_mut(task) else {
-            return Err(DeployError::Schedule(format!("no worker for task {task}")));
-        };
-        if let Some(old) = slot.handle.take() {
-            old.abort();
-            let _ = old.await;
-        }
-        // The killed listener's port may take a moment to be free again.
-        let mut delay = Duration::from_millis(5);
-        let listener = loop {
-            match TcpListener::bind(slot.addr).await {
-                Ok(l) => break l,
-                Err(e) if delay > Duration::from_secs(2) => return Err(DeployError::Bind(e)),
-                Err(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-            }
-        };
-        let handle = AbortOnDropHandle::new(tokio::spawn(circe_worker::serve(
-            slot.config.clone(),
-            listener,
-            self.shutdown.clone().cancelled_owned(),
-        )));
-        slot.handle = Some(handle);
-        wait_healthy(
-            &format!("circe-worker {task}"),
-            &format!("http://{}", slot.addr),
-            HEALTH_TIMEOUT,
-        )
-        .await?;
+        self.serve_on::<circe_home::Args>(RoleInstance::new(Role::CirceHome, home_url), home, home_config)?;
+        wait_roles_healthy(&self.inventory.roles[first_worker..]).await?;
         Ok(())
     }
 
-    /// Stops every role gracefully and waits for them.
-    pub async fn down(mut self) {
-        self.shutdown.cancel();
-        for slot in self.workers.values_mut() {
-            if let Some(handle) = slot.handle.take() {
-                let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+    async fn exists(&self) -> bool {
+        self.here.is_some() || process::alive(self.pid)
+    }
+
+    async fn stopped(&self) -> String {
+        match &self.here {
+            Some(here) => {
+                let mut first = here.stopped.subscribe();
+                loop {
+                    if let Some(reason) = first.borrow_and_update().clone() {
+                        return format!("{reason}; `jupiterctl down` stops the rest");
+                    }
+                    if first.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            }
+            None => {
+                while process::alive(self.pid) {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                format!(
+                    "the deployment's process {} is gone, and every role it ran with it",
+                    self.pid
+                )
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while self.servers.join_next().await.is_some() {}
-        })
-        .await;
+    }
+
+    async fn restart(&mut self, role: &RoleInstance) -> Result<RoleInstance, DeployError> {
+        self.here(&format!("restarting {}", role.label()))?
+            .restart(role)
+            .await?;
+        Ok(role.clone())
+    }
+
+    async fn down(&mut self) -> Result<String, DeployError> {
+        if let Some(here) = &mut self.here {
+            here.stop().await;
+            return Ok("stopped".into());
+        }
+        let pid = self.pid;
+        if !process::alive(pid) {
+            return Ok(format!("the deployment (pid {pid}) was not running"));
+        }
+        process::signal_stop(pid)
+            .map_err(|source| DeployError::backend(LocalError::Signal { pid, source }))?;
+        if !process::wait_gone(pid, Duration::from_secs(20)).await {
+            return Err(DeployError::backend(LocalError::DidNotStop { pid }));
+        }
+        Ok("stopped".into())
+    }
+
+    fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    fn state(&self, summary: Summary) -> DeploymentState {
+        DeploymentState::Local {
+            pid: self.pid,
+            summary,
+        }
     }
 }
 
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+/// What placement may use: drupe-central, wave-home and every node's agent.
+fn control_plane(inventory: &Inventory) -> ControlPlane {
+    ControlPlane::Reachable {
+        central: inventory.url(Role::DrupeCentral),
+        wave_home: inventory.url(Role::WaveHome),
+        agents: inventory
+            .roles
+            .iter()
+            .filter(|r| r.role == Role::WaveWorker)
+            .map(|r| Agent {
+                node: r.node.clone().unwrap_or_default(),
+                inner_url: r.url.clone(),
+                outer_url: r.url.clone(),
+            })
+            .collect(),
     }
 }

@@ -1,6 +1,6 @@
 //! Static mapping files: YAML (or JSON) `task: node` pairs.
 
-use crate::local::Scheduler;
+use crate::deployment::Scheduler;
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -55,10 +55,28 @@ fn age_secs(unix_millis: i64) -> f64 {
     ((unix_nanos() / 1_000_000 - unix_millis).max(0)) as f64 / 1000.0
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("drupe-central address {address}: {source}")]
+    Address {
+        address: String,
+        source: tonic::transport::Error,
+    },
+    #[error("drupe-central at {address}: {}", .status.message())]
+    Call { address: String, status: tonic::Status },
+}
+
 /// Asks drupe-central at `address` for both profiles.
-pub async fn fetch(address: &str) -> Result<Profile, String> {
-    let mut client = DrupeCentralClient::new(serve::channel(address).map_err(|e| e.to_string())?);
-    let ask = |e: tonic::Status| format!("drupe-central at {address}: {}", e.message());
+pub async fn fetch(address: &str) -> Result<Profile, ProfileError> {
+    let channel = serve::channel(address).map_err(|source| ProfileError::Address {
+        address: address.to_string(),
+        source,
+    })?;
+    let mut client = DrupeCentralClient::new(channel);
+    let ask = |status: tonic::Status| ProfileError::Call {
+        address: address.to_string(),
+        status,
+    };
     let network: NetworkProfile = client
         .get_network_profile(ProfileRequest {})
         .await

@@ -1,8 +1,7 @@
-//! `jupiterctl run` as a function: deploy on a backend, stream the inputs,
-//! collect every result, tear down (also when the run fails).
+//! `jupiterctl run` as a function, on any backend: deploy, stream the
+//! inputs, collect every result, tear down (also when the run fails).
 
-use crate::docker::{DockerDeployment, DockerError, DockerOptions};
-use crate::local::{DeployError, Deployment, LocalOptions, Summary};
+use crate::deployment::{Backend, DeployError, Deployment, PlacementRequest, Summary};
 use crate::session::{self, SessionError};
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::InputResult;
@@ -13,17 +12,8 @@ use std::time::Duration;
 pub enum RunError {
     #[error("deploying: {0}")]
     Deploy(#[from] DeployError),
-    #[error("deploying on Docker: {0}")]
-    Docker(#[from] DockerError),
     #[error(transparent)]
     Session(#[from] SessionError),
-}
-
-/// Where a run deploys.
-#[derive(Debug, Clone)]
-pub enum Target {
-    Local(LocalOptions),
-    Docker(DockerOptions),
 }
 
 #[derive(Debug)]
@@ -41,10 +31,13 @@ impl RunOutcome {
     }
 }
 
+/// Deploys `app` on `backend`, streams `inputs` (files or folders; the
+/// app's sample inputs when empty) through it and takes it down again.
 pub async fn run(
-    app: App,
+    backend: Box<dyn Backend>,
+    app: &App,
+    request: &PlacementRequest,
     inputs: &[PathBuf],
-    target: Target,
     timeout: Duration,
     progress: bool,
 ) -> Result<RunOutcome, RunError> {
@@ -53,53 +46,23 @@ pub async fn run(
     } else {
         session::expand_inputs(inputs)?
     };
-    let (summary, result) = match target {
-        Target::Local(options) => {
-            let deployment = Deployment::up(app, options).await?;
-            let result = stream(
-                &deployment.summary,
-                &files,
-                timeout,
-                progress,
-                std::future::pending(),
-            )
-            .await;
-            let summary = deployment.summary.clone();
-            deployment.down().await;
-            (summary, result)
-        }
-        Target::Docker(options) => {
-            let deployment = DockerDeployment::up(app, options).await?;
-            let result = stream(
-                &deployment.summary,
-                &files,
-                timeout,
-                progress,
-                deployment.first_stopped(),
-            )
-            .await;
-            let summary = deployment.summary.clone();
-            let id = deployment.id.clone();
-            if let Err(e) = deployment.down().await {
-                eprintln!("warning: removing Docker deployment {id}: {e}");
-            }
-            (summary, result)
-        }
-    };
+    let deployment = Deployment::up(backend, app, request).await?;
+    let result = session::submit_and_collect(
+        &deployment.summary.endpoints().circe_home,
+        &files,
+        timeout,
+        progress,
+        deployment.stopped(),
+    )
+    .await;
+    let summary = deployment.summary.clone();
+    if let Err(e) = deployment.down().await {
+        eprintln!("warning: taking deployment {} down: {e}", summary.deployment);
+    }
     let (results, wall) = result?;
     Ok(RunOutcome {
         results,
         summary,
         wall,
     })
-}
-
-async fn stream(
-    summary: &Summary,
-    files: &[PathBuf],
-    timeout: Duration,
-    progress: bool,
-    broken: impl std::future::Future<Output = String>,
-) -> Result<(Vec<InputResult>, Duration), SessionError> {
-    session::submit_and_collect(&summary.endpoints.circe_home, files, timeout, progress, broken).await
 }

@@ -1,60 +1,116 @@
-//! `jupiterctl status`: asks every role of a running deployment how it is.
+//! `jupiterctl status`: every role of a deployment with its health, and
+//! where jupiterctl reaches the roles, the nodes DRUPE sees, each worker's
+//! queue and circe-home's counters. As text for people, or as one JSON
+//! object ([`Report`]) for scripts.
 
-use crate::state::DeploymentState;
+use crate::deployment::{Deployment, Health, RoleInstance};
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
-use jupiter_common::proto::circe::home::v1::HomeStatusRequest;
+use jupiter_common::proto::circe::home::v1::{HomeStatus, HomeStatusRequest};
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
-use jupiter_common::proto::circe::worker::v1::StatusRequest;
+use jupiter_common::proto::circe::worker::v1::{StatusRequest, WorkerStatus};
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
-use jupiter_common::proto::drupe::central::v1::ProfileRequest;
+use jupiter_common::proto::drupe::central::v1::{ProfileRequest, ResourceProfile};
 use jupiter_common::serve;
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::PathBuf;
 
-pub async fn render(state: &DeploymentState) -> String {
-    let e = &state.endpoints;
+/// `status --json`: one object a script can rely on.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The deployment's id.
+    pub deployment: String,
+    pub backend: &'static str,
+    pub app: PathBuf,
+    pub scheduler: String,
+    pub predicted_makespan_secs: f64,
+    /// task -> node.
+    pub mapping: BTreeMap<String, String>,
+    pub roles: Vec<RoleReport>,
+}
+
+/// A role with its health: `role`, `node`, `task`, `url`, `healthy`, and
+/// `pid` or `container` where there is one.
+#[derive(Debug, Serialize)]
+pub struct RoleReport {
+    #[serde(flatten)]
+    pub instance: RoleInstance,
+    pub healthy: bool,
+}
+
+pub fn report(deployment: &Deployment, health: &[(RoleInstance, Health)]) -> Report {
+    let s = &deployment.summary;
+    Report {
+        deployment: s.deployment.clone(),
+        backend: deployment.backend_name(),
+        app: s.app.clone(),
+        scheduler: s.scheduler.clone(),
+        predicted_makespan_secs: s.predicted_makespan_secs,
+        mapping: s.mapping.clone(),
+        roles: health
+            .iter()
+            .map(|(instance, h)| RoleReport {
+                instance: instance.clone(),
+                healthy: h.healthy,
+            })
+            .collect(),
+    }
+}
+
+/// Why a role could not be asked.
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    #[error("{0}")]
+    Address(#[from] tonic::transport::Error),
+    #[error("{}", .0.message())]
+    Call(#[from] tonic::Status),
+}
+
+/// The status as text.
+pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) -> String {
+    let s = &deployment.summary;
+    let backend = deployment.backend();
     let mut out = format!(
         "app {} (backend {}, {})\n\nROLES\n",
-        state.app.display(),
-        state.backend,
-        state.owner()
+        s.app.display(),
+        deployment.backend_name(),
+        backend.describe()
     );
-    let mut roles = vec![
-        ("drupe-central".to_string(), e.drupe_central.clone()),
-        ("wave-home".to_string(), e.wave_home.clone()),
-        ("circe-home".to_string(), e.circe_home.clone()),
-    ];
-    for n in &e.nodes {
-        roles.push((format!("drupe-droplet {}", n.name), n.drupe_droplet.clone()));
-        roles.push((format!("wave-worker {}", n.name), n.wave_worker.clone()));
-    }
-    for (task, w) in &e.workers {
-        roles.push((format!("circe-worker {task}"), w.address.clone()));
-    }
-    for (what, url) in &roles {
-        let health = match serve::wait_healthy(what, url, std::time::Duration::ZERO).await {
-            Ok(()) => "SERVING".to_string(),
-            Err(err) => format!("DOWN ({})", err.last),
+    for (role, h) in health {
+        let state = if h.healthy {
+            "SERVING".to_string()
+        } else {
+            format!("DOWN ({})", h.detail)
         };
-        let _ = writeln!(out, "  {what:<28} {url:<24} {health}");
+        let _ = writeln!(out, "  {:<28} {:<24} {state}", role.label(), role.url);
     }
-
-    out.push_str("\nNODES\n");
-    match node_table(&e.drupe_central).await {
-        Ok(table) => out.push_str(&table),
-        Err(err) => {
-            let _ = writeln!(out, "  drupe-central: {err}");
+    let e = s.endpoints();
+    let reachable = backend.reaches_roles();
+    if reachable {
+        out.push_str("\nNODES\n");
+        match node_table(&e.drupe_central).await {
+            Ok(table) => out.push_str(&table),
+            Err(err) => {
+                let _ = writeln!(out, "  drupe-central: {err}");
+            }
         }
     }
-
-    if state.predicted_makespan_secs > 0.0 {
-        let _ = writeln!(
+    let _ = write!(out, "\nMAPPING ({}", s.scheduler);
+    if s.predicted_makespan_secs > 0.0 {
+        let _ = write!(
             out,
-            "\nMAPPING ({}, predicted makespan of one input {:.1} ms)",
-            state.algorithm,
-            state.predicted_makespan_secs * 1000.0
+            ", predicted makespan of one input {:.1} ms",
+            s.predicted_makespan_secs * 1000.0
         );
-    } else {
-        let _ = writeln!(out, "\nMAPPING ({})", state.algorithm);
+    }
+    out.push_str(")\n");
+    if !reachable {
+        for (task, node) in &s.mapping {
+            let _ = writeln!(out, "  {task:<20} {node}");
+        }
+        let _ = writeln!(out, "\n  outputs in {} (inside circe-home)", s.output.display());
+        return out;
     }
     out.push_str("  TASK                 NODE      WAITING  RUNNING  SENDING     DONE   FAILED\n");
     for (task, w) in &e.workers {
@@ -67,29 +123,27 @@ pub async fn render(state: &DeploymentState) -> String {
         };
         let _ = writeln!(out, "  {task:<20} {:<8}  {line}", w.node);
     }
-
     out.push_str("\nINPUTS\n");
     match home_status(&e.circe_home).await {
-        Ok(s) => {
+        Ok(h) => {
             let _ = writeln!(
                 out,
                 "  submitted {}  done {}  failed {}  in flight {}",
-                s.submitted, s.done, s.failed, s.in_flight
+                h.submitted, h.done, h.failed, h.in_flight
             );
         }
         Err(err) => {
             let _ = writeln!(out, "  circe-home: {err}");
         }
     }
-    let _ = writeln!(out, "  outputs in {}", state.output.display());
+    let _ = writeln!(out, "  outputs in {}", s.output.display());
     out
 }
 
-async fn node_table(central: &str) -> Result<String, String> {
-    let profile = DrupeCentralClient::new(serve::channel(central).map_err(|e| e.to_string())?)
+async fn node_table(central: &str) -> Result<String, AskError> {
+    let profile: ResourceProfile = DrupeCentralClient::new(serve::channel(central)?)
         .get_resource_profile(ProfileRequest {})
-        .await
-        .map_err(|s| s.message().to_string())?
+        .await?
         .into_inner();
     let mut out = "  NODE      CPUS   LOAD   MEM FREE / TOTAL\n".to_string();
     for n in profile.nodes {
@@ -106,24 +160,16 @@ async fn node_table(central: &str) -> Result<String, String> {
     Ok(out)
 }
 
-async fn worker_status(
-    address: &str,
-) -> Result<jupiter_common::proto::circe::worker::v1::WorkerStatus, String> {
-    Ok(
-        CirceWorkerClient::new(serve::channel(address).map_err(|e| e.to_string())?)
-            .status(StatusRequest {})
-            .await
-            .map_err(|s| s.message().to_string())?
-            .into_inner(),
-    )
+async fn worker_status(address: &str) -> Result<WorkerStatus, AskError> {
+    Ok(CirceWorkerClient::new(serve::channel(address)?)
+        .status(StatusRequest {})
+        .await?
+        .into_inner())
 }
 
-async fn home_status(address: &str) -> Result<jupiter_common::proto::circe::home::v1::HomeStatus, String> {
-    Ok(
-        CirceHomeClient::new(serve::channel(address).map_err(|e| e.to_string())?)
-            .status(HomeStatusRequest {})
-            .await
-            .map_err(|s| s.message().to_string())?
-            .into_inner(),
-    )
+async fn home_status(address: &str) -> Result<HomeStatus, AskError> {
+    Ok(CirceHomeClient::new(serve::channel(address)?)
+        .status(HomeStatusRequest {})
+        .await?
+        .into_inner())
 }

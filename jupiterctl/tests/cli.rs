@@ -186,6 +186,93 @@ fn run_writes_outputs_and_exits_zero() {
     assert!(out.path().join("in1.txt").join("in1.txt").is_file());
 }
 
+/// `status --json` of the fanjoin app up on 3 local nodes, run by process `pid`.
+fn status_json_describes_every_role(output: &Output, pid: u32) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("status --json prints JSON");
+    let deployment = report["deployment"].as_str().expect("deployment id");
+    assert!(deployment.starts_with("jupiter-fanjoin-"), "{report}");
+    assert_eq!(report["backend"], "local");
+    let app = examples().join("fanjoin").canonicalize().expect("example");
+    assert_eq!(report["app"], app.to_str().expect("utf-8"));
+    assert_eq!(report["scheduler"], "heft");
+    assert!(
+        report["predicted_makespan_secs"].as_f64().expect("a number") > 0.0,
+        "{report}"
+    );
+    let mapping = report["mapping"].as_object().expect("mapping");
+    let tasks: Vec<&str> = mapping.keys().map(String::as_str).collect();
+    assert_eq!(tasks, ["join", "left", "right", "split"]);
+    let roles = report["roles"].as_array().expect("roles");
+    assert_eq!(roles.len(), 3 + 2 * 3 + 4, "{report}");
+    for role in roles {
+        for key in ["role", "node", "task", "url", "healthy"] {
+            assert!(role.get(key).is_some(), "{key} in {role}");
+        }
+        assert_eq!(role["healthy"], true, "{role}");
+        assert!(
+            role["url"]
+                .as_str()
+                .expect("url")
+                .starts_with("http://127.0.0.1:"),
+            "{role}"
+        );
+        // Every role runs inside the `up` process; none in a container.
+        assert_eq!(role["pid"], pid, "{role}");
+        assert!(role.get("container").is_none(), "{role}");
+    }
+    for (task, node) in mapping {
+        let worker = roles
+            .iter()
+            .find(|r| r["role"] == "circe-worker" && r["task"] == task.as_str())
+            .unwrap_or_else(|| panic!("the worker of {task}"));
+        assert_eq!(&worker["node"], node, "{task} runs on its node");
+    }
+    let droplets = roles.iter().filter(|r| r["role"] == "drupe-droplet").count();
+    assert_eq!(droplets, 3);
+    assert!(roles
+        .iter()
+        .any(|r| r["role"] == "circe-home" && r["node"].is_null()));
+}
+
+#[test]
+fn serve_offers_every_role_with_its_binarys_own_help() {
+    fn same_help<A: clap::Parser>(role: &str) {
+        let output = jupiterctl()
+            .args(["serve", role, "--help"])
+            .output()
+            .expect("jupiterctl runs");
+        assert!(output.status.success(), "serve {role} --help");
+        let shown = String::from_utf8(output.stdout).expect("utf-8");
+        // What the role's binary prints: its `main` parses argv with the
+        // same Args, which answers `--help` with this text.
+        let binary = match A::try_parse_from([role, "--help"]) {
+            Err(help) if help.kind() == clap::error::ErrorKind::DisplayHelp => help.render().to_string(),
+            _ => panic!("{role} --help shows help"),
+        };
+        assert_eq!(
+            shown.replace(&format!("jupiterctl serve {role}"), role),
+            binary,
+            "{role}"
+        );
+        assert!(
+            binary.contains("--listen") && binary.contains("JUPITER_LISTEN"),
+            "{binary}"
+        );
+    }
+    same_help::<drupe_central::Args>("drupe-central");
+    same_help::<drupe_droplet::Args>("drupe-droplet");
+    same_help::<wave_home::Args>("wave-home");
+    same_help::<wave_worker::Args>("wave-worker");
+    same_help::<circe_home::Args>("circe-home");
+    same_help::<circe_worker::Args>("circe-worker");
+}
+
 #[test]
 fn up_submit_status_down() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -238,6 +325,7 @@ fn up_submit_status_down() {
     for fragment in ["circe-worker join", "SERVING", "node0", "done 1", "MAPPING"] {
         assert!(text.contains(fragment), "status shows {fragment:?}:\n{text}");
     }
+    status_json_describes_every_role(&cli(&["status", "--json"]), up.id());
 
     let down = cli(&["down"]);
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));

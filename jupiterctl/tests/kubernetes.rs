@@ -1,211 +1,21 @@
-//! The Kubernetes backend against a stand-in API server: an in-process
-//! tower service behind a real `kube::Client` that records every request
-//! (method, path, query, body) and answers as the API server would. So the
-//! requests asserted here are exactly the HTTP jupiterctl would send.
+//! The Kubernetes backend against a stand-in API server (support/apiserver.rs):
+//! the requests asserted here are exactly the HTTP jupiterctl would send.
 
+#[path = "support/apiserver.rs"]
+mod apiserver;
+
+use apiserver::{node, ApiServer, Behaviour, Request, NODES};
 use clap::Parser;
-use http_body_util::BodyExt;
 use jupiter_common::app::App;
-use jupiterctl::kubernetes::cli::{render_cmd, up_with, KubeArgs};
-use jupiterctl::kubernetes::{self, KubeError, KubeOptions, MAX_APP_BYTES};
+use jupiterctl::config::{BackendConfig, DeployArgs, DeployConfig, RenderArgs};
+use jupiterctl::deployment::{Deployment, DeploymentState};
+use jupiterctl::kubernetes::{self, KubeError, KubeOptions, Kubernetes, MAX_APP_BYTES};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 const NS: &str = "jupiter-dummy-app";
 const SELECTOR: &str = "app.kubernetes.io/instance=dummy-app,app.kubernetes.io/managed-by=jupiterctl";
-const NODES: [&str; 3] = ["kind-a", "kind-b", "kind-c"];
-
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    query: BTreeMap<String, String>,
-    content_type: Option<String>,
-    body: Option<Value>,
-}
-
-/// How the stand-in answers.
-#[derive(Clone, Default)]
-struct Behaviour {
-    /// Workloads report ready from this status read on (per object).
-    ready_after_reads: usize,
-    /// Labels of the namespace GET answers; None: 404.
-    namespace_labels: Option<Value>,
-}
-
-#[derive(Clone, Default)]
-struct ApiServer {
-    requests: Arc<Mutex<Vec<Request>>>,
-    status_reads: Arc<Mutex<BTreeMap<String, usize>>>,
-    behaviour: Behaviour,
-}
-
-impl ApiServer {
-    fn new(behaviour: Behaviour) -> ApiServer {
-        ApiServer {
-            behaviour,
-            ..Default::default()
-        }
-    }
-
-    fn client(&self) -> kube::Client {
-        let server = self.clone();
-        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let server = server.clone();
-            async move { Ok::<_, std::convert::Infallible>(server.answer(req).await) }
-        });
-        kube::Client::new(service, "default")
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    async fn answer(&self, req: http::Request<kube::client::Body>) -> http::Response<kube::client::Body> {
-        let (parts, body) = req.into_parts();
-        let bytes = body.collect().await.expect("request body").to_bytes();
-        let body: Option<Value> =
-            (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).expect("JSON body"));
-        let request = Request {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-            query: parse_query(parts.uri.query().unwrap_or("")),
-            content_type: parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            body: body.clone(),
-        };
-        self.requests.lock().unwrap().push(request.clone());
-        let (status, answer) = self.respond(&request);
-        http::Response::builder()
-            .status(status)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(kube::client::Body::from(serde_json::to_vec(&answer).unwrap()))
-            .unwrap()
-    }
-
-    fn respond(&self, r: &Request) -> (u16, Value) {
-        let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
-        match (r.method.as_str(), segments.as_slice()) {
-            ("GET", ["api", "v1", "nodes"]) => (200, node_list()),
-            ("PATCH", _) => {
-                // Apply: the object as sent, with what the server fills in.
-                let mut object = r.body.clone().unwrap_or_default();
-                object["metadata"]["uid"] = json!(format!("uid-{}", r.path));
-                object["metadata"]["resourceVersion"] = json!("1");
-                object["metadata"]["generation"] = json!(1);
-                (200, object)
-            }
-            ("GET", ["apis", "apps", "v1", "namespaces", ns, kind, name, "status"]) => {
-                let reads = {
-                    let mut counts = self.status_reads.lock().unwrap();
-                    let n = counts.entry(format!("{kind}/{name}")).or_default();
-                    *n += 1;
-                    *n
-                };
-                let ready = reads > self.behaviour.ready_after_reads;
-                (200, workload_status(ns, kind, name, ready))
-            }
-            ("GET", ["api", "v1", "namespaces", ns]) => match &self.behaviour.namespace_labels {
-                Some(labels) => (
-                    200,
-                    json!({"apiVersion": "v1", "kind": "Namespace",
-                           "metadata": {"name": ns, "uid": "ns-uid", "labels": labels}}),
-                ),
-                None => not_found(ns),
-            },
-            ("DELETE", ["api", "v1", "namespaces", ns]) => (
-                200,
-                json!({"apiVersion": "v1", "kind": "Namespace",
-                       "metadata": {"name": ns, "uid": "ns-uid"}, "status": {"phase": "Terminating"}}),
-            ),
-            ("DELETE", [.., kind]) => (
-                200,
-                json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {}, "items": []}),
-            ),
-            _ => not_found(&r.path),
-        }
-    }
-}
-
-fn not_found(what: &str) -> (u16, Value) {
-    (
-        404,
-        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
-               "message": format!("{what} not found"), "reason": "NotFound", "code": 404}),
-    )
-}
-
-fn node(name: &str, ready: &str, unschedulable: bool, taint: Option<&str>) -> Value {
-    let taints: Vec<Value> = taint
-        .map(|effect| json!({"key": "node-role.kubernetes.io/control-plane", "effect": effect}))
-        .into_iter()
-        .collect();
-    json!({"metadata": {"name": name},
-           "spec": {"unschedulable": unschedulable, "taints": taints},
-           "status": {"conditions": [{"type": "Ready", "status": ready}]}})
-}
-
-/// Three usable nodes, plus one of each kind that must not be used.
-fn node_list() -> Value {
-    let mut items: Vec<Value> = NODES.iter().map(|n| node(n, "True", false, None)).collect();
-    items.push(node("not-ready", "False", false, None));
-    items.push(node("cordoned", "True", true, None));
-    items.push(node("control-plane", "True", false, Some("NoSchedule")));
-    json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items})
-}
-
-fn workload_status(ns: &str, kind: &str, name: &str, ready: bool) -> Value {
-    let n = i64::from(ready);
-    let (kind_name, status) = if kind == "deployments" {
-        (
-            "Deployment",
-            json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": n}),
-        )
-    } else {
-        (
-            "DaemonSet",
-            json!({"observedGeneration": 1, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
-                   "numberMisscheduled": 0, "updatedNumberScheduled": 3, "numberReady": 3 * n}),
-        )
-    };
-    json!({"apiVersion": "apps/v1", "kind": kind_name,
-           "metadata": {"name": name, "namespace": ns, "generation": 1},
-           "spec": {"replicas": 1, "selector": {}, "template": {}},
-           "status": status})
-}
-
-fn parse_query(query: &str) -> BTreeMap<String, String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
 
 fn dummy_app() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dummy_app")
@@ -221,16 +31,43 @@ fn mapping_file(dir: &Path) -> (PathBuf, BTreeMap<String, String>) {
     (path, mapping)
 }
 
-fn args(extra: &[&str]) -> KubeArgs {
+/// `render`'s flags for the dummy app, plus `extra`.
+fn render_args(extra: &[&str]) -> RenderArgs {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        args: KubeArgs,
+        args: RenderArgs,
     }
     let app = dummy_app();
     let mut argv = vec!["jupiterctl", app.to_str().unwrap()];
     argv.extend_from_slice(extra);
     Cli::parse_from(argv).args
+}
+
+/// `jupiterctl render` of the dummy app with `extra` flags.
+fn render_cmd(extra: &[&str]) -> Result<String, jupiterctl::config::ConfigError> {
+    render_args(extra).render()
+}
+
+/// `up --backend kubernetes` of the dummy app with `extra` flags, against
+/// the stand-in: the same flags, checks and steps as the binary's `up`.
+async fn up(server: &ApiServer, extra: &[&str]) -> Deployment {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: DeployArgs,
+    }
+    let app = dummy_app();
+    let mut argv = vec!["jupiterctl", app.to_str().unwrap(), "--backend", "kubernetes"];
+    argv.extend_from_slice(extra);
+    let config = DeployConfig::try_from(&Cli::parse_from(argv).args).expect("flags");
+    let BackendConfig::Kubernetes(kube) = config.backend.clone() else {
+        panic!("a Kubernetes config");
+    };
+    let backend = Kubernetes::with_client(server.client(), kube);
+    Deployment::up(Box::new(backend), &config.app, &config.placement)
+        .await
+        .expect("up")
 }
 
 fn applies(requests: &[Request]) -> Vec<&Request> {
@@ -260,14 +97,9 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
         ready_after_reads: 1,
         ..Default::default()
     });
-    let args = args(&[
-        "--mapping",
-        mapping_path.to_str().unwrap(),
-        "--otlp-endpoint",
-        "http://otel:4317",
-    ]);
-    let options = up_with(server.client(), &args).await.expect("up");
-    assert_eq!(options.mapping, mapping);
+    let deployment = up(&server, &["--mapping", mapping_path.to_str().unwrap()]).await;
+    assert_eq!(deployment.summary.mapping, mapping);
+    assert_eq!(deployment.summary.scheduler, "static");
     let requests = server.requests();
 
     // Nodes were read from the cluster first.
@@ -344,16 +176,33 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
     assert_eq!(sent, expected, "objects applied, in order");
 
     let bodies: Vec<&Value> = applied.iter().map(|r| r.body.as_ref().unwrap()).collect();
-    let by_name = |kind: &str, name: &str| -> &Value {
-        bodies
-            .iter()
-            .find(|b| b["kind"] == kind && b["metadata"]["name"] == name)
-            .unwrap_or_else(|| panic!("{kind}/{name} not applied"))
-    };
+    every_object_is_labelled(&applied, &bodies);
+    workloads_have_image_port_probes_and_services(&bodies);
+    roles_know_where_the_others_are(&bodies);
+    workers_are_pinned_and_wired(&bodies, &mapping);
+    the_app_ships_in_a_config_map(&bodies);
 
+    // The wait read each workload's status until it was ready (once not
+    // ready, once ready), and nothing else.
+    let reads = server.status_reads.lock().unwrap().clone();
+    assert_eq!(reads.len(), 3 + 2 + 7, "{reads:?}");
+    assert!(reads.values().all(|&n| n == 2), "{reads:?}");
+    assert_eq!(requests.len(), 1 + expected.len() + 2 * reads.len());
+}
+
+/// The applied object of `kind` called `name`.
+fn by_name<'a>(bodies: &[&'a Value], kind: &str, name: &str) -> &'a Value {
+    bodies
+        .iter()
+        .find(|b| b["kind"] == kind && b["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind}/{name} not applied"))
+}
+
+/// Labels on every object, namespaces, names, pod labels under selectors.
+fn every_object_is_labelled(applied: &[&Request], bodies: &[&Value]) {
     // Labels on every object; namespace on every namespaced object; the
     // body's name matches the URL's.
-    for (r, body) in applied.iter().zip(&bodies) {
+    for (r, body) in applied.iter().zip(bodies.iter()) {
         let labels = &body["metadata"]["labels"];
         assert_eq!(labels["app.kubernetes.io/name"], "jupiter", "{}", r.path);
         assert_eq!(labels["app.kubernetes.io/instance"], "dummy-app", "{}", r.path);
@@ -372,7 +221,10 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
             assert_eq!(pod_labels["app.kubernetes.io/managed-by"], "jupiterctl");
         }
     }
+}
 
+/// Every workload: its image, gRPC port and probes, and its Service.
+fn workloads_have_image_port_probes_and_services(bodies: &[&Value]) {
     // Every workload: its image, gRPC port and gRPC probes on that port.
     let ports = [
         ("drupe-central", 7100),
@@ -387,17 +239,18 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
         } else {
             "Deployment"
         };
-        let c = &by_name(kind, role)["spec"]["template"]["spec"]["containers"][0];
+        let c = &by_name(bodies, kind, role)["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], format!("jupiter/{role}:dev"));
         assert_eq!(c["ports"][0]["containerPort"], port);
         assert_eq!(c["readinessProbe"]["grpc"]["port"], port, "{role}");
         assert_eq!(c["livenessProbe"]["grpc"]["port"], port, "{role}");
+        // No OTLP endpoint until the roles export traces.
         assert_eq!(
-            env_value(by_name(kind, role), "OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
-            Some("http://otel:4317")
+            env_value(by_name(bodies, kind, role), "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            None
         );
         // Every gRPC endpoint has its Service, on the same named port.
-        let svc = &by_name("Service", role)["spec"];
+        let svc = &by_name(bodies, "Service", role)["spec"];
         assert_eq!(svc["ports"][0]["port"], port, "{role}");
         assert_eq!(svc["ports"][0]["name"], "grpc", "{role}");
         assert_eq!(svc["ports"][0]["targetPort"], "grpc", "{role}");
@@ -406,7 +259,7 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
             // Headless, so each node's pod has its own DNS record, and it
             // selects exactly the DaemonSet's pods.
             assert_eq!(svc["clusterIP"], "None", "{role}");
-            let ds = &by_name(kind, role)["spec"];
+            let ds = &by_name(bodies, kind, role)["spec"];
             assert_eq!(svc["selector"], ds["selector"]["matchLabels"], "{role}");
             let pod_labels = ds["template"]["metadata"]["labels"].as_object().unwrap();
             for (k, v) in svc["selector"].as_object().unwrap() {
@@ -416,14 +269,17 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
             assert!(svc["clusterIP"].is_null(), "{role}: a load-balancing ClusterIP");
         }
     }
+}
 
+/// circe-home's ingress and the droplets' advertised pod IP.
+fn roles_know_where_the_others_are(bodies: &[&Value]) {
     // circe-home feeds the ingress task through its Service.
     assert_eq!(
-        env_value(by_name("Deployment", "circe-home"), "JUPITER_INGRESS").as_deref(),
+        env_value(by_name(bodies, "Deployment", "circe-home"), "JUPITER_INGRESS").as_deref(),
         Some("task0=http://circe-worker-task0:7301")
     );
     // Droplets advertise their pod IP, from the downward API.
-    let droplet = env_of(by_name("DaemonSet", "drupe-droplet"));
+    let droplet = env_of(by_name(bodies, "DaemonSet", "drupe-droplet"));
     assert_eq!(
         droplet["JUPITER_POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"],
         "status.podIP"
@@ -436,13 +292,16 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
         droplet["JUPITER_ADVERTISE"]["value"],
         "http://$(JUPITER_POD_IP):7101"
     );
+}
 
+/// Every circe-worker pinned to its node, labelled, pointed at its children.
+fn workers_are_pinned_and_wired(bodies: &[&Value], mapping: &BTreeMap<String, String>) {
     // Every circe-worker pinned to its mapped node, labelled with task and
     // node, with its children's Service URLs.
     let app = App::load(&dummy_app()).unwrap();
     for task in &app.tasks {
         let name = format!("circe-worker-{}", task.name);
-        let d = by_name("Deployment", &name);
+        let d = by_name(bodies, "Deployment", &name);
         let node = &mapping[&task.name];
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(
@@ -452,7 +311,7 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
         assert_eq!(d["metadata"]["labels"]["jupiter.io/node"], node.as_str());
         assert_eq!(d["metadata"]["labels"]["jupiter.io/task"], task.name.as_str());
         assert_eq!(
-            by_name("Service", &name)["metadata"]["labels"]["jupiter.io/task"],
+            by_name(bodies, "Service", &name)["metadata"]["labels"]["jupiter.io/task"],
             task.name.as_str()
         );
         assert_eq!(env_value(d, "JUPITER_TASK").as_deref(), Some(task.name.as_str()));
@@ -471,12 +330,15 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
         );
     }
     assert_eq!(
-        env_value(by_name("Deployment", "circe-worker-task0"), "JUPITER_CHILDREN").as_deref(),
+        env_value(by_name(bodies, "Deployment", "circe-worker-task0"), "JUPITER_CHILDREN").as_deref(),
         Some("task1=http://circe-worker-task1:7301,task3=http://circe-worker-task3:7301,task2=http://circe-worker-task2:7301,task4=http://circe-worker-task4:7301")
     );
+}
 
+/// The app's files, without sample_input/, mounted back at their paths.
+fn the_app_ships_in_a_config_map(bodies: &[&Value]) {
     // The app's files, without sample_input/, back at their paths under /app.
-    let cm = by_name("ConfigMap", "jupiter-app");
+    let cm = by_name(bodies, "ConfigMap", "jupiter-app");
     let keys: BTreeSet<&str> = cm["data"]
         .as_object()
         .unwrap()
@@ -486,7 +348,7 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
     assert!(keys.contains("configuration.txt"));
     assert!(keys.contains("scripts_.task0.py"));
     assert!(!keys.iter().any(|k| k.contains("sample")), "{keys:?}");
-    let volumes = &by_name("Deployment", "circe-worker-task3")["spec"]["template"]["spec"]["volumes"];
+    let volumes = &by_name(bodies, "Deployment", "circe-worker-task3")["spec"]["template"]["spec"]["volumes"];
     let app_volume = volumes
         .as_array()
         .unwrap()
@@ -498,22 +360,15 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
         .as_array()
         .unwrap()
         .contains(&json!({"key": "scripts_.task3.py", "path": "scripts/task3.py", "mode": 0o644})));
-
-    // The wait read each workload's status until it was ready (once not
-    // ready, once ready), and nothing else.
-    let reads = server.status_reads.lock().unwrap().clone();
-    assert_eq!(reads.len(), 3 + 2 + 7, "{reads:?}");
-    assert!(reads.values().all(|&n| n == 2), "{reads:?}");
-    assert_eq!(requests.len(), 1 + expected.len() + 2 * reads.len());
 }
 
 #[tokio::test]
 async fn a_second_up_sends_the_same_applies() {
     let server = ApiServer::new(Behaviour::default());
-    let args = args(&["--scheduler", "random", "--seed", "7", "--timeout", "0"]);
-    let first = up_with(server.client(), &args).await.expect("first up");
+    let flags = ["--scheduler", "random", "--seed", "7", "--ready-timeout", "0"];
+    let first = up(&server, &flags).await.summary;
     let after_first = server.requests();
-    let second = up_with(server.client(), &args).await.expect("second up");
+    let second = up(&server, &flags).await.summary;
     let all = server.requests();
     let (a, b) = all.split_at(after_first.len());
     assert_eq!(first.mapping, second.mapping, "the seeded mapping is stable");
@@ -529,7 +384,7 @@ async fn a_second_up_sends_the_same_applies() {
     assert!(all
         .iter()
         .all(|r| r.method == "PATCH" || (r.method == "GET" && r.path == "/api/v1/nodes")));
-    // --timeout 0: no status reads.
+    // --ready-timeout 0: no status reads.
     assert!(server.status_reads.lock().unwrap().is_empty());
 }
 
@@ -629,9 +484,8 @@ async fn down_leaves_a_namespace_jupiterctl_did_not_make() {
 
 #[test]
 fn render_is_deterministic_yaml_over_the_default_nodes() {
-    let args = args(&["--otlp-endpoint", ""]);
-    let yaml = render_cmd(&args).expect("render");
-    assert_eq!(yaml, render_cmd(&args).unwrap(), "same seed, same YAML");
+    let yaml = render_cmd(&[]).expect("render");
+    assert_eq!(yaml, render_cmd(&[]).unwrap(), "same seed, same YAML");
     let docs: Vec<Value> = yaml
         .split("---\n")
         .filter(|d| !d.trim().is_empty())
@@ -650,7 +504,7 @@ fn render_is_deterministic_yaml_over_the_default_nodes() {
                 .unwrap();
             assert!(["node0", "node1", "node2"].contains(&node), "{node}");
         }
-        // Empty --otlp-endpoint: no variable at all.
+        // No OTLP endpoint until the roles export traces.
         assert!(!serde_yaml::to_string(d).unwrap().contains("OTEL_EXPORTER"));
     }
     // No --nodes: the DaemonSets are not restricted.
@@ -658,26 +512,24 @@ fn render_is_deterministic_yaml_over_the_default_nodes() {
     assert!(ds["spec"]["template"]["spec"]["affinity"].is_null());
 
     // With --nodes, they are, to exactly those nodes.
-    let yaml = render_cmd(&self::args(&["--nodes", "a,b"])).unwrap();
+    let yaml = render_cmd(&["--nodes", "a,b"]).unwrap();
     assert!(yaml.contains("metadata.name"), "{yaml}");
 }
 
 #[test]
 fn heft_and_unknown_nodes_are_refused_clearly() {
-    let err = render_cmd(&args(&["--scheduler", "heft"]))
-        .unwrap_err()
-        .to_string();
+    let err = render_cmd(&["--scheduler", "heft"]).unwrap_err().to_string();
     assert!(
         err.contains("--scheduler random") && err.contains("--mapping FILE"),
         "{err}"
     );
     let dir = tempfile::tempdir().unwrap();
     let (mapping, _) = mapping_file(dir.path());
-    let err = render_cmd(&args(&["--mapping", mapping.to_str().unwrap(), "--nodes", "x,y"]))
+    let err = render_cmd(&["--mapping", mapping.to_str().unwrap(), "--nodes", "x,y"])
         .unwrap_err()
         .to_string();
     assert!(err.contains("kind-a"), "{err}");
-    let err = render_cmd(&args(&["--deployment", "Not_Valid"]))
+    let err = render_cmd(&["--deployment", "Not_Valid"])
         .unwrap_err()
         .to_string();
     assert!(err.contains("Not_Valid"), "{err}");
@@ -791,4 +643,122 @@ fn binary_files_go_to_binary_data_and_executables_keep_their_bit() {
             .contains(&json!({"key": "bin_.run_20it.sh", "path": "bin/run it.sh", "mode": 0o755})),
         "{items}"
     );
+}
+
+/// A pod of `component` on `node` (of `task`), ready or waiting for `why`.
+fn pod(component: &str, node: &str, task: Option<&str>, why_not_ready: Option<&str>) -> Value {
+    let mut labels = json!({
+        "app.kubernetes.io/name": "jupiter",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/instance": "dummy-app",
+        "app.kubernetes.io/managed-by": "jupiterctl",
+    });
+    if let Some(task) = task {
+        labels["jupiter.io/task"] = json!(task);
+    }
+    let ready = if why_not_ready.is_none() { "True" } else { "False" };
+    let waiting = why_not_ready.map(|reason| json!({"waiting": {"reason": reason}}));
+    json!({
+        "metadata": {"name": format!("{component}-{node}"), "namespace": NS, "labels": labels},
+        "spec": {"nodeName": node, "containers": []},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": ready}],
+            "containerStatuses": [{"name": component, "image": "i", "imageID": "", "ready": why_not_ready.is_none(),
+                                   "restartCount": 0, "state": waiting.unwrap_or(json!({"running": {}}))}],
+        },
+    })
+}
+
+#[tokio::test]
+async fn a_deployment_found_again_reads_pods_restarts_roles_and_notices_a_lost_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mapping_path, _) = mapping_file(dir.path());
+    let first = ApiServer::new(Behaviour::default());
+    let deployed = up(
+        &first,
+        &[
+            "--mapping",
+            mapping_path.to_str().unwrap(),
+            "--ready-timeout",
+            "0",
+        ],
+    )
+    .await;
+
+    // What the state file keeps of it, read back.
+    let json = serde_json::to_value(deployed.state()).unwrap();
+    assert_eq!(json["backend"], "kubernetes");
+    let state: DeploymentState = serde_json::from_value(json).unwrap();
+    let DeploymentState::Kubernetes {
+        namespace,
+        nodes,
+        summary,
+    } = &state
+    else {
+        panic!("a Kubernetes state: {state:?}");
+    };
+    assert_eq!(namespace, NS);
+    assert_eq!(nodes, &NODES);
+    assert_eq!(summary.roles.len(), 3 + 2 * 3 + 7);
+
+    // Later: node kind-b is NotReady and its droplet crash-loops; kind-c's
+    // droplet has no pod; task3's worker is fine.
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+        pod("drupe-central", "kind-a", None, None),
+        pod("drupe-droplet", "kind-a", None, None),
+        pod("drupe-droplet", "kind-b", None, Some("CrashLoopBackOff")),
+        pod("circe-worker", "kind-a", Some("task3"), None),
+    ]});
+    let mut cluster = apiserver::node_list();
+    cluster["items"][1] = node("kind-b", "False", false, None);
+    let later = ApiServer::new(Behaviour {
+        pods: Some(pods),
+        nodes: Some(cluster),
+        ..Default::default()
+    });
+    let backend = Kubernetes::attach_with(later.client(), nodes, summary).unwrap();
+    let mut found = Deployment::attach(Box::new(backend), summary.clone());
+    let health: BTreeMap<String, _> = found
+        .health()
+        .await
+        .into_iter()
+        .map(|(role, health)| (role.label(), health))
+        .collect();
+    assert_eq!(health.len(), summary.roles.len());
+    assert!(health["drupe-central"].healthy);
+    assert!(health["drupe-droplet kind-a"].healthy);
+    assert!(health["circe-worker task3"].healthy);
+    assert_eq!(health["drupe-droplet kind-b"].detail, "Running: CrashLoopBackOff");
+    assert_eq!(health["drupe-droplet kind-c"].detail, "no pod");
+    assert!(!health["wave-home"].healthy);
+
+    // Restarting a role deletes exactly its pods; their controller makes new ones.
+    found.restart("circe-worker task3").await.expect("restart");
+    found.restart("drupe-droplet kind-b").await.expect("restart");
+    let deletes: Vec<Request> = later
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 2);
+    for d in &deletes {
+        assert_eq!(d.path, format!("/api/v1/namespaces/{NS}/pods"));
+    }
+    assert_eq!(
+        deletes[0].query["labelSelector"],
+        format!("{SELECTOR},app.kubernetes.io/component=circe-worker,jupiter.io/task=task3")
+    );
+    assert!(!deletes[0].query.contains_key("fieldSelector"));
+    assert_eq!(
+        deletes[1].query["labelSelector"],
+        format!("{SELECTOR},app.kubernetes.io/component=drupe-droplet")
+    );
+    assert_eq!(deletes[1].query["fieldSelector"], "spec.nodeName=kind-b");
+
+    // The lost node ends a run, named.
+    let why = tokio::time::timeout(std::time::Duration::from_secs(10), found.stopped())
+        .await
+        .expect("the lost node is noticed");
+    assert!(why.contains("kind-b") && !why.contains("kind-a"), "{why}");
 }

@@ -2,9 +2,10 @@
 //! build the role images from this checkout once per test binary, and
 //! options for a deployment in a test's sandbox.
 
+use jupiter_common::app::App;
+use jupiterctl::deployment::Backend;
 use jupiterctl::docker::engine::Engine;
-use jupiterctl::docker::DockerOptions;
-use jupiterctl::local::Scheduler;
+use jupiterctl::docker::{Docker, DockerConfig, Images};
 use jupiterctl::node_list::NodeSpec;
 use std::path::Path;
 use tokio::sync::OnceCell;
@@ -58,19 +59,21 @@ pub fn three_nodes() -> Vec<NodeSpec> {
         .collect()
 }
 
-/// Docker options over `nodes` with a seeded random mapping; outputs in the
-/// sandbox.
-pub fn options(sandbox: &crate::Sandbox, nodes: Vec<NodeSpec>, seed: u64) -> DockerOptions {
-    let mut common = sandbox.options(nodes.len(), seed);
-    common.scheduler = Scheduler::Random;
-    std::fs::create_dir_all(&common.output).expect("output folder");
-    common.output = common.output.canonicalize().expect("output folder");
-    DockerOptions {
-        common,
+/// The Docker backend for `app` over `nodes`, with the test images;
+/// outputs in the sandbox.
+pub async fn backend(sandbox: &crate::Sandbox, app: &App, nodes: Vec<NodeSpec>) -> Box<dyn Backend> {
+    let output = sandbox.path("output");
+    std::fs::create_dir_all(&output).expect("output folder");
+    let config = DockerConfig {
         nodes,
-        image_prefix: "jupiter".into(),
-        image_tag: TEST_TAG.into(),
-    }
+        images: Images {
+            prefix: "jupiter".into(),
+            tag: TEST_TAG.into(),
+        },
+        output: output.canonicalize().expect("output folder"),
+        probe: Default::default(),
+    };
+    Box::new(Docker::new(&app.name, config).await.expect("the engine answers"))
 }
 
 /// The release `jupiterctl` that [`ensure_images`] built from this checkout.

@@ -5,7 +5,9 @@
 pub mod docker;
 pub mod expected;
 
-use jupiterctl::local::{LocalOptions, Scheduler};
+use jupiter_common::app::App;
+use jupiterctl::deployment::{Backend, Deployment, PlacementRequest, Scheduler};
+use jupiterctl::local::{Local, LocalConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -38,18 +40,29 @@ impl Sandbox {
         self.dir.path().join(name)
     }
 
-    /// Options for `nodes` local nodes with a seeded random mapping.
-    pub fn options(&self, nodes: usize, seed: u64) -> LocalOptions {
-        LocalOptions {
+    /// A local deployment of `nodes` nodes whose queues, home data and
+    /// outputs live in this sandbox.
+    pub fn local_config(&self, nodes: usize) -> LocalConfig {
+        LocalConfig {
             nodes,
-            scheduler: Scheduler::Random,
-            static_mapping: BTreeMap::new(),
-            seed,
             workdir: self.path("work"),
             output: self.path("output"),
             python: "python3".into(),
             probe: Default::default(),
         }
+    }
+
+    /// The local backend for `app` on `nodes` nodes in this sandbox.
+    pub fn local(&self, app: &App, nodes: usize) -> Box<dyn Backend> {
+        Box::new(Local::new(&app.name, self.local_config(nodes)))
+    }
+
+    /// Brings `app` up on `nodes` local nodes with a mapping drawn at
+    /// random from `seed`.
+    pub async fn deploy_local(&self, app: &App, nodes: usize, seed: u64) -> Deployment {
+        Deployment::up(self.local(app, nodes), app, &random(seed))
+            .await
+            .expect("deploys")
     }
 
     /// Writes `count` distinct inputs named `{prefix}{i}{suffix}`, each a few
@@ -71,6 +84,21 @@ impl Sandbox {
 impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A mapping drawn at random from `seed`.
+pub fn random(seed: u64) -> PlacementRequest {
+    scheduled(Scheduler::Random, seed)
+}
+
+/// The scheduling `scheduler` with `seed`, no static mapping.
+pub fn scheduled(scheduler: Scheduler, seed: u64) -> PlacementRequest {
+    PlacementRequest {
+        scheduler,
+        static_mapping: BTreeMap::new(),
+        seed,
+        python: "python3".into(),
     }
 }
 

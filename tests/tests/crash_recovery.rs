@@ -4,7 +4,6 @@
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::HomeStatusRequest;
 use jupiter_tests::{assert_outputs, example, expected, expected_for, Sandbox};
-use jupiterctl::local::Deployment;
 use jupiterctl::session;
 use std::time::Duration;
 
@@ -35,28 +34,29 @@ async fn killed_workers_restart_on_their_queue_and_lose_nothing() {
     let sandbox = Sandbox::new();
     let inputs = sandbox.inputs(INPUTS, "", "botnet.ipsum");
     let app = App::load(&example("dummy_app")).expect("example loads");
-    let mut deployment = Deployment::up(app, sandbox.options(3, 11))
-        .await
-        .expect("deploys");
+    let mut deployment = sandbox.deploy_local(&app, 3, 11).await;
 
-    let client = session::client(&deployment.summary.endpoints.circe_home)
+    let client = session::client(&deployment.summary.endpoints().circe_home)
         .await
         .expect("client");
     let watch = session::watch(&client).await.expect("watch");
     let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
     let ids = session::submit_all(&client, &files).await.expect("submitted");
 
-    // A join with four parents, killed once the first inputs are through.
+    // A join with four parents, killed once the first inputs are through
+    // and started again on its queue.
     wait_done(&client, 3).await;
-    assert!(deployment.kill_worker("task4"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    deployment.restart_worker("task4").await.expect("task4 restarts");
+    deployment
+        .restart("circe-worker task4")
+        .await
+        .expect("task4 restarts");
 
     // A fan-out task, killed a little later.
     let done_before = wait_done(&client, 10).await;
-    assert!(deployment.kill_worker("task2"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    deployment.restart_worker("task2").await.expect("task2 restarts");
+    deployment
+        .restart("circe-worker task2")
+        .await
+        .expect("task2 restarts");
     assert!(
         (done_before as usize) < INPUTS,
         "the kill happened while inputs were in flight"
@@ -88,5 +88,5 @@ async fn killed_workers_restart_on_their_queue_and_lose_nothing() {
     for (input, files) in expected_for(&inputs, expected::dummy_app) {
         assert_outputs(&sandbox.path("output"), &input, &files);
     }
-    deployment.down().await;
+    deployment.down().await.expect("down");
 }

@@ -5,11 +5,12 @@
 //! Without a Docker engine both tests skip with a loud message.
 
 use jupiter_common::app::App;
-use jupiter_tests::docker::{engine_or_skip, ensure_images, options, three_nodes, Teardown};
-use jupiter_tests::{assert_outputs, example, expected, expected_for, Sandbox};
+use jupiter_common::role::Role;
+use jupiter_tests::docker::{backend, engine_or_skip, ensure_images, three_nodes, Teardown};
+use jupiter_tests::{assert_outputs, example, expected, expected_for, random, Sandbox};
+use jupiterctl::deployment::Deployment;
 use jupiterctl::docker::engine::{Engine, Kind};
 use jupiterctl::docker::spec::DEPLOYMENT_LABEL;
-use jupiterctl::docker::{self, DockerDeployment};
 use jupiterctl::session::{self, SessionError};
 use std::time::Duration;
 
@@ -53,24 +54,26 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
     let inputs = sandbox.inputs(12, "", "botnet.ipsum");
     let app = App::load(&example("dummy_app")).expect("example app loads");
     let nodes = three_nodes();
-    let deployment = DockerDeployment::up(app, options(&sandbox, nodes.clone(), 11))
+    let mut deployment = Deployment::up(backend(&sandbox, &app, nodes.clone()).await, &app, &random(11))
         .await
         .expect("docker deployment comes up");
-    let id = deployment.id.clone();
+    let id = deployment.summary.deployment.clone();
     let _teardown = Teardown(id.clone());
     eprintln!(
         "up in {:?}: {:?}",
         deployment.summary.startup, deployment.summary.mapping
     );
 
-    // Every node's containers carry the node's limits; there is one
-    // circe-worker per task on its mapped node.
-    for spec in &deployment.containers {
-        let Some(node) = &spec.node else { continue };
+    // Every role is a container; every node's containers carry the node's
+    // limits; there is one circe-worker per task on its mapped node.
+    let roles = deployment.summary.roles.clone();
+    let container = |r: &jupiterctl::deployment::RoleInstance| r.container.clone().expect("a container");
+    for role in &roles {
+        let Some(node) = &role.node else { continue };
         let want = nodes.iter().find(|n| &n.name == node).expect("known node");
         let limits = inspect(
             &engine,
-            &spec.name,
+            &container(role),
             "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}",
         )
         .await;
@@ -78,14 +81,13 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
             limits,
             format!("{} {}", (want.cpus * 1e9) as u64, want.memory_bytes),
             "limits of {}",
-            spec.name
+            role.label()
         );
     }
     for (task, node) in &deployment.summary.mapping {
-        let worker = deployment
-            .containers
+        let worker = roles
             .iter()
-            .find(|c| c.task.as_deref() == Some(task.as_str()))
+            .find(|r| r.role == Role::CirceWorker && r.task.as_deref() == Some(task.as_str()))
             .unwrap_or_else(|| panic!("a worker container for {task}"));
         assert_eq!(
             worker.node.as_deref(),
@@ -93,7 +95,7 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
             "{task} runs on its node"
         );
         assert_eq!(
-            inspect(&engine, &worker.name, "{{.State.Status}}").await,
+            inspect(&engine, &container(worker), "{{.State.Status}}").await,
             "running"
         );
     }
@@ -105,15 +107,32 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
     );
 
     let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
-    let (results, _) = session::submit_and_collect(
-        &deployment.summary.endpoints.circe_home,
-        &files,
+    let (first, rest) = files.split_at(8);
+    let (mut results, _) = session::submit_and_collect(
+        &deployment.summary.endpoints().circe_home,
+        first,
         Duration::from_secs(180),
         false,
-        deployment.first_stopped(),
+        deployment.stopped(),
     )
     .await
     .expect("every input finishes");
+    // A worker's container restarted through the backend comes back on its
+    // volume, and the next inputs go through it.
+    deployment
+        .restart("circe-worker task4")
+        .await
+        .expect("the worker of task4 restarts");
+    let (more, _) = session::submit_and_collect(
+        &deployment.summary.endpoints().circe_home,
+        rest,
+        Duration::from_secs(180),
+        false,
+        deployment.stopped(),
+    )
+    .await
+    .expect("every input after the restart finishes");
+    results.extend(more);
     assert_eq!(results.len(), 12);
     for result in &results {
         assert!(result.ok, "input {} failed: {}", result.input_id, result.error);
@@ -136,11 +155,14 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
     );
     assert_eq!(
         made,
-        (deployment.containers.len(), 1, 3),
+        (roles.len(), 1, 3),
         "containers, network, a volume per node"
     );
     let removed = deployment.down().await.expect("down");
-    assert_eq!((removed.containers, removed.networks, removed.volumes), made);
+    assert!(
+        removed.ends_with(&format!("{} containers, 1 networks, 3 volumes", made.0)),
+        "{removed}"
+    );
     for kind in [Kind::Container, Kind::Network, Kind::Volume] {
         assert!(
             labelled(&engine, kind, &id).await.is_empty(),
@@ -163,10 +185,10 @@ async fn stopping_a_node_mid_run_fails_clearly() {
     let sandbox = Sandbox::new();
     let inputs = sandbox.inputs(60, "", "botnet.ipsum");
     let app = App::load(&example("dummy_app")).expect("example app loads");
-    let deployment = DockerDeployment::up(app, options(&sandbox, three_nodes(), 11))
+    let deployment = Deployment::up(backend(&sandbox, &app, three_nodes()).await, &app, &random(11))
         .await
         .expect("docker deployment comes up");
-    let id = deployment.id.clone();
+    let id = deployment.summary.deployment.clone();
     let _teardown = Teardown(id.clone());
     // The node of the last task: every input passes through it.
     let victim = deployment.summary.mapping["task6"].clone();
@@ -195,11 +217,11 @@ async fn stopping_a_node_mid_run_fails_clearly() {
     };
     let started = tokio::spawn(stopper);
     let outcome = session::submit_and_collect(
-        &deployment.summary.endpoints.circe_home,
+        &deployment.summary.endpoints().circe_home,
         &files,
         Duration::from_secs(180),
         false,
-        deployment.first_stopped(),
+        deployment.stopped(),
     )
     .await;
     let stopped_at = started.await.expect("stopper");
@@ -228,8 +250,11 @@ async fn stopping_a_node_mid_run_fails_clearly() {
         }
         other => panic!("expected a clear failure, got {other:?}"),
     }
-    let removed = docker::remove(&engine, &id).await.expect("down");
-    assert!(removed.containers > 0, "{removed}");
+    let removed = deployment.down().await.expect("down");
+    assert!(
+        removed.contains(&format!("removed Docker deployment {id}")),
+        "{removed}"
+    );
     assert!(labelled(&engine, Kind::Container, &id).await.is_empty());
 }
 
@@ -300,6 +325,23 @@ async fn the_cli_drives_a_docker_deployment_across_processes() {
             2 + 1 + 2 * 2 + 7,
             "every role serving: {status}"
         );
+        let (ok, json) = cli(&["status", "--json"]);
+        assert!(ok, "status --json: {json}");
+        let report: serde_json::Value = serde_json::from_str(&json).expect("status --json prints JSON");
+        assert_eq!(
+            (&report["backend"], &report["deployment"]),
+            (&"docker".into(), &id.clone().into())
+        );
+        let roles = report["roles"].as_array().expect("roles");
+        assert_eq!(roles.len(), 2 + 1 + 2 * 2 + 7, "{report}");
+        for role in roles {
+            let container = role["container"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a container: {role}"));
+            assert!(container.starts_with(&id), "{role}");
+            assert!(role.get("pid").is_none(), "{role}");
+            assert_eq!(role["healthy"], true, "{role}");
+        }
         let (ok, again) = cli(&["up", app, "--backend", "docker", "--output", output]);
         assert!(
             !ok && again.contains("already up") && again.contains(&id),

@@ -2,7 +2,7 @@
 //! nodes: every output byte-exact, every makespan recorded.
 
 use jupiter_common::app::App;
-use jupiter_tests::{assert_outputs, example, expected, expected_for, Expected, Sandbox};
+use jupiter_tests::{assert_outputs, example, expected, expected_for, random, Expected, Sandbox};
 use std::time::Duration;
 
 async fn run_hundred(app: &str, prefix: &str, suffix: &str, model: fn(&str, &[u8]) -> Expected, seed: u64) {
@@ -11,9 +11,10 @@ async fn run_hundred(app: &str, prefix: &str, suffix: &str, model: fn(&str, &[u8
     let app = App::load(&example(app)).expect("example app loads");
     let tasks = app.tasks.len();
     let outcome = jupiterctl::run::run(
-        app,
+        sandbox.local(&app, 3),
+        &app,
+        &random(seed),
         std::slice::from_ref(&inputs),
-        jupiterctl::run::Target::Local(sandbox.options(3, seed)),
         Duration::from_secs(300),
         false,
     )
@@ -63,9 +64,10 @@ async fn the_chain_example_runs_its_sample_inputs() {
     let samples = app.sample_inputs.clone();
     assert!(!samples.is_empty());
     let outcome = jupiterctl::run::run(
-        app,
+        sandbox.local(&app, 2),
+        &app,
+        &random(9),
         &[],
-        jupiterctl::run::Target::Local(sandbox.options(2, 9)),
         Duration::from_secs(120),
         false,
     )

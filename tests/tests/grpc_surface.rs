@@ -3,7 +3,6 @@
 
 use jupiter_common::app::App;
 use jupiter_tests::{example, Sandbox};
-use jupiterctl::local::Deployment;
 use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -56,8 +55,8 @@ async fn health(address: &str, service: &str) -> ServingStatus {
 async fn every_role_lists_its_services_and_is_serving() {
     let sandbox = Sandbox::new();
     let app = App::load(&example("fanjoin")).expect("example loads");
-    let deployment = Deployment::up(app, sandbox.options(3, 2)).await.expect("deploys");
-    let e = &deployment.summary.endpoints;
+    let deployment = sandbox.deploy_local(&app, 3, 2).await;
+    let e = &deployment.summary.endpoints();
     let mut roles = vec![
         (e.drupe_central.clone(), "jupiter.drupe.central.v1.DrupeCentral"),
         (e.wave_home.clone(), "jupiter.wave.home.v1.WaveHome"),
@@ -97,5 +96,5 @@ async fn every_role_lists_its_services_and_is_serving() {
             "{address} {service}"
         );
     }
-    deployment.down().await;
+    deployment.down().await.expect("down");
 }

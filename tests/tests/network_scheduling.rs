@@ -2,8 +2,8 @@
 //! the declared execution profile, and a mapping with a prediction comes out.
 
 use jupiter_common::app::App;
-use jupiter_tests::Sandbox;
-use jupiterctl::local::{Deployment, Scheduler};
+use jupiter_tests::{scheduled, Sandbox};
+use jupiterctl::deployment::{Deployment, Scheduler};
 use std::os::unix::fs::PermissionsExt;
 
 fn app(dir: &std::path::Path, output_bytes: u64) -> App {
@@ -31,10 +31,9 @@ fn app(dir: &std::path::Path, output_bytes: u64) -> App {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn heft_keeps_a_chain_with_huge_transfers_on_one_node() {
     let sandbox = Sandbox::new();
-    let mut options = sandbox.options(3, 1);
-    options.scheduler = Scheduler::Heft;
     // 10 GB per edge: any split costs seconds, every task 10 ms.
-    let deployment = Deployment::up(app(&sandbox.path("app"), 10_000_000_000), options)
+    let app = app(&sandbox.path("app"), 10_000_000_000);
+    let deployment = Deployment::up(sandbox.local(&app, 3), &app, &scheduled(Scheduler::Heft, 1))
         .await
         .expect("deploys");
     let nodes: std::collections::BTreeSet<&String> = deployment.summary.mapping.values().collect();
@@ -44,11 +43,11 @@ async fn heft_keeps_a_chain_with_huge_transfers_on_one_node() {
         "one node for the whole chain: {:?}",
         deployment.summary.mapping
     );
-    assert_eq!(deployment.summary.algorithm, "heft");
+    assert_eq!(deployment.summary.scheduler, "heft");
     let predicted = deployment.summary.predicted_makespan_secs;
     assert!(
         predicted > 0.0 && predicted < 1.0,
         "three 10 ms tasks, no transfer: {predicted}"
     );
-    deployment.down().await;
+    deployment.down().await.expect("down");
 }

@@ -7,7 +7,6 @@ use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerCl
 use jupiter_common::proto::circe::worker::v1::file_chunk::Kind;
 use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, StatusRequest};
 use jupiter_tests::{example, Sandbox};
-use jupiterctl::local::Deployment;
 use tonic::Code;
 
 fn chunks(header: FileHeader, data: &[u8]) -> Vec<FileChunk> {
@@ -35,8 +34,9 @@ fn header(input: &str, from: &str, size: u64) -> FileHeader {
 async fn push_is_durable_idempotent_and_checked() {
     let sandbox = Sandbox::new();
     let app = App::load(&example("fanjoin")).expect("example loads");
-    let deployment = Deployment::up(app, sandbox.options(2, 4)).await.expect("deploys");
-    let left = &deployment.summary.endpoints.workers["left"].address;
+    let deployment = sandbox.deploy_local(&app, 2, 4).await;
+    let endpoints = deployment.summary.endpoints();
+    let left = &endpoints.workers["left"].address;
     let mut client = CirceWorkerClient::new(jupiter_common::serve::channel(left).expect("channel"));
 
     // Not a parent of `left`: refused.
@@ -97,12 +97,10 @@ async fn push_is_durable_idempotent_and_checked() {
         .collect();
     assert!(leftovers.is_empty(), "no partial files left: {leftovers:?}");
     // Retired: its inputs and outputs are gone, only the marker stays.
-    let left_queue = queue
-        .join(&deployment.summary.endpoints.workers["left"].node)
-        .join("queues/left");
+    let left_queue = queue.join(&endpoints.workers["left"].node).join("queues/left");
     assert!(left_queue.join("finished/d.txt").is_file());
     assert_eq!(walk(&left_queue.join("in")), Vec::<std::path::PathBuf>::new());
-    deployment.down().await;
+    deployment.down().await.expect("down");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

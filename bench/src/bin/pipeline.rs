@@ -16,7 +16,8 @@ use clap::Parser;
 use jupiter_bench::{machine, median, percentile, write_script};
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::InputResult;
-use jupiterctl::local::{Deployment, LocalOptions, Scheduler};
+use jupiterctl::deployment::{Backend, Deployment, PlacementRequest, Scheduler};
+use jupiterctl::local::{Local, LocalConfig};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -86,16 +87,27 @@ fn write_inputs(dir: &Path, prefix: &str, n: usize, size: usize) -> Result<Vec<P
         .collect()
 }
 
-fn options(root: &Path, name: &str, args: &Args) -> LocalOptions {
-    LocalOptions {
-        nodes: args.nodes,
+/// The local backend of pass `name`, in its own folders.
+fn backend(app: &App, root: &Path, name: &str, args: &Args) -> Box<dyn Backend> {
+    Box::new(Local::new(
+        &app.name,
+        LocalConfig {
+            nodes: args.nodes,
+            workdir: root.join(name).join("work"),
+            output: root.join(name).join("out"),
+            python: "python3".into(),
+            probe: Default::default(),
+        },
+    ))
+}
+
+/// A random mapping seeded by `--seed`.
+fn random(args: &Args) -> PlacementRequest {
+    PlacementRequest {
         scheduler: Scheduler::Random,
         static_mapping: Default::default(),
         seed: args.seed,
-        workdir: root.join(name).join("work"),
-        output: root.join(name).join("out"),
         python: "python3".into(),
-        probe: Default::default(),
     }
 }
 
@@ -192,9 +204,10 @@ async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
     let inputs = root.join("inputs");
     write_inputs(&inputs, "in", args.inputs, args.input_size)?;
     let outcome = jupiterctl::run::run(
-        app,
+        backend(&app, root, "throughput", args),
+        &app,
+        &random(args),
         &[inputs],
-        jupiterctl::run::Target::Local(options(root, "throughput", args)),
         Duration::from_secs(600),
         false,
     )
@@ -205,11 +218,11 @@ async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
 
 async fn sequential_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
     let files = write_inputs(&root.join("seq-inputs"), "seq", args.sequential, args.input_size)?;
-    let deployment = Deployment::up(app, options(root, "sequential", args))
+    let deployment = Deployment::up(backend(&app, root, "sequential", args), &app, &random(args))
         .await
         .context("deploying")?;
     let result = async {
-        let client = jupiterctl::session::client(&deployment.summary.endpoints.circe_home).await?;
+        let client = jupiterctl::session::client(&deployment.summary.endpoints().circe_home).await?;
         let mut results = Vec::new();
         let started = Instant::now();
         for file in &files {
@@ -229,7 +242,7 @@ async fn sequential_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
         anyhow::Ok(Pass::from_results(&results, started.elapsed()))
     }
     .await;
-    deployment.down().await;
+    deployment.down().await.context("taking the deployment down")?;
     result.context("sequential pass")
 }
 

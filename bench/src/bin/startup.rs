@@ -9,8 +9,9 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use jupiter_common::app::App;
-use jupiterctl::docker::{DockerDeployment, DockerOptions};
-use jupiterctl::local::{Deployment, LocalOptions, Scheduler};
+use jupiterctl::deployment::{Backend, Deployment, PlacementRequest, Scheduler};
+use jupiterctl::docker::{Docker, DockerConfig, Images};
+use jupiterctl::local::{Local, LocalConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -34,48 +35,52 @@ struct Args {
     image_tag: String,
 }
 
-fn options(root: &std::path::Path, nodes: usize, scheduler: Scheduler) -> LocalOptions {
-    LocalOptions {
-        nodes,
+/// The backend `backend` names, its work and output folders under `root`.
+async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) -> Result<Box<dyn Backend>> {
+    Ok(match backend {
+        "local" => Box::new(Local::new(
+            &app.name,
+            LocalConfig {
+                nodes: args.nodes,
+                workdir: root.join("work"),
+                output: root.join("output"),
+                python: "python3".into(),
+                probe: Default::default(),
+            },
+        )),
+        "docker" => Box::new(
+            Docker::new(
+                &app.name,
+                DockerConfig {
+                    nodes: jupiterctl::node_list::uniform(args.nodes)?,
+                    images: Images {
+                        prefix: "jupiter".into(),
+                        tag: args.image_tag.clone(),
+                    },
+                    output: root.join("output").canonicalize()?,
+                    probe: Default::default(),
+                },
+            )
+            .await?,
+        ),
+        other => anyhow::bail!("unknown backend {other:?}: local or docker"),
+    })
+}
+
+async fn once(name: &str, app: &App, args: &Args, scheduler: Scheduler) -> Result<Duration> {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir_all(root.path().join("output"))?;
+    let request = PlacementRequest {
         scheduler,
         static_mapping: Default::default(),
         seed: 1,
-        workdir: root.join("work"),
-        output: root.join("output"),
         python: "python3".into(),
-        probe: Default::default(),
-    }
-}
-
-async fn once(backend: &str, app: &App, args: &Args, scheduler: Scheduler) -> Result<Duration> {
-    let root = tempfile::tempdir()?;
-    std::fs::create_dir_all(root.path().join("output"))?;
-    let common = options(root.path(), args.nodes, scheduler);
+    };
     let started = Instant::now();
-    match backend {
-        "local" => {
-            let deployment = Deployment::up(app.clone(), common).await?;
-            let took = started.elapsed();
-            deployment.down().await;
-            Ok(took)
-        }
-        "docker" => {
-            let deployment = DockerDeployment::up(
-                app.clone(),
-                DockerOptions {
-                    common,
-                    nodes: jupiterctl::node_list::uniform(args.nodes)?,
-                    image_prefix: "jupiter".into(),
-                    image_tag: args.image_tag.clone(),
-                },
-            )
-            .await?;
-            let took = started.elapsed();
-            deployment.down().await?;
-            Ok(took)
-        }
-        other => anyhow::bail!("unknown backend {other:?}: local or docker"),
-    }
+    let deployment = Deployment::up(backend(name, app, args, root.path()).await?, app, &request).await?;
+    let took = started.elapsed();
+    deployment.down().await?;
+    Ok(took)
 }
 
 #[tokio::main]

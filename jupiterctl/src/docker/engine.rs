@@ -27,7 +27,7 @@ impl Engine {
     /// Finds the engine and checks that it answers.
     pub async fn connect() -> Result<Self, EngineError> {
         let engine = Self {
-            program: std::env::var("JUPITER_DOCKER").unwrap_or_else(|_| "docker".into()),
+            program: std::env::var(jupiter_common::env::DOCKER).unwrap_or_else(|_| "docker".into()),
         };
         let output = Command::new(&engine.program)
             .args(["version", "--format", "{{.Server.Version}}"])
@@ -110,6 +110,18 @@ pub enum Kind {
     Container,
     Network,
     Volume,
+}
+
+impl Kind {
+    /// The `docker` command that removes objects of this kind, whose ids follow.
+    pub fn remove_command(self) -> &'static [&'static str] {
+        match self {
+            // --volumes: a container's anonymous volumes go with it.
+            Kind::Container => &["rm", "--force", "--volumes"],
+            Kind::Network => &["network", "rm"],
+            Kind::Volume => &["volume", "rm", "--force"],
+        }
+    }
 }
 
 fn shown<S: AsRef<str>>(args: &[S]) -> String {

@@ -3,6 +3,7 @@
 //! `down` removes by, and the CPU and memory limits of its node.
 
 use crate::node_list::NodeSpec;
+use jupiter_common::role::Role;
 
 /// The label every object of a deployment carries; its value is the
 /// deployment's id.
@@ -11,20 +12,10 @@ pub const ROLE_LABEL: &str = "io.jupiter.role";
 pub const NODE_LABEL: &str = "io.jupiter.node";
 pub const TASK_LABEL: &str = "io.jupiter.task";
 
-/// Ports the roles listen on inside their containers (the binaries' defaults).
-pub mod port {
-    pub const DRUPE_CENTRAL: u16 = 7100;
-    pub const DRUPE_DROPLET: u16 = 7101;
-    pub const WAVE_HOME: u16 = 7200;
-    pub const WAVE_WORKER: u16 = 7201;
-    pub const CIRCE_HOME: u16 = 7300;
-    pub const CIRCE_WORKER: u16 = 7301;
-}
-
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub name: String,
-    pub role: &'static str,
+    pub role: Role,
     pub image: String,
     /// The node it belongs to; None for the home roles.
     pub node: Option<String>,
@@ -42,15 +33,9 @@ pub struct ContainerSpec {
 }
 
 impl ContainerSpec {
-    /// A container of `role` with the limits of `node` (or the defaults, for
-    /// the home roles).
-    pub fn new(
-        deployment: &str,
-        role: &'static str,
-        image: String,
-        port: u16,
-        node: Option<&NodeSpec>,
-    ) -> Self {
+    /// A container of `role`, listening on the role's port, with the
+    /// limits of `node` (or the defaults, for the home roles).
+    pub fn new(deployment: &str, role: Role, image: String, node: Option<&NodeSpec>) -> Self {
         let name = match node {
             Some(n) => format!("{deployment}-{}-{role}", n.name),
             None => format!("{deployment}-{role}"),
@@ -61,7 +46,7 @@ impl ContainerSpec {
             image,
             node: node.map(|n| n.name.clone()),
             task: None,
-            port,
+            port: role.port(),
             aliases: Vec::new(),
             env: Vec::new(),
             mounts: Vec::new(),
@@ -71,6 +56,7 @@ impl ContainerSpec {
         }
     }
 
+    /// Sets variable `key` (one of `jupiter_common::env`).
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.env.push((key.to_string(), value.into()));
         self
@@ -132,26 +118,6 @@ impl ContainerSpec {
     }
 }
 
-/// A container, volume or network name part made of what Docker accepts.
-pub fn sanitize(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches('-');
-    if trimmed.is_empty() {
-        "x".into()
-    } else {
-        trimmed.chars().take(40).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,9 +131,8 @@ mod tests {
         };
         let spec = ContainerSpec::new(
             "jd",
-            "drupe-droplet",
+            Role::DrupeDroplet,
             "jupiter/drupe-droplet:dev".into(),
-            7101,
             Some(&node),
         )
         .env("JUPITER_NODE", "edge0")
@@ -188,11 +153,5 @@ mod tests {
         }
         assert!(args.ends_with("jupiter/drupe-droplet:dev"), "{args}");
         assert_eq!(spec.inner_url(), "http://jd-edge0-drupe-droplet:7101");
-    }
-
-    #[test]
-    fn sanitize_keeps_docker_names_valid() {
-        assert_eq!(sanitize("My App_1"), "my-app-1");
-        assert_eq!(sanitize("__"), "x");
     }
 }

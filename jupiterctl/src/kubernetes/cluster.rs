@@ -31,13 +31,20 @@ pub fn usable(nodes: &[Node]) -> Vec<String> {
     names
 }
 
+/// Whether the node's kubelet reports it Ready.
+pub fn is_ready(node: &Node) -> bool {
+    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
+    ready_among(conditions.into_iter().flatten().map(|c| (&c.type_, &c.status)))
+}
+
+/// Whether the `(type, status)` conditions of a node or pod say Ready.
+pub fn ready_among<'a>(mut conditions: impl Iterator<Item = (&'a String, &'a String)>) -> bool {
+    conditions.any(|(kind, status)| kind == "Ready" && status == "True")
+}
+
 fn is_usable(node: &Node) -> bool {
     let spec = node.spec.clone().unwrap_or_default();
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let ready = is_ready(node);
     let cordoned = spec.unschedulable == Some(true);
     let tainted = spec
         .taints

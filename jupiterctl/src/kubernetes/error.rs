@@ -35,13 +35,6 @@ pub enum KubeError {
         node: String,
         nodes: String,
     },
-    #[error("mapping: {0}")]
-    Mapping(#[from] wave_home::mapping::MappingError),
-    #[error(
-        "--scheduler {0} needs the DRUPE network profile from drupe-central inside the cluster, \
-         which jupiterctl cannot reach on Kubernetes yet; use --scheduler random or --mapping FILE"
-    )]
-    SchedulerNeedsProfile(String),
     #[error("the cluster has no Ready, schedulable node (cordoned nodes and nodes tainted NoSchedule/NoExecute do not count)")]
     NoNodes,
     #[error("node(s) {missing} are not Ready, schedulable nodes of the cluster (those are: {available})")]

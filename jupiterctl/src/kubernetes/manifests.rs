@@ -74,9 +74,16 @@ impl Object {
 /// headless Service), one circe-worker per task. `options.mapping` must map
 /// every task.
 pub fn render(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError> {
+    let mut objects = render_roles(app, options)?;
+    objects.extend(render_workers(app, options)?);
+    Ok(objects)
+}
+
+/// The long-lived part, which needs no mapping: Namespace, ConfigMap, the
+/// home roles and the per-node DaemonSets.
+pub fn render_roles(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError> {
     names::check_deployment(&options.deployment)?;
     let services = names::task_services(app)?;
-    check_mapping(app, options)?;
     let deployment = options.deployment.as_str();
     let ns = names::namespace(deployment);
     let files = app_files(app, deployment, &ns)?;
@@ -102,7 +109,7 @@ pub fn render(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError
     for role in [Role::DrupeCentral, Role::WaveHome, Role::CirceHome] {
         let mut env = base_env(role, options);
         if role == Role::CirceHome {
-            env.insert(1, roles::env("JUPITER_INGRESS", ingress.clone()));
+            env.insert(1, roles::env(jupiter_common::env::INGRESS, ingress.clone()));
         }
         let pod = pod_spec(role, options, env, role == Role::CirceHome, &files.items);
         objects.push(Object::Deployment(deployment_of(
@@ -128,7 +135,19 @@ pub fn render(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError
         objects.push(Object::DaemonSet(daemon_set(role, &ns, deployment, pod)));
         objects.push(Object::Service(headless_service(role, &ns, deployment)));
     }
+    Ok(objects)
+}
 
+/// One circe-worker Deployment and Service per task, each pinned to the
+/// node `options.mapping` gives it.
+pub fn render_workers(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError> {
+    names::check_deployment(&options.deployment)?;
+    let services = names::task_services(app)?;
+    check_mapping(app, options)?;
+    let deployment = options.deployment.as_str();
+    let ns = names::namespace(deployment);
+    let files = app_files(app, deployment, &ns)?;
+    let mut objects = Vec::new();
     for task in &app.tasks {
         let service_name = &services[&task.name];
         // check_mapping has seen every task mapped.
@@ -140,12 +159,12 @@ pub fn render(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError
             .collect::<Vec<_>>()
             .join(",");
         let mut env = base_env(Role::CirceWorker, options);
-        env.insert(1, roles::env("JUPITER_TASK", task.name.clone()));
-        env.insert(2, roles::env("JUPITER_NODE", node.clone()));
+        env.insert(1, roles::env(jupiter_common::env::TASK, task.name.clone()));
+        env.insert(2, roles::env(jupiter_common::env::NODE, node.clone()));
         // An egress task has no children: the variable is left out rather
         // than set empty, which the worker would read as one empty TASK=URL.
         if !children.is_empty() {
-            env.insert(3, roles::env("JUPITER_CHILDREN", children));
+            env.insert(3, roles::env(jupiter_common::env::CHILDREN, children));
         }
         let mut pod = pod_spec(Role::CirceWorker, options, env, true, &files.items);
         pod.node_selector = Some(BTreeMap::from([(

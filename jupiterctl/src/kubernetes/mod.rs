@@ -5,18 +5,17 @@
 //!
 //! [`render`] is pure (no cluster needed); [`up`] applies what it rendered
 //! with server-side apply and waits for readiness; [`down`] deletes by label.
-//! [`cli`] is the surface `jupiterctl render/up/down --backend kubernetes`
-//! calls.
+//! [`Kubernetes`] is the backend `up`, `status` and `down` drive.
 
 mod app_files;
 mod apply;
-pub mod cli;
+mod backend;
 pub mod cluster;
 mod error;
 mod manifests;
-pub mod mapping;
 pub mod names;
 mod objects;
+mod pods;
 pub mod roles;
 
 use jupiter_common::app::App;
@@ -24,8 +23,9 @@ use std::collections::BTreeMap;
 
 pub use app_files::{encode_key, MAX_APP_BYTES};
 pub use apply::{apply, down, up, wait_ready, Wait};
+pub use backend::{KubeConfig, Kubernetes};
 pub use error::KubeError;
-pub use manifests::{render, to_yaml, Object};
+pub use manifests::{render, render_roles, render_workers, to_yaml, Object};
 
 /// What a deployment is rendered from, besides the app.
 #[derive(Debug, Clone)]
@@ -40,8 +40,6 @@ pub struct KubeOptions {
     pub nodes: Vec<String>,
     /// Task -> node; must map every task.
     pub mapping: BTreeMap<String, String>,
-    /// Set as OTEL_EXPORTER_OTLP_ENDPOINT in every role.
-    pub otlp_endpoint: Option<String>,
     /// RUST_LOG of every role.
     pub rust_log: String,
     /// Requests and limits of every container.
@@ -69,20 +67,29 @@ impl Resources {
     }
 }
 
+impl Default for KubeOptions {
+    /// The defaults, for a deployment called `app`.
+    fn default() -> Self {
+        KubeOptions {
+            deployment: "app".to_string(),
+            image_prefix: "jupiter".to_string(),
+            image_tag: "dev".to_string(),
+            image_pull_policy: "IfNotPresent".to_string(),
+            nodes: Vec::new(),
+            mapping: BTreeMap::new(),
+            rust_log: "info".to_string(),
+            resources: Resources::modest(),
+        }
+    }
+}
+
 impl KubeOptions {
     /// Defaults for `app`: deployment named after it, `jupiter/<role>:dev`
     /// images, no mapping yet.
     pub fn for_app(app: &App) -> KubeOptions {
         KubeOptions {
             deployment: names::default_deployment(app),
-            image_prefix: "jupiter".to_string(),
-            image_tag: "dev".to_string(),
-            image_pull_policy: "IfNotPresent".to_string(),
-            nodes: Vec::new(),
-            mapping: BTreeMap::new(),
-            otlp_endpoint: None,
-            rust_log: "info".to_string(),
-            resources: Resources::modest(),
+            ..KubeOptions::default()
         }
     }
 }

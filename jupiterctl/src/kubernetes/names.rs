@@ -124,6 +124,11 @@ pub fn task_label(service: &str) -> &str {
     service.trim_start_matches("circe-worker-")
 }
 
+/// The value of `jupiter.io/task` of the worker of `task`.
+pub fn task_label_of(task: &str) -> String {
+    sanitize(task, MAX_TASK)
+}
+
 /// Node names are DNS subdomains of up to 253 characters; labels take 63.
 pub fn check_label_value(what: &'static str, value: &str) -> Result<(), KubeError> {
     let ok = !value.is_empty()

@@ -2,6 +2,8 @@
 //! volumes. The Helm chart mirrors this file (tests/helm_chart.rs checks it).
 
 use super::KubeOptions;
+use jupiter_common::env as var;
+pub use jupiter_common::role::Role;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, GRPCAction, ObjectFieldSelector,
     Probe, ResourceRequirements, Volume, VolumeMount,
@@ -9,66 +11,20 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    DrupeCentral,
-    WaveHome,
-    CirceHome,
-    DrupeDroplet,
-    WaveWorker,
-    CirceWorker,
+/// The URL other pods reach a home role at (its Service).
+pub fn url(role: Role) -> String {
+    super::names::service_url(role.name(), role.port())
 }
 
-impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::DrupeCentral,
-        Role::WaveHome,
-        Role::CirceHome,
-        Role::DrupeDroplet,
-        Role::WaveWorker,
-        Role::CirceWorker,
-    ];
-
-    /// The role's name: its image, container, component label and (for the
-    /// home roles) Service name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::DrupeCentral => "drupe-central",
-            Role::WaveHome => "wave-home",
-            Role::CirceHome => "circe-home",
-            Role::DrupeDroplet => "drupe-droplet",
-            Role::WaveWorker => "wave-worker",
-            Role::CirceWorker => "circe-worker",
-        }
-    }
-
-    /// The gRPC port the role's binary listens on by default.
-    pub fn port(self) -> u16 {
-        match self {
-            Role::DrupeCentral => 7100,
-            Role::DrupeDroplet => 7101,
-            Role::WaveHome => 7200,
-            Role::WaveWorker => 7201,
-            Role::CirceHome => 7300,
-            Role::CirceWorker => 7301,
-        }
-    }
-
-    /// The URL other pods reach a home role at (its Service).
-    pub fn url(self) -> String {
-        super::names::service_url(self.name(), self.port())
-    }
-
-    /// Where the role keeps state, on an emptyDir: it survives container
-    /// restarts (the queue's durability covers those), not pod deletion.
-    fn data_dir(self) -> Option<&'static str> {
-        match self {
-            Role::DrupeCentral => Some("/var/lib/jupiter/drupe"),
-            Role::CirceHome => Some("/var/lib/jupiter/home"),
-            Role::DrupeDroplet => Some("/var/lib/jupiter/droplet"),
-            Role::CirceWorker => Some("/var/lib/jupiter/queue"),
-            Role::WaveHome | Role::WaveWorker => None,
-        }
+/// Where a role keeps state, on an emptyDir: it survives container
+/// restarts (the queue's durability covers those), not pod deletion.
+fn data_dir(role: Role) -> Option<&'static str> {
+    match role {
+        Role::DrupeCentral => Some("/var/lib/jupiter/drupe"),
+        Role::CirceHome => Some("/var/lib/jupiter/home"),
+        Role::DrupeDroplet => Some("/var/lib/jupiter/droplet"),
+        Role::CirceWorker => Some("/var/lib/jupiter/queue"),
+        Role::WaveHome | Role::WaveWorker => None,
     }
 }
 
@@ -77,7 +33,7 @@ pub const APP_MOUNT: &str = "/app";
 const DATA_VOLUME: &str = "data";
 pub const APP_VOLUME: &str = "app";
 /// circe-home writes the egress outputs next to its data, on the same volume.
-const OUTPUT_DIR: &str = "/var/lib/jupiter/home/output";
+pub const OUTPUT_DIR: &str = "/var/lib/jupiter/home/output";
 
 /// A plain `NAME=value` variable.
 pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
@@ -109,42 +65,39 @@ pub fn base_env(role: Role, options: &KubeOptions) -> Vec<EnvVar> {
     let mut vars = Vec::new();
     match role {
         Role::DrupeCentral => {
-            vars.push(env("JUPITER_LISTEN", format!("0.0.0.0:{}", role.port())));
-            vars.push(env("JUPITER_DRUPE_DB", "/var/lib/jupiter/drupe/central.redb"));
+            vars.push(env(var::LISTEN, role.default_listen()));
+            vars.push(env(var::DRUPE_DB, "/var/lib/jupiter/drupe/central.redb"));
         }
         Role::WaveHome => {
-            vars.push(env("JUPITER_DRUPE_CENTRAL", Role::DrupeCentral.url()));
-            vars.push(env("JUPITER_ADVERTISE", role.url()));
+            vars.push(env(var::DRUPE_CENTRAL, url(Role::DrupeCentral)));
+            vars.push(env(var::ADVERTISE, url(role)));
         }
         Role::CirceHome => {
-            vars.push(env("JUPITER_APP", APP_MOUNT));
-            vars.push(env("JUPITER_DATA_DIR", "/var/lib/jupiter/home"));
-            vars.push(env("JUPITER_OUTPUT_DIR", OUTPUT_DIR));
+            vars.push(env(var::APP, APP_MOUNT));
+            vars.push(env(var::DATA_DIR, "/var/lib/jupiter/home"));
+            vars.push(env(var::OUTPUT_DIR, OUTPUT_DIR));
         }
         Role::DrupeDroplet => {
-            vars.push(env_field("JUPITER_NODE", "spec.nodeName"));
-            // Droplets probe each other pod to pod; JUPITER_POD_IP must come
+            vars.push(env_field(var::NODE, "spec.nodeName"));
+            // Droplets probe each other pod to pod; the pod IP must come
             // before the variable that expands it.
-            vars.push(env_field("JUPITER_POD_IP", "status.podIP"));
+            vars.push(env_field(var::POD_IP, "status.podIP"));
             vars.push(env(
-                "JUPITER_ADVERTISE",
-                format!("http://$(JUPITER_POD_IP):{}", role.port()),
+                var::ADVERTISE,
+                format!("http://$({}):{}", var::POD_IP, role.port()),
             ));
-            vars.push(env("JUPITER_DRUPE_CENTRAL", Role::DrupeCentral.url()));
-            vars.push(env("JUPITER_DATA_DIR", "/var/lib/jupiter/droplet"));
+            vars.push(env(var::DRUPE_CENTRAL, url(Role::DrupeCentral)));
+            vars.push(env(var::DATA_DIR, "/var/lib/jupiter/droplet"));
         }
-        Role::WaveWorker => vars.push(env_field("JUPITER_NODE", "spec.nodeName")),
+        Role::WaveWorker => vars.push(env_field(var::NODE, "spec.nodeName")),
         Role::CirceWorker => {
-            vars.push(env("JUPITER_APP", APP_MOUNT));
-            vars.push(env("JUPITER_QUEUE_DIR", "/var/lib/jupiter/queue"));
-            vars.push(env("JUPITER_CIRCE_HOME", Role::CirceHome.url()));
-            vars.push(env("JUPITER_PYTHON", "python3"));
+            vars.push(env(var::APP, APP_MOUNT));
+            vars.push(env(var::QUEUE_DIR, "/var/lib/jupiter/queue"));
+            vars.push(env(var::CIRCE_HOME, url(Role::CirceHome)));
+            vars.push(env(var::PYTHON, "python3"));
         }
     }
     vars.push(env("RUST_LOG", options.rust_log.clone()));
-    if let Some(endpoint) = &options.otlp_endpoint {
-        vars.push(env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
-    }
     vars
 }
 
@@ -178,7 +131,7 @@ fn resources(options: &KubeOptions) -> Option<ResourceRequirements> {
 /// The role's container with `env` (from [`base_env`] plus extras).
 pub fn container(role: Role, options: &KubeOptions, env: Vec<EnvVar>) -> Container {
     let mut mounts = Vec::new();
-    if let Some(dir) = role.data_dir() {
+    if let Some(dir) = data_dir(role) {
         mounts.push(VolumeMount {
             name: DATA_VOLUME.to_string(),
             mount_path: dir.to_string(),
@@ -195,12 +148,7 @@ pub fn container(role: Role, options: &KubeOptions, env: Vec<EnvVar>) -> Contain
     }
     Container {
         name: role.name().to_string(),
-        image: Some(format!(
-            "{}/{}:{}",
-            options.image_prefix,
-            role.name(),
-            options.image_tag
-        )),
+        image: Some(role.image(&options.image_prefix, &options.image_tag)),
         image_pull_policy: Some(options.image_pull_policy.clone()),
         ports: Some(vec![ContainerPort {
             name: Some("grpc".to_string()),
@@ -223,7 +171,7 @@ pub fn container(role: Role, options: &KubeOptions, env: Vec<EnvVar>) -> Contain
 
 /// The data volume of `role`, if it keeps state.
 pub fn data_volume(role: Role) -> Option<Volume> {
-    role.data_dir().map(|_| Volume {
+    data_dir(role).map(|_| Volume {
         name: DATA_VOLUME.to_string(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()

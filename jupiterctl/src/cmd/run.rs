@@ -1,0 +1,83 @@
+//! `jupiterctl run`: deploy, stream the inputs, print every input's
+//! makespan and a per-task summary, tear down.
+
+use jupiterctl::config::{DeployArgs, DeployConfig};
+use jupiterctl::report;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    /// Input file or folder (repeat). Default: the app's sample inputs.
+    #[arg(long, short)]
+    pub input: Vec<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
+    let config = DeployConfig::try_from(&args.deploy)?;
+    anyhow::ensure!(
+        config.backend.reaches_roles(),
+        "`run` streams inputs from this machine, which needs circe-home reachable: on Kubernetes use \
+         `jupiterctl up APP --backend kubernetes`, then `kubectl -n jupiter-NAME port-forward svc/circe-home 7300` \
+         and `jupiterctl submit --circe-home http://127.0.0.1:7300 FILE...`"
+    );
+    let app = &config.app;
+    let order: Vec<String> = app.tasks.iter().map(|t| t.name.clone()).collect();
+    eprintln!(
+        "deploying {} ({} tasks) on {}...",
+        app.name,
+        app.tasks.len(),
+        config.backend.describe()
+    );
+    let backend = config.backend.clone().backend(&app.name).await?;
+    let outcome = jupiterctl::run::run(
+        backend,
+        app,
+        &config.placement,
+        &args.input,
+        Duration::from_secs(args.timeout),
+        !args.quiet,
+    )
+    .await?;
+    let summary = &outcome.summary;
+    println!(
+        "up in {:.0} ms; mapping ({}): {}",
+        summary.startup.as_secs_f64() * 1000.0,
+        summary.scheduler,
+        summary
+            .mapping
+            .iter()
+            .map(|(t, n)| format!("{t}->{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if summary.predicted_makespan_secs > 0.0 {
+        println!(
+            "predicted makespan of one input: {:.1} ms",
+            summary.predicted_makespan_secs * 1000.0
+        );
+    }
+    println!();
+    print!("{}", report::inputs_table(&outcome.results));
+    println!();
+    print!(
+        "{}",
+        report::tasks_table(&report::summarize(&outcome.results, &order))
+    );
+    println!();
+    println!(
+        "{}",
+        report::makespan_line(&outcome.results, outcome.wall.as_secs_f64() * 1000.0)
+    );
+    println!("outputs in {}", summary.output.display());
+    Ok(super::exit(outcome.all_ok()))
+}

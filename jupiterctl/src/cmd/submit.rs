@@ -1,0 +1,68 @@
+//! `jupiterctl submit`: send inputs to the running deployment and wait for
+//! their results, failing fast if the deployment breaks meanwhile.
+
+use jupiterctl::{config, report, session, state};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Input files or folders.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Return once submitted, without waiting for results.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// circe-home's URL, instead of the state file's (e.g. a
+    /// `kubectl port-forward` to a Kubernetes deployment).
+    #[arg(long, env = jupiter_common::env::CIRCE_HOME)]
+    pub circe_home: Option<String>,
+}
+
+pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
+    let files = session::expand_inputs(&args.paths)?;
+    let deployment = match &args.circe_home {
+        Some(_) => None,
+        None => Some(config::attach(&state::read(&state::default_path()?)?).await?),
+    };
+    let circe_home = match (&args.circe_home, &deployment) {
+        (Some(url), _) => url.clone(),
+        (None, Some(d)) if d.backend().reaches_roles() => d.summary.endpoints().circe_home,
+        (None, _) => anyhow::bail!(
+            "jupiterctl cannot reach circe-home of this deployment from here: port-forward to it \
+             (`kubectl -n jupiter-NAME port-forward svc/circe-home 7300`) and give \
+             `--circe-home http://127.0.0.1:7300`"
+        ),
+    };
+    if args.no_wait {
+        let client = session::client(&circe_home).await?;
+        let ids = session::submit_all(&client, &files).await?;
+        println!("submitted {} inputs: {}", ids.len(), ids.join(" "));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let broken = async {
+        match &deployment {
+            Some(d) => d.stopped().await,
+            None => std::future::pending().await,
+        }
+    };
+    let (results, wall) = session::submit_and_collect(
+        &circe_home,
+        &files,
+        Duration::from_secs(args.timeout),
+        true,
+        broken,
+    )
+    .await?;
+    print!("{}", report::inputs_table(&results));
+    println!("{}", report::makespan_line(&results, wall.as_secs_f64() * 1000.0));
+    match &deployment {
+        Some(d) => println!("outputs in {}", d.summary.output.display()),
+        None => println!("outputs in circe-home's output folder"),
+    }
+    Ok(super::exit(results.iter().all(|r| r.ok)))
+}

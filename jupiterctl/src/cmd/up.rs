@@ -1,0 +1,64 @@
+//! `jupiterctl up`: deploy and record the deployment in the state file, so
+//! that `submit`, `status` and `down` find it. A deployment whose roles
+//! live in this process keeps it in the foreground until Ctrl-C or `down`.
+
+use jupiterctl::config::{self, DeployArgs, DeployConfig};
+use jupiterctl::deployment::Deployment;
+use jupiterctl::state::{self, StateError};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+}
+
+pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
+    let path = state::default_path()?;
+    if let Ok(existing) = state::read(&path) {
+        // A state file whose deployment is gone is stale, not in the way.
+        if let Ok(found) = config::attach(&existing).await {
+            if found.backend().exists().await {
+                return Err(StateError::AlreadyUp {
+                    owner: found.backend().describe(),
+                    path,
+                }
+                .into());
+            }
+        }
+    }
+    let config = DeployConfig::try_from(&args.deploy)?;
+    let app = &config.app;
+    eprintln!("deploying {} on {}...", app.name, config.backend.describe());
+    let backend = config.backend.clone().backend(&app.name).await?;
+    let deployment = Deployment::up(backend, app, &config.placement).await?;
+    let s = &deployment.summary;
+    state::write(&path, &deployment.state())?;
+    eprintln!(
+        "{} is up on {} nodes in {:.0} ms as {}; circe-home at {}",
+        app.name,
+        s.nodes().len(),
+        s.startup.as_secs_f64() * 1000.0,
+        deployment.backend().describe(),
+        s.endpoints().circe_home
+    );
+    if !deployment.backend().in_process() {
+        if deployment.backend().reaches_roles() {
+            eprintln!("submit inputs with `jupiterctl submit FILE...`; remove it with `jupiterctl down`");
+        } else {
+            let ns = format!("jupiter-{}", s.deployment);
+            eprintln!(
+                "feed it with `kubectl -n {ns} port-forward svc/circe-home 7300` and \
+                 `jupiterctl submit --circe-home http://127.0.0.1:7300 FILE...`; remove it with `jupiterctl down`"
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("submit inputs with `jupiterctl submit FILE...`; stop with Ctrl-C or `jupiterctl down`");
+    jupiter_common::telemetry::shutdown_signal().await;
+    eprintln!("stopping...");
+    let result = deployment.down().await;
+    state::remove(&path);
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,419 @@
+//! From the command line to a deployment. The flags of `run` and `up` are
+//! declared once ([`DeployArgs`]) and checked once into a [`DeployConfig`]
+//! (clap args, then `TryFrom`, then a validated config, as in Ballista's
+//! scheduler): the app, the scheduling, and each backend's own options.
+//! A config makes its backend; a state file's record finds one again.
+
+use crate::deployment::{
+    Backend, DeployError, Deployment, DeploymentState, PlacementRequest, ProbeOptions, Scheduler,
+};
+use crate::docker::{Docker, DockerConfig, Images};
+use crate::kubernetes::{KubeConfig, KubeError, KubeOptions, Kubernetes, Resources, Wait};
+use crate::local::{Local, LocalConfig};
+use crate::mapping_file::{self, MappingFileError};
+use crate::node_list::{self, NodeListError, NodeSpec};
+use jupiter_common::app::{App, AppError};
+use jupiter_common::env;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the roles run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Every role inside this process on loopback ports (no Docker, no cluster).
+    Local,
+    /// Every role in its own container on a private Docker network, per
+    /// node limited in CPU and memory (build the images first with
+    /// docker/build-images.sh).
+    Docker,
+    /// The cluster of the current kubeconfig context (`up`, `status` and
+    /// `down`; `run` needs circe-home reachable).
+    Kubernetes,
+}
+
+/// How tasks are mapped to nodes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MappingArgs {
+    /// How tasks are mapped to nodes (default heft; static with --mapping;
+    /// on Kubernetes static with a mapping, else random).
+    #[arg(long, value_enum, env = env::SCHEDULER)]
+    pub scheduler: Option<Scheduler>,
+    /// Static mapping file (YAML `task: node` lines); implies --scheduler static.
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Seed of the random mappings (0: a fresh one each time).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Which role images the containers run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ImageArgs {
+    /// Tag of the role images (Docker and Kubernetes).
+    #[arg(long, env = env::IMAGE_TAG, default_value = "dev")]
+    pub image_tag: String,
+    /// Image name prefix: images are PREFIX/ROLE:TAG (Docker and Kubernetes).
+    #[arg(long, env = env::IMAGE_PREFIX, default_value = "jupiter")]
+    pub image_prefix: String,
+}
+
+/// What only Kubernetes objects have.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Kubernetes")]
+pub struct KubeFlags {
+    /// Deployment name (namespace jupiter-NAME); default: from the app's name.
+    #[arg(long)]
+    pub deployment: Option<String>,
+    /// Always, IfNotPresent or Never.
+    #[arg(long, default_value = "IfNotPresent")]
+    pub image_pull_policy: String,
+    /// RUST_LOG of every role.
+    #[arg(long, default_value = "info")]
+    pub rust_log: String,
+    /// CPU request of every container (Kubernetes quantity, e.g. 100m).
+    #[arg(long, default_value = "50m")]
+    pub cpu_request: String,
+    /// Memory request of every container (e.g. 64Mi).
+    #[arg(long, default_value = "64Mi")]
+    pub memory_request: String,
+    /// CPU limit of every container (none by default).
+    #[arg(long)]
+    pub cpu_limit: Option<String>,
+    /// Memory limit of every container (none by default).
+    #[arg(long)]
+    pub memory_limit: Option<String>,
+}
+
+impl KubeFlags {
+    /// The rendering options for `app` on `nodes` (empty: every node).
+    pub fn options(
+        &self,
+        app: &App,
+        images: &ImageArgs,
+        nodes: Vec<String>,
+    ) -> Result<KubeOptions, KubeError> {
+        let mut options = KubeOptions::for_app(app);
+        if let Some(name) = &self.deployment {
+            crate::kubernetes::names::check_deployment(name)?;
+            options.deployment = name.clone();
+        }
+        options.image_prefix = images.image_prefix.clone();
+        options.image_tag = images.image_tag.clone();
+        options.image_pull_policy = self.image_pull_policy.clone();
+        options.nodes = nodes;
+        options.rust_log = self.rust_log.clone();
+        let pairs = |cpu: Option<&String>, memory: Option<&String>| -> BTreeMap<String, String> {
+            [("cpu", cpu), ("memory", memory)]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.clone())))
+                .collect()
+        };
+        options.resources = Resources {
+            requests: pairs(Some(&self.cpu_request), Some(&self.memory_request)),
+            limits: pairs(self.cpu_limit.as_ref(), self.memory_limit.as_ref()),
+        };
+        Ok(options)
+    }
+}
+
+/// The flags of `run` and `up`: what to deploy, where, and how.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeployArgs {
+    /// The app folder: app.yaml, or an original Jupiter folder with configuration.txt.
+    pub app: PathBuf,
+    /// Where the roles run.
+    #[arg(long, value_enum, env = env::BACKEND, default_value = "local")]
+    pub backend: BackendKind,
+    /// Number of emulated nodes.
+    #[arg(long, env = env::NODES, default_value_t = 3)]
+    pub nodes: usize,
+    /// Node list (YAML: `nodes: [{name, cpus, memory}]`) instead of --nodes:
+    /// on Docker every container of a node gets its CPU and memory limits;
+    /// on Kubernetes it names the cluster nodes to use.
+    #[arg(long, env = env::NODE_LIST, conflicts_with = "nodes")]
+    pub node_list: Option<PathBuf>,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    /// Where outputs are written (<output>/<input>/<file>).
+    #[arg(long, short, env = env::OUTPUT, default_value = "jupiter-output")]
+    pub output: PathBuf,
+    /// Local backend: keep queues and logs here instead of a temporary folder.
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Python used for original Jupiter tasks.
+    #[arg(long, env = env::PYTHON, default_value = "python3")]
+    pub python: String,
+    /// Seconds between DRUPE probe rounds.
+    #[arg(long, default_value_t = 30.0)]
+    pub probe_interval: f64,
+    /// DRUPE probe payload sizes (bytes, or with a KiB/MiB suffix).
+    #[arg(long, value_delimiter = ',', default_value = "16KiB,128KiB")]
+    pub probe_sizes: Vec<String>,
+    #[command(flatten)]
+    pub images: ImageArgs,
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// Seconds to wait for every pod to be ready (0: do not wait).
+    #[arg(long, default_value_t = 300, help_heading = "Kubernetes")]
+    pub ready_timeout: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error(transparent)]
+    NodeList(#[from] NodeListError),
+    #[error(transparent)]
+    MappingFile(#[from] MappingFileError),
+    #[error("--scheduler static needs --mapping FILE (or a `mapping:` in the app)")]
+    StaticWithoutMapping,
+    #[error("--probe-interval must be a positive number of seconds, got {0}")]
+    ProbeInterval(f64),
+    #[error("--probe-sizes: {0}")]
+    ProbeSize(#[source] drupe_central::SizeError),
+    #[error("output folder {dir}: {source}")]
+    Output { dir: PathBuf, source: std::io::Error },
+    #[error("creating a work folder: {0}")]
+    Workdir(std::io::Error),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    #[error("writing the objects as YAML: {0}")]
+    Yaml(serde_yaml::Error),
+}
+
+/// A checked deployment: the app, the scheduling, and where it runs.
+#[derive(Debug)]
+pub struct DeployConfig {
+    pub app: App,
+    pub placement: PlacementRequest,
+    pub backend: BackendConfig,
+    /// The temporary work folder of a local deployment without --workdir,
+    /// removed when this is dropped.
+    pub temp: Option<tempfile::TempDir>,
+}
+
+/// Each backend's own options.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    Local(LocalConfig),
+    Docker(DockerConfig),
+    Kubernetes(KubeConfig),
+}
+
+/// The scheduling flags checked against `app`; `offline` when only the
+/// schedulers that need no profile can run (Kubernetes, `render`).
+pub fn placement(
+    app: &App,
+    args: &MappingArgs,
+    python: &str,
+    offline: bool,
+) -> Result<PlacementRequest, ConfigError> {
+    let (scheduler, static_mapping) = mapping_file::resolve(
+        &app.static_mapping,
+        args.mapping.as_deref(),
+        args.scheduler,
+        |m| match (offline, m.is_empty()) {
+            (false, _) => Scheduler::Heft,
+            (true, true) => Scheduler::Random,
+            (true, false) => Scheduler::Static,
+        },
+    )?;
+    if scheduler == Scheduler::Static && static_mapping.is_empty() {
+        return Err(ConfigError::StaticWithoutMapping);
+    }
+    if offline && !scheduler.offline() {
+        return Err(DeployError::SchedulerNeedsProfile(scheduler.name()).into());
+    }
+    Ok(PlacementRequest {
+        scheduler,
+        static_mapping,
+        seed: args.seed,
+        python: python.to_string(),
+    })
+}
+
+impl TryFrom<&DeployArgs> for DeployConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: &DeployArgs) -> Result<Self, ConfigError> {
+        let app = App::load(&args.app)?;
+        let kubernetes = args.backend == BackendKind::Kubernetes;
+        let placement = placement(&app, &args.mapping, &args.python, kubernetes)?;
+        let nodes = match &args.node_list {
+            Some(path) => node_list::load(path)?,
+            None => node_list::uniform(args.nodes)?,
+        };
+        let mut temp = None;
+        let backend = match args.backend {
+            BackendKind::Local => {
+                if args.node_list.is_some() {
+                    eprintln!(
+                        "note: the local backend takes only the number of nodes from --node-list; \
+                         CPU and memory limits apply on --backend docker"
+                    );
+                }
+                let workdir = match &args.workdir {
+                    Some(dir) => dir.clone(),
+                    None => {
+                        let dir = tempfile::Builder::new()
+                            .prefix("jupiter-")
+                            .tempdir()
+                            .map_err(ConfigError::Workdir)?;
+                        temp.insert(dir).path().to_path_buf()
+                    }
+                };
+                BackendConfig::Local(LocalConfig {
+                    nodes: nodes.len(),
+                    workdir,
+                    output: output_folder(args)?,
+                    python: args.python.clone(),
+                    probe: probe(args)?,
+                })
+            }
+            BackendKind::Docker => BackendConfig::Docker(DockerConfig {
+                nodes,
+                images: Images {
+                    prefix: args.images.image_prefix.clone(),
+                    tag: args.images.image_tag.clone(),
+                },
+                output: output_folder(args)?,
+                probe: probe(args)?,
+            }),
+            BackendKind::Kubernetes => {
+                // Only a node list restricts the cluster's nodes.
+                let named = match &args.node_list {
+                    Some(_) => nodes.into_iter().map(|n: NodeSpec| n.name).collect(),
+                    None => Vec::new(),
+                };
+                BackendConfig::Kubernetes(KubeConfig {
+                    options: args.kube.options(&app, &args.images, named)?,
+                    wait: (args.ready_timeout > 0).then(|| Wait {
+                        timeout: Duration::from_secs(args.ready_timeout),
+                        ..Wait::default()
+                    }),
+                })
+            }
+        };
+        Ok(DeployConfig {
+            app,
+            placement,
+            backend,
+            temp,
+        })
+    }
+}
+
+/// The output folder, made if missing, as an absolute path (containers
+/// bind-mount it).
+fn output_folder(args: &DeployArgs) -> Result<PathBuf, ConfigError> {
+    let bad = |source| ConfigError::Output {
+        dir: args.output.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&args.output).map_err(bad)?;
+    args.output.canonicalize().map_err(bad)
+}
+
+fn probe(args: &DeployArgs) -> Result<ProbeOptions, ConfigError> {
+    if !(args.probe_interval > 0.0 && args.probe_interval.is_finite()) {
+        return Err(ConfigError::ProbeInterval(args.probe_interval));
+    }
+    Ok(ProbeOptions {
+        interval: Duration::from_secs_f64(args.probe_interval),
+        sizes: args
+            .probe_sizes
+            .iter()
+            .map(|s| drupe_central::parse_size(s))
+            .collect::<Result<_, _>>()
+            .map_err(ConfigError::ProbeSize)?,
+    })
+}
+
+impl BackendConfig {
+    /// Where it deploys, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            BackendConfig::Local(c) => format!("{} local nodes", c.nodes),
+            BackendConfig::Docker(c) => format!(
+                "{} Docker nodes ({})",
+                c.nodes.len(),
+                c.nodes
+                    .iter()
+                    .map(|n| format!("{}: {} CPU, {} MiB", n.name, n.cpus, n.memory_bytes >> 20))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            BackendConfig::Kubernetes(c) => match c.options.nodes.as_slice() {
+                [] => "the Kubernetes cluster's nodes".to_string(),
+                nodes => format!("Kubernetes nodes {}", nodes.join(", ")),
+            },
+        }
+    }
+
+    /// Whether jupiterctl will reach the roles to stream inputs through them.
+    pub fn reaches_roles(&self) -> bool {
+        !matches!(self, BackendConfig::Kubernetes(_))
+    }
+
+    /// The backend that deploys an app called `app_name` this way.
+    pub async fn backend(self, app_name: &str) -> Result<Box<dyn Backend>, DeployError> {
+        Ok(match self {
+            BackendConfig::Local(c) => Box::new(Local::new(app_name, c)),
+            BackendConfig::Docker(c) => Box::new(Docker::new(app_name, c).await?),
+            BackendConfig::Kubernetes(c) => Box::new(Kubernetes::new(c).await?),
+        })
+    }
+}
+
+/// The deployment a state file describes, found again.
+pub async fn attach(state: &DeploymentState) -> Result<Deployment, DeployError> {
+    let summary = state.summary().clone();
+    let backend: Box<dyn Backend> = match state {
+        DeploymentState::Local { pid, .. } => Box::new(Local::attach(*pid, &summary)),
+        DeploymentState::Docker { network, .. } => Box::new(Docker::attach(network, &summary).await?),
+        DeploymentState::Kubernetes { nodes, .. } => Box::new(Kubernetes::attach(nodes, &summary).await?),
+    };
+    Ok(Deployment::attach(backend, summary))
+}
+
+/// Nodes `render` maps onto when no `--nodes` is given (no cluster to ask).
+pub const RENDER_NODES: [&str; 3] = ["node0", "node1", "node2"];
+
+/// The flags of `render`: an app's Kubernetes manifests, without a cluster.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RenderArgs {
+    /// The app folder (app.yaml or configuration.txt).
+    pub app: PathBuf,
+    /// Nodes to map onto (comma list); the droplets and wave-workers are
+    /// restricted to them. Default: node0,node1,node2, unrestricted.
+    #[arg(long, value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    #[command(flatten)]
+    pub images: ImageArgs,
+    #[command(flatten)]
+    pub kube: KubeFlags,
+}
+
+impl RenderArgs {
+    /// The deployment's objects as multi-document YAML, in apply order.
+    pub fn render(&self) -> Result<String, ConfigError> {
+        let app = App::load(&self.app)?;
+        let request = placement(&app, &self.mapping, "python3", true)?;
+        let nodes: Vec<String> = if self.nodes.is_empty() {
+            RENDER_NODES.iter().map(|n| n.to_string()).collect()
+        } else {
+            self.nodes.clone()
+        };
+        let mapping = crate::deployment::placement::offline(&app, &request, &nodes)?;
+        let mut options = self.kube.options(&app, &self.images, self.nodes.clone())?;
+        options.mapping = mapping.assignments;
+        let objects = crate::kubernetes::render(&app, &options)?;
+        crate::kubernetes::to_yaml(&objects).map_err(ConfigError::Yaml)
+    }
+}

@@ -1,0 +1,204 @@
+//! The deployment model: what a deployment is ([`model`]), what every
+//! backend can do to one ([`Backend`]), and [`Deployment`], which brings one
+//! up the same way on every backend and drives it afterwards:
+//!
+//! 1. the backend starts the long-lived roles (DRUPE and WAVE) and waits
+//!    until each answers its health check;
+//! 2. [`placement`] maps the tasks (wait for DRUPE, profile, map, host);
+//! 3. the backend starts a circe-worker per task on its node, then
+//!    circe-home, health-gated again.
+//!
+//! `run`, `up`, `submit`, `status` and `down` are written once, against
+//! [`Deployment`]; a backend only says how to do each step where it runs.
+
+mod error;
+mod health;
+mod model;
+pub mod placement;
+
+pub use error::{BoxError, DeployError};
+pub use health::{check_all, wait_all_healthy, wait_roles_healthy, HEALTH_TIMEOUT};
+pub use model::{
+    new_id, sanitize, Agent, ControlPlane, DeploymentState, Endpoints, Health, Inventory, NodeEndpoints,
+    Placement, PlacementRequest, ProbeOptions, RoleInstance, Scheduler, Summary, WorkerEndpoint,
+};
+
+use jupiter_common::app::App;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Where and how a deployment's roles run: the local process, Docker, a
+/// Kubernetes cluster. A value is either a deployment being brought up
+/// (the `up` steps are called in order) or one that is up, found again
+/// from its state file.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// The deployment's id, outputs and roles.
+    fn inventory(&self) -> &Inventory;
+
+    /// The deployment's id: unique on this machine or cluster.
+    fn id(&self) -> &str {
+        &self.inventory().id
+    }
+
+    /// Where circe-home writes the outputs.
+    fn output(&self) -> PathBuf {
+        self.inventory().output.clone()
+    }
+
+    /// Every role instance of the deployment.
+    fn roles(&self) -> Vec<RoleInstance> {
+        self.inventory().roles.clone()
+    }
+
+    /// The deployment in a few words, for messages: what it is and where.
+    fn describe(&self) -> String;
+
+    /// Whether the roles live in this process, so that `up` must stay in
+    /// the foreground for them to keep running.
+    fn in_process(&self) -> bool {
+        false
+    }
+
+    /// Whether jupiterctl can call the roles' gRPC endpoints from here
+    /// (submit inputs, ask for status and profiles).
+    fn reaches_roles(&self) -> bool {
+        true
+    }
+
+    /// Step 1: starts drupe-central, wave-home, and on every node a
+    /// droplet and a wave-worker; returns once each answers, with what
+    /// placement may use.
+    async fn deploy_roles(&mut self, app: &App) -> Result<ControlPlane, DeployError>;
+
+    /// Step 3: starts the circe-worker of every task on its node, then
+    /// circe-home; returns once each answers.
+    async fn start_workers(&mut self, app: &App, placement: &Placement) -> Result<(), DeployError>;
+
+    /// The health of each of [`Backend::roles`], in the same order.
+    async fn health(&self) -> Vec<Health> {
+        check_all(&self.roles()).await
+    }
+
+    /// Whether anything of the deployment is still there.
+    async fn exists(&self) -> bool;
+
+    /// Resolves, with what the user should know, once a role or a node has
+    /// stopped and will not come back by itself.
+    async fn stopped(&self) -> String;
+
+    /// Kills `role` and starts it again on the same address and data;
+    /// returns it as it runs now.
+    async fn restart(&mut self, role: &RoleInstance) -> Result<RoleInstance, DeployError>;
+
+    /// Stops and removes everything of the deployment; says what went.
+    async fn down(&mut self) -> Result<String, DeployError>;
+
+    /// The state file's record of this deployment.
+    fn state(&self, summary: Summary) -> DeploymentState;
+}
+
+/// A deployment that is up, on any backend.
+pub struct Deployment {
+    pub summary: Summary,
+    backend: Box<dyn Backend>,
+}
+
+impl Deployment {
+    /// Brings `app` up on `backend` (the three steps above) and returns
+    /// once every role is healthy. A failed `up` removes what it made.
+    pub async fn up(
+        mut backend: Box<dyn Backend>,
+        app: &App,
+        request: &PlacementRequest,
+    ) -> Result<Self, DeployError> {
+        let started = Instant::now();
+        let placement = match steps(backend.as_mut(), app, request).await {
+            Ok(placement) => placement,
+            Err(e) => {
+                if let Err(cleanup) = backend.down().await {
+                    tracing::warn!(error = %cleanup, deployment = backend.id(), "cleaning up after a failed up");
+                }
+                return Err(e);
+            }
+        };
+        let summary = Summary {
+            deployment: backend.id().to_string(),
+            app: app.dir.clone(),
+            output: backend.output(),
+            scheduler: placement.algorithm,
+            predicted_makespan_secs: placement.predicted_makespan_secs,
+            mapping: placement.assignments,
+            roles: backend.roles(),
+            startup: started.elapsed(),
+        };
+        Ok(Self { summary, backend })
+    }
+
+    /// A deployment that is up already (its state file read back).
+    pub fn attach(backend: Box<dyn Backend>, summary: Summary) -> Self {
+        Self { summary, backend }
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The backend's name, as `--backend` takes it.
+    pub fn backend_name(&self) -> &'static str {
+        self.state().backend()
+    }
+
+    /// What the state file keeps of it.
+    pub fn state(&self) -> DeploymentState {
+        self.backend.state(self.summary.clone())
+    }
+
+    /// Every role with its health.
+    pub async fn health(&self) -> Vec<(RoleInstance, Health)> {
+        self.backend
+            .roles()
+            .into_iter()
+            .zip(self.backend.health().await)
+            .collect()
+    }
+
+    /// See [`Backend::stopped`].
+    pub async fn stopped(&self) -> String {
+        self.backend.stopped().await
+    }
+
+    /// Kills the role [`RoleInstance::label`] names (`circe-worker task4`,
+    /// `drupe-droplet node1`, `circe-home`) and starts it again.
+    pub async fn restart(&mut self, label: &str) -> Result<(), DeployError> {
+        let role = self
+            .backend
+            .roles()
+            .into_iter()
+            .find(|r| r.label() == label)
+            .ok_or_else(|| DeployError::NoSuchRole { what: label.into() })?;
+        let now = self.backend.restart(&role).await?;
+        for r in &mut self.summary.roles {
+            if r.label() == label {
+                *r = now.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops and removes everything; says what went.
+    pub async fn down(mut self) -> Result<String, DeployError> {
+        self.backend.down().await
+    }
+}
+
+async fn steps(
+    backend: &mut dyn Backend,
+    app: &App,
+    request: &PlacementRequest,
+) -> Result<Placement, DeployError> {
+    let control = backend.deploy_roles(app).await?;
+    let placement = placement::place(app, request, &control).await?;
+    backend.start_workers(app, &placement).await?;
+    Ok(placement)
+}

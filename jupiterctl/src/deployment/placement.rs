@@ -1,0 +1,221 @@
+//! Placing an app's tasks on nodes, the same way on every backend: wait
+//! until DRUPE knows every node (and every link, for a network-aware
+//! scheduler), profile the tasks, ask wave-home for the mapping, then tell
+//! each node's wave-worker which tasks it hosts. Where jupiterctl cannot
+//! reach the roles, the schedulers that need no profile run here instead.
+
+use super::error::DeployError;
+use super::health::HEALTH_TIMEOUT;
+use super::model::{Agent, ControlPlane, Placement, PlacementRequest};
+use crate::exec_profile::TaskProfile;
+use jupiter_common::app::App;
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+use jupiter_common::proto::drupe::central::v1::ProfileRequest;
+use jupiter_common::proto::wave::home::v1::wave_home_client::WaveHomeClient;
+use jupiter_common::proto::wave::home::v1::{ScheduleRequest, TaskNode};
+use jupiter_common::proto::wave::worker::v1::wave_worker_client::WaveWorkerClient;
+use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
+use jupiter_common::serve;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Maps `app` as `request` asks, through the roles `control` offers.
+pub async fn place(
+    app: &App,
+    request: &PlacementRequest,
+    control: &ControlPlane,
+) -> Result<Placement, DeployError> {
+    match control {
+        ControlPlane::Unreachable { nodes } => offline(app, request, nodes),
+        ControlPlane::Reachable {
+            central,
+            wave_home,
+            agents,
+        } => through_wave_home(app, request, central, wave_home, agents).await,
+    }
+}
+
+/// The mapping computed here, over `nodes`' names: static or seeded random,
+/// through wave-home's own code.
+pub fn offline(app: &App, request: &PlacementRequest, nodes: &[String]) -> Result<Placement, DeployError> {
+    if !request.scheduler.offline() {
+        return Err(DeployError::SchedulerNeedsProfile(request.scheduler.name()));
+    }
+    let schedule = ScheduleRequest {
+        algorithm: request.scheduler.name().to_string(),
+        tasks: task_nodes(app, &BTreeMap::new()),
+        static_mapping: request.static_mapping.clone().into_iter().collect(),
+        seed: request.seed,
+        ..Default::default()
+    };
+    let mapping = wave_home::mapping::compute(&schedule, nodes)?;
+    Ok(Placement {
+        assignments: mapping.assignments.into_iter().collect(),
+        algorithm: mapping.algorithm,
+        predicted_makespan_secs: 0.0,
+    })
+}
+
+async fn through_wave_home(
+    app: &App,
+    request: &PlacementRequest,
+    central: &str,
+    wave_home: &str,
+    agents: &[Agent],
+) -> Result<Placement, DeployError> {
+    // Profiling the tasks needs no node: it runs while DRUPE measures.
+    let (nodes, profiles) = tokio::join!(
+        wait_for_nodes(central, agents.len(), request.scheduler.network_aware()),
+        execution_profile(app, request)
+    );
+    nodes?;
+    let schedule = ScheduleRequest {
+        algorithm: request.scheduler.name().to_string(),
+        tasks: task_nodes(app, &profiles),
+        nodes: vec![],
+        static_mapping: request.static_mapping.clone().into_iter().collect(),
+        seed: request.seed,
+        workers: agents
+            .iter()
+            .map(|a| (a.node.clone(), a.inner_url.clone()))
+            .collect(),
+        timeout_secs: HEALTH_TIMEOUT.as_secs_f64(),
+    };
+    let mapping = WaveHomeClient::new(serve::channel(wave_home)?)
+        .schedule(schedule)
+        .await
+        .map_err(|s| DeployError::Schedule(s.message().to_string()))?
+        .into_inner();
+    let placement = Placement {
+        assignments: mapping.assignments.into_iter().collect(),
+        algorithm: mapping.algorithm,
+        predicted_makespan_secs: mapping.predicted_makespan_secs,
+    };
+    host_tasks(app, &placement, agents).await?;
+    Ok(placement)
+}
+
+/// The app's tasks as wave-home takes them, with their profiled (or
+/// declared, or else unit) cost and output size.
+fn task_nodes(app: &App, profiles: &BTreeMap<String, TaskProfile>) -> Vec<TaskNode> {
+    app.tasks
+        .iter()
+        .map(|t| {
+            let profile = profiles.get(&t.name).copied().unwrap_or(TaskProfile {
+                cost_secs: t.cost.unwrap_or(1.0),
+                output_bytes: t.output_bytes.unwrap_or(0),
+            });
+            TaskNode {
+                name: t.name.clone(),
+                children: t.children.clone(),
+                cost: profile.cost_secs,
+                output_bytes: profile.output_bytes,
+            }
+        })
+        .collect()
+}
+
+/// Tells every task's node's agent that it hosts the task.
+async fn host_tasks(app: &App, placement: &Placement, agents: &[Agent]) -> Result<(), DeployError> {
+    for task in &app.tasks {
+        let node = placement.node_of(&task.name)?;
+        let agent = agents.iter().find(|a| a.node == node).ok_or_else(|| {
+            DeployError::unknown_node(&task.name, node, agents.iter().map(|a| a.node.as_str()))
+        })?;
+        WaveWorkerClient::new(serve::channel(&agent.outer_url)?)
+            .host_task(HostTaskRequest {
+                task: task.name.clone(),
+                children: task.children.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| DeployError::Host {
+                node: node.to_string(),
+                task: task.name.clone(),
+                message: s.message().to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// The measured execution profile for a network-aware scheduler (none
+/// otherwise, or when the app cannot be profiled).
+async fn execution_profile(app: &App, request: &PlacementRequest) -> BTreeMap<String, TaskProfile> {
+    if !request.scheduler.network_aware() {
+        return BTreeMap::new();
+    }
+    // Measured on this machine once and normalised by its speed as DRUPE
+    // sees it; the scheduler scales it by each node's speed.
+    let here = drupe_droplet::resources::measure(None);
+    let speed = wave_home::network::speed(here.cpu_count, here.cpu_load);
+    match crate::exec_profile::profile(app, &request.python, speed).await {
+        Ok(profiles) => profiles,
+        // The run itself will show what fails, input by input.
+        Err(e) => {
+            tracing::warn!(error = %e, "no execution profile: every task counts as 1 s");
+            eprintln!("warning: {e}; scheduling with every task at 1 s");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Readiness, not a sleep: every droplet has registered with central and,
+/// for a network-aware scheduler, every link has been measured.
+async fn wait_for_nodes(central: &str, wanted: usize, links_too: bool) -> Result<(), DeployError> {
+    let mut client = DrupeCentralClient::new(serve::channel(central)?);
+    let started = std::time::Instant::now();
+    let mut known = 0;
+    while started.elapsed() < HEALTH_TIMEOUT {
+        if let Ok(profile) = client.get_resource_profile(ProfileRequest {}).await {
+            known = profile.into_inner().nodes.len();
+            let measured = !links_too
+                || wanted < 2
+                || client
+                    .get_network_profile(ProfileRequest {})
+                    .await
+                    .is_ok_and(|p| p.get_ref().complete);
+            if known >= wanted && measured {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Err(DeployError::NodesMissing {
+        known,
+        wanted,
+        waited: started.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::model::Scheduler;
+
+    fn request(scheduler: Scheduler) -> PlacementRequest {
+        PlacementRequest {
+            scheduler,
+            static_mapping: BTreeMap::new(),
+            seed: 5,
+            python: "python3".into(),
+        }
+    }
+
+    fn app() -> App {
+        App::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/chain"))
+            .expect("example loads")
+    }
+
+    #[test]
+    fn offline_maps_every_task_onto_the_named_nodes_and_refuses_profiles() {
+        let nodes = vec!["a".to_string(), "b".to_string()];
+        let placement = offline(&app(), &request(Scheduler::Random), &nodes).expect("random maps");
+        assert_eq!(placement.assignments.len(), app().tasks.len());
+        assert!(placement.assignments.values().all(|n| nodes.contains(n)));
+        assert_eq!(placement.algorithm, "random");
+        let again = offline(&app(), &request(Scheduler::Random), &nodes).expect("random maps");
+        assert_eq!(again.assignments, placement.assignments, "seeded");
+        let err = offline(&app(), &request(Scheduler::Heft), &nodes).unwrap_err();
+        assert!(matches!(err, DeployError::SchedulerNeedsProfile("heft")), "{err}");
+    }
+}

@@ -1,0 +1,216 @@
+//! The Kubernetes backend as a [`Backend`]: step 1 applies the long-lived
+//! objects (namespace, app ConfigMap, home roles, per-node DaemonSets) and
+//! waits until they are ready; placement runs here, over the cluster's
+//! nodes (jupiterctl cannot reach drupe-central inside the cluster yet);
+//! step 3 applies one pinned circe-worker per task and waits again.
+
+use super::apply::{self, Wait};
+use super::{cluster, names, pods, render_roles, render_workers, roles, KubeError, KubeOptions};
+use crate::deployment::Inventory;
+use crate::deployment::{
+    Backend, ControlPlane, DeployError, DeploymentState, Health, Placement, RoleInstance, Summary,
+};
+use jupiter_common::app::App;
+use jupiter_common::role::Role;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, Client};
+use std::path::PathBuf;
+
+/// Where and how a Kubernetes deployment runs.
+#[derive(Debug, Clone)]
+pub struct KubeConfig {
+    /// What the objects are rendered from; placement fills in the mapping.
+    pub options: KubeOptions,
+    /// How long to wait for the pods to be ready (None: do not wait).
+    pub wait: Option<Wait>,
+}
+
+impl From<KubeError> for DeployError {
+    fn from(e: KubeError) -> Self {
+        DeployError::backend(e)
+    }
+}
+
+/// A Kubernetes deployment: being brought up by this process, or found
+/// again by its name.
+pub struct Kubernetes {
+    client: Client,
+    options: KubeOptions,
+    wait: Option<Wait>,
+    /// The cluster nodes the deployment uses.
+    nodes: Vec<String>,
+    inventory: Inventory,
+}
+
+impl Kubernetes {
+    /// A deployment to bring up on the cluster of the current kubeconfig
+    /// context (KUBECONFIG or ~/.kube/config), or the in-cluster account.
+    pub async fn new(config: KubeConfig) -> Result<Self, DeployError> {
+        Ok(Self::with_client(client().await?, config))
+    }
+
+    /// The same with a given client (tests pass one that answers in-process).
+    pub fn with_client(client: Client, config: KubeConfig) -> Self {
+        let inventory = Inventory::new(&config.options.deployment, PathBuf::from(roles::OUTPUT_DIR));
+        Self {
+            client,
+            options: config.options,
+            wait: config.wait,
+            nodes: Vec::new(),
+            inventory,
+        }
+    }
+
+    /// The deployment the state file describes, on the current context's cluster.
+    pub async fn attach(nodes: &[String], summary: &Summary) -> Result<Self, DeployError> {
+        Self::attach_with(client().await?, nodes, summary)
+    }
+
+    /// The same with a given client.
+    pub fn attach_with(client: Client, nodes: &[String], summary: &Summary) -> Result<Self, DeployError> {
+        let mut found = Self::named(client, &summary.deployment)?;
+        found.nodes = nodes.to_vec();
+        found.inventory = Inventory::of(summary);
+        Ok(found)
+    }
+
+    /// Deployment `name`, known by nothing but its name (`down --kubernetes NAME`).
+    pub fn named(client: Client, name: &str) -> Result<Self, DeployError> {
+        names::check_deployment(name)?;
+        let options = KubeOptions {
+            deployment: name.to_string(),
+            ..KubeOptions::default()
+        };
+        Ok(Self::with_client(client, KubeConfig { options, wait: None }))
+    }
+
+    pub async fn by_name(name: &str) -> Result<Self, DeployError> {
+        Self::named(client().await?, name)
+    }
+
+    fn namespace(&self) -> String {
+        names::namespace(&self.options.deployment)
+    }
+
+    async fn apply(&self, objects: &[super::Object]) -> Result<(), DeployError> {
+        eprintln!(
+            "applying {} objects in namespace {}",
+            objects.len(),
+            self.namespace()
+        );
+        apply::up(&self.client, objects, self.wait.as_ref()).await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
+pub struct NoCluster(#[source] kube::Error);
+
+async fn client() -> Result<Client, DeployError> {
+    Client::try_default()
+        .await
+        .map_err(|e| DeployError::backend(NoCluster(e)))
+}
+
+#[async_trait::async_trait]
+impl Backend for Kubernetes {
+    /// The roles answer inside the cluster only (until port-forwarding).
+    fn reaches_roles(&self) -> bool {
+        false
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Kubernetes deployment {} in namespace {}",
+            self.options.deployment,
+            self.namespace()
+        )
+    }
+
+    async fn deploy_roles(&mut self, app: &App) -> Result<ControlPlane, DeployError> {
+        let available = cluster::nodes(&self.client).await?;
+        self.nodes = cluster::restrict(&available, &self.options.nodes)?;
+        let objects = render_roles(app, &self.options)?;
+        self.apply(&objects).await?;
+        for role in [Role::DrupeCentral, Role::WaveHome, Role::CirceHome] {
+            self.inventory
+                .roles
+                .push(RoleInstance::new(role, roles::url(role)));
+        }
+        for node in &self.nodes {
+            for role in [Role::DrupeDroplet, Role::WaveWorker] {
+                // Per-pod records of the headless Service; the pod's own IP
+                // is known only inside the cluster.
+                self.inventory
+                    .roles
+                    .push(RoleInstance::new(role, roles::url(role)).on(node));
+            }
+        }
+        Ok(ControlPlane::Unreachable {
+            nodes: self.nodes.clone(),
+        })
+    }
+
+    async fn start_workers(&mut self, app: &App, placement: &Placement) -> Result<(), DeployError> {
+        self.options.mapping = placement.assignments.clone();
+        let objects = render_workers(app, &self.options)?;
+        self.apply(&objects).await?;
+        let services = names::task_services(app)?;
+        for task in &app.tasks {
+            let url = names::service_url(&services[&task.name], Role::CirceWorker.port());
+            let node = self.options.mapping.get(&task.name).cloned().unwrap_or_default();
+            self.inventory.roles.push(
+                RoleInstance::new(Role::CirceWorker, url)
+                    .on(node)
+                    .running(&task.name),
+            );
+        }
+        Ok(())
+    }
+
+    async fn health(&self) -> Vec<Health> {
+        pods::health(&self.client, &self.options.deployment, &self.inventory.roles).await
+    }
+
+    async fn exists(&self) -> bool {
+        let namespace = self.namespace();
+        // A cluster that does not answer may still hold it.
+        Api::<Namespace>::all(self.client.clone())
+            .get_opt(&namespace)
+            .await
+            .map_or(true, |found| found.is_some())
+    }
+
+    async fn stopped(&self) -> String {
+        // Pods that die come back by themselves; a node that goes does not
+        // bring its pods back.
+        pods::lost_node(&self.client, &self.nodes).await
+    }
+
+    async fn restart(&mut self, role: &RoleInstance) -> Result<RoleInstance, DeployError> {
+        pods::delete(&self.client, &self.options.deployment, role).await?;
+        Ok(role.clone())
+    }
+
+    async fn down(&mut self) -> Result<String, DeployError> {
+        apply::down(&self.client, &self.options.deployment).await?;
+        Ok(format!(
+            "deployment {} deleted (namespace {})",
+            self.options.deployment,
+            self.namespace()
+        ))
+    }
+
+    fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    fn state(&self, summary: Summary) -> DeploymentState {
+        DeploymentState::Kubernetes {
+            namespace: self.namespace(),
+            nodes: self.nodes.clone(),
+            summary,
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! A deployment's pods as the API server reports them: which role each pod
+//! runs, whether it is ready (the kubelet's gRPC readiness probe), deleting
+//! one role's pods so that their controller starts them again, and noticing
+//! a node of the deployment that is no longer Ready.
+
+use super::cluster;
+use super::names::{self, LABEL_COMPONENT, LABEL_TASK};
+use super::KubeError;
+use crate::deployment::{Health, RoleInstance};
+use jupiter_common::role::Scope;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client};
+use std::time::Duration;
+
+/// How often the nodes are looked at during a run.
+const NODE_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The health of each of `roles`, from their pods' readiness.
+pub async fn health(client: &Client, deployment: &str, roles: &[RoleInstance]) -> Vec<Health> {
+    let api = Api::<Pod>::namespaced(client.clone(), &names::namespace(deployment));
+    let listed = api
+        .list(&ListParams::default().labels(&names::selector(deployment)))
+        .await;
+    match listed {
+        Ok(list) => roles.iter().map(|r| role_health(&list.items, r)).collect(),
+        Err(e) => {
+            let why = format!("listing the pods: {e}");
+            roles.iter().map(|_| Health::down(why.clone())).collect()
+        }
+    }
+}
+
+fn role_health(pods: &[Pod], role: &RoleInstance) -> Health {
+    let mine: Vec<&Pod> = pods.iter().filter(|p| runs(p, role)).collect();
+    if mine.iter().any(|p| ready(p)) {
+        return Health::serving();
+    }
+    match mine.first() {
+        None => Health::down("no pod"),
+        Some(pod) => Health::down(not_ready_reason(pod)),
+    }
+}
+
+/// Whether `pod` runs `role`: its component, and its node or task.
+fn runs(pod: &Pod, role: &RoleInstance) -> bool {
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    if labels.get(LABEL_COMPONENT).map(String::as_str) != Some(role.role.name()) {
+        return false;
+    }
+    match role.role.scope() {
+        Scope::Home => true,
+        Scope::Node => pod.spec.as_ref().and_then(|s| s.node_name.as_ref()) == role.node.as_ref(),
+        Scope::Task => {
+            let task = role.task.as_deref().map(names::task_label_of);
+            labels.get(LABEL_TASK) == task.as_ref()
+        }
+    }
+}
+
+fn ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    cluster::ready_among(conditions.into_iter().flatten().map(|c| (&c.type_, &c.status)))
+}
+
+/// Why a pod is not ready, as `kubectl get pods` would say it.
+fn not_ready_reason(pod: &Pod) -> String {
+    let status = pod.status.clone().unwrap_or_default();
+    let waiting = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+    let phase = status.phase.unwrap_or_else(|| "Unknown".into());
+    match waiting {
+        Some(reason) => format!("{phase}: {reason}"),
+        None => format!("{phase}, not ready"),
+    }
+}
+
+/// Deletes the pods that run `role`; their DaemonSet or Deployment starts
+/// new ones, on the same Service name.
+pub async fn delete(client: &Client, deployment: &str, role: &RoleInstance) -> Result<(), KubeError> {
+    let ns = names::namespace(deployment);
+    let mut selector = format!(
+        "{},{LABEL_COMPONENT}={}",
+        names::selector(deployment),
+        role.role.name()
+    );
+    if let (Scope::Task, Some(task)) = (role.role.scope(), &role.task) {
+        selector.push_str(&format!(",{LABEL_TASK}={}", names::task_label_of(task)));
+    }
+    let mut params = ListParams::default().labels(&selector);
+    let node_field;
+    if let (Scope::Node, Some(node)) = (role.role.scope(), &role.node) {
+        node_field = format!("spec.nodeName={node}");
+        params = params.fields(&node_field);
+    }
+    Api::<Pod>::namespaced(client.clone(), &ns)
+        .delete_collection(&DeleteParams::default(), &params)
+        .await
+        .map_err(KubeError::api(format!(
+            "delete the pods of {} in {ns}",
+            role.label()
+        )))?;
+    Ok(())
+}
+
+/// Resolves once one of `nodes` is no longer a Ready node of the cluster
+/// (the pods there are gone and nothing moves them), saying which.
+pub async fn lost_node(client: &Client, nodes: &[String]) -> String {
+    let api = Api::<Node>::all(client.clone());
+    loop {
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            let lost: Vec<&String> = nodes
+                .iter()
+                .filter(|wanted| {
+                    !list
+                        .items
+                        .iter()
+                        .any(|n| n.metadata.name.as_ref() == Some(*wanted) && cluster::is_ready(n))
+                })
+                .collect();
+            if !lost.is_empty() {
+                let lost: Vec<&str> = lost.into_iter().map(String::as_str).collect();
+                return format!(
+                    "node(s) {} of the deployment are not Ready: inputs that pass through them cannot finish \
+                     (recovering from a lost node is not implemented yet); `jupiterctl down` removes the deployment",
+                    lost.join(", ")
+                );
+            }
+        }
+        tokio::time::sleep(NODE_WATCH_INTERVAL).await;
+    }
+}
