@@ -2,6 +2,7 @@
 //! an original Jupiter Python task through the legacy shim.
 
 use jupiter_common::app::{TaskRunner, TaskSpec, LEGACY_RUNNER_PY};
+use jupiter_common::env;
 use jupiter_common::sync::LockExt;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,10 +61,10 @@ pub async fn run(
             cmd.args(args)
                 .args(inputs)
                 .current_dir(dirs.app_dir)
-                .env("JUPITER_OUTPUT_DIR", &dirs.out_dir)
-                .env("JUPITER_INPUT_ID", input_id)
-                .env("JUPITER_TASK", &task.name)
-                .env("JUPITER_WORK_DIR", &dirs.work_dir);
+                .env(env::OUTPUT_DIR, &dirs.out_dir)
+                .env(env::INPUT_ID, input_id)
+                .env(env::TASK, &task.name)
+                .env(env::WORK_DIR, &dirs.work_dir);
             execute(task, program, cmd).await?;
             let outputs = crate::queue::sorted_files(&dirs.out_dir).map_err(io)?;
             Ok(outputs.iter().filter_map(|p| file_name(p)).collect())
@@ -113,8 +114,8 @@ async fn run_legacy(
         .arg(&result)
         .args(&names)
         .current_dir(&pathin)
-        .env("JUPITER_INPUT_ID", input_id)
-        .env("JUPITER_TASK", &task.name);
+        .env(env::INPUT_ID, input_id)
+        .env(env::TASK, &task.name);
     execute(task, Path::new(dirs.python), cmd).await?;
     let returned: Vec<PathBuf> = serde_json::from_slice(&tokio::fs::read(&result).await.map_err(io)?)
         .map_err(|e| RunError::Output {

@@ -145,31 +145,49 @@ fn valid_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// Why a `memory:` value is refused.
+#[derive(Debug, thiserror::Error)]
+enum MemoryError {
+    #[error("{0} is not a size")]
+    NotText(String),
+    #[error("{0:?} is not a size (try 512MiB or 2GiB)")]
+    NotANumber(String),
+    #[error("{text:?}: unknown unit {unit:?} (use MiB or GiB)")]
+    Unit { text: String, unit: String },
+    #[error("{0:?} is below the 16MiB a container needs")]
+    TooSmall(String),
+}
+
 /// `536870912`, `512MiB`, `512m`, `2GiB`, `2g` -> bytes.
-fn parse_memory(value: &serde_yaml::Value) -> Result<u64, String> {
+fn parse_memory(value: &serde_yaml::Value) -> Result<u64, MemoryError> {
     let text = match value {
         serde_yaml::Value::Number(n) => n.to_string(),
         serde_yaml::Value::String(s) => s.trim().to_string(),
-        other => return Err(format!("{other:?} is not a size")),
+        other => return Err(MemoryError::NotText(format!("{other:?}"))),
     };
     let lower = text.to_ascii_lowercase();
     let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => lower.split_at(i),
         None => (lower.as_str(), ""),
     };
-    let n: f64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 512MiB or 2GiB)"))?;
+    let Ok(n) = digits.parse::<f64>() else {
+        return Err(MemoryError::NotANumber(text));
+    };
     let factor: f64 = match unit.trim() {
         "" | "b" => 1.0,
         "k" | "kb" | "kib" => 1024.0,
         "m" | "mb" | "mib" => 1024.0 * 1024.0,
         "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (use MiB or GiB)")),
+        other => {
+            return Err(MemoryError::Unit {
+                unit: other.to_string(),
+                text,
+            })
+        }
     };
     let bytes = (n * factor) as u64;
     if bytes < MIN_MEMORY {
-        return Err(format!("{text:?} is below the 16MiB a container needs"));
+        return Err(MemoryError::TooSmall(text));
     }
     Ok(bytes)
 }

@@ -72,7 +72,7 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
     for (line, tokens) in &task_lines {
         let line = *line;
         let name = tokens[0];
-        check_task_name(name).map_err(|m| err(line, m))?;
+        check_task_name(name).map_err(|e| err(line, e.to_string()))?;
         if let Some(prev) = seen.insert(name, line) {
             return Err(err(
                 line,

@@ -141,18 +141,28 @@ pub(crate) fn is_sink_name(name: &str) -> bool {
     name == "home" || name == "scheduler" || name.starts_with("datasink")
 }
 
+/// Why a task name is refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TaskNameError {
+    #[error("task name is empty")]
+    Empty,
+    #[error("invalid task name {name:?}: {bad:?} not allowed (use letters, digits, '_', '-', '.')")]
+    Invalid { name: String, bad: char },
+}
+
 /// Task names end up in file names, routing suffixes and service names.
-pub(crate) fn check_task_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_task_name(name: &str) -> Result<(), TaskNameError> {
     if name.is_empty() {
-        return Err("task name is empty".into());
+        return Err(TaskNameError::Empty);
     }
-    if let Some(c) = name
+    if let Some(bad) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
-        return Err(format!(
-            "invalid task name {name:?}: {c:?} not allowed (use letters, digits, '_', '-', '.')"
-        ));
+        return Err(TaskNameError::Invalid {
+            name: name.to_string(),
+            bad,
+        });
     }
     Ok(())
 }

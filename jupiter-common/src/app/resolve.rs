@@ -2,24 +2,34 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// Why a command's program cannot run; the message part of the app's error
+/// (which adds the file and field).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProgramError {
+    #[error("program {word:?} not found at {}", path.display())]
+    Missing { word: String, path: PathBuf },
+    #[error("program {word:?} at {} is not a file", path.display())]
+    NotAFile { word: String, path: PathBuf },
+    #[error("program {word:?} at {} is not executable (chmod +x it)", path.display())]
+    NotExecutable { word: String, path: PathBuf },
+    #[error("program {word:?} not found on PATH (to run a file of the app, write it with a '/', e.g. \"./{word}\")")]
+    NotOnPath { word: String },
+}
+
 /// Resolves a command's first word: with a '/', relative to the app folder
-/// (must exist and be executable); otherwise looked up on PATH. The error is
-/// the message part (without file and field).
-pub(crate) fn program(app_dir: &Path, word: &str) -> Result<PathBuf, String> {
+/// (must exist and be executable); otherwise looked up on PATH.
+pub(crate) fn program(app_dir: &Path, word: &str) -> Result<PathBuf, ProgramError> {
+    let word_ = || word.to_string();
     if word.contains('/') {
         let path = normalize(&app_dir.join(word));
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(_) => return Err(format!("program {word:?} not found at {}", path.display())),
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Err(ProgramError::Missing { word: word_(), path });
         };
         if !meta.is_file() {
-            return Err(format!("program {word:?} at {} is not a file", path.display()));
+            return Err(ProgramError::NotAFile { word: word_(), path });
         }
         if !is_executable(&meta) {
-            return Err(format!(
-                "program {word:?} at {} is not executable (chmod +x it)",
-                path.display()
-            ));
+            return Err(ProgramError::NotExecutable { word: word_(), path });
         }
         return Ok(path);
     }
@@ -41,9 +51,7 @@ pub(crate) fn program(app_dir: &Path, word: &str) -> Result<PathBuf, String> {
             }
         }
     }
-    Err(format!(
-        "program {word:?} not found on PATH (to run a file of the app, write it with a '/', e.g. \"./{word}\")"
-    ))
+    Err(ProgramError::NotOnPath { word: word_() })
 }
 
 #[cfg(unix)]

@@ -133,7 +133,7 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
     let mut first_index: HashMap<String, usize> = HashMap::new();
     for (i, t) in raw.tasks.iter().enumerate() {
         let at = || lines.task_key(i, "name").or(lines.task_line(i));
-        check_task_name(&t.name).map_err(|m| invalid(format!("tasks[{i}].name"), at(), m))?;
+        check_task_name(&t.name).map_err(|e| invalid(format!("tasks[{i}].name"), at(), e.to_string()))?;
         if let Some(&j) = first_index.get(&t.name) {
             return Err(invalid(
                 format!("tasks[{i}].name"),
@@ -178,7 +178,7 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             ));
         };
         let program = resolve::program(dir, first)
-            .map_err(|m| invalid(format!("tasks[{i}].command"), command_line, m))?;
+            .map_err(|e| invalid(format!("tasks[{i}].command"), command_line, e.to_string()))?;
         for (j, c) in t.children.iter().enumerate() {
             let field = format!("tasks[{i}].children[{j}]");
             let line = || {

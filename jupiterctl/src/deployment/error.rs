@@ -19,8 +19,8 @@ pub enum DeployError {
         wanted: usize,
         waited: Duration,
     },
-    #[error("wave-home could not map the app: {0}")]
-    Schedule(String),
+    #[error("wave-home could not map the app: {}", .0.message())]
+    Schedule(tonic::Status),
     #[error("wave-home left task {task} unmapped")]
     Unmapped { task: String },
     #[error("task {task} is mapped to node {node}, which is not a node of the deployment ({nodes})")]
@@ -36,11 +36,11 @@ pub enum DeployError {
     SchedulerNeedsProfile(&'static str),
     #[error("mapping: {0}")]
     Mapping(#[from] wave_home::mapping::MappingError),
-    #[error("telling {node}'s wave-worker it hosts {task}: {message}")]
+    #[error("telling {node}'s wave-worker it hosts {task}: {}", .status.message())]
     Host {
         node: String,
         task: String,
-        message: String,
+        status: tonic::Status,
     },
     #[error("no role {what} in this deployment")]
     NoSuchRole { what: String },

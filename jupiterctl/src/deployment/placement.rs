@@ -84,7 +84,7 @@ async fn through_wave_home(
     let mapping = WaveHomeClient::new(serve::channel(wave_home)?)
         .schedule(schedule)
         .await
-        .map_err(|s| DeployError::Schedule(s.message().to_string()))?
+        .map_err(DeployError::Schedule)?
         .into_inner();
     let placement = Placement {
         assignments: mapping.assignments.into_iter().collect(),
@@ -129,10 +129,10 @@ async fn host_tasks(app: &App, placement: &Placement, agents: &[Agent]) -> Resul
                 ..Default::default()
             })
             .await
-            .map_err(|s| DeployError::Host {
+            .map_err(|status| DeployError::Host {
                 node: node.to_string(),
                 task: task.name.clone(),
-                message: s.message().to_string(),
+                status,
             })?;
     }
     Ok(())
