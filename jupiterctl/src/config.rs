@@ -417,3 +417,53 @@ impl RenderArgs {
         crate::kubernetes::to_yaml(&objects).map_err(ConfigError::Yaml)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An app of two tasks whose app.yaml maps both.
+    fn mapped_app(dir: &std::path::Path) -> App {
+        let script = dir.join("t.sh");
+        std::fs::write(&script, "#!/bin/sh\n").expect("script");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::write(
+            dir.join("app.yaml"),
+            "tasks:\n  - {name: a, command: ./t.sh, children: [b]}\n  - {name: b, command: ./t.sh}\n\
+             mapping: {a: n1, b: n0}\n",
+        )
+        .expect("app.yaml");
+        App::load(dir).expect("app loads")
+    }
+
+    fn flags(scheduler: Option<Scheduler>) -> MappingArgs {
+        MappingArgs {
+            scheduler,
+            mapping: None,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn the_apps_own_mapping_makes_the_offline_default_static() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let app = mapped_app(dir.path());
+        let request = placement(&app, &flags(None), "python3", true).expect("offline scheduling");
+        assert_eq!(request.scheduler, Scheduler::Static);
+        let nodes = ["n0".to_string(), "n1".to_string()];
+        let placed = crate::deployment::placement::offline(&app, &request, &nodes).expect("mapped");
+        // What `up` records as the deployment's scheduler.
+        assert_eq!(placed.algorithm, "static");
+        assert_eq!(placed.assignments["a"], "n1");
+        // Elsewhere the default is HEFT, and offline refuses it by name.
+        assert_eq!(
+            placement(&app, &flags(None), "python3", false)
+                .expect("online")
+                .scheduler,
+            Scheduler::Heft
+        );
+        let err = placement(&app, &flags(Some(Scheduler::Cpop)), "python3", true).unwrap_err();
+        assert!(err.to_string().contains("--scheduler cpop"), "{err}");
+    }
+}
