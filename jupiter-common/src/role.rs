@@ -1,10 +1,9 @@
-//! The six roles, defined once: each role's name, default port, image and
-//! the variable other roles are given its URL in, plus the one way every
+//! The six roles, defined once: each role's name, default port, scope and
+//! image, plus the one way every
 //! role process runs (parse its flags, bind, log, serve until SIGTERM or
 //! Ctrl-C). The role binaries, `jupiterctl serve ROLE`, the Docker and
 //! Kubernetes backends and the Helm chart's tests all read them from here.
 
-use crate::env;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::process::ExitCode;
@@ -89,17 +88,6 @@ impl Role {
         format!("http://{}:{}", self.name(), self.port())
     }
 
-    /// The variable that gives other roles this role's URL (the env
-    /// fallback of the flag that points at it), for the roles others call
-    /// by a single URL.
-    pub const fn url_env(self) -> Option<&'static str> {
-        match self {
-            Role::DrupeCentral => Some(env::DRUPE_CENTRAL),
-            Role::CirceHome => Some(env::CIRCE_HOME),
-            Role::WaveHome | Role::DrupeDroplet | Role::WaveWorker | Role::CirceWorker => None,
-        }
-    }
-
     /// The role's image: `<prefix>/<name>:<tag>`.
     pub fn image(self, prefix: &str, tag: &str) -> String {
         format!("{prefix}/{}:{tag}", self.name())
@@ -109,21 +97,6 @@ impl Role {
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?} (the roles: drupe-central, drupe-droplet, wave-home, wave-worker, circe-home, circe-worker)")]
-pub struct UnknownRole(pub String);
-
-impl std::str::FromStr for Role {
-    type Err = UnknownRole;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| UnknownRole(s.to_string()))
     }
 }
 
@@ -245,14 +218,12 @@ mod tests {
     fn names_parse_back_and_ports_are_distinct() {
         let mut ports = std::collections::BTreeSet::new();
         for role in Role::ALL {
-            assert_eq!(role.name().parse::<Role>().ok(), Some(role));
             assert!(ports.insert(role.port()), "{role} shares its port");
             assert_eq!(
                 serde_json::to_value(role).ok(),
                 Some(serde_json::Value::String(role.name().into()))
             );
         }
-        assert!("drupe".parse::<Role>().is_err());
         assert_eq!(Role::DrupeCentral.default_url(), "http://drupe-central:7100");
         assert_eq!(Role::CirceWorker.default_listen(), "0.0.0.0:7301");
         assert_eq!(Role::WaveHome.image("jupiter", "dev"), "jupiter/wave-home:dev");

@@ -109,8 +109,7 @@ impl Local {
     where
         A::Config: Clone + Sync,
     {
-        let listener = bind().await?;
-        let url = url_of(&listener).map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+        let (listener, url) = bind().await?;
         self.serve_on::<A>(RoleInstance { url, ..instance }, listener, config)
     }
 
@@ -241,10 +240,14 @@ impl Drop for InProcess {
     }
 }
 
-async fn bind() -> Result<TcpListener, DeployError> {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| DeployError::backend(LocalError::Bind(e)))
+/// A fresh loopback port and its URL.
+async fn bind() -> Result<(TcpListener, String), DeployError> {
+    let bound = async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = url_of(&listener)?;
+        Ok((listener, url))
+    };
+    bound.await.map_err(|e| DeployError::backend(LocalError::Bind(e)))
 }
 
 /// Binds `addr` again: a killed listener's port may take a moment to be free.
@@ -304,12 +307,7 @@ impl Backend for Local {
         central.probe_interval = config.probe.interval;
         self.start::<drupe_central::Args>(RoleInstance::new(Role::DrupeCentral, ""), central)
             .await?;
-        let central_url = self
-            .inventory
-            .roles
-            .last()
-            .map(|r| r.url.clone())
-            .unwrap_or_default();
+        let central_url = self.inventory.url(Role::DrupeCentral);
         let wave = wave_home::Config {
             central: central_url.clone(),
             advertise: None,
@@ -319,8 +317,7 @@ impl Backend for Local {
         for i in 0..config.nodes {
             let node = format!("node{i}");
             // Droplets probe each other: each advertises the port it got.
-            let listener = bind().await?;
-            let url = url_of(&listener).map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+            let (listener, url) = bind().await?;
             let droplet = drupe_droplet::Config {
                 node: node.clone(),
                 central: central_url.clone(),
@@ -342,18 +339,13 @@ impl Backend for Local {
         let config = self.here("starting workers")?.config.clone();
         // Every worker's port first: they address each other.
         let mut listeners = BTreeMap::new();
-        for task in &app.tasks {
-            listeners.insert(task.name.clone(), bind().await?);
-        }
-        let home = bind().await?;
-        let home_url = url_of(&home).map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
         let mut urls = BTreeMap::new();
-        for (task, listener) in &listeners {
-            urls.insert(
-                task.clone(),
-                url_of(listener).map_err(|e| DeployError::backend(LocalError::Bind(e)))?,
-            );
+        for task in &app.tasks {
+            let (listener, url) = bind().await?;
+            listeners.insert(task.name.clone(), listener);
+            urls.insert(task.name.clone(), url);
         }
+        let (home, home_url) = bind().await?;
         let first_worker = self.inventory.roles.len();
         for task in &app.tasks {
             let node = placement.node_of(&task.name)?.to_string();
@@ -437,11 +429,10 @@ impl Backend for Local {
         }
     }
 
-    async fn restart(&mut self, role: &RoleInstance) -> Result<RoleInstance, DeployError> {
+    async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {
         self.here(&format!("restarting {}", role.label()))?
             .restart(role)
-            .await?;
-        Ok(role.clone())
+            .await
     }
 
     async fn down(&mut self) -> Result<String, DeployError> {

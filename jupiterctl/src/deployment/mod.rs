@@ -87,9 +87,9 @@ pub trait Backend: Send + Sync {
     /// stopped and will not come back by itself.
     async fn stopped(&self) -> String;
 
-    /// Kills `role` and starts it again on the same address and data;
-    /// returns it as it runs now.
-    async fn restart(&mut self, role: &RoleInstance) -> Result<RoleInstance, DeployError>;
+    /// Kills `role` and starts it again on the same data (its entry in
+    /// [`Backend::roles`] says where it answers now).
+    async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError>;
 
     /// Stops and removes everything of the deployment; says what went.
     async fn down(&mut self) -> Result<String, DeployError>;
@@ -177,12 +177,8 @@ impl Deployment {
             .into_iter()
             .find(|r| r.label() == label)
             .ok_or_else(|| DeployError::NoSuchRole { what: label.into() })?;
-        let now = self.backend.restart(&role).await?;
-        for r in &mut self.summary.roles {
-            if r.label() == label {
-                *r = now.clone();
-            }
-        }
+        self.backend.restart(&role).await?;
+        self.summary.roles = self.backend.roles();
         Ok(())
     }
 

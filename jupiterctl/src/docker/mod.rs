@@ -407,8 +407,7 @@ impl Backend for Docker {
 
     async fn start_workers(&mut self, app: &App, placement: &Placement) -> Result<(), DeployError> {
         let config = self.config()?;
-        let home_url =
-            ContainerSpec::new(&self.inventory.id, Role::CirceHome, String::new(), None).inner_url();
+        let home_url = self.spec(&config, Role::CirceHome, None).inner_url();
         let mut specs = self.worker_specs(&config, app, placement, &home_url)?;
         let home = self.home_spec(&config, app, &specs);
         specs.push(home);
@@ -425,7 +424,7 @@ impl Backend for Docker {
         first_stopped(&self.engine, &self.inventory.id).await
     }
 
-    async fn restart(&mut self, role: &RoleInstance) -> Result<RoleInstance, DeployError> {
+    async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {
         let container = role
             .container
             .clone()
@@ -443,7 +442,7 @@ impl Backend for Docker {
                 *r = now.clone();
             }
         }
-        Ok(now)
+        Ok(())
     }
 
     async fn down(&mut self) -> Result<String, DeployError> {

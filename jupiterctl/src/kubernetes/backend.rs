@@ -188,9 +188,9 @@ impl Backend for Kubernetes {
         pods::lost_node(&self.client, &self.nodes).await
     }
 
-    async fn restart(&mut self, role: &RoleInstance) -> Result<RoleInstance, DeployError> {
+    async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {
         pods::delete(&self.client, &self.options.deployment, role).await?;
-        Ok(role.clone())
+        Ok(())
     }
 
     async fn down(&mut self) -> Result<String, DeployError> {

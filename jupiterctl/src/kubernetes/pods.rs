@@ -91,10 +91,8 @@ pub async fn delete(client: &Client, deployment: &str, role: &RoleInstance) -> R
         selector.push_str(&format!(",{LABEL_TASK}={}", names::task_label_of(task)));
     }
     let mut params = ListParams::default().labels(&selector);
-    let node_field;
     if let (Scope::Node, Some(node)) = (role.role.scope(), &role.node) {
-        node_field = format!("spec.nodeName={node}");
-        params = params.fields(&node_field);
+        params = params.fields(&format!("spec.nodeName={node}"));
     }
     Api::<Pod>::namespaced(client.clone(), &ns)
         .delete_collection(&DeleteParams::default(), &params)
