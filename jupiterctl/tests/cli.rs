@@ -336,3 +336,19 @@ fn up_submit_status_down() {
     assert!(!after.status.success());
     assert!(String::from_utf8_lossy(&after.stderr).contains("no deployment is up"));
 }
+
+#[test]
+fn down_of_an_impossible_kubernetes_name_says_so_before_asking_a_cluster() {
+    let output = jupiterctl()
+        .args(["down", "--kubernetes", "Bad_Name"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .expect("jupiterctl runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("\"Bad_Name\" is not usable in Kubernetes")
+            && !stderr.contains("no Kubernetes cluster"),
+        "{stderr}"
+    );
+}

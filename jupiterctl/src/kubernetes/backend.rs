@@ -84,7 +84,10 @@ impl Kubernetes {
         Ok(Self::with_client(client, KubeConfig { options, wait: None }))
     }
 
+    /// Deployment `name` on the current context's cluster; a name that
+    /// cannot be one is refused before any cluster is asked.
     pub async fn by_name(name: &str) -> Result<Self, DeployError> {
+        names::check_deployment(name)?;
         Self::named(client().await?, name)
     }
 
