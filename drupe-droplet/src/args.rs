@@ -33,11 +33,18 @@ pub struct Args {
     /// Folder whose disk space is reported (the node's queue folder).
     #[arg(long, env = env::DATA_DIR)]
     pub data_dir: Option<PathBuf>,
+    /// Measure this node's speed once, print it as JSON and exit (no other
+    /// flag is needed; the drupe-droplet binary only).
+    #[arg(long)]
+    pub measure_speed: bool,
 }
 
 impl Args {
     /// The checked configuration.
     pub fn config(&self) -> Result<Config> {
+        if self.measure_speed {
+            return Err(Error::MeasureSpeed);
+        }
         if !(self.interval > 0.0 && self.interval.is_finite()) {
             return Err(Error::Interval(self.interval));
         }

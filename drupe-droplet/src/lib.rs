@@ -2,11 +2,15 @@
 //! (echoes and payload streams), measures its own links when drupe-central
 //! asks (central staggers the asks so probes never share a link), and
 //! reports its node's resources on an interval, which also registers the
-//! node.
+//! node. The reports carry the node's speed, from a short CPU benchmark
+//! kept current by [`monitor`], and its own CPU use from its cgroup.
 
 mod args;
+pub mod cgroup;
+mod monitor;
 pub mod probe;
 pub mod resources;
+pub mod speed;
 
 pub use args::Args;
 
@@ -48,6 +52,8 @@ pub struct Config {
 pub enum Error {
     #[error("--interval must be a positive number of seconds, got {0}")]
     Interval(f64),
+    #[error("--measure-speed is answered by the drupe-droplet binary: run `drupe-droplet --measure-speed`")]
+    MeasureSpeed,
     #[error(transparent)]
     Flag(#[from] FlagError),
     #[error("drupe-central's address: {0}")]
@@ -63,18 +69,30 @@ pub struct Droplet {
     config: Config,
     /// The URL reported to central: the configured one or the default.
     advertise: String,
+    /// The node's speed readings and own CPU use.
+    monitor: monitor::Monitor,
 }
+
+/// How long the first report waits for the first speed reading: it takes
+/// ~0.25 s under a 0.25-CPU quota; past this the report goes out with
+/// speed 0 ("not measured yet") rather than keep the node unregistered.
+const FIRST_READING_WAIT: Duration = Duration::from_secs(3);
 
 impl Droplet {
     /// A droplet reached at `advertise`.
     pub fn new(config: Config, advertise: String) -> Self {
-        Self { config, advertise }
+        Self {
+            config,
+            advertise,
+            monitor: monitor::Monitor::new(),
+        }
     }
 
     fn snapshot(&self) -> NodeResources {
         let mut r = resources::measure(self.config.data_dir.as_deref());
         r.node = self.config.node.clone();
         r.address = self.advertise.clone();
+        self.monitor.fill(&mut r);
         r
     }
 }
@@ -98,14 +116,7 @@ impl DrupeDroplet for Droplet {
 
     async fn probe_link(&self, request: Request<ProbeRequest>) -> Result<Response<LinkMeasurement>, Status> {
         let request = request.into_inner();
-        if request.peer_address.is_empty() {
-            return Err(Status::invalid_argument("peer_address is empty"));
-        }
-        if request.sizes.iter().any(|&s| s == 0 || s > 1 << 30) {
-            return Err(Status::invalid_argument(
-                "probe sizes must be between 1 byte and 1 GiB",
-            ));
-        }
+        probe::validate(&request).map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Response::new(probe::probe(&self.config.node, &request).await))
     }
 
@@ -120,6 +131,7 @@ impl DrupeDroplet for Droplet {
 /// Reports to drupe-central forever: first at once, then every interval.
 /// Failures are logged and retried on the next tick; central may start later.
 async fn report_loop(droplet: Droplet, mut client: DrupeCentralClient<Channel>) {
+    droplet.monitor.first_reading(FIRST_READING_WAIT).await;
     let mut retry = Duration::from_millis(10);
     loop {
         match client.report_resources(droplet.snapshot()).await {
@@ -154,6 +166,7 @@ pub async fn serve(
     tracing::info!(node = %config.node, %advertise, "drupe-droplet serving");
     let central = DrupeCentralClient::new(serve::channel(&config.central).map_err(Error::Central)?);
     let droplet = Droplet::new(config, advertise);
+    let _speed = AbortOnDropHandle::new(tokio::spawn(droplet.monitor.clone().run()));
     let _reporter = AbortOnDropHandle::new(tokio::spawn(report_loop(droplet.clone(), central)));
     let mut routes = RoutesBuilder::default();
     routes.add_service(DrupeDropletServer::new(droplet));

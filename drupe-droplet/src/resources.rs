@@ -1,23 +1,22 @@
-//! Reads this node's resources from the operating system.
+//! Reads this node's resources from the operating system. The CPU limit
+//! comes from the cgroup; speed and own CPU use need history, so the
+//! droplet's monitor fills them in (see `monitor`).
 
 use jupiter_common::proto::drupe::droplet::v1::NodeResources;
 use std::path::Path;
 
-/// CPU count, load, memory and the disk of `data_dir`, now.
+/// CPU limit and count, memory and the disk of `data_dir`, now; speed 0
+/// (not measured) and load 0 (the host's load average is not this node's:
+/// see [`crate::speed`] and [`crate::cgroup`] for both).
 pub fn measure(data_dir: Option<&Path>) -> NodeResources {
-    let cpu_count = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1);
-    let load1 = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let cpu_limit = crate::cgroup::cpu_limit();
     let (free, total) = memory().unwrap_or((0, 0));
     let (disk_free, disk_total) = disk(data_dir.unwrap_or(Path::new("."))).unwrap_or((0, 0));
     NodeResources {
         node: String::new(),
-        cpu_count,
-        cpu_load: load1 / cpu_count.max(1) as f64,
+        cpu_count: crate::speed::cpu_count(cpu_limit),
+        cpu_limit,
+        cpu_load: 0.0,
         memory_free_bytes: free,
         memory_total_bytes: total,
         measured_at_unix_millis: jupiter_common::clock::unix_nanos() / 1_000_000,
@@ -25,6 +24,7 @@ pub fn measure(data_dir: Option<&Path>) -> NodeResources {
         disk_free_bytes: disk_free,
         disk_total_bytes: disk_total,
         reachable: true,
+        ..Default::default()
     }
 }
 
