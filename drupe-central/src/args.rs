@@ -35,6 +35,17 @@ pub struct Args {
         default_value = "64KiB,256KiB,1MiB"
     )]
     pub probe_sizes: Vec<String>,
+    /// Adaptive probing: each link's largest payload doubles until one
+    /// transfer lasts this many seconds (and 10 round trips); 0 turns it off.
+    #[arg(long, env = env::PROBE_MIN_SECS, default_value_t = 0.02)]
+    pub probe_min_secs: f64,
+    /// The largest payload adaptive probing sends: bytes, or with a KiB/MiB suffix (at most 1 GiB).
+    #[arg(long, env = env::PROBE_MAX_BYTES, default_value = "64MiB")]
+    pub probe_max_bytes: String,
+    /// Probe one link at a time: for nodes that share one host (containers
+    /// on one engine, local processes), where parallel probes share the CPU.
+    #[arg(long, env = env::PROBE_SEQUENTIAL)]
+    pub probe_sequential: bool,
     /// Transfers of each size per link and round (the fastest counts).
     #[arg(long, env = env::PROBE_REPEATS, default_value_t = 2)]
     pub probe_repeats: u32,
@@ -105,8 +116,15 @@ impl Args {
         if probe_sizes.is_empty() {
             return Err(Error::NoProbeSizes);
         }
+        if !(0.0..=60.0).contains(&self.probe_min_secs) {
+            return Err(Error::ProbeMinSecs(self.probe_min_secs));
+        }
+        let probe_max_bytes = parse_size(&self.probe_max_bytes).map_err(Error::ProbeMaxBytes)?;
         Ok(Config {
             db: self.db.clone(),
+            probe_min_secs: self.probe_min_secs,
+            probe_max_bytes,
+            probe_sequential: self.probe_sequential,
             probe_interval: seconds("probe-interval", self.probe_interval)?,
             probe_sizes,
             probe_repeats: self.probe_repeats.max(1),
@@ -151,6 +169,10 @@ mod tests {
             (config.probe_repeats, config.echoes),
             (default.probe_repeats, default.echoes)
         );
+        assert_eq!(
+            (config.probe_min_secs, config.probe_max_bytes),
+            (default.probe_min_secs, default.probe_max_bytes)
+        );
     }
 
     #[test]
@@ -167,6 +189,14 @@ mod tests {
         assert_eq!(
             error(&["--probe-sizes", "64KiB,lots"]),
             "--probe-sizes: probe size \"lots\" is not a number of bytes"
+        );
+        assert_eq!(
+            error(&["--probe-min-secs=-1"]),
+            "--probe-min-secs must be between 0 and 60 seconds, got -1"
+        );
+        assert_eq!(
+            error(&["--probe-max-bytes", "2048MiB"]),
+            "--probe-max-bytes: probe size \"2048MiB\" must be between 1 byte and 1 GiB"
         );
         assert_eq!(
             error(&["--unreachable-after=-1"]),

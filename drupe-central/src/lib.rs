@@ -8,7 +8,9 @@
 //! so in every step each node sends one probe and receives one, and no two
 //! probes share a link. The step where k = N/2 would probe i -> j and
 //! j -> i at once (data one way would queue behind the other's
-//! acknowledgements), so it runs in two halves.
+//! acknowledgements), so it runs in two halves. Nodes that share one host
+//! (local processes, containers on one engine) share its CPU on every
+//! link, so there `probe_sequential` runs the probes one at a time.
 
 mod args;
 pub mod model;
@@ -52,6 +54,17 @@ pub struct Config {
     pub probe_interval: Duration,
     /// Payload sizes (bytes) sent over every link each round.
     pub probe_sizes: Vec<u64>,
+    /// Adaptive probing: each link's largest payload doubles until it
+    /// takes this many seconds (and 10 round trips); 0 turns it off.
+    pub probe_min_secs: f64,
+    /// The largest payload adaptive probing sends.
+    pub probe_max_bytes: u64,
+    /// Probe one link at a time. Nodes that share one host's CPU (local
+    /// processes, containers on one engine) share every "link": parallel
+    /// probes split the CPU at random, and a link's remembered size fed back
+    /// into how much it overlapped with others (loopback links read 5×
+    /// apart, round after round).
+    pub probe_sequential: bool,
     /// Transfers of each size per link and round; the fastest counts.
     pub probe_repeats: u32,
     /// Echoes per link for the round-trip time.
@@ -68,6 +81,9 @@ impl Config {
             db,
             probe_interval: Duration::from_secs(60),
             probe_sizes: vec![64 * 1024, 256 * 1024, 1024 * 1024],
+            probe_min_secs: 0.02,
+            probe_max_bytes: 64 << 20,
+            probe_sequential: false,
             probe_repeats: 2,
             echoes: 5,
             probe_timeout: Duration::from_secs(30),
@@ -83,6 +99,10 @@ pub enum Error {
     ProbeSize(#[from] SizeError),
     #[error("--probe-sizes needs at least one size")]
     NoProbeSizes,
+    #[error("--probe-max-bytes: {0}")]
+    ProbeMaxBytes(#[source] SizeError),
+    #[error("--probe-min-secs must be between 0 and 60 seconds, got {0}")]
+    ProbeMinSecs(f64),
     #[error("--{flag} must be a positive number of seconds, got {value}")]
     Seconds { flag: &'static str, value: f64 },
     #[error(transparent)]
@@ -287,11 +307,12 @@ impl Central {
         }]);
     }
 
-    fn previous_probes(&self, from: &str, to: &str) -> u32 {
+    /// The link's last profile, if it was ever probed.
+    fn previous_link(&self, from: &str, to: &str) -> Option<LinkProfile> {
         self.state()
             .links
             .get(&(from.to_string(), to.to_string()))
-            .map_or(0, |l| l.probes)
+            .cloned()
     }
 
     fn finish_round(&self) {

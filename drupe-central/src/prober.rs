@@ -58,7 +58,13 @@ async fn round(central: &Central) {
                 let (to, to_address) = &nodes[(i + step) % n];
                 probe(central, from, from_address, to, to_address)
             });
-            futures::future::join_all(probes).await;
+            if central.inner.config.probe_sequential {
+                for probe in probes {
+                    probe.await;
+                }
+            } else {
+                futures::future::join_all(probes).await;
+            }
         }
     }
     central.finish_round();
@@ -76,15 +82,56 @@ pub(crate) fn step_batches(n: usize, step: usize) -> Vec<Vec<usize>> {
     vec![first, second]
 }
 
+/// The payload sizes of a link's next probe. The first probe sends the
+/// configured sizes and lets the droplet double from there; once a probe
+/// found the size that lasts long enough, later ones send the smallest
+/// configured size (for the fixed cost) and that size with its half and
+/// quarter (three points on the line, so the residual means something),
+/// instead of doubling from scratch every round. A size that took over
+/// four times the target is halved: the link got faster or less busy.
+pub(crate) fn round_sizes(
+    configured: &[u64],
+    previous: Option<&LinkProfile>,
+    min_secs: f64,
+    max_bytes: u64,
+) -> Vec<u64> {
+    let configured_max = configured.iter().copied().max().unwrap_or(0);
+    let Some(previous) = previous.filter(|p| {
+        min_secs > 0.0 && p.reachable && p.largest_probe_bytes > configured_max && p.largest_probe_secs > 0.0
+    }) else {
+        return configured.to_vec();
+    };
+    let mut last = previous.largest_probe_bytes.min(max_bytes);
+    if previous.largest_probe_secs > 4.0 * model::target_secs(min_secs, previous.latency_ms / 1000.0)
+        && last / 2 > configured_max
+    {
+        last /= 2;
+    }
+    let smallest = configured.iter().copied().min().unwrap_or(last);
+    let mut sizes = vec![smallest, last / 4, last / 2, last];
+    sizes.retain(|&s| s >= smallest);
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
 async fn probe(central: &Central, from: &str, from_address: &str, to: &str, to_address: &str) {
     let config = &central.inner.config;
+    let previous = central.previous_link(from, to);
     let request = ProbeRequest {
         peer: to.to_string(),
         peer_address: to_address.to_string(),
-        sizes: config.probe_sizes.clone(),
+        sizes: round_sizes(
+            &config.probe_sizes,
+            previous.as_ref(),
+            config.probe_min_secs,
+            config.probe_max_bytes,
+        ),
         repeats: config.probe_repeats,
         echoes: config.echoes,
         timeout_secs: config.probe_timeout.as_secs_f64(),
+        min_transfer_secs: config.probe_min_secs,
+        max_bytes: config.probe_max_bytes,
     };
     let asked = async {
         let mut client = DrupeDropletClient::new(serve::channel(from_address).map_err(|e| e.to_string())?);
@@ -100,7 +147,8 @@ async fn probe(central: &Central, from: &str, from_address: &str, to: &str, to_a
         Ok(Err(e)) => failed(from, to, format!("{from}'s droplet did not answer: {e}")),
         Err(_) => failed(from, to, format!("{from}'s droplet did not answer in time")),
     };
-    central.record_link(profile_of(measurement, central.previous_probes(from, to)));
+    let previous_probes = previous.map_or(0, |p| p.probes);
+    central.record_link(profile_of(measurement, previous_probes, config.probe_min_secs));
 }
 
 fn failed(from: &str, to: &str, error: String) -> LinkMeasurement {
@@ -113,7 +161,7 @@ fn failed(from: &str, to: &str, error: String) -> LinkMeasurement {
     }
 }
 
-fn profile_of(m: LinkMeasurement, previous_probes: u32) -> LinkProfile {
+fn profile_of(m: LinkMeasurement, previous_probes: u32, min_secs: f64) -> LinkProfile {
     if !m.error.is_empty() {
         tracing::warn!(from = %m.from, to = %m.to, error = %m.error, "link unreachable");
         return LinkProfile {
@@ -126,31 +174,84 @@ fn profile_of(m: LinkMeasurement, previous_probes: u32) -> LinkProfile {
             ..Default::default()
         };
     }
-    let fitted = model::fit(&m.samples);
-    let bandwidth = model::bandwidth(fitted.as_ref(), &m.samples);
+    let assessment = model::assess(&m.samples, m.rtt_ms / 1000.0, min_secs);
+    if !assessment.trusted {
+        tracing::debug!(from = %m.from, to = %m.to, note = %assessment.note, "link not trusted");
+    }
+    let largest = assessment.largest.unwrap_or_default();
     LinkProfile {
         from: m.from,
         to: m.to,
         reachable: true,
         latency_ms: m.rtt_ms,
-        bandwidth_bytes_per_sec: bandwidth,
-        model: Some(
-            fitted.unwrap_or(jupiter_common::proto::drupe::central::v1::TransferModel {
-                quadratic: 0.0,
-                linear: if bandwidth > 0.0 { 1.0 / bandwidth } else { 0.0 },
-                constant: m.rtt_ms / 1000.0,
-            }),
-        ),
+        bandwidth_bytes_per_sec: assessment.bandwidth,
+        model: Some(assessment.model),
         measured_at_unix_millis: m.measured_at_unix_millis,
         probes: previous_probes + 1,
         error: String::new(),
+        residual: assessment.residual,
+        trusted: assessment.trusted,
+        note: assessment.note,
+        largest_probe_bytes: largest.bytes,
+        largest_probe_secs: largest.seconds,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::step_batches;
+    use super::{round_sizes, step_batches};
+    use jupiter_common::proto::drupe::central::v1::LinkProfile;
     use std::collections::BTreeSet;
+
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1 << 20;
+
+    fn measured(bytes: u64, secs: f64) -> LinkProfile {
+        LinkProfile {
+            reachable: true,
+            latency_ms: 0.2,
+            largest_probe_bytes: bytes,
+            largest_probe_secs: secs,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn later_rounds_start_from_the_size_that_sufficed() {
+        let configured = [16 * KIB, 128 * KIB];
+        // First probe, or adaptive probing off: the configured sizes.
+        assert_eq!(round_sizes(&configured, None, 0.02, 64 * MIB), configured);
+        let sufficed = measured(32 * MIB, 0.025);
+        assert_eq!(
+            round_sizes(&configured, Some(&sufficed), 0.0, 64 * MIB),
+            configured
+        );
+        // Then the smallest, and the size that sufficed with its half and quarter.
+        assert_eq!(
+            round_sizes(&configured, Some(&sufficed), 0.02, 64 * MIB),
+            [16 * KIB, 8 * MIB, 16 * MIB, 32 * MIB]
+        );
+        // A link that got faster: half of it next time.
+        assert_eq!(
+            round_sizes(&configured, Some(&measured(32 * MIB, 0.1)), 0.02, 64 * MIB),
+            [16 * KIB, 4 * MIB, 8 * MIB, 16 * MIB]
+        );
+        // A lowered cap is honoured; a slow link needs nothing beyond the configured.
+        assert_eq!(
+            round_sizes(&configured, Some(&sufficed), 0.02, 4 * MIB),
+            [16 * KIB, MIB, 2 * MIB, 4 * MIB]
+        );
+        assert_eq!(
+            round_sizes(&configured, Some(&measured(128 * KIB, 0.5)), 0.02, 64 * MIB),
+            configured
+        );
+        // A link that went down starts over.
+        let down = LinkProfile {
+            reachable: false,
+            ..sufficed
+        };
+        assert_eq!(round_sizes(&configured, Some(&down), 0.02, 64 * MIB), configured);
+    }
 
     /// Every ordered pair exactly once; within a batch no node sends or
     /// receives twice and no pair runs in both directions.

@@ -1,6 +1,7 @@
 //! DRUPE on loopback with real servers: a complete first profile, the
-//! update stream, a restarted central serving its stored profile, and a
-//! killed droplet whose links turn unreachable and come back.
+//! update stream, a restarted central serving its stored profile, a
+//! killed droplet whose links turn unreachable and come back, and
+//! adaptive probe sizes that make identical links read alike.
 
 use drupe_central::Config as CentralConfig;
 use drupe_droplet::Config as DropletConfig;
@@ -226,5 +227,110 @@ async fn profile_survives_restarts_and_node_loss() {
         node2_link[went_down..].contains(&true),
         "up again after: {node2_link:?}"
     );
+    central.kill().await;
+}
+
+/// Loopback links move a 64 KiB payload in well under a millisecond, so the
+/// configured sizes alone time only overhead (identical links read up to
+/// 100× apart that way). Adaptive probing must grow the payload until a
+/// transfer lasts 20 ms, and then the three identical links each way must
+/// agree within 2×.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fast_links_are_probed_until_transfers_are_long() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut config = config(&dir.path().join("central.redb"));
+    config.probe_min_secs = 0.02;
+    config.probe_max_bytes = 256 << 20;
+    // The three droplets share this process's CPU, as the local backend's do.
+    config.probe_sequential = true;
+    config.probe_timeout = Duration::from_secs(10);
+    config.unreachable_after = Duration::from_secs(10);
+    let central_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let central_url = format!("http://{}", central_listener.local_addr().expect("addr"));
+    let central = start_central(config, central_listener).await;
+    wait_healthy("drupe-central", &central_url, Duration::from_secs(10))
+        .await
+        .expect("healthy");
+    let mut droplets = Vec::new();
+    for i in 0..3 {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        droplets.push(start_droplet(&format!("node{i}"), &central_url, l).await);
+    }
+    // Two probes per link at least: later ones start from the size that
+    // sufficed. Loopback transfers are CPU-bound, and other processes
+    // (parallel builds on a shared machine) slow them at random; so each
+    // link's median reading over at least three rounds is compared.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = 0;
+    let mut spreads = Vec::new();
+    let mut readings = std::collections::BTreeMap::new();
+    loop {
+        let profile = wait_for(&central_url, "a new round with every link probed twice", |p| {
+            p.complete
+                && p.rounds > seen
+                && p.links.len() == 6
+                && p.links.iter().all(|l| l.reachable && l.probes >= 2)
+        })
+        .await;
+        seen = profile.rounds;
+        for l in &profile.links {
+            eprintln!(
+                "round {seen}: {} -> {}: {:.0} Mbit/s, rtt {:.3} ms, residual {:.3}, largest {} B in {:.1} ms {}",
+                l.from,
+                l.to,
+                l.bandwidth_bytes_per_sec * 8e-6,
+                l.latency_ms,
+                l.residual,
+                l.largest_probe_bytes,
+                l.largest_probe_secs * 1000.0,
+                if l.trusted { "trusted" } else { &l.note }
+            );
+            assert!(
+                l.largest_probe_bytes > 64 * 1024,
+                "the payload grew beyond the configured sizes: {l:?}"
+            );
+            assert!(
+                l.largest_probe_secs >= 0.02 || l.largest_probe_bytes == 256 << 20,
+                "the largest transfer lasted 20 ms: {l:?}"
+            );
+            assert!(l.bandwidth_bytes_per_sec > 0.0 && l.residual.is_finite(), "{l:?}");
+            assert_eq!(
+                l.trusted,
+                l.note.is_empty(),
+                "a note exactly when untrusted: {l:?}"
+            );
+            // Never more than the largest transfer implies, by a sane factor.
+            let throughput = l.largest_probe_bytes as f64 / l.largest_probe_secs;
+            assert!(l.bandwidth_bytes_per_sec <= 2.0 * throughput, "{l:?}");
+        }
+        for l in &profile.links {
+            readings
+                .entry((l.from.clone(), l.to.clone()))
+                .or_insert_with(Vec::new)
+                .push(l.bandwidth_bytes_per_sec);
+        }
+        let medians: Vec<f64> = readings
+            .values()
+            .map(|r| {
+                let mut r = r.clone();
+                r.sort_by(f64::total_cmp);
+                r[r.len() / 2]
+            })
+            .collect();
+        let (low, high) = medians
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), &b| (lo.min(b), hi.max(b)));
+        spreads.push(high / low);
+        if spreads.len() >= 3 && high <= 2.0 * low {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "identical loopback links' median readings never came within 2× of each other; max/min after each round: {spreads:?}"
+        );
+    }
+    for d in droplets {
+        d.kill().await;
+    }
     central.kill().await;
 }
