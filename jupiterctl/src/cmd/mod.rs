@@ -3,6 +3,7 @@
 //! model, never against one backend.
 
 pub mod down;
+pub mod exec_profile;
 pub mod profile;
 pub mod render;
 pub mod run;
@@ -48,6 +49,10 @@ pub enum Command {
     /// The network and resource profile DRUPE measured: link matrix (bandwidth,
     /// latency, age) and node resources.
     Profile(profile::Args),
+    /// Run an app once on a sample input here and print each task's time,
+    /// normalised cost and output bytes (what heft, cpop and wave-greedy map with).
+    #[command(long_about = exec_profile::LONG_ABOUT)]
+    ExecProfile(exec_profile::Args),
     /// Schedule a task graph offline (HEFT or CPoP) and print the schedule as JSON.
     Schedule(schedule::Args),
     /// Run one role as a server in this process, with the same flags as the
@@ -73,6 +78,7 @@ impl Command {
             Command::Down(args) => down::execute(args).await,
             Command::Render(args) => render::execute(args),
             Command::Profile(args) => profile::execute(args).await,
+            Command::ExecProfile(args) => exec_profile::execute(args).await,
             Command::Schedule(args) => schedule::execute(args),
             Command::Serve { role } => serve::execute(role).await,
         }
