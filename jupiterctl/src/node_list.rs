@@ -8,13 +8,22 @@
 //!   - name: cloud0
 //!     cpus: 2
 //!     memory: 2GiB
+//!     bandwidth: 200Mbit  # rate of the node's link, each way (Docker only)
+//!     delay: 40ms         # one-way delay of the node's link (Docker, netem)
 //! ```
+//!
+//! `bandwidth` is bits per second: a plain number, or with `bit`, `kbit`,
+//! `Mbit` or `Gbit` (any case; decimal, as tc counts). `Mbps`-style units are
+//! refused: tc reads `mbps` as megabytes per second, everyone else as
+//! megabits, and a silent factor of 8 is worse than an error. `delay` needs
+//! a unit, `ms` or `s`.
 //!
 //! Without a list, `--nodes N` gives N nodes `node0..` with the defaults.
 
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
 /// CPUs of a node when the list does not say.
 pub const DEFAULT_CPUS: f64 = 1.0;
@@ -22,12 +31,29 @@ pub const DEFAULT_CPUS: f64 = 1.0;
 pub const DEFAULT_MEMORY: u64 = 512 * 1024 * 1024;
 /// Docker refuses containers with less memory than this.
 const MIN_MEMORY: u64 = 16 * 1024 * 1024;
+/// Below this a link cannot carry even DRUPE's probes in their timeout.
+const MIN_BANDWIDTH: u64 = 100_000;
+/// Above this tbf's token arithmetic (and a veth) stops meaning anything.
+const MAX_BANDWIDTH: u64 = 100_000_000_000;
+/// A longer delay would starve every timeout of the roles.
+const MAX_DELAY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeSpec {
     pub name: String,
     pub cpus: f64,
     pub memory_bytes: u64,
+    /// Rate of the node's link, each way; None: unshaped.
+    pub bandwidth_bits_per_sec: Option<u64>,
+    /// One-way delay of the node's link, each way; None: none added.
+    pub delay: Option<Duration>,
+}
+
+impl NodeSpec {
+    /// Whether its link is emulated (bandwidth or delay set).
+    pub fn shaped(&self) -> bool {
+        self.bandwidth_bits_per_sec.is_some() || self.delay.is_some()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +87,8 @@ struct Entry {
     name: String,
     cpus: Option<f64>,
     memory: Option<serde_yaml::Value>,
+    bandwidth: Option<serde_yaml::Value>,
+    delay: Option<serde_yaml::Value>,
 }
 
 /// `count` identical nodes `node0..`.
@@ -73,6 +101,8 @@ pub fn uniform(count: usize) -> Result<Vec<NodeSpec>, NodeListError> {
             name: format!("node{i}"),
             cpus: DEFAULT_CPUS,
             memory_bytes: DEFAULT_MEMORY,
+            bandwidth_bits_per_sec: None,
+            delay: None,
         })
         .collect())
 }
@@ -127,10 +157,20 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<NodeSpec>, NodeListError> {
             None => DEFAULT_MEMORY,
             Some(value) => parse_memory(value).map_err(|d| bad(format!("memory: {d}")))?,
         };
+        let bandwidth_bits_per_sec = match &entry.bandwidth {
+            None => None,
+            Some(value) => Some(parse_bandwidth(value).map_err(|d| bad(format!("bandwidth: {d}")))?),
+        };
+        let delay = match &entry.delay {
+            None => None,
+            Some(value) => Some(parse_delay(value).map_err(|d| bad(format!("delay: {d}")))?),
+        };
         nodes.push(NodeSpec {
             name: entry.name,
             cpus,
             memory_bytes,
+            bandwidth_bits_per_sec,
+            delay,
         });
     }
     Ok(nodes)
@@ -192,6 +232,112 @@ fn parse_memory(value: &serde_yaml::Value) -> Result<u64, MemoryError> {
     Ok(bytes)
 }
 
+/// The text of a scalar YAML value, numbers included.
+fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
+    match value {
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::String(s) => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// `"20Mbit"` -> (20.0, "mbit"); `"5e6"` -> (5e6, "").
+fn number_and_unit(text: &str) -> Option<(f64, String)> {
+    let lower = text.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    // A plain number may be written 5e6 (YAML does).
+    if let Ok(n) = lower.parse::<f64>() {
+        return Some((n, String::new()));
+    }
+    Some((digits.parse::<f64>().ok()?, unit.trim().to_string()))
+}
+
+/// Why a `bandwidth:` value is refused.
+#[derive(Debug, thiserror::Error)]
+enum BandwidthError {
+    #[error("{0} is not a rate (try 20Mbit)")]
+    NotText(String),
+    #[error("{0:?} is not a rate (try 20Mbit, 500kbit or 1Gbit)")]
+    NotANumber(String),
+    #[error("{text:?}: {unit:?} is ambiguous (tc reads it as bytes per second, most people as bits); write {suggest}")]
+    Ambiguous {
+        text: String,
+        unit: String,
+        suggest: String,
+    },
+    #[error("{text:?}: unknown unit {unit:?} (use bit, kbit, Mbit or Gbit)")]
+    Unit { text: String, unit: String },
+    #[error("{0:?} is out of range (100kbit to 100Gbit)")]
+    Range(String),
+}
+
+/// `20Mbit`, `500kbit`, `1gbit`, `20000000` -> bits per second.
+fn parse_bandwidth(value: &serde_yaml::Value) -> Result<u64, BandwidthError> {
+    let text = scalar_text(value).ok_or_else(|| BandwidthError::NotText(format!("{value:?}")))?;
+    let (n, unit) = number_and_unit(&text).ok_or_else(|| BandwidthError::NotANumber(text.clone()))?;
+    let factor: f64 = match unit.as_str() {
+        "" | "bit" => 1.0,
+        "kbit" => 1e3,
+        "mbit" => 1e6,
+        "gbit" => 1e9,
+        "bps" | "kbps" | "mbps" | "gbps" | "b/s" | "kb/s" | "mb/s" | "gb/s" => {
+            return Err(BandwidthError::Ambiguous {
+                suggest: format!(
+                    "{n}{}",
+                    match unit.chars().next() {
+                        Some('k') => "kbit",
+                        Some('m') => "Mbit",
+                        Some('g') => "Gbit",
+                        _ => "bit",
+                    }
+                ),
+                text,
+                unit,
+            })
+        }
+        _ => return Err(BandwidthError::Unit { text, unit }),
+    };
+    let bits = n * factor;
+    if !(bits.is_finite() && (MIN_BANDWIDTH as f64..=MAX_BANDWIDTH as f64).contains(&bits)) {
+        return Err(BandwidthError::Range(text));
+    }
+    Ok(bits.round() as u64)
+}
+
+/// Why a `delay:` value is refused.
+#[derive(Debug, thiserror::Error)]
+enum DelayError {
+    #[error("{0} is not a duration (try 40ms)")]
+    NotText(String),
+    #[error("{0:?} is not a duration (try 40ms or 0.2s)")]
+    NotANumber(String),
+    #[error("{0:?} needs a unit: ms or s")]
+    NoUnit(String),
+    #[error("{text:?}: unknown unit {unit:?} (use ms or s)")]
+    Unit { text: String, unit: String },
+    #[error("{0:?} is out of range (more than 0, at most 10s)")]
+    Range(String),
+}
+
+/// `40ms`, `0.2s` -> a duration.
+fn parse_delay(value: &serde_yaml::Value) -> Result<Duration, DelayError> {
+    let text = scalar_text(value).ok_or_else(|| DelayError::NotText(format!("{value:?}")))?;
+    let (n, unit) = number_and_unit(&text).ok_or_else(|| DelayError::NotANumber(text.clone()))?;
+    let secs = match unit.as_str() {
+        "" => return Err(DelayError::NoUnit(text)),
+        "ms" => n / 1e3,
+        "s" => n,
+        _ => return Err(DelayError::Unit { text, unit }),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs <= MAX_DELAY.as_secs_f64()) {
+        return Err(DelayError::Range(text));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +380,62 @@ mod tests {
             Err(NodeListError::Empty { .. })
         ));
         assert!(matches!(uniform(0), Err(NodeListError::NoNodes)));
+    }
+
+    #[test]
+    fn reads_bandwidth_and_delay() {
+        let nodes = parse(
+            "nodes:\n  - {name: edge0, cpus: 0.5, memory: 256MiB, bandwidth: 20Mbit}\n  \
+             - {name: cloud0, cpus: 1.5, memory: 1GiB, bandwidth: 200Mbit, delay: 40ms}\n  \
+             - {name: a, bandwidth: 500KBIT, delay: 0.25s}\n  - {name: b, bandwidth: 1gbit}\n  \
+             - {name: c, bandwidth: 5000000}\n  - {name: d, bandwidth: 1.5 Mbit}\n  - {name: e}\n",
+            "n.yaml",
+        )
+        .expect("valid");
+        let rates: Vec<Option<u64>> = nodes.iter().map(|n| n.bandwidth_bits_per_sec).collect();
+        assert_eq!(
+            rates,
+            [
+                Some(20_000_000),
+                Some(200_000_000),
+                Some(500_000),
+                Some(1_000_000_000),
+                Some(5_000_000),
+                Some(1_500_000),
+                None
+            ]
+        );
+        assert_eq!(nodes[0].delay, None);
+        assert_eq!(nodes[1].delay, Some(Duration::from_millis(40)));
+        assert_eq!(nodes[2].delay, Some(Duration::from_millis(250)));
+        assert!(nodes[0].shaped() && !nodes[6].shaped());
+        assert_eq!(nodes[1].memory_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn bad_bandwidth_and_delay_name_node_and_field() {
+        for (value, want) in [
+            ("bandwidth: 20Mbps", "ambiguous"),
+            ("bandwidth: 20MBps", "write 20Mbit"),
+            ("bandwidth: 20M", "unknown unit"),
+            ("bandwidth: fast", "not a rate"),
+            ("bandwidth: 10bit", "out of range"),
+            ("bandwidth: [1]", "not a rate"),
+            ("delay: 40", "needs a unit"),
+            ("delay: 40min", "unknown unit"),
+            ("delay: 0ms", "out of range"),
+            ("delay: 11s", "out of range"),
+        ] {
+            let text = format!("nodes:\n  - name: ok\n  - name: edge1\n    {value}\n");
+            let err = parse(&text, "n.yaml").unwrap_err().to_string();
+            let field = value.split(':').next().unwrap_or_default();
+            assert!(
+                err.contains("n.yaml")
+                    && err.contains("node 1 (\"edge1\")")
+                    && err.contains(&format!("{field}: "))
+                    && err.contains(want),
+                "{value}: {err}"
+            );
+        }
     }
 }

@@ -10,8 +10,12 @@ use jupiterctl::node_list::NodeSpec;
 use std::path::Path;
 use tokio::sync::OnceCell;
 
-/// The tag test images are built under, apart from a user's `dev` images.
-pub const TEST_TAG: &str = "test";
+/// The tag test images are built under, apart from a user's `dev` images:
+/// `test`, or `$JUPITER_TEST_TAG` so that two checkouts testing at once on
+/// one engine do not overwrite each other's images.
+pub fn test_tag() -> String {
+    std::env::var("JUPITER_TEST_TAG").unwrap_or_else(|_| "test".into())
+}
 
 /// The engine, or None after saying loudly why the test is skipped.
 pub async fn engine_or_skip(test: &str) -> Option<Engine> {
@@ -34,15 +38,16 @@ pub async fn ensure_images() {
             // Its own target folder: the outer `cargo test` may hold the lock
             // of the usual one.
             let target = root.join("target").join("images");
-            eprintln!("building the role images (docker/build-images.sh {TEST_TAG})...");
+            let tag = test_tag();
+            eprintln!("building the role images (docker/build-images.sh {tag})...");
             let status = tokio::process::Command::new("bash")
                 .arg(root.join("docker/build-images.sh"))
-                .arg(TEST_TAG)
+                .arg(&tag)
                 .env("CARGO_TARGET_DIR", &target)
                 .status()
                 .await
                 .expect("docker/build-images.sh starts");
-            assert!(status.success(), "docker/build-images.sh {TEST_TAG} failed");
+            assert!(status.success(), "docker/build-images.sh {tag} failed");
         })
         .await;
 }
@@ -55,6 +60,8 @@ pub fn three_nodes() -> Vec<NodeSpec> {
             name: name.into(),
             cpus,
             memory_bytes: mib << 20,
+            bandwidth_bits_per_sec: None,
+            delay: None,
         })
         .collect()
 }
@@ -62,16 +69,26 @@ pub fn three_nodes() -> Vec<NodeSpec> {
 /// The Docker backend for `app` over `nodes`, with the test images;
 /// outputs in the sandbox.
 pub async fn backend(sandbox: &crate::Sandbox, app: &App, nodes: Vec<NodeSpec>) -> Box<dyn Backend> {
+    backend_probing(sandbox, app, nodes, Default::default()).await
+}
+
+/// [`backend`] with DRUPE probing as `probe` says.
+pub async fn backend_probing(
+    sandbox: &crate::Sandbox,
+    app: &App,
+    nodes: Vec<NodeSpec>,
+    probe: jupiterctl::deployment::ProbeOptions,
+) -> Box<dyn Backend> {
     let output = sandbox.path("output");
     std::fs::create_dir_all(&output).expect("output folder");
     let config = DockerConfig {
         nodes,
         images: Images {
             prefix: "jupiter".into(),
-            tag: TEST_TAG.into(),
+            tag: test_tag(),
         },
         output: output.canonicalize().expect("output folder"),
-        probe: Default::default(),
+        probe,
     };
     Box::new(Docker::new(&app.name, config).await.expect("the engine answers"))
 }
@@ -104,5 +121,43 @@ impl Drop for Teardown {
         if let Ok(Err(e)) = removal.join() {
             eprintln!("teardown of {}: {e}", self.0);
         }
+    }
+}
+
+/// Checks that each node's shared cgroup holds its CPU quota, where the
+/// engine uses the cgroupfs driver on cgroup v1 and the tests run as root
+/// (the only setting where `up` makes them). Whether it could check.
+pub async fn assert_node_cgroups(engine: &Engine, deployment: &str, nodes: &[NodeSpec]) -> bool {
+    let driver = engine
+        .run(&["info", "--format", "{{.CgroupDriver}} {{.CgroupVersion}}"])
+        .await
+        .unwrap_or_default();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if driver.trim() != "cgroupfs 1" || !root {
+        eprintln!("*** not checking the nodes' shared cgroups: driver {driver:?}, root {root} ***");
+        return false;
+    }
+    for node in nodes {
+        let quota = Path::new("/sys/fs/cgroup/cpu/jupiter")
+            .join(deployment)
+            .join(&node.name)
+            .join("cpu.cfs_quota_us");
+        let read = std::fs::read_to_string(&quota).unwrap_or_else(|e| panic!("{}: {e}", quota.display()));
+        let want = (node.cpus * 100_000.0).round() as u64;
+        assert_eq!(read.trim(), want.to_string(), "{}", quota.display());
+    }
+    true
+}
+
+/// Checks that no cgroup folder of `deployment` is left in any controller.
+pub fn assert_no_node_cgroups(deployment: &str) {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut tops = vec![root.join("jupiter").join(deployment)];
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        tops.push(entry.path().join("jupiter").join(deployment));
+    }
+    for top in tops {
+        assert!(!top.exists(), "{} left after down", top.display());
     }
 }

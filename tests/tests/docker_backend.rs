@@ -6,7 +6,10 @@
 
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
-use jupiter_tests::docker::{backend, engine_or_skip, ensure_images, three_nodes, Teardown};
+use jupiter_tests::docker::{
+    assert_no_node_cgroups, assert_node_cgroups, backend, engine_or_skip, ensure_images, three_nodes,
+    Teardown,
+};
 use jupiter_tests::{assert_outputs, example, expected, expected_for, random, Sandbox};
 use jupiterctl::deployment::Deployment;
 use jupiterctl::docker::engine::{Engine, Kind};
@@ -158,11 +161,22 @@ async fn docker_backend_runs_the_legacy_app_on_three_limited_nodes() {
         (roles.len(), 1, 3),
         "containers, network, a volume per node"
     );
+    // Each node's containers share one CPU budget: its parent cgroup holds
+    // the node's quota (where root and the cgroupfs driver allow it).
+    let cgroups_checked = assert_node_cgroups(&engine, &id, &nodes).await;
     let removed = deployment.down().await.expect("down");
     assert!(
-        removed.ends_with(&format!("{} containers, 1 networks, 3 volumes", made.0)),
+        removed.contains(&format!("{} containers, 1 networks, 3 volumes", made.0)),
         "{removed}"
     );
+    // The nodes' shared cgroups go with the containers.
+    if cgroups_checked {
+        assert!(
+            removed.contains(&format!("{} node cgroups", nodes.len())),
+            "{removed}"
+        );
+        assert_no_node_cgroups(&id);
+    }
     for kind in [Kind::Container, Kind::Network, Kind::Volume] {
         assert!(
             labelled(&engine, kind, &id).await.is_empty(),
@@ -278,7 +292,7 @@ async fn the_cli_drives_a_docker_deployment_across_processes() {
         let output = std::process::Command::new(jupiter_tests::docker::jupiterctl_binary())
             .args(args)
             .env("JUPITER_STATE", sandbox.path("state.json"))
-            .env("JUPITER_IMAGE_TAG", jupiter_tests::docker::TEST_TAG)
+            .env("JUPITER_IMAGE_TAG", jupiter_tests::docker::test_tag())
             .output()
             .expect("jupiterctl runs");
         let text = format!(

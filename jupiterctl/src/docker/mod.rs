@@ -8,7 +8,10 @@
 //! process: `status`, `submit` and `down` find it again by its id.
 
 pub mod engine;
+pub mod node_cgroup;
 mod objects;
+pub mod profile;
+pub mod shaping;
 pub mod spec;
 mod watch;
 
@@ -111,6 +114,12 @@ pub struct Docker {
     config: Option<DockerConfig>,
     /// The app folder as the containers mount it (absolute).
     app_dir: PathBuf,
+    /// Each node's `--cgroup-parent`, where the engine allows one.
+    cgroup_parents: BTreeMap<String, String>,
+    /// The second octet of the network's subnet `10.X.0.0/16`, when the
+    /// engine took one: home roles in `10.X.0.0/24`, node i's containers in
+    /// `10.X.(i+1).0/24`, so that shaping can tell same-node traffic apart.
+    subnet: Option<u8>,
 }
 
 impl Docker {
@@ -123,6 +132,8 @@ impl Docker {
             inventory: Inventory::new(id, config.output.clone()),
             config: Some(config),
             app_dir: PathBuf::new(),
+            cgroup_parents: BTreeMap::new(),
+            subnet: None,
         })
     }
 
@@ -134,6 +145,8 @@ impl Docker {
             network: network.to_string(),
             config: None,
             app_dir: summary.app.clone(),
+            cgroup_parents: BTreeMap::new(),
+            subnet: None,
         })
     }
 
@@ -146,17 +159,159 @@ impl Docker {
     }
 
     fn spec(&self, config: &DockerConfig, role: Role, node: Option<&NodeSpec>) -> ContainerSpec {
-        ContainerSpec::new(&self.inventory.id, role, config.images.of(role), node)
+        let mut spec = ContainerSpec::new(&self.inventory.id, role, config.images.of(role), node);
+        spec.cgroup_parent = node.and_then(|n| self.cgroup_parents.get(&n.name).cloned());
+        let host = match role {
+            Role::DrupeCentral | Role::DrupeDroplet => Some(2),
+            Role::WaveHome | Role::WaveWorker => Some(3),
+            Role::CirceHome => Some(4),
+            // Per task: see `worker_specs`.
+            Role::CirceWorker => None,
+        };
+        spec.ip = host.and_then(|h| self.address(config, node.map(|n| n.name.as_str()), h));
+        spec.local_subnet = node.and_then(|n| self.node_subnet(config, &n.name));
+        spec
+    }
+
+    /// The third octet of `node`'s subnet (0 for the home roles).
+    fn octet(config: &DockerConfig, node: Option<&str>) -> Option<u8> {
+        match node {
+            None => Some(0),
+            Some(name) => {
+                let index = config.nodes.iter().position(|n| n.name == name)?;
+                u8::try_from(index + 1).ok().filter(|&o| o < 255)
+            }
+        }
+    }
+
+    /// Address `host` (2..=254) in `node`'s subnet.
+    fn address(&self, config: &DockerConfig, node: Option<&str>, host: usize) -> Option<String> {
+        let x = self.subnet?;
+        let host = u8::try_from(host).ok().filter(|h| (2..255).contains(h))?;
+        Some(format!("10.{x}.{}.{host}", Self::octet(config, node)?))
+    }
+
+    /// `node`'s subnet, `10.X.N.0/24`.
+    fn node_subnet(&self, config: &DockerConfig, node: &str) -> Option<String> {
+        Some(format!(
+            "10.{}.{}.0/24",
+            self.subnet?,
+            Self::octet(config, Some(node))?
+        ))
+    }
+
+    /// Creates the deployment's network, on a subnet of its own where one
+    /// is free (see `subnet`); else wherever the engine puts it.
+    async fn create_network(&mut self, label: &str) -> Result<(), DeployError> {
+        let seed = self
+            .inventory
+            .id
+            .bytes()
+            .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        for attempt in 0..12u32 {
+            let x = (64 + (seed.wrapping_add(attempt.wrapping_mul(37))) % 186) as u8;
+            let subnet = format!("10.{x}.0.0/16");
+            let gateway = format!("10.{x}.0.1");
+            // Addresses the engine picks by itself (a role we gave none)
+            // come from the last /24, never from a node's.
+            let range = format!("10.{x}.255.0/24");
+            let created = self
+                .engine
+                .run(&[
+                    "network",
+                    "create",
+                    "--label",
+                    label,
+                    "--subnet",
+                    &subnet,
+                    "--gateway",
+                    &gateway,
+                    "--ip-range",
+                    &range,
+                    &self.network,
+                ])
+                .await;
+            match created {
+                Ok(_) => {
+                    self.subnet = Some(x);
+                    return Ok(());
+                }
+                // Taken by another network (or a route): try the next.
+                Err(e) if e.to_string().contains("overlap") => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        eprintln!(
+            "note: no free 10.X.0.0/16 for the deployment's network: traffic between containers of \
+             one node crosses its shaped link"
+        );
+        self.engine
+            .run(&["network", "create", "--label", label, &self.network])
+            .await?;
+        Ok(())
+    }
+
+    /// A shared CPU and memory budget per node, where the engine's cgroup
+    /// driver and our permissions allow it (see `node_cgroup`).
+    async fn node_budgets(&mut self, config: &DockerConfig) {
+        let driver = self
+            .engine
+            .run(&["info", "--format", "{{.CgroupDriver}}"])
+            .await
+            .unwrap_or_default();
+        if driver.trim() != "cgroupfs" {
+            eprintln!(
+                "note: the engine's cgroup driver is {:?}, not cgroupfs: each container of a node gets \
+                 the node's CPU and memory by itself, not shared",
+                driver.trim()
+            );
+            return;
+        }
+        let root = std::path::Path::new(node_cgroup::CGROUP_ROOT);
+        for node in &config.nodes {
+            match node_cgroup::create(root, &self.inventory.id, node) {
+                Ok(parent) => {
+                    self.cgroup_parents.insert(node.name.clone(), parent);
+                }
+                Err(e) => {
+                    eprintln!(
+                        "note: {e}; each container of a node gets the node's CPU and memory by itself, \
+                         not shared (run as root to share them)"
+                    );
+                    node_cgroup::remove(root, &self.inventory.id);
+                    self.cgroup_parents.clear();
+                    return;
+                }
+            }
+        }
     }
 
     /// Starts `specs` at once (`docker run` is slow and mostly waiting),
     /// finds their addresses, waits until each answers its health check,
     /// and records them as roles; returns their outer URLs by name.
     async fn launch(&mut self, specs: Vec<ContainerSpec>) -> Result<BTreeMap<String, String>, DeployError> {
+        let nodes = self
+            .config
+            .as_ref()
+            .map(|c| c.nodes.as_slice())
+            .unwrap_or_default();
         let runs = specs.iter().map(|spec| {
             let args = spec.run_args(&self.inventory.id, &self.network);
             let engine = &self.engine;
-            async move { engine.run(&args).await }
+            async move {
+                engine.run(&args).await?;
+                // At once, not after the batch: DRUPE probes a droplet about
+                // 200 ms after it registers, and must see the shaped link.
+                shaping::shape(
+                    engine,
+                    &spec.name,
+                    spec.node.as_deref(),
+                    nodes,
+                    spec.local_subnet.as_deref(),
+                )
+                .await
+                .map_err(DeployError::backend)
+            }
         });
         for result in futures::future::join_all(runs).await {
             result?;
@@ -204,7 +359,11 @@ impl Docker {
                 env::PROBE_INTERVAL,
                 config.probe.interval.as_secs_f64().to_string(),
             )
-            .env(env::PROBE_SIZES, sizes.join(","));
+            .env(env::PROBE_SIZES, sizes.join(","))
+            .env(env::PROBE_MIN_SECS, config.probe.min_secs.to_string())
+            .env(env::PROBE_MAX_BYTES, config.probe.max_bytes.to_string())
+            // The bridge is the engine host's CPU: parallel probes would share it.
+            .env(env::PROBE_SEQUENTIAL, "true");
         let wave = self.spec(config, Role::WaveHome, None);
         let wave_url = wave.inner_url();
         let wave = wave
@@ -260,6 +419,9 @@ impl Docker {
                 deployment::sanitize(&task.name)
             );
             worker.task = Some(task.name.clone());
+            // Tasks from host 10 up, in the app's order: fixed, unique per node.
+            let index = app.tasks.iter().position(|t| t.name == task.name).unwrap_or(0);
+            worker.ip = self.address(config, Some(&node.name), 10 + index);
             // Two tasks whose names sanitise alike would share a container name.
             if let Some(first) = names.insert(worker.name.clone(), task.name.clone()) {
                 return Err(DockerError::NameCollision {
@@ -349,6 +511,9 @@ impl Backend for Docker {
 
     async fn deploy_roles(&mut self, app: &App) -> Result<ControlPlane, DeployError> {
         let config = self.config()?;
+        shaping::preflight(&config.nodes)
+            .await
+            .map_err(DeployError::backend)?;
         for role in Role::ALL {
             let image = config.images.of(role);
             if !self.engine.has_image(&image).await {
@@ -364,9 +529,7 @@ impl Backend for Docker {
             source,
         })?;
         let label = format!("{DEPLOYMENT_LABEL}={}", self.inventory.id);
-        self.engine
-            .run(&["network", "create", "--label", &label, &self.network])
-            .await?;
+        self.create_network(&label).await?;
         for node in &config.nodes {
             let node_label = format!("{NODE_LABEL}={}", node.name);
             let volume = node_volume(&self.inventory.id, &node.name);
@@ -382,6 +545,7 @@ impl Backend for Docker {
                 ])
                 .await?;
         }
+        self.node_budgets(&config).await;
         let specs = self.control_specs(&config);
         let inner: BTreeMap<String, String> = specs.iter().map(|s| (s.name.clone(), s.inner_url())).collect();
         let outer = self.launch(specs).await?;
@@ -403,6 +567,20 @@ impl Backend for Docker {
                 })
                 .collect(),
         })
+    }
+
+    async fn execution_profile(
+        &self,
+        app: &App,
+        options: &crate::exec_profile::ProfileOptions,
+    ) -> Result<crate::exec_profile::ExecProfile, crate::exec_profile::ProfileError> {
+        let config = self
+            .config()
+            .map_err(|e| crate::exec_profile::ProfileError::Elsewhere {
+                place: "a Docker container".into(),
+                detail: e.to_string(),
+            })?;
+        profile::in_container(&self.engine, &self.inventory.id, &config, app, options).await
     }
 
     async fn start_workers(&mut self, app: &App, placement: &Placement) -> Result<(), DeployError> {
@@ -430,6 +608,20 @@ impl Backend for Docker {
             .clone()
             .ok_or_else(|| DeployError::NoSuchRole { what: role.label() })?;
         self.engine.run(&["restart", "--time", "0", &container]).await?;
+        // A restart makes a new veth pair, without the old qdiscs. (A
+        // deployment found again from the state file has no node list.)
+        if let Some(config) = &self.config {
+            let local = role.node.as_deref().and_then(|n| self.node_subnet(config, n));
+            shaping::shape(
+                &self.engine,
+                &container,
+                role.node.as_deref(),
+                &config.nodes,
+                local.as_deref(),
+            )
+            .await
+            .map_err(DeployError::backend)?;
+        }
         // A restarted container may come back on another address.
         let address = addresses(&self.engine, &self.network, &[container.as_str()]).await?;
         let now = RoleInstance {

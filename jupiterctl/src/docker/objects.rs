@@ -10,6 +10,8 @@ pub struct Removed {
     pub containers: usize,
     pub networks: usize,
     pub volumes: usize,
+    /// Folders of the nodes' shared cgroups.
+    pub cgroups: usize,
 }
 
 impl std::fmt::Display for Removed {
@@ -18,7 +20,11 @@ impl std::fmt::Display for Removed {
             f,
             "{} containers, {} networks, {} volumes",
             self.containers, self.networks, self.volumes
-        )
+        )?;
+        if self.cgroups > 0 {
+            write!(f, ", {} node cgroups", self.cgroups)?;
+        }
+        Ok(())
     }
 }
 
@@ -42,6 +48,8 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<Removed, EngineError> {
         };
         *count = ids.len();
     }
+    // The containers are gone, so their nodes' cgroups can go too.
+    removed.cgroups = super::node_cgroup::remove(std::path::Path::new(super::node_cgroup::CGROUP_ROOT), id);
     Ok(removed)
 }
 

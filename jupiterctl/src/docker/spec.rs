@@ -30,6 +30,12 @@ pub struct ContainerSpec {
     pub memory_bytes: u64,
     /// `--user`, when the container writes files the user will own.
     pub user: Option<String>,
+    /// `--cgroup-parent`: the node's shared CPU and memory budget.
+    pub cgroup_parent: Option<String>,
+    /// `--ip`: its fixed address, inside its node's subnet.
+    pub ip: Option<String>,
+    /// Its node's subnet (CIDR), whose traffic shaping leaves alone.
+    pub local_subnet: Option<String>,
 }
 
 impl ContainerSpec {
@@ -53,6 +59,9 @@ impl ContainerSpec {
             cpus: node.map_or(crate::node_list::DEFAULT_CPUS, |n| n.cpus),
             memory_bytes: node.map_or(crate::node_list::DEFAULT_MEMORY, |n| n.memory_bytes),
             user: None,
+            cgroup_parent: None,
+            ip: None,
+            local_subnet: None,
         }
     }
 
@@ -113,6 +122,12 @@ impl ContainerSpec {
         if let Some(user) = &self.user {
             args.extend(["--user".into(), user.clone()]);
         }
+        if let Some(ip) = &self.ip {
+            args.extend(["--ip".into(), ip.clone()]);
+        }
+        if let Some(parent) = &self.cgroup_parent {
+            args.extend(["--cgroup-parent".into(), parent.clone()]);
+        }
         args.push(self.image.clone());
         args
     }
@@ -128,6 +143,8 @@ mod tests {
             name: "edge0".into(),
             cpus: 0.5,
             memory_bytes: 256 << 20,
+            bandwidth_bits_per_sec: Some(20_000_000),
+            delay: None,
         };
         let spec = ContainerSpec::new(
             "jd",
