@@ -6,6 +6,7 @@
 //! ([`mapping`]). The latest mapping is kept for `GetMapping`.
 
 mod args;
+pub mod greedy;
 pub mod mapping;
 pub mod network;
 pub mod offline;

@@ -1,9 +1,12 @@
-//! Distributed WAVE, home side: wave-home places the ingress tasks, tells
+//! Distributed WAVE, home side: wave-home places the ingress tasks (at
+//! random, or for greedy where each would finish first), tells
 //! their nodes' agents, and collects what the agents appoint for the
 //! children, until every task has a node, an agent reports a failure, or
 //! the round's time is up. Nothing waits on a sleep: agents are called
 //! with retries until the deadline, and the round ends on the reports.
 
+use crate::greedy;
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::wave::home::v1::{Mapping, ScheduleRequest};
 use jupiter_common::proto::wave::worker::v1::wave_worker_client::WaveWorkerClient;
 use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
@@ -103,13 +106,34 @@ impl Rounds {
             .flat_map(|t| t.children.iter().map(String::as_str))
             .collect();
         let deadline = tokio::time::Instant::now() + timeout;
+        // Greedy places the ingress tasks as its agents place children: on
+        // the node where each would finish first. Left to chance, one on
+        // the slowest node drags its descendants there (each agent's choice
+        // is local, and staying put saves a transfer).
+        let profile = if mode == "greedy" {
+            let channel = serve::channel(central)
+                .map_err(|e| Status::invalid_argument(format!("drupe-central's address {central}: {e}")))?;
+            Some(crate::network::drupe_profile(&mut DrupeCentralClient::new(channel)).await?)
+        } else {
+            None
+        };
+        let mut busy: BTreeMap<String, f64> = BTreeMap::new();
         let mut calls = Vec::new();
         for task in request
             .tasks
             .iter()
             .filter(|t| !has_parent.contains(t.name.as_str()))
         {
-            let node = nodes.choose(&mut rng).cloned().unwrap_or_default();
+            let node = match &profile {
+                Some((network, resources)) => {
+                    let node = greedy::choose(None, &nodes, 0, task.cost, &busy, network, resources)
+                        .ok_or_else(|| Status::unavailable("WAVE-greedy: DRUPE knows no reachable node"))?;
+                    let speed = greedy::node_speed(resources, &node).unwrap_or(1.0);
+                    *busy.entry(node.clone()).or_default() += task.cost / speed;
+                    node
+                }
+                None => nodes.choose(&mut rng).cloned().unwrap_or_default(),
+            };
             self.report(id, &task.name, &node)?;
             let call = HostTaskRequest {
                 task: task.name.clone(),

@@ -13,8 +13,10 @@ use jupiter_common::serve;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tonic::Status;
+use wave_home::greedy;
 use wave_home::wave::HostError;
 
 /// Why an agent could not appoint its task's children; reported to
@@ -94,15 +96,25 @@ async fn appoint(
         .iter()
         .find(|t| t.name == request.task)
         .map_or(0, |t| t.output_bytes);
+    // Seconds of sibling work this agent already appointed per node: the
+    // children of one task start together, so a node given one sibling is
+    // busy for the next (the model HEFT uses too).
+    let mut busy: BTreeMap<String, f64> = BTreeMap::new();
     for child in &request.children {
+        let cost = request
+            .tasks
+            .iter()
+            .find(|t| &t.name == child)
+            .map_or(0.0, |t| t.cost);
         let choice = match &profile {
             Some((network, resources)) => {
-                let cost = request
-                    .tasks
-                    .iter()
-                    .find(|t| &t.name == child)
-                    .map_or(0.0, |t| t.cost);
-                greedy(node, &nodes, output_bytes, cost, network, resources)
+                let choice =
+                    greedy::choose(Some(node), &nodes, output_bytes, cost, &busy, network, resources);
+                if let Some(n) = &choice {
+                    let speed = greedy::node_speed(resources, n).unwrap_or(1.0);
+                    *busy.entry(n.clone()).or_default() += cost / speed;
+                }
+                choice
             }
             None => nodes.choose(&mut rng).cloned(),
         }
@@ -149,45 +161,4 @@ async fn drupe_profile(central: &str) -> Result<(NetworkProfile, ResourceProfile
     wave_home::network::drupe_profile(&mut DrupeCentralClient::new(channel))
         .await
         .map_err(|status| AppointError::Profile { url: url(), status })
-}
-
-/// The node where the child would finish first, as far as this agent knows.
-fn greedy(
-    here: &str,
-    nodes: &[String],
-    bytes: u64,
-    cost: f64,
-    network: &NetworkProfile,
-    resources: &ResourceProfile,
-) -> Option<String> {
-    let finish = |node: &String| -> f64 {
-        let speed = resources
-            .nodes
-            .iter()
-            .find(|n| &n.node == node && n.reachable)
-            .map(|n| wave_home::network::speed(n.cpu_count, n.cpu_load));
-        let Some(speed) = speed else { return f64::INFINITY };
-        let transfer = if node == here {
-            0.0
-        } else {
-            match network
-                .links
-                .iter()
-                .find(|l| l.from == here && &l.to == node && l.reachable)
-            {
-                Some(l) => {
-                    let m = l.model.unwrap_or_default();
-                    m.constant + m.linear * bytes as f64
-                }
-                None => return f64::INFINITY,
-            }
-        };
-        transfer + cost / speed
-    };
-    nodes
-        .iter()
-        .map(|n| (finish(n), n))
-        .filter(|(f, _)| f.is_finite())
-        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)))
-        .map(|(_, n)| n.clone())
 }
