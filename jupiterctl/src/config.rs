@@ -8,6 +8,7 @@ use crate::deployment::{
     Backend, DeployError, Deployment, DeploymentState, PlacementRequest, ProbeOptions, Scheduler,
 };
 use crate::docker::{Docker, DockerConfig, Images};
+use crate::exec_profile::ProfileOptions;
 use crate::kubernetes::{KubeConfig, KubeError, KubeOptions, Kubernetes, Resources, Wait};
 use crate::local::{Local, LocalConfig};
 use crate::mapping_file::{self, MappingFileError};
@@ -45,6 +46,36 @@ pub struct MappingArgs {
     /// Seed of the random mappings (0: a fresh one each time).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// How long the execution profile may take (`run`, `up`, `exec-profile`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProfileTimeoutArg {
+    /// Seconds the execution profile of a network-aware scheduler (heft,
+    /// cpop, wave-greedy) may take; tasks not measured by then are
+    /// estimated, and listed. 0: run nothing, estimate every task.
+    #[arg(long, value_name = "SECS", default_value_t = crate::exec_profile::DEFAULT_TIMEOUT.as_secs_f64())]
+    pub profile_timeout: f64,
+}
+
+impl ProfileTimeoutArg {
+    /// The timeout, checked.
+    pub fn duration(&self) -> Result<Duration, ConfigError> {
+        Duration::try_from_secs_f64(self.profile_timeout)
+            .map_err(|_| ConfigError::ProfileTimeout(self.profile_timeout))
+    }
+}
+
+/// How `run` and `up` take the execution profile.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProfileArgs {
+    #[command(flatten)]
+    pub timeout: ProfileTimeoutArg,
+    /// Measure the tasks again even if a cached profile of the very same
+    /// app content exists (profiles are cached beside the state file, in
+    /// profiles/<app hash>.json).
+    #[arg(long)]
+    pub reprofile: bool,
 }
 
 /// Which role images the containers run.
@@ -128,13 +159,17 @@ pub struct DeployArgs {
     /// Number of emulated nodes.
     #[arg(long, env = env::NODES, default_value_t = 3)]
     pub nodes: usize,
-    /// Node list (YAML: `nodes: [{name, cpus, memory}]`) instead of --nodes:
-    /// on Docker every container of a node gets its CPU and memory limits;
-    /// on Kubernetes it names the cluster nodes to use.
+    /// Node list (YAML: `nodes: [{name, cpus, memory, bandwidth, delay}]`)
+    /// instead of --nodes: on Docker every container of a node gets its CPU
+    /// and memory limits, and its link's bandwidth (e.g. 20Mbit) and delay
+    /// (e.g. 40ms) both ways (needs root); on Kubernetes it names the
+    /// cluster nodes to use.
     #[arg(long, env = env::NODE_LIST, conflicts_with = "nodes")]
     pub node_list: Option<PathBuf>,
     #[command(flatten)]
     pub mapping: MappingArgs,
+    #[command(flatten)]
+    pub profiling: ProfileArgs,
     /// Where outputs are written (<output>/<input>/<file>).
     #[arg(long, short, env = env::OUTPUT, default_value = "jupiter-output")]
     pub output: PathBuf,
@@ -150,6 +185,12 @@ pub struct DeployArgs {
     /// DRUPE probe payload sizes (bytes, or with a KiB/MiB suffix).
     #[arg(long, value_delimiter = ',', default_value = "16KiB,128KiB")]
     pub probe_sizes: Vec<String>,
+    /// DRUPE grows each link's largest payload until one transfer lasts this many seconds (0: off).
+    #[arg(long, default_value_t = 0.02)]
+    pub probe_min_secs: f64,
+    /// The largest payload DRUPE's adaptive probing sends (bytes, or with a KiB/MiB suffix).
+    #[arg(long, default_value = "64MiB")]
+    pub probe_max_bytes: String,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
@@ -167,12 +208,24 @@ pub enum ConfigError {
     NodeList(#[from] NodeListError),
     #[error(transparent)]
     MappingFile(#[from] MappingFileError),
+    #[error("node list {path}: node {node} sets bandwidth/delay, but bandwidth shaping is offered on the Docker backend only (--backend docker); drop those fields for --backend {backend}")]
+    ShapingNeedsDocker {
+        path: PathBuf,
+        node: String,
+        backend: &'static str,
+    },
     #[error("--scheduler static needs --mapping FILE (or a `mapping:` in the app)")]
     StaticWithoutMapping,
+    #[error("--profile-timeout must be 0 or a positive number of seconds, got {0}")]
+    ProfileTimeout(f64),
     #[error("--probe-interval must be a positive number of seconds, got {0}")]
     ProbeInterval(f64),
     #[error("--probe-sizes: {0}")]
     ProbeSize(#[source] drupe_central::SizeError),
+    #[error("--probe-min-secs must be between 0 and 60 seconds, got {0}")]
+    ProbeMinSecs(f64),
+    #[error("--probe-max-bytes: {0}")]
+    ProbeMaxBytes(#[source] drupe_central::SizeError),
     #[error("output folder {dir}: {source}")]
     Output { dir: PathBuf, source: std::io::Error },
     #[error("creating a work folder: {0}")]
@@ -233,6 +286,10 @@ pub fn placement(
         static_mapping,
         seed: args.seed,
         python: python.to_string(),
+        profile: ProfileOptions {
+            python: python.to_string(),
+            ..ProfileOptions::default()
+        },
     })
 }
 
@@ -242,11 +299,31 @@ impl TryFrom<&DeployArgs> for DeployConfig {
     fn try_from(args: &DeployArgs) -> Result<Self, ConfigError> {
         let app = App::load(&args.app)?;
         let kubernetes = args.backend == BackendKind::Kubernetes;
-        let placement = placement(&app, &args.mapping, &args.python, kubernetes)?;
+        let mut placement = placement(&app, &args.mapping, &args.python, kubernetes)?;
+        placement.profile.timeout = args.profiling.timeout.duration()?;
+        placement.profile.reprofile = args.profiling.reprofile;
+        // Beside the state file; no cache where there is no place for one.
+        placement.profile.cache_dir = crate::state::default_path()
+            .ok()
+            .and_then(|p| crate::exec_profile::cache::dir_beside(&p));
         let nodes = match &args.node_list {
             Some(path) => node_list::load(path)?,
             None => node_list::uniform(args.nodes)?,
         };
+        // Only the Docker backend can shape a node's link; elsewhere the
+        // fields would be silently ignored, and the experiment wrong.
+        if let (Some(path), Some(node)) = (&args.node_list, nodes.iter().find(|n| n.shaped())) {
+            if args.backend != BackendKind::Docker {
+                return Err(ConfigError::ShapingNeedsDocker {
+                    path: path.clone(),
+                    node: node.name.clone(),
+                    backend: match args.backend {
+                        BackendKind::Local => "local",
+                        _ => "kubernetes",
+                    },
+                });
+            }
+        }
         let mut temp = None;
         let backend = match args.backend {
             BackendKind::Local => {
@@ -322,6 +399,9 @@ fn probe(args: &DeployArgs) -> Result<ProbeOptions, ConfigError> {
     if !(args.probe_interval > 0.0 && args.probe_interval.is_finite()) {
         return Err(ConfigError::ProbeInterval(args.probe_interval));
     }
+    if !(0.0..=60.0).contains(&args.probe_min_secs) {
+        return Err(ConfigError::ProbeMinSecs(args.probe_min_secs));
+    }
     Ok(ProbeOptions {
         interval: Duration::from_secs_f64(args.probe_interval),
         sizes: args
@@ -330,6 +410,8 @@ fn probe(args: &DeployArgs) -> Result<ProbeOptions, ConfigError> {
             .map(|s| drupe_central::parse_size(s))
             .collect::<Result<_, _>>()
             .map_err(ConfigError::ProbeSize)?,
+        min_secs: args.probe_min_secs,
+        max_bytes: drupe_central::parse_size(&args.probe_max_bytes).map_err(ConfigError::ProbeMaxBytes)?,
     })
 }
 
@@ -343,7 +425,16 @@ impl BackendConfig {
                 c.nodes.len(),
                 c.nodes
                     .iter()
-                    .map(|n| format!("{}: {} CPU, {} MiB", n.name, n.cpus, n.memory_bytes >> 20))
+                    .map(|n| {
+                        let mut text = format!("{}: {} CPU, {} MiB", n.name, n.cpus, n.memory_bytes >> 20);
+                        if let Some(rate) = n.bandwidth_bits_per_sec {
+                            text.push_str(&format!(", {} Mbit/s", rate as f64 / 1e6));
+                        }
+                        if let Some(delay) = n.delay {
+                            text.push_str(&format!(", {delay:?} delay"));
+                        }
+                        text
+                    })
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
@@ -443,6 +534,53 @@ mod tests {
             mapping: None,
             seed: 1,
         }
+    }
+
+    #[test]
+    fn shaped_node_lists_are_for_docker_only() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: DeployArgs,
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        mapped_app(dir.path());
+        let list = dir.path().join("nodes.yaml");
+        std::fs::write(
+            &list,
+            "nodes:\n  - {name: n0}\n  - {name: n1, bandwidth: 20Mbit, delay: 40ms}\n",
+        )
+        .expect("node list");
+        let output = dir.path().join("out");
+        let config = |backend: &str| {
+            let cli = <Cli as clap::Parser>::try_parse_from([
+                "up".as_ref(),
+                dir.path().as_os_str(),
+                "--backend".as_ref(),
+                backend.as_ref(),
+                "--node-list".as_ref(),
+                list.as_os_str(),
+                "--output".as_ref(),
+                output.as_os_str(),
+            ])
+            .expect("flags parse");
+            DeployConfig::try_from(&cli.args)
+        };
+        for backend in ["local", "kubernetes"] {
+            let err = config(backend).unwrap_err().to_string();
+            assert!(
+                err.contains("nodes.yaml")
+                    && err.contains("node n1")
+                    && err.contains("offered on the Docker backend only")
+                    && err.contains(backend),
+                "{err}"
+            );
+        }
+        let docker = config("docker").expect("docker takes shaped nodes");
+        assert!(docker
+            .backend
+            .describe()
+            .contains("n1: 1 CPU, 512 MiB, 20 Mbit/s, 40ms delay"));
     }
 
     #[test]

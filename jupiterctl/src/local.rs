@@ -305,6 +305,10 @@ impl Backend for Local {
         let mut central = drupe_central::Config::new(config.workdir.join("drupe").join("central.redb"));
         central.probe_sizes = config.probe.sizes.clone();
         central.probe_interval = config.probe.interval;
+        central.probe_min_secs = config.probe.min_secs;
+        central.probe_max_bytes = config.probe.max_bytes;
+        // Every node is on this host's CPU: parallel probes would share it.
+        central.probe_sequential = true;
         self.start::<drupe_central::Args>(RoleInstance::new(Role::DrupeCentral, ""), central)
             .await?;
         let central_url = self.inventory.url(Role::DrupeCentral);

@@ -115,3 +115,54 @@ pub fn makespan_line(results: &[InputResult], wall_ms: f64) -> String {
         makespans.iter().cloned().fold(0.0, f64::max),
     )
 }
+
+/// Measured against predicted makespan, over the inputs that ran alone
+/// (the prediction is for one input on an otherwise idle deployment); None
+/// without a prediction.
+pub fn prediction_line(results: &[InputResult], alone: bool, predicted_secs: f64) -> Option<String> {
+    if predicted_secs <= 0.0 {
+        return None;
+    }
+    let predicted_ms = predicted_secs * 1000.0;
+    let makespans: Vec<f64> = results.iter().filter(|r| r.ok).map(|r| r.makespan_ms).collect();
+    if !alone || makespans.is_empty() {
+        return Some(format!(
+            "predicted makespan of one input {predicted_ms:.1} ms; no input ran alone to compare it with \
+             (inputs were pipelined: send them with --one-at-a-time)"
+        ));
+    }
+    let measured = median(&makespans);
+    Some(format!(
+        "inputs that ran alone: {}; measured makespan median {measured:.1} ms vs predicted {predicted_ms:.1} ms \
+         ({:+.0}%)",
+        makespans.len(),
+        (measured / predicted_ms - 1.0) * 100.0
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(ms: f64) -> InputResult {
+        InputResult {
+            ok: true,
+            makespan_ms: ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prediction_compares_the_median_of_lone_inputs() {
+        let results = [ok(900.0), ok(1100.0), ok(1200.0)];
+        let line = prediction_line(&results, true, 1.0).expect("a prediction");
+        assert!(line.contains("inputs that ran alone: 3"), "{line}");
+        assert!(
+            line.contains("median 1100.0 ms vs predicted 1000.0 ms (+10%)"),
+            "{line}"
+        );
+        let pipelined = prediction_line(&results, false, 1.0).expect("a prediction");
+        assert!(pipelined.contains("--one-at-a-time"), "{pipelined}");
+        assert_eq!(prediction_line(&results, true, 0.0), None);
+    }
+}

@@ -2,7 +2,7 @@
 //! inputs, collect every result, tear down (also when the run fails).
 
 use crate::deployment::{Backend, DeployError, Deployment, PlacementRequest, Summary};
-use crate::session::{self, SessionError};
+use crate::session::{self, Pace, SessionError};
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::InputResult;
 use std::path::PathBuf;
@@ -23,21 +23,30 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// From the first submission to the last result.
     pub wall: Duration,
+    /// How the inputs were sent.
+    pub pace: Pace,
 }
 
 impl RunOutcome {
     pub fn all_ok(&self) -> bool {
         self.results.iter().all(|r| r.ok)
     }
+
+    /// Whether every input ran with no other in flight.
+    pub fn alone(&self) -> bool {
+        self.pace.alone(self.results.len())
+    }
 }
 
 /// Deploys `app` on `backend`, streams `inputs` (files or folders; the
-/// app's sample inputs when empty) through it and takes it down again.
+/// app's sample inputs when empty) through it at `pace` and takes it down
+/// again.
 pub async fn run(
     backend: Box<dyn Backend>,
     app: &App,
     request: &PlacementRequest,
     inputs: &[PathBuf],
+    pace: Pace,
     timeout: Duration,
     progress: bool,
 ) -> Result<RunOutcome, RunError> {
@@ -47,9 +56,10 @@ pub async fn run(
         session::expand_inputs(inputs)?
     };
     let deployment = Deployment::up(backend, app, request).await?;
-    let result = session::submit_and_collect(
+    let result = session::submit_paced(
         &deployment.summary.endpoints().circe_home,
         &files,
+        pace,
         timeout,
         progress,
         deployment.stopped(),
@@ -64,5 +74,6 @@ pub async fn run(
         results,
         summary,
         wall,
+        pace,
     })
 }

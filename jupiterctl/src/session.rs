@@ -204,6 +204,31 @@ pub async fn collect(
     Ok(wanted.iter().filter_map(|id| results.remove(id)).collect())
 }
 
+/// How inputs are sent: all at once (pipelined; the throughput case), or
+/// one at a time, the next after the previous result (each input then runs
+/// alone, so its makespan can be compared with the predicted one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pace {
+    #[default]
+    AllAtOnce,
+    OneAtATime,
+}
+
+impl Pace {
+    pub fn one_at_a_time(yes: bool) -> Self {
+        if yes {
+            Self::OneAtATime
+        } else {
+            Self::AllAtOnce
+        }
+    }
+
+    /// Whether every input of `count` ran with no other input in flight.
+    pub fn alone(self, count: usize) -> bool {
+        self == Self::OneAtATime || count == 1
+    }
+}
+
 /// Submits `files` to circe-home at `address` and waits for their results:
 /// (results in `files` order, time from the first submission to the last result).
 /// `broken` resolves if the deployment can no longer finish them
@@ -215,11 +240,41 @@ pub async fn submit_and_collect(
     progress: bool,
     broken: impl std::future::Future<Output = String>,
 ) -> Result<(Vec<InputResult>, Duration), SessionError> {
+    submit_paced(address, files, Pace::AllAtOnce, timeout, progress, broken).await
+}
+
+/// [`submit_and_collect`] at the given pace; `timeout` bounds the whole.
+pub async fn submit_paced(
+    address: &str,
+    files: &[PathBuf],
+    pace: Pace,
+    timeout: Duration,
+    progress: bool,
+    broken: impl std::future::Future<Output = String>,
+) -> Result<(Vec<InputResult>, Duration), SessionError> {
     let client = client(address).await?;
-    // Watch first so that no result falls before the subscription.
-    let results = watch(&client).await?;
     let started = std::time::Instant::now();
-    let ids = submit_all(&client, files).await?;
-    let results = collect(results, &ids, timeout, progress, broken).await?;
+    if pace == Pace::AllAtOnce {
+        // Watch first so that no result falls before the subscription.
+        let results = watch(&client).await?;
+        let ids = submit_all(&client, files).await?;
+        let results = collect(results, &ids, timeout, progress, broken).await?;
+        return Ok((results, started.elapsed()));
+    }
+    let mut broken = std::pin::pin!(broken);
+    let mut results = Vec::with_capacity(files.len());
+    for (i, file) in files.iter().enumerate() {
+        if progress {
+            eprint!("\rinput {}/{}: {}", i + 1, files.len(), input_id(file));
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        let stream = watch(&client).await?;
+        let ids = submit_all(&client, std::slice::from_ref(file)).await?;
+        let mut one = collect(stream, &ids, left, false, &mut broken).await?;
+        results.append(&mut one);
+    }
+    if progress {
+        eprintln!();
+    }
     Ok((results, started.elapsed()))
 }

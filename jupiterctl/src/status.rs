@@ -145,19 +145,42 @@ async fn node_table(central: &str) -> Result<String, AskError> {
         .get_resource_profile(ProfileRequest {})
         .await?
         .into_inner();
-    let mut out = "  NODE      CPUS   LOAD   MEM FREE / TOTAL\n".to_string();
+    // SPEED: one task's speed (1.0 = a reference core; "-" not measured
+    // yet); CPUS: the node's CPU limit; LOAD: its own use of that limit.
+    let mut out = "  NODE      SPEED   CPUS   LOAD   MEM FREE / TOTAL\n".to_string();
     for n in profile.nodes {
         let _ = writeln!(
             out,
-            "  {:<8}  {:>4}  {:>5.2}   {:.1} / {:.1} GiB",
+            "  {:<8}  {:>5}  {:>5}  {:>5.2}   {:.1} / {:.1} GiB",
             n.node,
-            n.cpu_count,
+            speed_cell(n.speed),
+            cpus_cell(n.cpu_limit, n.cpu_count),
             n.cpu_load,
             n.memory_free_bytes as f64 / (1u64 << 30) as f64,
             n.memory_total_bytes as f64 / (1u64 << 30) as f64
         );
     }
     Ok(out)
+}
+
+/// A node's speed for a table: "-" when not measured yet.
+pub(crate) fn speed_cell(speed: f64) -> String {
+    if speed > 0.0 {
+        format!("{speed:.2}")
+    } else {
+        "-".into()
+    }
+}
+
+/// A node's CPU limit for a table (0.25, 1.5, 2), or its count from a
+/// droplet that does not report a limit.
+pub(crate) fn cpus_cell(cpu_limit: f64, cpu_count: u32) -> String {
+    if cpu_limit > 0.0 {
+        let text = format!("{cpu_limit:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        cpu_count.to_string()
+    }
 }
 
 async fn worker_status(address: &str) -> Result<WorkerStatus, AskError> {
@@ -172,4 +195,19 @@ async fn home_status(address: &str) -> Result<HomeStatus, AskError> {
         .status(HomeStatusRequest {})
         .await?
         .into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cpus_cell, speed_cell};
+
+    #[test]
+    fn node_cells_show_fractional_limits_and_unmeasured_speed() {
+        assert_eq!(cpus_cell(0.25, 1), "0.25");
+        assert_eq!(cpus_cell(1.5, 2), "1.5");
+        assert_eq!(cpus_cell(2.0, 2), "2");
+        assert_eq!(cpus_cell(0.0, 4), "4", "an old droplet: its count");
+        assert_eq!(speed_cell(0.0), "-");
+        assert_eq!(speed_cell(0.994), "0.99");
+    }
 }

@@ -352,3 +352,96 @@ fn down_of_an_impossible_kubernetes_name_says_so_before_asking_a_cluster() {
         "{stderr}"
     );
 }
+
+#[test]
+fn exec_profile_json_has_every_task_of_the_app() {
+    let output = jupiterctl()
+        .args(["exec-profile", "--json"])
+        .arg(examples().join("chain"))
+        .output()
+        .expect("jupiterctl runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let profile: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    assert!(profile["speed"].as_f64().is_some_and(|s| s > 0.0), "{profile}");
+    for task in ["upper", "number", "count"] {
+        let t = &profile["tasks"][task];
+        assert_eq!(t["source"], "measured", "{task}: {profile}");
+        assert!(t["cost_secs"].as_f64().is_some(), "{task}: {profile}");
+        assert!(t["output_bytes"].as_u64().is_some(), "{task}: {profile}");
+    }
+    // The table names the same tasks.
+    let table = jupiterctl()
+        .arg("exec-profile")
+        .arg(examples().join("chain"))
+        .output()
+        .expect("jupiterctl runs");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("cost (s@1)") && table.contains("number"),
+        "{table}"
+    );
+}
+
+#[test]
+fn exec_profile_help_teaches_and_a_missing_sample_is_named() {
+    let help = jupiterctl()
+        .args(["exec-profile", "--help"])
+        .output()
+        .expect("jupiterctl runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for fragment in ["--profile-timeout", "--sample", "--json", "speed 1", "Examples:"] {
+        assert!(help.contains(fragment), "help mentions {fragment:?}: {help}");
+    }
+    let output = jupiterctl()
+        .args(["exec-profile", "--sample", "/nonexistent/in.txt"])
+        .arg(examples().join("chain"))
+        .output()
+        .expect("jupiterctl runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--sample /nonexistent/in.txt"), "{stderr}");
+}
+
+/// `jupiterctl run` of examples/chain with its state file (and so its
+/// profile cache) in `state`, plus `extra` flags; returns stderr.
+fn run_with_state(state: &Path, extra: &[&str]) -> String {
+    let out = tempfile::tempdir().expect("tmp");
+    let output = jupiterctl()
+        .env("JUPITER_STATE", state.join("deployment.json"))
+        .args(["run", "--quiet", "--scheduler", "heft", "--output"])
+        .arg(out.path())
+        .args(extra)
+        .arg(examples().join("chain"))
+        .output()
+        .expect("jupiterctl runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn the_second_run_of_an_app_uses_its_cached_profile() {
+    let state = tempfile::tempdir().expect("tmp");
+    let first = run_with_state(state.path(), &[]);
+    assert!(
+        first.contains("profiling 3 tasks on sample input in1.txt"),
+        "{first}"
+    );
+    assert!(first.contains("execution profile: 3 measured"), "{first}");
+    let cached: Vec<_> = std::fs::read_dir(state.path().join("profiles"))
+        .expect("a profiles folder beside the state file")
+        .collect();
+    assert_eq!(cached.len(), 1, "one profile per app content");
+    let second = run_with_state(state.path(), &[]);
+    assert!(second.contains("execution profile: cached (app hash"), "{second}");
+    assert!(!second.contains("profiling 3 tasks"), "{second}");
+    let forced = run_with_state(state.path(), &["--reprofile"]);
+    assert!(forced.contains("profiling 3 tasks"), "{forced}");
+    let none = run_with_state(state.path(), &["--reprofile", "--profile-timeout", "0"]);
+    assert!(none.contains("3 tasks were not profiled"), "{none}");
+}

@@ -99,6 +99,7 @@ pub fn scheduled(scheduler: Scheduler, seed: u64) -> PlacementRequest {
         static_mapping: BTreeMap::new(),
         seed,
         python: "python3".into(),
+        profile: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ async fn run_hundred(app: &str, prefix: &str, suffix: &str, model: fn(&str, &[u8
         &app,
         &random(seed),
         std::slice::from_ref(&inputs),
+        jupiterctl::session::Pace::AllAtOnce,
         Duration::from_secs(300),
         false,
     )
@@ -68,6 +69,7 @@ async fn the_chain_example_runs_its_sample_inputs() {
         &app,
         &random(9),
         &[],
+        jupiterctl::session::Pace::AllAtOnce,
         Duration::from_secs(120),
         false,
     )

@@ -108,6 +108,7 @@ fn random(args: &Args) -> PlacementRequest {
         static_mapping: Default::default(),
         seed: args.seed,
         python: "python3".into(),
+        profile: Default::default(),
     }
 }
 
@@ -208,6 +209,7 @@ async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
         &app,
         &random(args),
         &[inputs],
+        jupiterctl::session::Pace::AllAtOnce,
         Duration::from_secs(600),
         false,
     )

@@ -75,6 +75,7 @@ async fn once(name: &str, app: &App, args: &Args, scheduler: Scheduler) -> Resul
         static_mapping: Default::default(),
         seed: 1,
         python: "python3".into(),
+        profile: Default::default(),
     };
     let started = Instant::now();
     let deployment = Deployment::up(backend(name, app, args, root.path()).await?, app, &request).await?;

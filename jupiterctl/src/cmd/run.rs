@@ -3,6 +3,7 @@
 
 use jupiterctl::config::{DeployArgs, DeployConfig};
 use jupiterctl::report;
+use jupiterctl::session::Pace;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,6 +21,11 @@ pub struct Args {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Send the next input only after the previous one's result, so each
+    /// runs alone and its makespan can be checked against the prediction
+    /// (default: all at once, pipelined).
+    #[arg(long)]
+    pub one_at_a_time: bool,
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
@@ -44,6 +50,7 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
         app,
         &config.placement,
         &args.input,
+        Pace::one_at_a_time(args.one_at_a_time),
         Duration::from_secs(args.timeout),
         !args.quiet,
     )
@@ -78,6 +85,11 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
         "{}",
         report::makespan_line(&outcome.results, outcome.wall.as_secs_f64() * 1000.0)
     );
+    if let Some(line) =
+        report::prediction_line(&outcome.results, outcome.alone(), summary.predicted_makespan_secs)
+    {
+        println!("{line}");
+    }
     println!("outputs in {}", summary.output.display());
     Ok(super::exit(outcome.all_ok()))
 }

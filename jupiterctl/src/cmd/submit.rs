@@ -21,6 +21,10 @@ pub struct Args {
     /// `kubectl port-forward` to a Kubernetes deployment).
     #[arg(long, env = jupiter_common::env::CIRCE_HOME)]
     pub circe_home: Option<String>,
+    /// Send the next input only after the previous one's result, so each
+    /// runs alone and its makespan can be checked against the prediction.
+    #[arg(long, conflicts_with = "no_wait")]
+    pub one_at_a_time: bool,
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
@@ -50,9 +54,11 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
             None => std::future::pending().await,
         }
     };
-    let (results, wall) = session::submit_and_collect(
+    let pace = session::Pace::one_at_a_time(args.one_at_a_time);
+    let (results, wall) = session::submit_paced(
         &circe_home,
         &files,
+        pace,
         Duration::from_secs(args.timeout),
         true,
         broken,
@@ -60,6 +66,12 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
     .await?;
     print!("{}", report::inputs_table(&results));
     println!("{}", report::makespan_line(&results, wall.as_secs_f64() * 1000.0));
+    let predicted = deployment
+        .as_ref()
+        .map_or(0.0, |d| d.summary.predicted_makespan_secs);
+    if let Some(line) = report::prediction_line(&results, pace.alone(results.len()), predicted) {
+        println!("{line}");
+    }
     match &deployment {
         Some(d) => println!("outputs in {}", d.summary.output.display()),
         None => println!("outputs in circe-home's output folder"),

@@ -23,6 +23,7 @@ pub use model::{
     Placement, PlacementRequest, ProbeOptions, RoleInstance, Scheduler, Summary, WorkerEndpoint,
 };
 
+use crate::exec_profile::{ExecProfile, ProfileError, ProfileOptions};
 use jupiter_common::app::App;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -70,6 +71,17 @@ pub trait Backend: Send + Sync {
     /// droplet and a wave-worker; returns once each answers, with what
     /// placement may use.
     async fn deploy_roles(&mut self, app: &App) -> Result<ControlPlane, DeployError>;
+
+    /// The execution profile of `app`, taken where the deployment's tasks
+    /// would run: by default in this process on this machine (the local
+    /// backend's nodes are processes here), normalised by its speed.
+    async fn execution_profile(
+        &self,
+        app: &App,
+        options: &ProfileOptions,
+    ) -> Result<ExecProfile, ProfileError> {
+        crate::exec_profile::measure_here(app, options).await
+    }
 
     /// Step 3: starts the circe-worker of every task on its node, then
     /// circe-home; returns once each answers.
@@ -194,7 +206,7 @@ async fn steps(
     request: &PlacementRequest,
 ) -> Result<Placement, DeployError> {
     let control = backend.deploy_roles(app).await?;
-    let placement = placement::place(app, request, &control).await?;
+    let placement = placement::place(app, request, &control, &*backend).await?;
     backend.start_workers(app, &placement).await?;
     Ok(placement)
 }

@@ -3,6 +3,7 @@
 //! and the state file's record of all of it.
 
 use super::error::DeployError;
+use crate::exec_profile::ProfileOptions;
 use jupiter_common::role::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -61,6 +62,9 @@ pub struct PlacementRequest {
     pub seed: u64,
     /// Python that runs original Jupiter tasks when they are profiled.
     pub python: String,
+    /// How the execution profile is taken (network-aware schedulers);
+    /// its `python` is the one above.
+    pub profile: ProfileOptions,
 }
 
 /// How drupe-central probes the links of a deployment.
@@ -68,15 +72,23 @@ pub struct PlacementRequest {
 pub struct ProbeOptions {
     pub interval: Duration,
     pub sizes: Vec<u64>,
+    /// Adaptive probing: the largest payload doubles until it lasts this
+    /// many seconds (0 turns it off).
+    pub min_secs: f64,
+    /// The largest payload adaptive probing sends.
+    pub max_bytes: u64,
 }
 
 impl Default for ProbeOptions {
-    /// What `run` and `up` use unless told: emulated links are fast, and
-    /// small payloads measure them well enough.
+    /// What `run` and `up` use unless told: small fixed payloads, grown
+    /// per link until a transfer lasts 20 ms (emulated links are fast, and
+    /// a small payload on them times only the per-call overhead).
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(30),
             sizes: vec![16 * 1024, 128 * 1024],
+            min_secs: 0.02,
+            max_bytes: 64 << 20,
         }
     }
 }

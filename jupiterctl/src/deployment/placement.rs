@@ -6,8 +6,13 @@
 
 use super::error::DeployError;
 use super::health::HEALTH_TIMEOUT;
+
+/// How long DRUPE may take to know every node and measure every link: a
+/// first round over slow emulated links (5 Mbit/s) takes tens of seconds.
+const PROFILE_WAIT: Duration = Duration::from_secs(180);
 use super::model::{Agent, ControlPlane, Placement, PlacementRequest};
-use crate::exec_profile::TaskProfile;
+use super::Backend;
+use crate::exec_profile::{self, ExecProfile, ProfileOptions};
 use jupiter_common::app::App;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::ProfileRequest;
@@ -16,14 +21,15 @@ use jupiter_common::proto::wave::home::v1::{ScheduleRequest, TaskNode};
 use jupiter_common::proto::wave::worker::v1::wave_worker_client::WaveWorkerClient;
 use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
 use jupiter_common::serve;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Maps `app` as `request` asks, through the roles `control` offers.
+/// Maps `app` as `request` asks, through the roles `control` offers;
+/// `backend` takes the execution profile where its tasks run.
 pub async fn place(
     app: &App,
     request: &PlacementRequest,
     control: &ControlPlane,
+    backend: &dyn Backend,
 ) -> Result<Placement, DeployError> {
     match control {
         ControlPlane::Unreachable { nodes } => offline(app, request, nodes),
@@ -31,7 +37,7 @@ pub async fn place(
             central,
             wave_home,
             agents,
-        } => through_wave_home(app, request, central, wave_home, agents).await,
+        } => through_wave_home(app, request, central, wave_home, agents, backend).await,
     }
 }
 
@@ -43,7 +49,7 @@ pub fn offline(app: &App, request: &PlacementRequest, nodes: &[String]) -> Resul
     }
     let schedule = ScheduleRequest {
         algorithm: request.scheduler.name().to_string(),
-        tasks: task_nodes(app, &BTreeMap::new()),
+        tasks: task_nodes(app, None),
         static_mapping: request.static_mapping.clone().into_iter().collect(),
         seed: request.seed,
         ..Default::default()
@@ -62,16 +68,17 @@ async fn through_wave_home(
     central: &str,
     wave_home: &str,
     agents: &[Agent],
+    backend: &dyn Backend,
 ) -> Result<Placement, DeployError> {
     // Profiling the tasks needs no node: it runs while DRUPE measures.
-    let (nodes, profiles) = tokio::join!(
+    let (nodes, profile) = tokio::join!(
         wait_for_nodes(central, agents.len(), request.scheduler.network_aware()),
-        execution_profile(app, request)
+        execution_profile(app, request, backend)
     );
     nodes?;
     let schedule = ScheduleRequest {
         algorithm: request.scheduler.name().to_string(),
-        tasks: task_nodes(app, &profiles),
+        tasks: task_nodes(app, profile.as_ref()),
         nodes: vec![],
         static_mapping: request.static_mapping.clone().into_iter().collect(),
         seed: request.seed,
@@ -95,21 +102,22 @@ async fn through_wave_home(
     Ok(placement)
 }
 
-/// The app's tasks as wave-home takes them, with their profiled (or
-/// declared, or else unit) cost and output size.
-fn task_nodes(app: &App, profiles: &BTreeMap<String, TaskProfile>) -> Vec<TaskNode> {
+/// The app's tasks as wave-home takes them, with their profiled cost and
+/// output size (without a profile, as the schedulers that ignore them see
+/// it: declared, else unit).
+fn task_nodes(app: &App, profile: Option<&ExecProfile>) -> Vec<TaskNode> {
     app.tasks
         .iter()
         .map(|t| {
-            let profile = profiles.get(&t.name).copied().unwrap_or(TaskProfile {
-                cost_secs: t.cost.unwrap_or(1.0),
-                output_bytes: t.output_bytes.unwrap_or(0),
-            });
+            let (cost, output_bytes) = match profile.and_then(|p| p.tasks.get(&t.name)) {
+                Some(p) => (p.cost_secs, p.output_bytes),
+                None => (t.cost.unwrap_or(1.0), t.output_bytes.unwrap_or(0)),
+            };
             TaskNode {
                 name: t.name.clone(),
                 children: t.children.clone(),
-                cost: profile.cost_secs,
-                output_bytes: profile.output_bytes,
+                cost,
+                output_bytes,
             }
         })
         .collect()
@@ -138,25 +146,22 @@ async fn host_tasks(app: &App, placement: &Placement, agents: &[Agent]) -> Resul
     Ok(())
 }
 
-/// The measured execution profile for a network-aware scheduler (none
-/// otherwise, or when the app cannot be profiled).
-async fn execution_profile(app: &App, request: &PlacementRequest) -> BTreeMap<String, TaskProfile> {
+/// The execution profile for a network-aware scheduler (none otherwise):
+/// declared, cached, or measured where `backend`'s tasks run; what could
+/// not be measured is estimated, and `up` says so.
+async fn execution_profile(
+    app: &App,
+    request: &PlacementRequest,
+    backend: &dyn Backend,
+) -> Option<ExecProfile> {
     if !request.scheduler.network_aware() {
-        return BTreeMap::new();
+        return None;
     }
-    // Measured on this machine once and normalised by its speed as DRUPE
-    // sees it; the scheduler scales it by each node's speed.
-    let here = drupe_droplet::resources::measure(None);
-    let speed = wave_home::network::speed(here.cpu_count, here.cpu_load);
-    match crate::exec_profile::profile(app, &request.python, speed).await {
-        Ok(profiles) => profiles,
-        // The run itself will show what fails, input by input.
-        Err(e) => {
-            tracing::warn!(error = %e, "no execution profile: every task counts as 1 s");
-            eprintln!("warning: {e}; scheduling with every task at 1 s");
-            BTreeMap::new()
-        }
-    }
+    let options = ProfileOptions {
+        python: request.python.clone(),
+        ..request.profile.clone()
+    };
+    Some(exec_profile::obtain(app, &options, || backend.execution_profile(app, &options)).await)
 }
 
 /// Readiness, not a sleep: every droplet has registered with central and,
@@ -165,7 +170,14 @@ async fn wait_for_nodes(central: &str, wanted: usize, links_too: bool) -> Result
     let mut client = DrupeCentralClient::new(serve::channel(central)?);
     let started = std::time::Instant::now();
     let mut known = 0;
-    while started.elapsed() < HEALTH_TIMEOUT {
+    // Nodes register within a health check's time; links may take longer.
+    while started.elapsed()
+        < if known >= wanted {
+            PROFILE_WAIT
+        } else {
+            HEALTH_TIMEOUT
+        }
+    {
         if let Ok(profile) = client.get_resource_profile(ProfileRequest {}).await {
             known = profile.into_inner().nodes.len();
             let measured = !links_too
@@ -178,7 +190,12 @@ async fn wait_for_nodes(central: &str, wanted: usize, links_too: bool) -> Result
                 return Ok(());
             }
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        let pause = if started.elapsed() < Duration::from_secs(1) {
+            2
+        } else {
+            50
+        };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     Err(DeployError::NodesMissing {
         known,
@@ -191,6 +208,7 @@ async fn wait_for_nodes(central: &str, wanted: usize, links_too: bool) -> Result
 mod tests {
     use super::*;
     use crate::deployment::model::Scheduler;
+    use std::collections::BTreeMap;
 
     fn request(scheduler: Scheduler) -> PlacementRequest {
         PlacementRequest {
@@ -198,6 +216,7 @@ mod tests {
             static_mapping: BTreeMap::new(),
             seed: 5,
             python: "python3".into(),
+            profile: Default::default(),
         }
     }
 
