@@ -6,6 +6,9 @@ pub mod docker;
 pub mod expected;
 
 use jupiter_common::app::App;
+use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest};
+use jupiter_common::serve::channel;
 use jupiterctl::deployment::{Backend, Deployment, PlacementRequest, Scheduler};
 use jupiterctl::local::{Local, LocalConfig};
 use std::collections::BTreeMap;
@@ -13,6 +16,15 @@ use std::path::{Path, PathBuf};
 
 /// Expected output files of one input: (file name, bytes).
 pub type Expected = Vec<(String, Vec<u8>)>;
+
+/// drupe-central's current network profile, asked over gRPC at `central`.
+pub async fn network_profile(central: &str) -> NetworkProfile {
+    DrupeCentralClient::new(channel(central).expect("channel"))
+        .get_network_profile(ProfileRequest {})
+        .await
+        .expect("profile")
+        .into_inner()
+}
 
 /// The folder of an example app shipped in `examples/`.
 pub fn example(name: &str) -> PathBuf {

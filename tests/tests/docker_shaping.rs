@@ -6,11 +6,8 @@
 //! anything. Skipped loudly without an engine or without root.
 
 use jupiter_common::app::App;
-use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
-use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest};
-use jupiter_common::serve::channel;
 use jupiter_tests::docker::{backend_probing, engine_or_skip, ensure_images, Teardown};
-use jupiter_tests::{example, random, Sandbox};
+use jupiter_tests::{example, network_profile, random, Sandbox};
 use jupiterctl::deployment::{Deployment, ProbeOptions};
 use jupiterctl::docker::engine::{Engine, Kind};
 use jupiterctl::docker::spec::DEPLOYMENT_LABEL;
@@ -48,14 +45,6 @@ fn probing() -> ProbeOptions {
         sizes: vec![256 * 1024, 2 * 1024 * 1024],
         ..ProbeOptions::default()
     }
-}
-
-async fn profile(central: &str) -> NetworkProfile {
-    DrupeCentralClient::new(channel(central).expect("channel"))
-        .get_network_profile(ProfileRequest {})
-        .await
-        .expect("profile")
-        .into_inner()
 }
 
 /// `tc qdisc show` of a container's eth0, and its host veth peer's name.
@@ -170,10 +159,10 @@ async fn drupe_measures_the_shaped_rates_on_docker() {
     // Two rounds that started after `up` returned, so after every
     // container was shaped.
     let central = deployment.summary.endpoints().drupe_central.clone();
-    let first = profile(&central).await.rounds;
+    let first = network_profile(&central).await.rounds;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     let measured = loop {
-        let p = profile(&central).await;
+        let p = network_profile(&central).await;
         if p.rounds >= first + 2 && p.complete && p.links.len() == 6 {
             break p;
         }

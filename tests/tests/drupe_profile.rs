@@ -7,10 +7,9 @@ use drupe_central::Config as CentralConfig;
 use drupe_droplet::Config as DropletConfig;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
 use jupiter_common::proto::drupe::central::v1::profile_update::Update;
-use jupiter_common::proto::drupe::central::v1::{
-    HistoryRequest, NetworkProfile, ProfileRequest, WatchProfileRequest,
-};
+use jupiter_common::proto::drupe::central::v1::{HistoryRequest, NetworkProfile, WatchProfileRequest};
 use jupiter_common::serve::{channel, url_of, wait_healthy};
+use jupiter_tests::network_profile;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -79,18 +78,10 @@ async fn rebind(addr: SocketAddr) -> TcpListener {
     panic!("could not bind {addr} again");
 }
 
-async fn profile(central: &str) -> NetworkProfile {
-    DrupeCentralClient::new(channel(central).expect("channel"))
-        .get_network_profile(ProfileRequest {})
-        .await
-        .expect("profile")
-        .into_inner()
-}
-
 async fn wait_for(central: &str, what: &str, ok: impl Fn(&NetworkProfile) -> bool) -> NetworkProfile {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let p = profile(central).await;
+        let p = network_profile(central).await;
         if ok(&p) {
             return p;
         }
@@ -193,7 +184,7 @@ async fn profile_survives_restarts_and_node_loss() {
     wait_healthy("drupe-central", &central_url, Duration::from_secs(10))
         .await
         .expect("healthy");
-    let restored = profile(&central_url).await;
+    let restored = network_profile(&central_url).await;
     assert_eq!(restored.rounds, 0, "no round ran yet");
     assert_eq!(restored.nodes, vec!["node0", "node1", "node2"]);
     assert_eq!(restored.links.len(), 6, "{restored:#?}");

@@ -73,6 +73,43 @@ fn fake<'a>(
     }
 }
 
+/// Runs every task of `app` through [`dag::run`] with [`fake`] tasks:
+/// the outcomes, and the log of starts and ends.
+async fn run_fake(
+    app: &App,
+    slots: usize,
+    timeout: Duration,
+    secs: impl Fn(&str) -> f64,
+    fails: impl Fn(&str) -> bool,
+) -> (BTreeMap<String, Outcome>, Vec<String>) {
+    let order = app.topological_order();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let outcomes = dag::run(
+        &order,
+        Path::new("x"),
+        slots,
+        timeout,
+        fake(log.clone(), secs, fails),
+    )
+    .await;
+    let log = log.lock().expect("log").clone();
+    (outcomes, log)
+}
+
+/// A profile of `tasks` taken on sample input x.txt, as `measure` makes one.
+fn taken(tasks: BTreeMap<String, TaskProfile>, speed: f64, timeout_secs: f64) -> ExecProfile {
+    ExecProfile {
+        app: "t".into(),
+        sample_input: Some("x.txt".into()),
+        place: "here".into(),
+        speed,
+        slots: 2,
+        timeout_secs,
+        elapsed_secs: 0.1,
+        tasks,
+    }
+}
+
 fn position(log: &[String], entry: &str) -> usize {
     log.iter()
         .position(|l| l.starts_with(entry))
@@ -83,19 +120,9 @@ fn position(log: &[String], entry: &str) -> usize {
 async fn independent_tasks_start_together_and_a_join_waits_for_both() {
     let dir = tempfile::tempdir().expect("tmp");
     let app = diamond(dir.path());
-    let order = app.topological_order();
-    let log = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
-    let outcomes = dag::run(
-        &order,
-        Path::new("x"),
-        2,
-        Duration::from_secs(10),
-        fake(log.clone(), |_| 0.2, |_| false),
-    )
-    .await;
+    let (outcomes, log) = run_fake(&app, 2, Duration::from_secs(10), |_| 0.2, |_| false).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let log = log.lock().expect("log").clone();
     assert!(
         outcomes.values().all(|o| matches!(o, Outcome::Ran { .. })),
         "{outcomes:?}"
@@ -117,17 +144,7 @@ async fn independent_tasks_start_together_and_a_join_waits_for_both() {
 async fn one_slot_runs_one_task_at_a_time() {
     let dir = tempfile::tempdir().expect("tmp");
     let app = diamond(dir.path());
-    let order = app.topological_order();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    dag::run(
-        &order,
-        Path::new("x"),
-        1,
-        Duration::from_secs(10),
-        fake(log.clone(), |_| 0.01, |_| false),
-    )
-    .await;
-    let log = log.lock().expect("log").clone();
+    let (_, log) = run_fake(&app, 1, Duration::from_secs(10), |_| 0.01, |_| false).await;
     for pair in log.chunks(2) {
         let task = pair[0].split(' ').nth(1).expect("name");
         assert_eq!(pair[1], format!("end {task}"), "never two at once: {log:?}");
@@ -138,18 +155,10 @@ async fn one_slot_runs_one_task_at_a_time() {
 async fn the_timeout_estimates_what_did_not_finish_and_says_so() {
     let dir = tempfile::tempdir().expect("tmp");
     let app = diamond(dir.path());
-    let order = app.topological_order();
-    let log = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     // a and b are quick, c hangs: d is never reached.
-    let outcomes = dag::run(
-        &order,
-        Path::new("x"),
-        2,
-        Duration::from_millis(400),
-        fake(log, |t| if t == "c" { 30.0 } else { 0.05 }, |_| false),
-    )
-    .await;
+    let slow_c = |t: &str| if t == "c" { 30.0 } else { 0.05 };
+    let (outcomes, _) = run_fake(&app, 2, Duration::from_millis(400), slow_c, |_| false).await;
     assert!(started.elapsed() < Duration::from_secs(2), "bounded");
     assert!(
         matches!(outcomes["c"], Outcome::OutOfTime { ran: Some(r) } if r > 0.2),
@@ -164,16 +173,7 @@ async fn the_timeout_estimates_what_did_not_finish_and_says_so() {
     // c ran 0.35 s before being cut: at least that, normalised.
     assert!(profiles["c"].cost_secs >= 0.6, "{:?}", profiles["c"]);
     assert!(profiles["c"].note.as_deref().unwrap_or("").contains("timeout"));
-    let profile = ExecProfile {
-        app: "t".into(),
-        sample_input: Some("x.txt".into()),
-        place: "here".into(),
-        speed: 2.0,
-        slots: 2,
-        timeout_secs: 0.4,
-        elapsed_secs: 0.4,
-        tasks: profiles,
-    };
+    let profile = taken(profiles, 2.0, 0.4);
     let warnings = report::guesses(&profile).join("\n");
     assert!(warnings.contains("2 tasks were not profiled"), "{warnings}");
     assert!(
@@ -196,16 +196,7 @@ async fn a_failing_task_is_named_with_its_error_and_its_descendants_estimated() 
             ("d", &[], ", cost: 7.5"),
         ],
     );
-    let order = app.topological_order();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let outcomes = dag::run(
-        &order,
-        Path::new("x"),
-        2,
-        Duration::from_secs(10),
-        fake(log, |_| 0.01, |t| t == "b"),
-    )
-    .await;
+    let (outcomes, _) = run_fake(&app, 2, Duration::from_secs(10), |_| 0.01, |t| t == "b").await;
     assert!(matches!(outcomes["c"], Outcome::Ran { .. }), "{outcomes:?}");
     assert_eq!(outcomes["d"], Outcome::Skipped { parent: "b".into() });
     let profiles = estimate::profile_of(&app, &outcomes, 1.0, Duration::from_secs(10), "?");
@@ -221,16 +212,7 @@ async fn a_failing_task_is_named_with_its_error_and_its_descendants_estimated() 
         .as_deref()
         .unwrap_or("")
         .contains("task b failed"));
-    let profile = ExecProfile {
-        app: "t".into(),
-        sample_input: Some("x.txt".into()),
-        place: "here".into(),
-        speed: 1.0,
-        slots: 2,
-        timeout_secs: 10.0,
-        elapsed_secs: 0.1,
-        tasks: profiles,
-    };
+    let profile = taken(profiles, 1.0, 10.0);
     let warnings = report::guesses(&profile).join("\n");
     assert!(
         warnings.contains("warning: task b failed while profiling on sample input x.txt: b exited"),
