@@ -42,15 +42,16 @@ pub struct Queue {
 impl Queue {
     /// Opens (creating) the queue at `root` and wipes partial downloads.
     pub fn open(root: &Path) -> io::Result<Self> {
+        // Tasks run in other folders (legacy ones in their input folder):
+        // every path handed to them must hold from anywhere.
+        let root = std::path::absolute(root)?;
         for dir in ["tmp", "in", "work", "out", "finished", "failed"] {
             std::fs::create_dir_all(root.join(dir))?;
         }
         for entry in std::fs::read_dir(root.join("tmp"))? {
             let _ = std::fs::remove_file(entry?.path());
         }
-        Ok(Self {
-            root: root.to_path_buf(),
-        })
+        Ok(Self { root })
     }
 
     pub fn root(&self) -> &Path {

@@ -334,7 +334,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                     );
                 }
                 let workdir = match &args.workdir {
-                    Some(dir) => dir.clone(),
+                    Some(dir) => std::path::absolute(dir).map_err(ConfigError::Workdir)?,
                     None => {
                         let dir = tempfile::Builder::new()
                             .prefix("jupiter-")

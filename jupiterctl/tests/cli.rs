@@ -186,6 +186,30 @@ fn run_writes_outputs_and_exits_zero() {
     assert!(out.path().join("in1.txt").join("in1.txt").is_file());
 }
 
+#[test]
+fn a_relative_workdir_runs_original_python_tasks() {
+    // The legacy runner and the queues live under --workdir while each
+    // task runs in its own input folder: a relative path must not break it.
+    let cwd = tempfile::tempdir().expect("tmp");
+    let output = jupiterctl()
+        .current_dir(cwd.path())
+        .args(["run", "--quiet", "--workdir", "wd1", "--output", "out"])
+        .arg(examples().join("dummy_app"))
+        .output()
+        .expect("jupiterctl runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("3/3 inputs ok"), "{stdout}");
+    assert!(
+        cwd.path().join("wd1").is_dir(),
+        "the workdir is where it was asked"
+    );
+}
+
 /// `status --json` of the fanjoin app up on 3 local nodes, run by process `pid`.
 fn status_json_describes_every_role(output: &Output, pid: u32) {
     assert!(
