@@ -5,6 +5,7 @@
 //! task. A restart on the same queue directory picks up where it stopped.
 
 mod args;
+pub mod firing;
 pub mod queue;
 pub mod routing;
 pub mod runner;
@@ -270,7 +271,19 @@ impl Worker {
             legacy_runner: &self.legacy_runner,
             python: &self.config.python,
         };
-        runner::run(&self.config.task, input, &inputs, &dirs).await
+        let outputs = runner::run(&self.config.task, input, &inputs, &dirs).await?;
+        routing::check(&outputs, &self.child_names(), self.config.task.route).map_err(|source| {
+            runner::RunError::Route {
+                task: self.config.task.name.clone(),
+                source,
+            }
+        })?;
+        Ok(outputs)
+    }
+
+    /// The children, in the order the app lists them.
+    fn child_names(&self) -> Vec<String> {
+        self.downstream.iter().map(|d| d.name().to_string()).collect()
     }
 
     async fn fail(&self, input: &str, error: impl ToString) {
@@ -295,11 +308,10 @@ impl Worker {
     async fn deliver(self: Arc<Self>, input: String, record: DoneRecord) {
         self.counters().sending += 1;
         let started = unix_nanos();
-        let children: Vec<String> = self.downstream.iter().map(|d| d.name().to_string()).collect();
         let routed = if self.config.children.is_empty() {
             vec![record.outputs.iter().map(String::as_str).collect()]
         } else {
-            routing::route(&record.outputs, &children)
+            routing::route(&record.outputs, &self.child_names(), self.config.task.route)
         };
         let out_dir = self.queue.out_dir(&input);
         let mut sends = JoinSet::new();

@@ -23,6 +23,11 @@ pub enum RunError {
     },
     #[error("task {task}: {what}")]
     Output { task: String, what: String },
+    #[error("task {task} {source}")]
+    Route {
+        task: String,
+        source: crate::routing::RouteError,
+    },
     #[error("task {task}: preparing its files: {source}")]
     Io { task: String, source: std::io::Error },
 }
@@ -88,8 +93,8 @@ async fn run_legacy(
     let pathin = dirs.work_dir.join("in");
     tokio::fs::create_dir_all(&pathin).await.map_err(io)?;
     let mut names = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let name = file_name(input).ok_or_else(|| RunError::Output {
+    for input in by_time(inputs) {
+        let name = file_name(&input).ok_or_else(|| RunError::Output {
             task: task.name.clone(),
             what: format!("input {} has no file name", input.display()),
         })?;
@@ -100,11 +105,23 @@ async fn run_legacy(
                 what: format!("two parents sent a file named {name:?} for input {input_id}"),
             });
         }
-        if tokio::fs::hard_link(input, &link).await.is_err() {
-            tokio::fs::copy(input, &link).await.map_err(io)?;
+        if tokio::fs::hard_link(&input, &link).await.is_err() {
+            tokio::fs::copy(&input, &link).await.map_err(io)?;
         }
         names.push(name);
     }
+    // One call of task() per group of inputs_to_wait_for files; without
+    // it (or with nothing to group), one call with every file.
+    let (wait, calls) = match task.wait_for {
+        Some(wait) if !names.is_empty() => {
+            let calls = crate::firing::groups(&names, wait).map_err(|e| RunError::Output {
+                task: task.name.clone(),
+                what: e.to_string(),
+            })?;
+            (wait, calls.concat())
+        }
+        _ => (names.len(), names),
+    };
     let result = dirs.work_dir.join("result.json");
     let mut cmd = Command::new(dirs.python);
     cmd.arg(dirs.legacy_runner)
@@ -112,7 +129,8 @@ async fn run_legacy(
         .arg(&pathin)
         .arg(&dirs.out_dir)
         .arg(&result)
-        .args(&names)
+        .arg(wait.to_string())
+        .args(&calls)
         .current_dir(&pathin)
         .env(env::INPUT_ID, input_id)
         .env(env::TASK, &task.name);
@@ -123,7 +141,9 @@ async fn run_legacy(
             what: format!("the legacy shim's result is not a list of paths: {e}"),
         })?;
     let mut outputs = Vec::new();
-    for path in returned {
+    // The order they were written in, which is the order the original's
+    // file watcher saw them closed (and by-order routing pairs them in).
+    for path in by_time(&returned) {
         let name = file_name(&path).ok_or_else(|| RunError::Output {
             task: task.name.clone(),
             what: format!("returned path {} has no file name", path.display()),
@@ -169,6 +189,17 @@ async fn execute(task: &TaskSpec, program: &Path, mut cmd: Command) -> Result<()
         status: output.status,
         stderr: tail(&String::from_utf8_lossy(&output.stderr), 20),
     })
+}
+
+/// `paths` ordered by modification time, oldest first; ties (and files
+/// that cannot be read) keep their order.
+fn by_time(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut timed: Vec<(Option<std::time::SystemTime>, &PathBuf)> = paths
+        .iter()
+        .map(|p| (std::fs::metadata(p).and_then(|m| m.modified()).ok(), p))
+        .collect();
+    timed.sort_by_key(|(t, _)| *t);
+    timed.into_iter().map(|(_, p)| p.clone()).collect()
 }
 
 fn file_name(path: &Path) -> Option<String> {

@@ -77,6 +77,24 @@ impl Sandbox {
             .expect("deploys")
     }
 
+    /// Runs `app`'s sample inputs, all at once, on `nodes` local nodes
+    /// mapped at random from `seed`; panics unless every input succeeds.
+    pub async fn run_samples(&self, app: &App, nodes: usize, seed: u64) -> jupiterctl::run::RunOutcome {
+        let outcome = jupiterctl::run::run(
+            self.local(app, nodes),
+            app,
+            &random(seed),
+            &[],
+            jupiterctl::session::Pace::AllAtOnce,
+            std::time::Duration::from_secs(120),
+            false,
+        )
+        .await
+        .expect("run completes");
+        assert!(outcome.all_ok(), "{:?}", outcome.results);
+        outcome
+    }
+
     /// Writes `count` distinct inputs named `{prefix}{i}{suffix}`, each a few
     /// lines that differ per input, and returns their folder.
     pub fn inputs(&self, count: usize, prefix: &str, suffix: &str) -> PathBuf {

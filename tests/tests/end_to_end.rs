@@ -64,18 +64,7 @@ async fn the_chain_example_runs_its_sample_inputs() {
     let app = App::load(&example("chain")).expect("example app loads");
     let samples = app.sample_inputs.clone();
     assert!(!samples.is_empty());
-    let outcome = jupiterctl::run::run(
-        sandbox.local(&app, 2),
-        &app,
-        &random(9),
-        &[],
-        jupiterctl::session::Pace::AllAtOnce,
-        Duration::from_secs(120),
-        false,
-    )
-    .await
-    .expect("run completes");
-    assert!(outcome.all_ok(), "{:?}", outcome.results);
+    let outcome = sandbox.run_samples(&app, 2, 9).await;
     assert_eq!(outcome.results.len(), samples.len());
     let inputs = samples[0].parent().expect("inputs folder");
     for (input, files) in expected_for(inputs, expected::chain) {

@@ -1,11 +1,14 @@
 """task0, the ingress task: fans its input out to task1..task4.
 
-Writes one file per child, named ``{base}_task0_{child}.txt`` so that the
-file reaches that child only, holding ``task0 -> {child}`` and the input.
+Writes one file per child, ``{base}_task0_{child}.txt`` holding
+``task0 -> {child}`` and the input. Its flag in configuration.txt is
+``false``: the i-th file written goes to the i-th child listed there
+(task1 task3 task2 task4), whatever its name, so they are written in that
+order.
 """
 import os
 
-CHILDREN = ["task1", "task2", "task3", "task4"]
+CHILDREN = ["task1", "task3", "task2", "task4"]  # configuration.txt order
 
 
 def task(filename, pathin, pathout):

@@ -13,12 +13,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::error::{AppError, Location};
-use super::{check_task_name, finish_graph, is_sink_name, resolve, App, AppFormat, TaskRunner, TaskSpec};
+use super::{
+    check_task_name, finish_graph, is_sink_name, resolve, App, AppFormat, Route, TaskRunner, TaskSpec,
+};
 
 struct TaskLine<'a> {
     line: usize,
     name: &'a str,
     wait: Option<usize>,
+    route: Route,
     children: Vec<&'a str>,
 }
 
@@ -79,7 +82,7 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                 format!("duplicate task {name:?} (already defined on line {prev})"),
             ));
         }
-        let (wait, children) = if jupiter {
+        let (wait, route, children) = if jupiter {
             if tokens.len() < 3 {
                 return Err(err(
                     line,
@@ -102,28 +105,47 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                         ),
                     )
                 })?;
-            if !tokens[2].eq_ignore_ascii_case("true") && !tokens[2].eq_ignore_ascii_case("false") {
-                return Err(err(
-                    line,
-                    format!(
-                        "task {name:?}: flag (3rd field) must be true or false, got {:?}",
-                        tokens[2]
-                    ),
-                ));
-            }
-            (Some(wait), tokens[3..].to_vec())
+            // circe/original/monitor.py: `true` sends every output to every
+            // child; anything else pairs outputs with children in order.
+            let route = match tokens[2] {
+                "true" => Route::All,
+                "false" => Route::ByOrder,
+                other => {
+                    return Err(err(
+                        line,
+                        format!(
+                            "task {name:?}: flag (3rd field) must be true (every output to every child) \
+                             or false (the i-th output to the i-th child), got {other:?}"
+                        ),
+                    ))
+                }
+            };
+            (Some(wait), route, tokens[3..].to_vec())
         } else {
-            (None, tokens[1..].to_vec())
+            // No flag to follow: the suffix rule, as before.
+            (None, Route::BySuffix, tokens[1..].to_vec())
         };
         parsed.push(TaskLine {
             line,
             name,
             wait,
+            route,
             children,
         });
     }
 
     for t in &parsed {
+        let sinks = t.children.iter().filter(|c| is_sink_name(c)).count();
+        if sinks > 0 && sinks < t.children.len() {
+            return Err(err(
+                t.line,
+                format!(
+                    "task {:?} lists a sink (home) beside tasks: results go home only from tasks \
+                     whose children are all sinks; give the home-bound outputs their own task",
+                    t.name
+                ),
+            ));
+        }
         for (j, c) in t.children.iter().enumerate() {
             if is_sink_name(c) {
                 continue;
@@ -195,23 +217,11 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             parallelism: 1,
             cost: None,
             output_bytes: None,
+            route: t.route,
+            wait_for: t.wait,
         });
     }
     finish_graph(file, &mut tasks)?;
-    for (t, p) in tasks.iter().zip(&parsed) {
-        if let Some(wait) = p.wait {
-            if wait != t.parents.len().max(1) {
-                tracing::warn!(
-                    "{}: line {}: task {:?} waits for {wait} inputs but has {} parent(s); Jupiter runs it once every parent's outputs for an input have arrived",
-                    file.display(),
-                    p.line,
-                    t.name,
-                    t.parents.len()
-                );
-            }
-        }
-    }
-
     let sample_dir = dir.join("sample_input");
     let sample_inputs = if sample_dir.is_dir() {
         resolve::folder_files(&sample_dir).map_err(|e| AppError::io(&sample_dir, e))?

@@ -2,14 +2,16 @@
 """Runs one task of an original-Jupiter app (a Python file defining
 ``task(filename, pathin, pathout)``) for Jupiter's circe-worker.
 
-Usage: python3 legacy_runner.py SCRIPT_PATH PATHIN PATHOUT RESULT_JSON FILE...
+Usage: python3 legacy_runner.py SCRIPT_PATH PATHIN PATHOUT RESULT_JSON WAIT FILE...
 
 The script is imported as a module named after it (``task3`` for
 ``scripts/task3.py``), with its folder on ``sys.path``; the working directory
-is PATHIN. ``filename`` is the single FILE when one is given, else the list of
-FILEs (plain names inside PATHIN). The task returns the output paths it wrote
-(a list, or one string); relative ones are relative to PATHIN. They are
-written, absolute, as a JSON list to RESULT_JSON.
+is PATHIN. The FILEs (plain names inside PATHIN) come in groups of WAIT, the
+task's ``inputs_to_wait_for``: ``task(filename, pathin, pathout)`` is called
+once per group, ``filename`` being the group's one FILE, or the list of its
+FILEs (with no FILE: once, with an empty list). Each call returns the output
+paths it wrote (a list, or one string); relative ones are relative to PATHIN.
+All of them are written, absolute, as a JSON list to RESULT_JSON.
 
 Exit codes: 0 ok; 1 the task raised (traceback on stderr); 2 bad usage;
 3 the task returned paths that do not exist.
@@ -21,7 +23,7 @@ import os
 import sys
 import traceback
 
-USAGE = "usage: legacy_runner.py SCRIPT_PATH PATHIN PATHOUT RESULT_JSON FILE..."
+USAGE = "usage: legacy_runner.py SCRIPT_PATH PATHIN PATHOUT RESULT_JSON WAIT FILE..."
 
 
 def fail(code, message):
@@ -47,10 +49,12 @@ def output_paths(result, pathin):
 
 
 def main(argv):
-    if len(argv) < 5:
+    if len(argv) < 5 or not argv[4].isdigit():
         return fail(2, USAGE)
     script, pathin, pathout, result_json = (os.path.abspath(a) for a in argv[:4])
-    files = argv[4:]
+    wait = int(argv[4]) or 1
+    files = argv[5:]
+    groups = [files[i : i + wait] for i in range(0, len(files), wait)] or [[]]
     name = os.path.splitext(os.path.basename(script))[0]
     if not os.path.isfile(script):
         return fail(2, "script %s not found" % script)
@@ -69,9 +73,11 @@ def main(argv):
         task = getattr(module, "task", None)
         if not callable(task):
             raise AttributeError("%s defines no function task(filename, pathin, pathout)" % script)
-        filename = files[0] if len(files) == 1 else list(files)
-        result = task(filename, pathin + os.sep, pathout + os.sep)
-        paths = output_paths(result, pathin)
+        paths = []
+        for group in groups:
+            filename = group[0] if len(group) == 1 else list(group)
+            result = task(filename, pathin + os.sep, pathout + os.sep)
+            paths.extend(p for p in output_paths(result, pathin) if p not in paths)
     except SystemExit as e:
         if e.code in (None, 0):
             return fail(1, "task %s called exit() instead of returning its output paths" % name)

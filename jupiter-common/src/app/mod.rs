@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub use error::{AppError, Location};
 
 /// The Python shim that runs an original-Jupiter task:
-/// `python3 legacy_runner.py SCRIPT PATHIN PATHOUT RESULT_JSON FILE...`.
+/// `python3 legacy_runner.py SCRIPT PATHIN PATHOUT RESULT_JSON WAIT FILE...`.
 pub const LEGACY_RUNNER_PY: &str = include_str!("legacy_runner.py");
 
 /// File name of a new-format app description.
@@ -60,6 +60,38 @@ pub struct TaskSpec {
     pub cost: Option<f64>,
     /// Declared bytes this task sends to each child per input; `None`: measured.
     pub output_bytes: Option<u64>,
+    /// Which child gets which output.
+    pub route: Route,
+    /// Original apps: `inputs_to_wait_for`, the files (with one name prefix)
+    /// that make one call of `task()`; `None`: one call with every file.
+    pub wait_for: Option<usize>,
+}
+
+/// Which child gets which of a task's outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// An output whose stem ends in `_<child>` goes to that child only;
+    /// every other output to every child (app.yaml's default).
+    #[default]
+    BySuffix,
+    /// Every output to every child (an original app's flag `true`).
+    All,
+    /// The i-th output written goes to the i-th child, in the order the
+    /// children are listed; names play no part (an original app's flag
+    /// `false`). The outputs must be one per child, or a multiple of that.
+    ByOrder,
+}
+
+impl Route {
+    /// The name app.yaml uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::BySuffix => "by-suffix",
+            Route::All => "all",
+            Route::ByOrder => "by-order",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

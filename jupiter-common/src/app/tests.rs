@@ -147,6 +147,29 @@ fn yaml_unknown_field_has_line_column_and_path() {
 }
 
 #[test]
+fn yaml_route_is_by_suffix_unless_said_and_a_bad_one_is_named() {
+    let d = yaml_app(
+        "tasks:\n  - {name: a, command: ./t.sh, children: [b, c], route: by-order}\n  \
+         - {name: b, command: ./t.sh, route: all}\n  - {name: c, command: ./t.sh}\n",
+    );
+    let app = App::load(d.path()).unwrap();
+    let routes: Vec<Route> = app.tasks.iter().map(|t| t.route).collect();
+    assert_eq!(routes, [Route::ByOrder, Route::All, Route::BySuffix]);
+    assert!(app.tasks.iter().all(|t| t.wait_for.is_none()));
+    let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\n    route: sideways\n");
+    let m = load_err(d.path());
+    assert_has(
+        &m,
+        &[
+            "app.yaml: line 4",
+            "tasks[0].route: unknown variant `sideways`",
+            "by-suffix",
+            "by-order",
+        ],
+    );
+}
+
+#[test]
 fn yaml_type_error_has_location() {
     let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\n    parallelism: two\n");
     let m = load_err(d.path());
@@ -435,6 +458,15 @@ fn loads_legacy_jupiter_app() {
     );
     assert!(app.static_mapping.is_empty());
     assert!(app.tasks.iter().all(|t| t.parallelism == 1));
+    // The flag is the route; the second column the files per call.
+    let task0 = app.task("task0").unwrap();
+    assert_eq!((task0.route, task0.wait_for), (Route::ByOrder, Some(1)));
+    let task4 = app.task("task4").unwrap();
+    assert_eq!((task4.route, task4.wait_for), (Route::ByOrder, Some(4)));
+    let d = legacy_app("2\na 1 true b\nb 2 false home\n", &["a", "b"]);
+    let app = App::load(d.path()).unwrap();
+    assert_eq!(app.task("a").unwrap().route, Route::All);
+    assert_eq!(app.task("b").unwrap().wait_for, Some(2));
 }
 
 #[test]
@@ -448,6 +480,11 @@ fn loads_legacy_circe_app_with_mapping() {
     assert_eq!(names(&app.egress()), ["c"]);
     assert_eq!(app.static_mapping.len(), 3);
     assert_eq!(app.static_mapping["b"], "node2");
+    // No flag in this variant: the suffix rule, and one call per input.
+    assert!(app
+        .tasks
+        .iter()
+        .all(|t| t.route == Route::BySuffix && t.wait_for.is_none()));
     assert!(app.sample_inputs.is_empty());
 }
 
@@ -460,7 +497,10 @@ fn legacy_errors() {
         ("1\na 1 false home\nb 1 false home\n", &["a", "b"], &["configuration.txt: line 3: task count mismatch"]),
         ("2\na 1 false b\n\nb x false home\n", &["a", "b"], &["configuration.txt: line 4: task \"b\": inputs_to_wait_for must be a positive integer, got \"x\""]),
         ("2\na 1 false b\nb 0 false home\n", &["a", "b"], &["configuration.txt: line 3: task \"b\": inputs_to_wait_for"]),
-        ("2\na 1 maybe b\nb 1 false home\n", &["a", "b"], &["configuration.txt: line 2: task \"a\": flag (3rd field) must be true or false"]),
+        ("2\na 1 maybe b\nb 1 false home\n", &["a", "b"], &["configuration.txt: line 2: task \"a\": flag (3rd field) must be true (every output to every child) or false", "got \"maybe\""]),
+        // monitor.py compares with 'true' exactly: "True" would silently route by order there.
+        ("2\na 1 True b\nb 1 false home\n", &["a", "b"], &["configuration.txt: line 2: task \"a\": flag (3rd field)", "got \"True\""]),
+        ("3\na 1 true b home\nb 1 false c\nc 1 false home\n", &["a", "b", "c"], &["configuration.txt: line 2: task \"a\" lists a sink (home) beside tasks"]),
         ("2\na 1 false b\nb 1\n", &["a", "b"], &["configuration.txt: line 3: expected `task inputs_to_wait_for flag child...`"]),
         ("2\na 1 false b c\nb 1 false home\n", &["a", "b"], &["configuration.txt: line 2: task \"a\": unknown child \"c\""]),
         ("2\na 1 false b\nb 1 false home\n", &["a"], &["configuration.txt: line 3: task \"b\": script scripts/b.py not found at"]),
@@ -492,7 +532,14 @@ fn python() -> Option<&'static str> {
     ok.then_some("python3")
 }
 
-fn run_runner(d: &Path, script: &str, files: &[&str]) -> (i32, String, String, Option<Vec<String>>) {
+type RunnerResult = (i32, String, String, Option<Vec<String>>);
+
+/// Runs the legacy runner with every file in one call.
+fn run_runner(d: &Path, script: &str, files: &[&str]) -> RunnerResult {
+    run_runner_grouped(d, script, files.len().max(1), files)
+}
+
+fn run_runner_grouped(d: &Path, script: &str, wait: usize, files: &[&str]) -> RunnerResult {
     let runner = write(d, "runner/legacy_runner.py", LEGACY_RUNNER_PY);
     let script = write(d, "scripts/task3.py", script);
     std::fs::create_dir_all(d.join("in")).unwrap();
@@ -504,6 +551,7 @@ fn run_runner(d: &Path, script: &str, files: &[&str]) -> (i32, String, String, O
         .arg(d.join("in"))
         .arg(d.join("out"))
         .arg(&result)
+        .arg(wait.to_string())
         .args(files)
         .output()
         .unwrap();
@@ -516,6 +564,40 @@ fn run_runner(d: &Path, script: &str, files: &[&str]) -> (i32, String, String, O
         String::from_utf8_lossy(&out.stderr).into_owned(),
         json,
     )
+}
+
+#[test]
+fn legacy_runner_calls_the_task_once_per_group() {
+    if python().is_none() {
+        eprintln!("python3 not found: skipped");
+        return;
+    }
+    let d = TempDir::new().unwrap();
+    let d = d.path().canonicalize().unwrap();
+    for name in ["a_1", "a_2", "b_1", "b_2"] {
+        write(&d, &format!("in/{name}"), name);
+    }
+    let script = "import os
+def task(filename, pathin, pathout):
+    print(filename)
+    out = os.path.join(pathout, filename[0].split('_')[0] + '_joined')
+    open(out, 'w').write('+'.join(open(n).read() for n in filename))
+    return [out]
+";
+    let (code, stdout, stderr, json) = run_runner_grouped(&d, script, 2, &["b_1", "b_2", "a_1", "a_2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "['b_1', 'b_2']\n['a_1', 'a_2']");
+    assert_eq!(
+        json.unwrap(),
+        [
+            d.join("out/b_joined").display().to_string(),
+            d.join("out/a_joined").display().to_string()
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("out/a_joined")).unwrap(),
+        "a_1+a_2"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //!     parallelism: 2                     # optional, default 1
 //!     cost: 0.5                          # optional: seconds on a node of speed 1
 //!     output_bytes: 20000                # optional: bytes sent to each child
+//!     route: by-suffix                   # optional: by-suffix (default), all, by-order
 //! mapping: {split: node0}                # optional static mapping task -> node
 //! ```
 
@@ -21,7 +22,9 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::error::{AppError, Location};
-use super::{check_task_name, finish_graph, is_sink_name, resolve, App, AppFormat, TaskRunner, TaskSpec};
+use super::{
+    check_task_name, finish_graph, is_sink_name, resolve, App, AppFormat, Route, TaskRunner, TaskSpec,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(
@@ -41,7 +44,7 @@ struct RawApp {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a task: a mapping of name, command, children, parallelism, cost, output_bytes"
+    expecting = "a task: a mapping of name, command, children, parallelism, cost, output_bytes, route"
 )]
 struct RawTask {
     name: String,
@@ -54,6 +57,8 @@ struct RawTask {
     cost: Option<f64>,
     #[serde(default)]
     output_bytes: Option<u64>,
+    #[serde(default)]
+    route: Route,
 }
 
 fn one() -> usize {
@@ -211,6 +216,8 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             parallelism: t.parallelism,
             cost: t.cost,
             output_bytes: t.output_bytes,
+            route: t.route,
+            wait_for: None,
         });
     }
     finish_graph(file, &mut tasks)?;

@@ -42,7 +42,9 @@ impl<'a> Runner<'a> {
         let outputs = runner::run(task, &self.input_id, &inputs, &dirs)
             .await
             .map_err(|e| e.to_string())?;
-        let routed = circe_worker::routing::route(&outputs, &task.children);
+        circe_worker::routing::check(&outputs, &task.children, task.route)
+            .map_err(|e| format!("task {} {e}", task.name))?;
+        let routed = circe_worker::routing::route(&outputs, &task.children, task.route);
         let mut produced = Produced::default();
         let mut sent = 0u64;
         for (child, files) in task.children.iter().zip(&routed) {
