@@ -39,6 +39,11 @@ pub struct Args {
     /// Python for original Jupiter tasks.
     #[arg(long, env = env::PYTHON, default_value = "python3")]
     pub python: String,
+    /// Start a new Python interpreter for every input of an original
+    /// Jupiter task, as the original did, instead of keeping warm ones that
+    /// import the script once (for tasks that rely on a fresh process).
+    #[arg(long, env = env::FRESH_INTERPRETER)]
+    pub fresh_interpreter: bool,
 }
 
 impl Args {
@@ -72,6 +77,7 @@ impl Args {
             children,
             home: self.home.clone(),
             python: self.python.clone(),
+            fresh_interpreter: self.fresh_interpreter,
         })
     }
 }

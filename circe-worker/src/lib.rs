@@ -11,6 +11,7 @@ pub mod routing;
 pub mod runner;
 pub mod sender;
 mod service;
+pub mod warm;
 
 pub use args::Args;
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub home: String,
     /// Python for legacy tasks.
     pub python: String,
+    /// Legacy tasks: a new interpreter per input instead of warm ones.
+    pub fresh_interpreter: bool,
 }
 
 /// Everything that stops a worker from starting or serving.
@@ -98,6 +101,8 @@ pub(crate) struct Worker {
     downstream: Vec<Downstream>,
     home: CirceHomeClient<tonic::transport::Channel>,
     legacy_runner: PathBuf,
+    /// Warm interpreters of a legacy task (none with --fresh-interpreter).
+    warm: Option<warm::Pool>,
     slots: Semaphore,
     counters: Mutex<Counters>,
     /// Task runs and deliveries: they end with the worker's server.
@@ -118,6 +123,11 @@ impl Worker {
         };
         let queue = Queue::open(&config.queue_dir).map_err(queue_err)?;
         let legacy_runner = runner::install_legacy_runner(queue.root()).map_err(queue_err)?;
+        let warm = (matches!(
+            config.task.runner,
+            jupiter_common::app::TaskRunner::LegacyPython { .. }
+        ) && !config.fresh_interpreter)
+            .then(|| warm::Pool::new(&config.python, &legacy_runner, None));
         let home = CirceHomeClient::new(serve::channel(&config.home)?);
         let downstream = if config.children.is_empty() {
             vec![Downstream::Home(home.clone())]
@@ -146,6 +156,7 @@ impl Worker {
             downstream,
             home,
             legacy_runner,
+            warm,
             counters: Mutex::default(),
             tasks: Tasks::new(),
         }))
@@ -270,6 +281,7 @@ impl Worker {
             out_dir: self.queue.out_dir(input),
             legacy_runner: &self.legacy_runner,
             python: &self.config.python,
+            warm: self.warm.as_ref(),
         };
         let outputs = runner::run(&self.config.task, input, &inputs, &dirs).await?;
         routing::check(&outputs, &self.child_names(), self.config.task.route).map_err(|source| {

@@ -21,6 +21,14 @@ pub enum RunError {
         status: std::process::ExitStatus,
         stderr: String,
     },
+    #[error("task {task} failed: {stderr}")]
+    Python { task: String, stderr: String },
+    #[error("task {task}: {source}{}", if log.is_empty() { String::new() } else { format!(": {log}") })]
+    Warm {
+        task: String,
+        source: crate::warm::WarmError,
+        log: String,
+    },
     #[error("task {task}: {what}")]
     Output { task: String, what: String },
     #[error("task {task} {source}")]
@@ -40,6 +48,8 @@ pub struct RunDirs<'a> {
     /// The legacy shim's file (written once per worker).
     pub legacy_runner: &'a Path,
     pub python: &'a str,
+    /// Warm interpreters for legacy tasks; `None`: one process per input.
+    pub warm: Option<&'a crate::warm::Pool>,
 }
 
 /// Runs `task` on `inputs` and returns the names of its outputs in `out_dir`.
@@ -123,6 +133,41 @@ async fn run_legacy(
         _ => (names.len(), names),
     };
     let result = dirs.work_dir.join("result.json");
+    if let Some(pool) = dirs.warm {
+        let log = dirs.work_dir.join("log.txt");
+        let call = crate::warm::Call {
+            script,
+            pathin: &pathin,
+            pathout: &dirs.out_dir,
+            result: &result,
+            wait,
+            files: &calls,
+            log: &log,
+        };
+        let printed = || {
+            tail(
+                &String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()),
+                20,
+            )
+        };
+        match pool.call(&call).await {
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(RunError::Python {
+                    task: task.name.clone(),
+                    stderr: printed(),
+                })
+            }
+            Err(source) => {
+                return Err(RunError::Warm {
+                    task: task.name.clone(),
+                    source,
+                    log: printed(),
+                })
+            }
+        }
+        return returned_outputs(task, &result, dirs).await;
+    }
     let mut cmd = Command::new(dirs.python);
     cmd.arg(dirs.legacy_runner)
         .arg(script)
@@ -135,7 +180,21 @@ async fn run_legacy(
         .env(env::INPUT_ID, input_id)
         .env(env::TASK, &task.name);
     execute(task, Path::new(dirs.python), cmd).await?;
-    let returned: Vec<PathBuf> = serde_json::from_slice(&tokio::fs::read(&result).await.map_err(io)?)
+    returned_outputs(task, &result, dirs).await
+}
+
+/// The outputs a legacy task returned (listed in `result` by the runner),
+/// brought into the output folder, in the order they were written.
+async fn returned_outputs(
+    task: &TaskSpec,
+    result: &Path,
+    dirs: &RunDirs<'_>,
+) -> Result<Vec<String>, RunError> {
+    let io = |source| RunError::Io {
+        task: task.name.clone(),
+        source,
+    };
+    let returned: Vec<PathBuf> = serde_json::from_slice(&tokio::fs::read(result).await.map_err(io)?)
         .map_err(|e| RunError::Output {
             task: task.name.clone(),
             what: format!("the legacy shim's result is not a list of paths: {e}"),

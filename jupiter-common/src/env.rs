@@ -18,6 +18,8 @@ pub const DATA_DIR: &str = "JUPITER_DATA_DIR";
 pub const APP: &str = "JUPITER_APP";
 /// `--python`: the Python of original Jupiter tasks.
 pub const PYTHON: &str = "JUPITER_PYTHON";
+/// `true`: one Python interpreter per input for original tasks, not warm ones.
+pub const FRESH_INTERPRETER: &str = "JUPITER_FRESH_INTERPRETER";
 
 // drupe-central.
 pub const DRUPE_DB: &str = "JUPITER_DRUPE_DB";

@@ -179,6 +179,11 @@ pub struct DeployArgs {
     /// Python used for original Jupiter tasks.
     #[arg(long, env = env::PYTHON, default_value = "python3")]
     pub python: String,
+    /// Original Jupiter tasks: a new Python interpreter for every input, as
+    /// the original did, instead of warm interpreters that import each
+    /// script once and call task() input after input (faster; the default).
+    #[arg(long, env = env::FRESH_INTERPRETER)]
+    pub fresh_interpreter: bool,
     /// Seconds between DRUPE probe rounds.
     #[arg(long, default_value_t = 30.0)]
     pub probe_interval: f64,
@@ -214,6 +219,8 @@ pub enum ConfigError {
         node: String,
         backend: &'static str,
     },
+    #[error("--fresh-interpreter is offered on the local backend only for now; on --backend {0} original tasks run in warm interpreters")]
+    FreshInterpreterNeedsLocal(&'static str),
     #[error("--scheduler static needs --mapping FILE (or a `mapping:` in the app)")]
     StaticWithoutMapping,
     #[error("--profile-timeout must be 0 or a positive number of seconds, got {0}")]
@@ -324,6 +331,12 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 });
             }
         }
+        if args.fresh_interpreter && args.backend != BackendKind::Local {
+            return Err(ConfigError::FreshInterpreterNeedsLocal(match args.backend {
+                BackendKind::Docker => "docker",
+                _ => "kubernetes",
+            }));
+        }
         let mut temp = None;
         let backend = match args.backend {
             BackendKind::Local => {
@@ -348,6 +361,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                     workdir,
                     output: output_folder(args)?,
                     python: args.python.clone(),
+                    fresh_interpreter: args.fresh_interpreter,
                     probe: probe(args)?,
                 })
             }

@@ -35,6 +35,8 @@ pub struct LocalConfig {
     pub output: PathBuf,
     /// Python of original Jupiter tasks.
     pub python: String,
+    /// Original tasks: one interpreter per input instead of warm ones.
+    pub fresh_interpreter: bool,
     pub probe: ProbeOptions,
 }
 
@@ -373,6 +375,7 @@ impl Backend for Local {
                     .collect(),
                 home: home_url.clone(),
                 python: config.python.clone(),
+                fresh_interpreter: config.fresh_interpreter,
             };
             let Some(listener) = listeners.remove(&task.name) else {
                 continue;

@@ -210,6 +210,23 @@ fn a_relative_workdir_runs_original_python_tasks() {
     );
 }
 
+#[test]
+fn fresh_interpreter_off_the_local_backend_is_refused_clearly() {
+    let out = tempfile::tempdir().expect("tmp");
+    let output = jupiterctl()
+        .args(["run", "--backend", "docker", "--fresh-interpreter", "--output"])
+        .arg(out.path())
+        .arg(examples().join("dummy_app"))
+        .output()
+        .expect("jupiterctl runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--fresh-interpreter is offered on the local backend only for now"),
+        "{stderr}"
+    );
+}
+
 /// `status --json` of the fanjoin app up on 3 local nodes, run by process `pid`.
 fn status_json_describes_every_role(output: &Output, pid: u32) {
     assert!(

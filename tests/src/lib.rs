@@ -60,6 +60,7 @@ impl Sandbox {
             workdir: self.path("work"),
             output: self.path("output"),
             python: "python3".into(),
+            fresh_interpreter: false,
             probe: Default::default(),
         }
     }

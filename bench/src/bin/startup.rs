@@ -45,6 +45,7 @@ async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) 
                 workdir: root.join("work"),
                 output: root.join("output"),
                 python: "python3".into(),
+                fresh_interpreter: false,
                 probe: Default::default(),
             },
         )),

@@ -275,6 +275,7 @@ async fn main() -> Result<()> {
         children: vec![],
         home: home_url.clone(),
         python: "python3".into(),
+        fresh_interpreter: false,
     };
     let worker = tokio::spawn(circe_worker::serve(config, listener, stopped(stop_rx.clone())));
     serve::wait_healthy("circe-home stand-in", &home_url, Duration::from_secs(20)).await?;

@@ -13,6 +13,10 @@ FILEs (with no FILE: once, with an empty list). Each call returns the output
 paths it wrote (a list, or one string); relative ones are relative to PATHIN.
 All of them are written, absolute, as a JSON list to RESULT_JSON.
 
+``legacy_runner.py --serve`` is the warm mode circe-worker keeps running: it
+takes the same arguments as JSON requests on stdin, one input after another,
+importing each script once (see ``serve``).
+
 Exit codes: 0 ok; 1 the task raised (traceback on stderr); 2 bad usage;
 3 the task returned paths that do not exist.
 """
@@ -48,29 +52,37 @@ def output_paths(result, pathin):
     return paths
 
 
-def main(argv):
-    if len(argv) < 5 or not argv[4].isdigit():
-        return fail(2, USAGE)
-    script, pathin, pathout, result_json = (os.path.abspath(a) for a in argv[:4])
-    wait = int(argv[4]) or 1
-    files = argv[5:]
-    groups = [files[i : i + wait] for i in range(0, len(files), wait)] or [[]]
+def load(script, modules):
+    """The script's module, imported once per interpreter."""
+    module = modules.get(script)
+    if module is not None:
+        return module
     name = os.path.splitext(os.path.basename(script))[0]
+    folder = os.path.dirname(script)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, script)
+    module = importlib.util.module_from_spec(spec)
+    if name not in sys.modules:  # never shadow a module already imported (json, os...)
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    modules[script] = module
+    return module
+
+
+def run(script, pathin, pathout, result_json, wait, files, modules):
+    """One input: task() once per group of WAIT files; the exit code."""
+    script, pathin, pathout, result_json = (os.path.abspath(a) for a in (script, pathin, pathout, result_json))
+    name = os.path.splitext(os.path.basename(script))[0]
+    groups = [files[i : i + wait] for i in range(0, len(files), wait)] or [[]]
     if not os.path.isfile(script):
         return fail(2, "script %s not found" % script)
     if not os.path.isdir(pathin):
         return fail(2, "input folder %s not found" % pathin)
     os.makedirs(pathout, exist_ok=True)
-
-    sys.path.insert(0, os.path.dirname(script))
     os.chdir(pathin)
     try:
-        spec = importlib.util.spec_from_file_location(name, script)
-        module = importlib.util.module_from_spec(spec)
-        if name not in sys.modules:  # never shadow a module already imported (json, os...)
-            sys.modules[name] = module
-        spec.loader.exec_module(module)
-        task = getattr(module, "task", None)
+        task = getattr(load(script, modules), "task", None)
         if not callable(task):
             raise AttributeError("%s defines no function task(filename, pathin, pathout)" % script)
         paths = []
@@ -96,10 +108,67 @@ def main(argv):
     tmp = result_json + ".tmp"
     with open(tmp, "w") as f:
         json.dump(paths, f)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, result_json)
     return 0
+
+
+def main(argv):
+    if argv[:1] == ["--serve"]:
+        return serve()
+    if len(argv) < 5 or not argv[4].isdigit():
+        return fail(2, USAGE)
+    return run(argv[0], argv[1], argv[2], argv[3], int(argv[4]) or 1, argv[5:], {})
+
+
+def read_exact(stream, n):
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def serve():
+    """The warm mode: requests on stdin, replies on stdout, each a 4-byte
+    big-endian length and a JSON object. A request names the same things as
+    the command line (script, pathin, pathout, result, wait, files) and
+    ``log``, a file that gets the call's stdout and stderr; the reply is
+    ``{"code": N}``, N as the exit code above. Modules stay imported between
+    calls. End of stdin ends the interpreter."""
+    requests = os.fdopen(os.dup(0), "rb", buffering=0)
+    replies = os.fdopen(os.dup(1), "wb", buffering=0)
+    # Whatever a task prints must never reach the reply stream.
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    modules = {}
+    while True:
+        header = read_exact(requests, 4)
+        if header is None:
+            return 0
+        body = read_exact(requests, int.from_bytes(header, "big"))
+        if body is None:
+            return 0
+        req = json.loads(body)
+        log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        try:
+            code = run(req["script"], req["pathin"], req["pathout"], req["result"], req["wait"] or 1, req["files"], modules)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in (*saved, log):
+                os.close(fd)
+        reply = json.dumps({"code": code}).encode()
+        replies.write(len(reply).to_bytes(4, "big") + reply)
 
 
 if __name__ == "__main__":

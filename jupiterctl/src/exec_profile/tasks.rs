@@ -38,6 +38,8 @@ impl<'a> Runner<'a> {
             out_dir: self.scratch.path().join("out").join(&task.name),
             legacy_runner: &self.legacy,
             python: &self.python,
+            // Each task runs once here: nothing to keep warm.
+            warm: None,
         };
         let outputs = runner::run(task, &self.input_id, &inputs, &dirs)
             .await
