@@ -284,18 +284,13 @@ impl Worker {
             warm: self.warm.as_ref(),
         };
         let outputs = runner::run(&self.config.task, input, &inputs, &dirs).await?;
-        routing::check(&outputs, &self.child_names(), self.config.task.route).map_err(|source| {
+        routing::check(&outputs, &self.config.task.children, self.config.task.route).map_err(|source| {
             runner::RunError::Route {
                 task: self.config.task.name.clone(),
                 source,
             }
         })?;
         Ok(outputs)
-    }
-
-    /// The children, in the order the app lists them.
-    fn child_names(&self) -> Vec<String> {
-        self.downstream.iter().map(|d| d.name().to_string()).collect()
     }
 
     async fn fail(&self, input: &str, error: impl ToString) {
@@ -323,7 +318,12 @@ impl Worker {
         let routed = if self.config.children.is_empty() {
             vec![record.outputs.iter().map(String::as_str).collect()]
         } else {
-            routing::route(&record.outputs, &self.child_names(), self.config.task.route)
+            // The workers in `downstream` follow the task's children, in order.
+            routing::route(
+                &record.outputs,
+                &self.config.task.children,
+                self.config.task.route,
+            )
         };
         let out_dir = self.queue.out_dir(&input);
         let mut sends = JoinSet::new();

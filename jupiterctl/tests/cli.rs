@@ -40,6 +40,17 @@ fn run_app(app: &Path, out: &Path) -> Output {
         .expect("jupiterctl runs")
 }
 
+/// The stdout of a command that must have succeeded (else both streams).
+fn succeeded(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 fn assert_rejected(app: &Path, fragments: &[&str]) {
     let out = tempfile::tempdir().expect("tmp");
     let output = run_app(app, out.path());
@@ -176,12 +187,7 @@ fn a_failing_task_fails_the_run_with_its_error() {
 fn run_writes_outputs_and_exits_zero() {
     let out = tempfile::tempdir().expect("tmp");
     let output = run_app(&examples().join("chain"), out.path());
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = succeeded(&output);
     assert!(stdout.contains("3/3 inputs ok"), "{stdout}");
     assert!(out.path().join("in1.txt").join("in1.txt").is_file());
 }
@@ -197,12 +203,7 @@ fn a_relative_workdir_runs_original_python_tasks() {
         .arg(examples().join("dummy_app"))
         .output()
         .expect("jupiterctl runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = succeeded(&output);
     assert!(stdout.contains("3/3 inputs ok"), "{stdout}");
     assert!(
         cwd.path().join("wd1").is_dir(),
@@ -401,12 +402,7 @@ fn exec_profile_json_has_every_task_of_the_app() {
         .arg(examples().join("chain"))
         .output()
         .expect("jupiterctl runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = succeeded(&output);
     let profile: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
     assert!(profile["speed"].as_f64().is_some_and(|s| s > 0.0), "{profile}");
     for task in ["upper", "number", "count"] {

@@ -81,7 +81,19 @@ impl Sandbox {
     /// Runs `app`'s sample inputs, all at once, on `nodes` local nodes
     /// mapped at random from `seed`; panics unless every input succeeds.
     pub async fn run_samples(&self, app: &App, nodes: usize, seed: u64) -> jupiterctl::run::RunOutcome {
-        let outcome = jupiterctl::run::run(
+        let outcome = self.run_samples_anyhow(app, nodes, seed).await;
+        assert!(outcome.all_ok(), "{:?}", outcome.results);
+        outcome
+    }
+
+    /// [`Sandbox::run_samples`], whether the inputs succeed or fail.
+    pub async fn run_samples_anyhow(
+        &self,
+        app: &App,
+        nodes: usize,
+        seed: u64,
+    ) -> jupiterctl::run::RunOutcome {
+        jupiterctl::run::run(
             self.local(app, nodes),
             app,
             &random(seed),
@@ -91,9 +103,7 @@ impl Sandbox {
             false,
         )
         .await
-        .expect("run completes");
-        assert!(outcome.all_ok(), "{:?}", outcome.results);
-        outcome
+        .expect("run completes")
     }
 
     /// Writes `count` distinct inputs named `{prefix}{i}{suffix}`, each a few

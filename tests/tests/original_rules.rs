@@ -99,18 +99,7 @@ fn legacy_app(dir: &Path, config: &str, tasks: &[(&str, usize)]) -> App {
 
 /// Runs the app's one sample input and returns its error.
 async fn failure(app: &App) -> String {
-    let sandbox = Sandbox::new();
-    let outcome = jupiterctl::run::run(
-        sandbox.local(app, 2),
-        app,
-        &jupiter_tests::random(1),
-        &[],
-        jupiterctl::session::Pace::AllAtOnce,
-        std::time::Duration::from_secs(60),
-        false,
-    )
-    .await
-    .expect("run completes");
+    let outcome = Sandbox::new().run_samples_anyhow(app, 2, 1).await;
     let result = &outcome.results[0];
     assert!(!result.ok, "the input must fail: {result:?}");
     result.error.clone()

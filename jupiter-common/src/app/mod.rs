@@ -83,17 +83,6 @@ pub enum Route {
     ByOrder,
 }
 
-impl Route {
-    /// The name app.yaml uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Route::BySuffix => "by-suffix",
-            Route::All => "all",
-            Route::ByOrder => "by-order",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub enum TaskRunner {
     /// Any executable. A first word containing '/' is relative to the app
