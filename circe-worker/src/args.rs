@@ -4,7 +4,7 @@
 
 use crate::{ChildEndpoint, Config, Error, Result};
 use jupiter_common::app::App;
-use jupiter_common::cli::{check_url, parse_task_url, url_for};
+use jupiter_common::cli::{check_url, parse_task_url, url_for, RunnerFlags};
 use jupiter_common::env;
 use jupiter_common::role::Role;
 use std::path::PathBuf;
@@ -39,11 +39,8 @@ pub struct Args {
     /// Python for original Jupiter tasks.
     #[arg(long, env = env::PYTHON, default_value = "python3")]
     pub python: String,
-    /// Start a new Python interpreter for every input of an original
-    /// Jupiter task, as the original did, instead of keeping warm ones that
-    /// import the script once (for tasks that rely on a fresh process).
-    #[arg(long, env = env::FRESH_INTERPRETER)]
-    pub fresh_interpreter: bool,
+    #[command(flatten)]
+    pub runner: RunnerFlags,
 }
 
 impl Args {
@@ -51,13 +48,14 @@ impl Args {
     /// child of the task has a worker URL.
     pub fn config(&self) -> Result<Config> {
         let app = App::load(&self.app)?;
-        let task = app
+        let mut task = app
             .task(&self.task)
             .ok_or_else(|| Error::UnknownTask {
                 task: self.task.clone(),
                 app: app.dir.clone(),
             })?
             .clone();
+        self.runner.apply(&mut task);
         let children = task
             .children
             .iter()
@@ -77,7 +75,7 @@ impl Args {
             children,
             home: self.home.clone(),
             python: self.python.clone(),
-            fresh_interpreter: self.fresh_interpreter,
+            fresh_interpreter: false,
         })
     }
 }

@@ -15,7 +15,7 @@ pub mod warm;
 
 pub use args::Args;
 
-use jupiter_common::app::{AppError, TaskSpec};
+use jupiter_common::app::{AppError, TaskRunner, TaskSpec};
 use jupiter_common::cli::FlagError;
 use jupiter_common::clock::{ms_between, unix_nanos};
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
@@ -54,7 +54,8 @@ pub struct Config {
     pub home: String,
     /// Python for legacy tasks.
     pub python: String,
-    /// Legacy tasks: a new interpreter per input instead of warm ones.
+    /// Python tasks: a new interpreter per input instead of warm ones, for
+    /// every task (a task can also ask for it itself).
     pub fresh_interpreter: bool,
 }
 
@@ -111,10 +112,8 @@ pub(crate) struct Worker {
 
 impl Worker {
     fn new(mut config: Config) -> Result<Arc<Self>> {
-        if matches!(
-            config.task.runner,
-            jupiter_common::app::TaskRunner::LegacyPython { .. }
-        ) {
+        let python_task = matches!(config.task.runner, TaskRunner::Python { .. });
+        if python_task {
             config.python = runner::resolve_python(&config.python);
         }
         let queue_err = |source| Error::Queue {
@@ -123,11 +122,9 @@ impl Worker {
         };
         let queue = Queue::open(&config.queue_dir).map_err(queue_err)?;
         let legacy_runner = runner::install_legacy_runner(queue.root()).map_err(queue_err)?;
-        let warm = (matches!(
-            config.task.runner,
-            jupiter_common::app::TaskRunner::LegacyPython { .. }
-        ) && !config.fresh_interpreter)
-            .then(|| warm::Pool::new(&config.python, &legacy_runner, None));
+        let fresh = config.fresh_interpreter || config.task.fresh_interpreter;
+        let warm = (python_task && !fresh)
+            .then(|| warm::Pool::new(&config.python, &legacy_runner, config.task.max_calls));
         let home = CirceHomeClient::new(serve::channel(&config.home)?);
         let downstream = if config.children.is_empty() {
             vec![Downstream::Home(home.clone())]

@@ -1,5 +1,7 @@
 //! Runs a task for one input: any executable (the README's task contract) or
-//! an original Jupiter Python task through the legacy shim.
+//! a Python function (an original Jupiter task, or app.yaml's `function:`)
+//! through the legacy shim. A run past the task's timeout is killed with
+//! every process it started.
 
 use jupiter_common::app::{TaskRunner, TaskSpec, LEGACY_RUNNER_PY};
 use jupiter_common::env;
@@ -29,6 +31,13 @@ pub enum RunError {
         source: crate::warm::WarmError,
         log: String,
     },
+    #[error("task {task} timed out: still running after its timeout of {} s, so it was killed{}",
+        after.as_secs_f64(), if log.is_empty() { String::new() } else { format!("; it printed: {log}") })]
+    TimedOut {
+        task: String,
+        after: std::time::Duration,
+        log: String,
+    },
     #[error("task {task}: {what}")]
     Output { task: String, what: String },
     #[error("task {task} {source}")]
@@ -48,7 +57,7 @@ pub struct RunDirs<'a> {
     /// The legacy shim's file (written once per worker).
     pub legacy_runner: &'a Path,
     pub python: &'a str,
-    /// Warm interpreters for legacy tasks; `None`: one process per input.
+    /// Warm interpreters for Python tasks; `None`: one process per input.
     pub warm: Option<&'a crate::warm::Pool>,
 }
 
@@ -84,13 +93,16 @@ pub async fn run(
             let outputs = crate::queue::sorted_files(&dirs.out_dir).map_err(io)?;
             Ok(outputs.iter().filter_map(|p| file_name(p)).collect())
         }
-        TaskRunner::LegacyPython { script } => run_legacy(task, script, input_id, inputs, dirs).await,
+        TaskRunner::Python { script, function } => {
+            run_python(task, script, function, input_id, inputs, dirs).await
+        }
     }
 }
 
-async fn run_legacy(
+async fn run_python(
     task: &TaskSpec,
     script: &Path,
+    function: &str,
     input_id: &str,
     inputs: &[PathBuf],
     dirs: &RunDirs<'_>,
@@ -137,6 +149,7 @@ async fn run_legacy(
         let log = dirs.work_dir.join("log.txt");
         let call = crate::warm::Call {
             script,
+            function,
             pathin: &pathin,
             pathout: &dirs.out_dir,
             result: &result,
@@ -150,8 +163,15 @@ async fn run_legacy(
                 20,
             )
         };
-        match pool.call(&call).await {
+        match pool.call(&call, task.timeout).await {
             Ok(0) => {}
+            Err(crate::warm::WarmError::TimedOut { after }) => {
+                return Err(RunError::TimedOut {
+                    task: task.name.clone(),
+                    after,
+                    log: printed(),
+                })
+            }
             Ok(_) => {
                 return Err(RunError::Python {
                     task: task.name.clone(),
@@ -169,8 +189,11 @@ async fn run_legacy(
         return returned_outputs(task, &result, dirs).await;
     }
     let mut cmd = Command::new(dirs.python);
-    cmd.arg(dirs.legacy_runner)
-        .arg(script)
+    cmd.arg(dirs.legacy_runner);
+    if function != "task" {
+        cmd.arg("--function").arg(function);
+    }
+    cmd.arg(script)
         .arg(&pathin)
         .arg(&dirs.out_dir)
         .arg(&result)
@@ -221,22 +244,36 @@ async fn returned_outputs(
 }
 
 async fn execute(task: &TaskSpec, program: &Path, mut cmd: Command) -> Result<(), RunError> {
+    // Its own process group, so a timeout ends whatever the task started.
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
-    let output = cmd
-        .spawn()
-        .map_err(|source| RunError::Spawn {
-            program: program.display().to_string(),
-            source,
-        })?
-        .wait_with_output()
-        .await
-        .map_err(|source| RunError::Io {
-            task: task.name.clone(),
-            source,
-        })?;
+    let child = cmd.spawn().map_err(|source| RunError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    let mut group = GroupGuard(child.id());
+    let output = match task.timeout {
+        None => child.wait_with_output().await,
+        Some(after) => match tokio::time::timeout(after, child.wait_with_output()).await {
+            Ok(output) => output,
+            Err(_) => {
+                return Err(RunError::TimedOut {
+                    task: task.name.clone(),
+                    after,
+                    log: String::new(),
+                })
+            }
+        },
+    }
+    .map_err(|source| RunError::Io {
+        task: task.name.clone(),
+        source,
+    })?;
+    // It ended by itself: what it left running in the background is its own.
+    group.0 = None;
     if !output.stdout.is_empty() {
         tracing::debug!(task = %task.name, stdout = %String::from_utf8_lossy(&output.stdout), "task output");
     }
@@ -248,6 +285,18 @@ async fn execute(task: &TaskSpec, program: &Path, mut cmd: Command) -> Result<()
         status: output.status,
         stderr: tail(&String::from_utf8_lossy(&output.stderr), 20),
     })
+}
+
+/// Kills a run's process group unless the run ended by itself (a timeout,
+/// or the worker stopping, drops it while it runs).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            crate::warm::kill_group(group);
+        }
+    }
 }
 
 /// `paths` ordered by modification time, oldest first; ties (and files

@@ -7,13 +7,16 @@
 //! big-endian length and a JSON object. An interpreter is used by one input
 //! at a time; the pool keeps up to one per parallel slot. It is replaced
 //! after any failed call (whatever the task left behind is gone), when it
-//! dies, and after `max_calls` calls if set.
+//! dies, when a call outlasts the task's timeout, and after `max_calls`
+//! calls if set. Each interpreter leads its own process group, so that
+//! whatever a task started dies with it.
 
 use jupiter_common::sync::LockExt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -21,6 +24,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 #[derive(Debug, Serialize)]
 pub struct Call<'a> {
     pub script: &'a Path,
+    pub function: &'a str,
     pub pathin: &'a Path,
     pub pathout: &'a Path,
     /// Where the runner writes the returned paths (a JSON list).
@@ -38,6 +42,8 @@ pub enum WarmError {
     Spawn { python: String, source: std::io::Error },
     #[error("the Python interpreter died during the call ({status})")]
     Died { status: String },
+    #[error("still running after its timeout of {} s: the call and its interpreter were killed", after.as_secs_f64())]
+    TimedOut { after: Duration },
     #[error("talking to the Python interpreter: {0}")]
     Io(#[from] std::io::Error),
     #[error("the Python interpreter's reply is not understood: {0}")]
@@ -49,6 +55,29 @@ struct Interpreter {
     stdin: ChildStdin,
     stdout: ChildStdout,
     calls: u64,
+    /// Its process group (its pid): kept after the child is reaped, as
+    /// processes the task started may outlive it.
+    group: Option<u32>,
+}
+
+impl Drop for Interpreter {
+    fn drop(&mut self) {
+        if let Some(group) = self.group {
+            kill_group(group);
+        }
+    }
+}
+
+/// SIGKILL to every process of a group (gone already: nothing to do).
+pub(crate) fn kill_group(group: u32) {
+    let Ok(group) = i32::try_from(group) else {
+        return;
+    };
+    // SAFETY: kill(2) has no memory-safety preconditions; a negative pid
+    // names a process group.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    }
 }
 
 /// The interpreters of one task.
@@ -70,15 +99,21 @@ impl Pool {
     }
 
     /// Runs `call` on an idle interpreter (a new one if none is idle) and
-    /// returns the runner's exit code (0: ok; see legacy_runner.py).
-    pub async fn call(&self, call: &Call<'_>) -> Result<i32, WarmError> {
+    /// returns the runner's exit code (0: ok; see legacy_runner.py). A call
+    /// past `timeout` is abandoned and its interpreter killed.
+    pub async fn call(&self, call: &Call<'_>, timeout: Option<Duration>) -> Result<i32, WarmError> {
         let idle = self.idle.locked().pop();
         let mut interpreter = match idle {
             Some(i) => i,
             None => self.start()?,
         };
-        // Dropped on any error or cancellation: kill_on_drop ends it.
-        let code = exchange(&mut interpreter, call).await?;
+        // Dropped on any error, timeout or cancellation, which kills it.
+        let code = match timeout {
+            None => exchange(&mut interpreter, call).await?,
+            Some(after) => tokio::time::timeout(after, exchange(&mut interpreter, call))
+                .await
+                .map_err(|_| WarmError::TimedOut { after })??,
+        };
         interpreter.calls += 1;
         let spent = self.max_calls.is_some_and(|max| interpreter.calls >= max);
         if code == 0 && !spent {
@@ -95,6 +130,7 @@ impl Pool {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| WarmError::Spawn {
@@ -105,6 +141,7 @@ impl Pool {
             return Err(WarmError::Reply("no pipes to the interpreter".into()));
         };
         Ok(Interpreter {
+            group: child.id(),
             child,
             stdin,
             stdout,

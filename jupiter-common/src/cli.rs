@@ -88,3 +88,59 @@ mod tests {
         ));
     }
 }
+
+/// How tasks run, for what an app does not say itself (an original app has
+/// no place for a timeout): defaults that a task's own `timeout:`,
+/// `max_calls:` and `fresh_interpreter:` in app.yaml override.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq)]
+pub struct RunnerFlags {
+    /// Python tasks (original apps, app.yaml `function:`): a new interpreter
+    /// for every input, as the original did, instead of warm interpreters
+    /// that import each script once and call it input after input.
+    #[arg(long, env = crate::env::FRESH_INTERPRETER)]
+    pub fresh_interpreter: bool,
+    /// Seconds one run of a task may take, for tasks without their own
+    /// `timeout:`. A run past it is killed (a Python task's interpreter too,
+    /// the next input gets a new one) and only that input fails.
+    #[arg(long, env = crate::env::TASK_TIMEOUT, value_name = "SECS", value_parser = parse_timeout)]
+    pub task_timeout: Option<std::time::Duration>,
+    /// Python tasks: replace each warm interpreter after this many calls
+    /// (for scripts that leak), unless the task sets its own `max_calls:`.
+    #[arg(long, env = crate::env::MAX_CALLS, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_calls: Option<u64>,
+}
+
+impl RunnerFlags {
+    /// Fills in what `task` leaves unset.
+    pub fn apply(&self, task: &mut crate::app::TaskSpec) {
+        task.timeout = task.timeout.or(self.task_timeout);
+        task.max_calls = task.max_calls.or(self.max_calls);
+        task.fresh_interpreter |= self.fresh_interpreter;
+    }
+
+    /// The variables that give a circe-worker these flags (containers, pods).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = Vec::new();
+        if self.fresh_interpreter {
+            vars.push((crate::env::FRESH_INTERPRETER, "true".to_string()));
+        }
+        if let Some(timeout) = self.task_timeout {
+            vars.push((crate::env::TASK_TIMEOUT, timeout.as_secs_f64().to_string()));
+        }
+        if let Some(max) = self.max_calls {
+            vars.push((crate::env::MAX_CALLS, max.to_string()));
+        }
+        vars
+    }
+}
+
+/// A number of seconds > 0.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("expected a number of seconds > 0, got {s:?}")),
+    }
+}

@@ -18,8 +18,12 @@ pub const DATA_DIR: &str = "JUPITER_DATA_DIR";
 pub const APP: &str = "JUPITER_APP";
 /// `--python`: the Python of original Jupiter tasks.
 pub const PYTHON: &str = "JUPITER_PYTHON";
-/// `true`: one Python interpreter per input for original tasks, not warm ones.
+/// `true`: one Python interpreter per input for Python tasks, not warm ones.
 pub const FRESH_INTERPRETER: &str = "JUPITER_FRESH_INTERPRETER";
+/// `--task-timeout`: seconds a task's run may take, for tasks without `timeout:`.
+pub const TASK_TIMEOUT: &str = "JUPITER_TASK_TIMEOUT";
+/// `--max-calls`: calls after which a warm interpreter is replaced.
+pub const MAX_CALLS: &str = "JUPITER_MAX_CALLS";
 
 // drupe-central.
 pub const DRUPE_DB: &str = "JUPITER_DRUPE_DB";

@@ -14,6 +14,7 @@ use crate::local::{Local, LocalConfig};
 use crate::mapping_file::{self, MappingFileError};
 use crate::node_list::{self, NodeListError, NodeSpec};
 use jupiter_common::app::{App, AppError};
+use jupiter_common::cli::RunnerFlags;
 use jupiter_common::env;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -179,11 +180,8 @@ pub struct DeployArgs {
     /// Python used for original Jupiter tasks.
     #[arg(long, env = env::PYTHON, default_value = "python3")]
     pub python: String,
-    /// Original Jupiter tasks: a new Python interpreter for every input, as
-    /// the original did, instead of warm interpreters that import each
-    /// script once and call task() input after input (faster; the default).
-    #[arg(long, env = env::FRESH_INTERPRETER)]
-    pub fresh_interpreter: bool,
+    #[command(flatten)]
+    pub runner: RunnerFlags,
     /// Seconds between DRUPE probe rounds.
     #[arg(long, default_value_t = 30.0)]
     pub probe_interval: f64,
@@ -219,8 +217,6 @@ pub enum ConfigError {
         node: String,
         backend: &'static str,
     },
-    #[error("--fresh-interpreter is offered on the local backend only for now; on --backend {0} original tasks run in warm interpreters")]
-    FreshInterpreterNeedsLocal(&'static str),
     #[error("--scheduler static needs --mapping FILE (or a `mapping:` in the app)")]
     StaticWithoutMapping,
     #[error("--profile-timeout must be 0 or a positive number of seconds, got {0}")]
@@ -331,12 +327,6 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 });
             }
         }
-        if args.fresh_interpreter && args.backend != BackendKind::Local {
-            return Err(ConfigError::FreshInterpreterNeedsLocal(match args.backend {
-                BackendKind::Docker => "docker",
-                _ => "kubernetes",
-            }));
-        }
         let mut temp = None;
         let backend = match args.backend {
             BackendKind::Local => {
@@ -361,7 +351,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                     workdir,
                     output: output_folder(args)?,
                     python: args.python.clone(),
-                    fresh_interpreter: args.fresh_interpreter,
+                    runner: args.runner.clone(),
                     probe: probe(args)?,
                 })
             }
@@ -373,6 +363,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 },
                 output: output_folder(args)?,
                 probe: probe(args)?,
+                runner: args.runner.clone(),
             }),
             BackendKind::Kubernetes => {
                 // Only a node list restricts the cluster's nodes.
@@ -380,8 +371,10 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                     Some(_) => nodes.into_iter().map(|n: NodeSpec| n.name).collect(),
                     None => Vec::new(),
                 };
+                let mut options = args.kube.options(&app, &args.images, named)?;
+                options.runner = args.runner.clone();
                 BackendConfig::Kubernetes(KubeConfig {
-                    options: args.kube.options(&app, &args.images, named)?,
+                    options,
                     wait: (args.ready_timeout > 0).then(|| Wait {
                         timeout: Duration::from_secs(args.ready_timeout),
                         ..Wait::default()
@@ -503,6 +496,8 @@ pub struct RenderArgs {
     pub images: ImageArgs,
     #[command(flatten)]
     pub kube: KubeFlags,
+    #[command(flatten)]
+    pub runner: RunnerFlags,
 }
 
 impl RenderArgs {
@@ -518,6 +513,7 @@ impl RenderArgs {
         let mapping = crate::deployment::placement::offline(&app, &request, &nodes)?;
         let mut options = self.kube.options(&app, &self.images, self.nodes.clone())?;
         options.mapping = mapping.assignments;
+        options.runner = self.runner.clone();
         let objects = crate::kubernetes::render(&app, &options)?;
         crate::kubernetes::to_yaml(&objects).map_err(ConfigError::Yaml)
     }

@@ -12,6 +12,7 @@ use crate::deployment::{
 use crate::process;
 use futures::future::BoxFuture;
 use jupiter_common::app::{App, TaskRunner};
+use jupiter_common::cli::RunnerFlags;
 use jupiter_common::role::{Role, RoleArgs};
 use jupiter_common::serve::{url_of, wait_healthy};
 use std::collections::BTreeMap;
@@ -35,8 +36,9 @@ pub struct LocalConfig {
     pub output: PathBuf,
     /// Python of original Jupiter tasks.
     pub python: String,
-    /// Original tasks: one interpreter per input instead of warm ones.
-    pub fresh_interpreter: bool,
+    /// Fresh interpreters, timeouts and interpreter lifetimes for tasks
+    /// that do not set their own.
+    pub runner: RunnerFlags,
     pub probe: ProbeOptions,
 }
 
@@ -299,7 +301,7 @@ impl Backend for Local {
         if app
             .tasks
             .iter()
-            .any(|t| matches!(t.runner, TaskRunner::LegacyPython { .. }))
+            .any(|t| matches!(t.runner, TaskRunner::Python { .. }))
         {
             let python = config.python.clone();
             tokio::task::spawn_blocking(move || circe_worker::runner::resolve_python(&python));
@@ -355,6 +357,8 @@ impl Backend for Local {
         let first_worker = self.inventory.roles.len();
         for task in &app.tasks {
             let node = placement.node_of(&task.name)?.to_string();
+            let mut task = task.clone();
+            config.runner.apply(&mut task);
             let worker = circe_worker::Config {
                 task: task.clone(),
                 app_dir: app.dir.clone(),
@@ -375,7 +379,7 @@ impl Backend for Local {
                     .collect(),
                 home: home_url.clone(),
                 python: config.python.clone(),
-                fresh_interpreter: config.fresh_interpreter,
+                fresh_interpreter: false,
             };
             let Some(listener) = listeners.remove(&task.name) else {
                 continue;

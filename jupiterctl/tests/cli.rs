@@ -2,6 +2,7 @@
 //! naming the file and the line or field, and a non-zero exit; a good app
 //! runs end to end; `up`, `submit`, `status` and `down` work across shells.
 
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -212,18 +213,53 @@ fn a_relative_workdir_runs_original_python_tasks() {
 }
 
 #[test]
-fn fresh_interpreter_off_the_local_backend_is_refused_clearly() {
-    let out = tempfile::tempdir().expect("tmp");
+fn runner_flags_reach_every_circe_worker_of_a_rendered_deployment() {
     let output = jupiterctl()
-        .args(["run", "--backend", "docker", "--fresh-interpreter", "--output"])
-        .arg(out.path())
+        .args([
+            "render",
+            "--fresh-interpreter",
+            "--task-timeout",
+            "2.5",
+            "--max-calls",
+            "100",
+        ])
+        .arg(examples().join("dummy_app"))
+        .output()
+        .expect("jupiterctl runs");
+    let yaml = succeeded(&output);
+    let mut workers = 0;
+    for doc in serde_yaml::Deserializer::from_str(&yaml) {
+        let object = serde_yaml::Value::deserialize(doc).expect("YAML");
+        let containers = &object["spec"]["template"]["spec"]["containers"];
+        let Some(env) = containers[0]["env"].as_sequence() else {
+            continue;
+        };
+        let var = |name: &str| {
+            env.iter()
+                .find(|v| v["name"].as_str() == Some(name))
+                .and_then(|v| v["value"].as_str())
+                .map(str::to_string)
+        };
+        if var("JUPITER_TASK").is_none() {
+            assert_eq!(var("JUPITER_TASK_TIMEOUT"), None, "only workers run tasks");
+            continue;
+        }
+        workers += 1;
+        assert_eq!(var("JUPITER_FRESH_INTERPRETER").as_deref(), Some("true"));
+        assert_eq!(var("JUPITER_TASK_TIMEOUT").as_deref(), Some("2.5"));
+        assert_eq!(var("JUPITER_MAX_CALLS").as_deref(), Some("100"));
+    }
+    assert_eq!(workers, 7, "one circe-worker per task of dummy_app");
+
+    let output = jupiterctl()
+        .args(["run", "--task-timeout", "0"])
         .arg(examples().join("dummy_app"))
         .output()
         .expect("jupiterctl runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    assert!(!output.status.success());
     assert!(
-        stderr.contains("--fresh-interpreter is offered on the local backend only for now"),
+        stderr.contains("--task-timeout") && stderr.contains("expected a number of seconds > 0"),
         "{stderr}"
     );
 }

@@ -60,7 +60,7 @@ impl Sandbox {
             workdir: self.path("work"),
             output: self.path("output"),
             python: "python3".into(),
-            fresh_interpreter: false,
+            runner: Default::default(),
             probe: Default::default(),
         }
     }
@@ -176,4 +176,18 @@ pub fn expected_for(inputs: &Path, model: fn(&str, &[u8]) -> Expected) -> BTreeM
         all.insert(name.clone(), model(&name, &content));
     }
     all
+}
+
+/// The process whose pid a task wrote to `pid_file` is gone (or a zombie
+/// no one has reaped yet): a timeout killed what the task started.
+pub fn assert_process_gone(pid_file: &Path) {
+    let pid = std::fs::read_to_string(pid_file)
+        .unwrap_or_else(|e| panic!("{}: the task did not start its process: {e}", pid_file.display()));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+    assert!(
+        matches!(state, None | Some("Z")),
+        "process {} outlived the task's timeout: {stat}",
+        pid.trim()
+    );
 }

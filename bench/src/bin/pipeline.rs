@@ -96,7 +96,7 @@ fn backend(app: &App, root: &Path, name: &str, args: &Args) -> Box<dyn Backend> 
             workdir: root.join(name).join("work"),
             output: root.join(name).join("out"),
             python: "python3".into(),
-            fresh_interpreter: false,
+            runner: Default::default(),
             probe: Default::default(),
         },
     ))

@@ -45,7 +45,7 @@ async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) 
                 workdir: root.join("work"),
                 output: root.join("output"),
                 python: "python3".into(),
-                fresh_interpreter: false,
+                runner: Default::default(),
                 probe: Default::default(),
             },
         )),
@@ -60,6 +60,7 @@ async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) 
                     },
                     output: root.join("output").canonicalize()?,
                     probe: Default::default(),
+                    runner: Default::default(),
                 },
             )
             .await?,

@@ -206,7 +206,10 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         }
         tasks.push(TaskSpec {
             name: t.name.to_owned(),
-            runner: TaskRunner::LegacyPython { script },
+            runner: TaskRunner::Python {
+                script,
+                function: "task".to_string(),
+            },
             parents: Vec::new(),
             children: t
                 .children
@@ -219,6 +222,9 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             output_bytes: None,
             route: t.route,
             wait_for: t.wait,
+            timeout: None,
+            fresh_interpreter: false,
+            max_calls: None,
         });
     }
     finish_graph(file, &mut tasks)?;

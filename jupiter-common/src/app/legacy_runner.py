@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Runs one task of an original-Jupiter app (a Python file defining
-``task(filename, pathin, pathout)``) for Jupiter's circe-worker.
+``task(filename, pathin, pathout)``) for Jupiter's circe-worker; app.yaml's
+``function: SCRIPT.py:NAME`` tasks run the same way, with ``--function NAME``.
 
-Usage: python3 legacy_runner.py SCRIPT_PATH PATHIN PATHOUT RESULT_JSON WAIT FILE...
+Usage: python3 legacy_runner.py [--function NAME] SCRIPT_PATH PATHIN PATHOUT RESULT_JSON WAIT FILE...
 
 The script is imported as a module named after it (``task3`` for
 ``scripts/task3.py``), with its folder on ``sys.path``; the working directory
@@ -27,7 +28,7 @@ import os
 import sys
 import traceback
 
-USAGE = "usage: legacy_runner.py SCRIPT_PATH PATHIN PATHOUT RESULT_JSON WAIT FILE..."
+USAGE = "usage: legacy_runner.py [--function NAME] SCRIPT_PATH PATHIN PATHOUT RESULT_JSON WAIT FILE..."
 
 
 def fail(code, message):
@@ -70,10 +71,12 @@ def load(script, modules):
     return module
 
 
-def run(script, pathin, pathout, result_json, wait, files, modules):
-    """One input: task() once per group of WAIT files; the exit code."""
+def run(script, pathin, pathout, result_json, wait, files, modules, function="task"):
+    """One input: the function once per group of WAIT files; the exit code."""
     script, pathin, pathout, result_json = (os.path.abspath(a) for a in (script, pathin, pathout, result_json))
     name = os.path.splitext(os.path.basename(script))[0]
+    if function != "task":
+        name = "%s:%s" % (name, function)
     groups = [files[i : i + wait] for i in range(0, len(files), wait)] or [[]]
     if not os.path.isfile(script):
         return fail(2, "script %s not found" % script)
@@ -82,9 +85,9 @@ def run(script, pathin, pathout, result_json, wait, files, modules):
     os.makedirs(pathout, exist_ok=True)
     os.chdir(pathin)
     try:
-        task = getattr(load(script, modules), "task", None)
+        task = getattr(load(script, modules), function, None)
         if not callable(task):
-            raise AttributeError("%s defines no function task(filename, pathin, pathout)" % script)
+            raise AttributeError("%s defines no function %s(filename, pathin, pathout)" % (script, function))
         paths = []
         for group in groups:
             filename = group[0] if len(group) == 1 else list(group)
@@ -115,9 +118,12 @@ def run(script, pathin, pathout, result_json, wait, files, modules):
 def main(argv):
     if argv[:1] == ["--serve"]:
         return serve()
+    function = "task"
+    if argv[:1] == ["--function"] and len(argv) > 1:
+        function, argv = argv[1], argv[2:]
     if len(argv) < 5 or not argv[4].isdigit():
         return fail(2, USAGE)
-    return run(argv[0], argv[1], argv[2], argv[3], int(argv[4]) or 1, argv[5:], {})
+    return run(argv[0], argv[1], argv[2], argv[3], int(argv[4]) or 1, argv[5:], {}, function)
 
 
 def read_exact(stream, n):
@@ -134,7 +140,8 @@ def serve():
     """The warm mode: requests on stdin, replies on stdout, each a 4-byte
     big-endian length and a JSON object. A request names the same things as
     the command line (script, pathin, pathout, result, wait, files) and
-    ``log``, a file that gets the call's stdout and stderr; the reply is
+    ``log``, a file that gets the call's stdout and stderr, and optionally
+    ``function`` (default ``task``); the reply is
     ``{"code": N}``, N as the exit code above. Modules stay imported between
     calls. End of stdin ends the interpreter."""
     requests = os.fdopen(os.dup(0), "rb", buffering=0)
@@ -159,7 +166,16 @@ def serve():
         os.dup2(log, 1)
         os.dup2(log, 2)
         try:
-            code = run(req["script"], req["pathin"], req["pathout"], req["result"], req["wait"] or 1, req["files"], modules)
+            code = run(
+                req["script"],
+                req["pathin"],
+                req["pathout"],
+                req["result"],
+                req["wait"] or 1,
+                req["files"],
+                modules,
+                req.get("function") or "task",
+            )
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

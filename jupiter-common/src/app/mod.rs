@@ -65,6 +65,13 @@ pub struct TaskSpec {
     /// Original apps: `inputs_to_wait_for`, the files (with one name prefix)
     /// that make one call of `task()`; `None`: one call with every file.
     pub wait_for: Option<usize>,
+    /// The longest one run may take: past it the run (and a Python task's
+    /// interpreter) is killed and that input fails. `None`: no limit.
+    pub timeout: Option<std::time::Duration>,
+    /// Python tasks: a new interpreter for every input instead of a warm one.
+    pub fresh_interpreter: bool,
+    /// Python tasks: a warm interpreter is replaced after this many calls.
+    pub max_calls: Option<u64>,
 }
 
 /// Which child gets which of a task's outputs.
@@ -88,9 +95,12 @@ pub enum TaskRunner {
     /// Any executable. A first word containing '/' is relative to the app
     /// folder; otherwise it was found on PATH. `program` is absolute.
     Command { program: PathBuf, args: Vec<String> },
-    /// An original-Jupiter Python task: `scripts/<task>.py` defining
-    /// `task(filename, pathin, pathout)`; run through [`LEGACY_RUNNER_PY`].
-    LegacyPython { script: PathBuf },
+    /// A Python function with the original Jupiter's contract,
+    /// `function(filename, pathin, pathout)` returning the output paths it
+    /// wrote: an original task (`scripts/<task>.py`, function `task`) or an
+    /// app.yaml `function:` task. Run through [`LEGACY_RUNNER_PY`], in warm
+    /// interpreters unless the task asks for a fresh one per input.
+    Python { script: PathBuf, function: String },
 }
 
 impl App {

@@ -299,6 +299,93 @@ fn yaml_program_errors() {
 }
 
 #[test]
+fn yaml_function_tasks_and_their_options() {
+    let d = yaml_app(
+        "tasks:\n  - name: a\n    function: scripts/f.py:detect\n    children: [b]\n    \
+         fresh_interpreter: true\n    max_calls: 5\n    timeout: 2.5\n  \
+         - name: b\n    function: scripts/f.py\n  - name: c\n    command: ./t.sh\n    timeout: 1\n",
+    );
+    write(d.path(), "scripts/f.py", "def detect(f, i, o): return []\n");
+    let app = App::load(d.path()).unwrap();
+    let dir = d.path().canonicalize().unwrap();
+    let (a, b, c) = (&app.tasks[0], &app.tasks[1], &app.tasks[2]);
+    match (&a.runner, &b.runner) {
+        (
+            TaskRunner::Python { script, function },
+            TaskRunner::Python {
+                script: script_b,
+                function: function_b,
+            },
+        ) => {
+            assert_eq!((script, function.as_str()), (&dir.join("scripts/f.py"), "detect"));
+            assert_eq!(
+                (script_b, function_b.as_str()),
+                (&dir.join("scripts/f.py"), "task")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        (a.fresh_interpreter, a.max_calls, a.timeout),
+        (true, Some(5), Some(std::time::Duration::from_millis(2500)))
+    );
+    assert_eq!((b.fresh_interpreter, b.max_calls, b.timeout), (false, None, None));
+    assert!(matches!(c.runner, TaskRunner::Command { .. }));
+    assert_eq!(c.timeout, Some(std::time::Duration::from_secs(1)));
+}
+
+#[test]
+fn yaml_function_errors_name_the_field_and_line() {
+    let cases = [
+        (
+            "tasks:\n  - name: a\n    command: ./t.sh\n    function: scripts/f.py:task\n",
+            "tasks[0].function: give either `command:` (any executable) or `function:` (a Python function), not both (line 4)",
+        ),
+        (
+            "tasks:\n  - name: a\n    children: []\n",
+            "tasks[0].command: missing: give `command:` (any executable) or `function:`",
+        ),
+        (
+            "tasks:\n  - name: a\n    function: scripts/f.py:2bad\n",
+            "tasks[0].function: \"2bad\" is not a Python function name (expected SCRIPT.py:FUNCTION, e.g. scripts/detect.py:task) (line 3)",
+        ),
+        (
+            "tasks:\n  - name: a\n    function: scripts/f.sh:task\n",
+            "tasks[0].function: \"scripts/f.sh\" is not a Python file",
+        ),
+        (
+            "tasks:\n  - name: a\n    function: ../f.py:task\n",
+            "tasks[0].function: \"../f.py\" is outside the app folder",
+        ),
+        (
+            "tasks:\n  - name: a\n    function: scripts/nope.py:task\n",
+            "tasks[0].function: script \"scripts/nope.py\" not found at",
+        ),
+        (
+            "tasks:\n  - name: a\n    command: ./t.sh\n    fresh_interpreter: true\n",
+            "tasks[0].fresh_interpreter: applies to `function:` tasks only (a `command:` task is a new process per input) (line 4)",
+        ),
+        (
+            "tasks:\n  - name: a\n    command: ./t.sh\n    max_calls: 3\n",
+            "tasks[0].max_calls: applies to `function:` tasks only",
+        ),
+        (
+            "tasks:\n  - name: a\n    function: scripts/f.py\n    max_calls: 0\n",
+            "tasks[0].max_calls: must be at least 1 (line 4)",
+        ),
+        (
+            "tasks:\n  - name: a\n    command: ./t.sh\n    timeout: 0\n",
+            "tasks[0].timeout: must be a number of seconds > 0, got 0 (line 4)",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let d = yaml_app(yaml);
+        write(d.path(), "scripts/f.py", "def task(f, i, o): return []\n");
+        assert_has(&load_err(d.path()), &[expected]);
+    }
+}
+
+#[test]
 fn yaml_name_errors() {
     let d = yaml_app("tasks:\n  - name: a\n    command: ./t.sh\n  - name: b\n    command: ./t.sh\n  - name: a\n    command: ./t.sh\n");
     assert_has(
@@ -446,7 +533,10 @@ fn loads_legacy_jupiter_app() {
     assert_eq!(names(&app.egress()), ["task6"]);
     assert_eq!(names(&app.topological_order()), DUMMY_TASKS);
     match &app.task("task3").unwrap().runner {
-        TaskRunner::LegacyPython { script } => assert_eq!(script, &dir.join("scripts/task3.py")),
+        TaskRunner::Python { script, function } => {
+            assert_eq!(script, &dir.join("scripts/task3.py"));
+            assert_eq!(function, "task");
+        }
         r => panic!("{r:?}"),
     }
     assert_eq!(

@@ -11,6 +11,11 @@
 //!     cost: 0.5                          # optional: seconds on a node of speed 1
 //!     output_bytes: 20000                # optional: bytes sent to each child
 //!     route: by-suffix                   # optional: by-suffix (default), all, by-order
+//!     timeout: 30                        # optional: seconds one run may take
+//!   - name: detect
+//!     function: scripts/detect.py:task   # instead of command: a Python function
+//!     fresh_interpreter: false           # optional: a new interpreter per input
+//!     max_calls: 1000                    # optional: replace the interpreter after N calls
 //! mapping: {split: node0}                # optional static mapping task -> node
 //! ```
 
@@ -44,11 +49,14 @@ struct RawApp {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a task: a mapping of name, command, children, parallelism, cost, output_bytes, route"
+    expecting = "a task: a mapping of name, command or function, children, parallelism, cost, output_bytes, route, timeout, fresh_interpreter, max_calls"
 )]
 struct RawTask {
     name: String,
-    command: StrOrList,
+    #[serde(default)]
+    command: Option<StrOrList>,
+    #[serde(default)]
+    function: Option<String>,
     #[serde(default)]
     children: Vec<String>,
     #[serde(default = "one")]
@@ -59,6 +67,12 @@ struct RawTask {
     output_bytes: Option<u64>,
     #[serde(default)]
     route: Route,
+    #[serde(default)]
+    timeout: Option<f64>,
+    #[serde(default)]
+    fresh_interpreter: Option<bool>,
+    #[serde(default)]
+    max_calls: Option<u64>,
 }
 
 fn one() -> usize {
@@ -170,20 +184,20 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                 ));
             }
         }
-        let words = match t.command {
-            StrOrList::Str(s) => s.split_whitespace().map(str::to_owned).collect(),
-            StrOrList::List(l) => l,
+        let runner = runner(dir, i, &t, &lines).map_err(|(field, line, msg)| invalid(field, line, msg))?;
+        let timeout = match t.timeout {
+            None => None,
+            Some(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+                Some(std::time::Duration::from_secs_f64(secs))
+            }
+            Some(secs) => {
+                return Err(invalid(
+                    format!("tasks[{i}].timeout"),
+                    lines.task_key(i, "timeout"),
+                    format!("must be a number of seconds > 0, got {secs}"),
+                ))
+            }
         };
-        let command_line = lines.task_key(i, "command");
-        let Some((first, args)) = words.split_first() else {
-            return Err(invalid(
-                format!("tasks[{i}].command"),
-                command_line,
-                "empty command".into(),
-            ));
-        };
-        let program = resolve::program(dir, first)
-            .map_err(|e| invalid(format!("tasks[{i}].command"), command_line, e.to_string()))?;
         for (j, c) in t.children.iter().enumerate() {
             let field = format!("tasks[{i}].children[{j}]");
             let line = || {
@@ -207,10 +221,7 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         }
         tasks.push(TaskSpec {
             name: t.name,
-            runner: TaskRunner::Command {
-                program,
-                args: args.to_vec(),
-            },
+            runner,
             parents: Vec::new(),
             children: t.children,
             parallelism: t.parallelism,
@@ -218,6 +229,9 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             output_bytes: t.output_bytes,
             route: t.route,
             wait_for: None,
+            timeout,
+            fresh_interpreter: t.fresh_interpreter.unwrap_or(false),
+            max_calls: t.max_calls,
         });
     }
     finish_graph(file, &mut tasks)?;
@@ -251,6 +265,95 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         sample_inputs,
         static_mapping,
     })
+}
+
+/// A semantic error: the field, its line, the message.
+type FieldError = (String, Option<usize>, String);
+
+/// What runs `tasks[i]`: its `command:`, or its `function:` (with the
+/// fields only a Python function takes).
+fn runner(dir: &Path, i: usize, t: &RawTask, lines: &Lines) -> Result<TaskRunner, FieldError> {
+    let field = |key: &str| (format!("tasks[{i}].{key}"), lines.task_key(i, key));
+    let error = |key: &str, msg: String| {
+        let (field, line) = field(key);
+        (field, line, msg)
+    };
+    match (&t.command, &t.function) {
+        (Some(_), Some(_)) => Err(error(
+            "function",
+            "give either `command:` (any executable) or `function:` (a Python function), not both".into(),
+        )),
+        (None, None) => Err(error(
+            "command",
+            "missing: give `command:` (any executable) or `function:` (a Python function, e.g. scripts/detect.py:task)".into(),
+        )),
+        (Some(command), None) => {
+            for key in ["fresh_interpreter", "max_calls"] {
+                let set = match key {
+                    "fresh_interpreter" => t.fresh_interpreter.is_some(),
+                    _ => t.max_calls.is_some(),
+                };
+                if set {
+                    return Err(error(
+                        key,
+                        "applies to `function:` tasks only (a `command:` task is a new process per input)".into(),
+                    ));
+                }
+            }
+            let words: Vec<String> = match command {
+                StrOrList::Str(s) => s.split_whitespace().map(str::to_owned).collect(),
+                StrOrList::List(l) => l.clone(),
+            };
+            let Some((first, args)) = words.split_first() else {
+                return Err(error("command", "empty command".into()));
+            };
+            let program = resolve::program(dir, first).map_err(|e| error("command", e.to_string()))?;
+            Ok(TaskRunner::Command {
+                program,
+                args: args.to_vec(),
+            })
+        }
+        (None, Some(function)) => {
+            if t.max_calls == Some(0) {
+                return Err(error("max_calls", "must be at least 1".into()));
+            }
+            let (script, function) =
+                parse_function(dir, function).map_err(|msg| error("function", msg))?;
+            Ok(TaskRunner::Python { script, function })
+        }
+    }
+}
+
+/// `scripts/detect.py:task` (the function defaults to `task`): the
+/// script, which must be a file in the app folder, and the function's name.
+fn parse_function(dir: &Path, spec: &str) -> Result<(PathBuf, String), String> {
+    let (path, function) = match spec.rsplit_once(':') {
+        Some((path, function)) => (path, function),
+        None => (spec, "task"),
+    };
+    let identifier = function
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && function.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier {
+        return Err(format!(
+            "{function:?} is not a Python function name (expected SCRIPT.py:FUNCTION, e.g. scripts/detect.py:task)"
+        ));
+    }
+    if !path.ends_with(".py") {
+        return Err(format!(
+            "{path:?} is not a Python file (expected SCRIPT.py:FUNCTION, e.g. scripts/detect.py:task)"
+        ));
+    }
+    let script = resolve::normalize(&dir.join(path));
+    if !script.starts_with(dir) {
+        return Err(format!("{path:?} is outside the app folder"));
+    }
+    if !script.is_file() {
+        return Err(format!("script {path:?} not found at {}", script.display()));
+    }
+    Ok((script, function.to_string()))
 }
 
 fn sample_inputs(file: &Path, dir: &Path, spec: StrOrList, lines: &Lines) -> Result<Vec<PathBuf>, AppError> {

@@ -26,6 +26,7 @@ use crate::deployment::{
 use crate::node_list::NodeSpec;
 use engine::{Engine, EngineError};
 use jupiter_common::app::App;
+use jupiter_common::cli::RunnerFlags;
 use jupiter_common::env;
 use jupiter_common::role::Role;
 use jupiter_common::serve::{wait_healthy, NotHealthy};
@@ -49,6 +50,9 @@ pub struct DockerConfig {
     /// Outputs land here (bind-mounted into circe-home); an absolute path.
     pub output: PathBuf,
     pub probe: ProbeOptions,
+    /// Fresh interpreters, timeouts and interpreter lifetimes for tasks
+    /// that do not set their own (given to every circe-worker).
+    pub runner: RunnerFlags,
 }
 
 /// The role images: `<prefix>/<role>:<tag>`.
@@ -451,6 +455,11 @@ impl Docker {
             } else {
                 worker.env(env::CHILDREN, children.join(","))
             };
+            let worker = config
+                .runner
+                .env()
+                .into_iter()
+                .fold(worker, |w, (k, v)| w.env(k, v));
             specs.push(
                 worker
                     .env(env::APP, APP_MOUNT)

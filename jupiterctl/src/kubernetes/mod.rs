@@ -44,6 +44,9 @@ pub struct KubeOptions {
     pub rust_log: String,
     /// Requests and limits of every container.
     pub resources: Resources,
+    /// Fresh interpreters, timeouts and interpreter lifetimes for tasks
+    /// that do not set their own (given to every circe-worker).
+    pub runner: jupiter_common::cli::RunnerFlags,
 }
 
 /// Resource quantities by name (`cpu`, `memory`), as Kubernetes writes them.
@@ -79,6 +82,7 @@ impl Default for KubeOptions {
             mapping: BTreeMap::new(),
             rust_log: "info".to_string(),
             resources: Resources::modest(),
+            runner: Default::default(),
         }
     }
 }

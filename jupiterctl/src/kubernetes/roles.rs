@@ -95,6 +95,7 @@ pub fn base_env(role: Role, options: &KubeOptions) -> Vec<EnvVar> {
             vars.push(env(var::QUEUE_DIR, "/var/lib/jupiter/queue"));
             vars.push(env(var::CIRCE_HOME, url(Role::CirceHome)));
             vars.push(env(var::PYTHON, "python3"));
+            vars.extend(options.runner.env().into_iter().map(|(k, v)| env(k, v)));
         }
     }
     vars.push(env("RUST_LOG", options.rust_log.clone()));
