@@ -2,7 +2,7 @@
 """The peer side of `bench --bin peers`: an original-format Jupiter app's
 task functions run by Dask distributed on the same inputs.
 
-Usage: dask_app.py APP_DIR INPUTS_DIR WORK_DIR [--workers 3] [--sequential N]
+Usage: dask_app.py APP_DIR INPUTS_DIR WORK_DIR [--workers 3] [--threads 1] [--sequential N]
 
 Each input becomes one Dask graph of the app's DAG: every task is a call of
 the same ``task(filename, pathin, pathout)`` from ``APP_DIR/scripts``, with
@@ -89,12 +89,13 @@ def main():
     ap.add_argument("inputs")
     ap.add_argument("work")
     ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sequential", type=int, default=20)
     args = ap.parse_args()
     app_dir = os.path.abspath(args.app_dir)
     tasks, parents = dag(app_dir)
     inputs = sorted(os.path.join(os.path.abspath(args.inputs), n) for n in os.listdir(args.inputs))
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=args.workers, threads_per_worker=args.threads, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
         # Import every script once per worker before the clock starts.
         client.run(lambda: len([load(app_dir, t) for t in tasks]))
         work = os.path.join(os.path.abspath(args.work), "all")
