@@ -123,8 +123,14 @@ impl Worker {
         let queue = Queue::open(&config.queue_dir).map_err(queue_err)?;
         let legacy_runner = runner::install_legacy_runner(queue.root()).map_err(queue_err)?;
         let fresh = config.fresh_interpreter || config.task.fresh_interpreter;
-        let warm = (python_task && !fresh)
-            .then(|| warm::Pool::new(&config.python, &legacy_runner, config.task.max_calls));
+        let warm = (python_task && !fresh).then(|| {
+            warm::Pool::new(
+                &config.python,
+                &legacy_runner,
+                &queue.tmp(),
+                config.task.max_calls,
+            )
+        });
         let home = CirceHomeClient::new(serve::channel(&config.home)?);
         let downstream = if config.children.is_empty() {
             vec![Downstream::Home(home.clone())]

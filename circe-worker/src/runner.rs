@@ -25,11 +25,10 @@ pub enum RunError {
     },
     #[error("task {task} failed: {stderr}")]
     Python { task: String, stderr: String },
-    #[error("task {task}: {source}{}", if log.is_empty() { String::new() } else { format!(": {log}") })]
+    #[error("task {task}: {source}")]
     Warm {
         task: String,
         source: crate::warm::WarmError,
-        log: String,
     },
     #[error("task {task} timed out: still running after its timeout of {} s, so it was killed{}",
         after.as_secs_f64(), if log.is_empty() { String::new() } else { format!("; it printed: {log}") })]
@@ -68,19 +67,10 @@ pub async fn run(
     inputs: &[PathBuf],
     dirs: &RunDirs<'_>,
 ) -> Result<Vec<String>, RunError> {
-    let io = |source| RunError::Io {
-        task: task.name.clone(),
-        source,
-    };
-    // A rerun after a crash starts from clean folders.
-    for dir in [&dirs.work_dir, &dirs.out_dir] {
-        if dir.exists() {
-            tokio::fs::remove_dir_all(dir).await.map_err(io)?;
-        }
-        tokio::fs::create_dir_all(dir).await.map_err(io)?;
-    }
     match &task.runner {
         TaskRunner::Command { program, args } => {
+            let (work_dir, out_dir) = (dirs.work_dir.clone(), dirs.out_dir.clone());
+            blocking(task, move || fresh_dirs(&[&work_dir, &out_dir])).await?;
             let mut cmd = Command::new(program);
             cmd.args(args)
                 .args(inputs)
@@ -90,13 +80,68 @@ pub async fn run(
                 .env(env::TASK, &task.name)
                 .env(env::WORK_DIR, &dirs.work_dir);
             execute(task, program, cmd).await?;
-            let outputs = crate::queue::sorted_files(&dirs.out_dir).map_err(io)?;
+            let outputs = crate::queue::sorted_files(&dirs.out_dir).map_err(|source| RunError::Io {
+                task: task.name.clone(),
+                source,
+            })?;
             Ok(outputs.iter().filter_map(|p| file_name(p)).collect())
         }
         TaskRunner::Python { script, function } => {
             run_python(task, script, function, input_id, inputs, dirs).await
         }
     }
+}
+
+/// Runs `f` on a blocking thread; its I/O errors are the task's.
+async fn blocking<T: Send + 'static>(
+    task: &TaskSpec,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, RunError> {
+    let io = |source| RunError::Io {
+        task: task.name.clone(),
+        source,
+    };
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)
+}
+
+/// Empty folders: a rerun after a crash starts from clean ones.
+fn fresh_dirs(dirs: &[&Path]) -> std::io::Result<()> {
+    for dir in dirs {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}
+
+/// Why the inputs cannot be laid side by side.
+enum LayOut {
+    Io(std::io::Error),
+    Nameless(PathBuf),
+    Twice(String),
+}
+
+/// Links every input into `pathin` (copies where a link fails), in the
+/// order they arrived; returns their names in that order.
+fn lay_out(inputs: &[PathBuf], pathin: &Path) -> Result<Vec<String>, LayOut> {
+    let mut names = Vec::with_capacity(inputs.len());
+    for input in by_time(inputs) {
+        let name = file_name(&input).ok_or_else(|| LayOut::Nameless(input.clone()))?;
+        let link = pathin.join(&name);
+        if std::fs::hard_link(&input, &link).is_err() {
+            if link.exists() {
+                return Err(LayOut::Twice(name));
+            }
+            std::fs::copy(&input, &link).map_err(LayOut::Io)?;
+        }
+        names.push(name);
+    }
+    Ok(names)
 }
 
 async fn run_python(
@@ -107,87 +152,83 @@ async fn run_python(
     inputs: &[PathBuf],
     dirs: &RunDirs<'_>,
 ) -> Result<Vec<String>, RunError> {
-    let io = |source| RunError::Io {
+    let output = |what: String| RunError::Output {
         task: task.name.clone(),
-        source,
+        what,
     };
-    // Original tasks expect every input side by side in one folder.
+    // Original tasks expect every input side by side in one folder. One
+    // trip to a blocking thread prepares everything.
     let pathin = dirs.work_dir.join("in");
-    tokio::fs::create_dir_all(&pathin).await.map_err(io)?;
-    let mut names = Vec::with_capacity(inputs.len());
-    for input in by_time(inputs) {
-        let name = file_name(&input).ok_or_else(|| RunError::Output {
-            task: task.name.clone(),
-            what: format!("input {} has no file name", input.display()),
-        })?;
-        let link = pathin.join(&name);
-        if link.exists() {
-            return Err(RunError::Output {
+    let laid = {
+        let (work_dir, out_dir, pathin) = (dirs.work_dir.clone(), dirs.out_dir.clone(), pathin.clone());
+        let inputs = inputs.to_vec();
+        blocking(task, move || {
+            fresh_dirs(&[&work_dir, &out_dir])?;
+            std::fs::create_dir(&pathin)?;
+            Ok(lay_out(&inputs, &pathin))
+        })
+        .await?
+    };
+    let names = match laid {
+        Ok(names) => names,
+        Err(LayOut::Io(source)) => {
+            return Err(RunError::Io {
                 task: task.name.clone(),
-                what: format!("two parents sent a file named {name:?} for input {input_id}"),
-            });
+                source,
+            })
         }
-        if tokio::fs::hard_link(&input, &link).await.is_err() {
-            tokio::fs::copy(&input, &link).await.map_err(io)?;
+        Err(LayOut::Nameless(input)) => {
+            return Err(output(format!("input {} has no file name", input.display())))
         }
-        names.push(name);
-    }
+        Err(LayOut::Twice(name)) => {
+            return Err(output(format!(
+                "two parents sent a file named {name:?} for input {input_id}"
+            )))
+        }
+    };
     // One call of task() per group of inputs_to_wait_for files; without
     // it (or with nothing to group), one call with every file.
     let (wait, calls) = match task.wait_for {
         Some(wait) if !names.is_empty() => {
-            let calls = crate::firing::groups(&names, wait).map_err(|e| RunError::Output {
-                task: task.name.clone(),
-                what: e.to_string(),
-            })?;
+            let calls = crate::firing::groups(&names, wait).map_err(|e| output(e.to_string()))?;
             (wait, calls.concat())
         }
         _ => (names.len(), names),
     };
-    let result = dirs.work_dir.join("result.json");
     if let Some(pool) = dirs.warm {
-        let log = dirs.work_dir.join("log.txt");
         let call = crate::warm::Call {
             script,
             function,
             pathin: &pathin,
             pathout: &dirs.out_dir,
-            result: &result,
             wait,
             files: &calls,
-            log: &log,
         };
-        let printed = || {
-            tail(
-                &String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()),
-                20,
-            )
-        };
-        match pool.call(&call, task.timeout).await {
-            Ok(0) => {}
-            Err(crate::warm::WarmError::TimedOut { after }) => {
+        let reply = match pool.call(&call, task.timeout).await {
+            Ok(reply) => reply,
+            Err(crate::warm::WarmError::TimedOut { after, printed }) => {
                 return Err(RunError::TimedOut {
                     task: task.name.clone(),
                     after,
-                    log: printed(),
-                })
-            }
-            Ok(_) => {
-                return Err(RunError::Python {
-                    task: task.name.clone(),
-                    stderr: printed(),
+                    log: printed,
                 })
             }
             Err(source) => {
                 return Err(RunError::Warm {
                     task: task.name.clone(),
                     source,
-                    log: printed(),
                 })
             }
+        };
+        if reply.code != 0 {
+            return Err(RunError::Python {
+                task: task.name.clone(),
+                stderr: reply.printed,
+            });
         }
-        return returned_outputs(task, &result, dirs).await;
+        return returned_outputs(task, &reply.paths, dirs).await;
     }
+    let result = dirs.work_dir.join("result.json");
     let mut cmd = Command::new(dirs.python);
     cmd.arg(dirs.legacy_runner);
     if function != "task" {
@@ -203,29 +244,32 @@ async fn run_python(
         .env(env::INPUT_ID, input_id)
         .env(env::TASK, &task.name);
     execute(task, Path::new(dirs.python), cmd).await?;
-    returned_outputs(task, &result, dirs).await
+    let returned = tokio::fs::read(&result).await.map_err(|source| RunError::Io {
+        task: task.name.clone(),
+        source,
+    })?;
+    let returned: Vec<PathBuf> = serde_json::from_slice(&returned).map_err(|e| RunError::Output {
+        task: task.name.clone(),
+        what: format!("the legacy shim's result is not a list of paths: {e}"),
+    })?;
+    returned_outputs(task, &returned, dirs).await
 }
 
 /// The outputs a legacy task returned (listed in `result` by the runner),
 /// brought into the output folder, in the order they were written.
 async fn returned_outputs(
     task: &TaskSpec,
-    result: &Path,
+    returned: &[PathBuf],
     dirs: &RunDirs<'_>,
 ) -> Result<Vec<String>, RunError> {
     let io = |source| RunError::Io {
         task: task.name.clone(),
         source,
     };
-    let returned: Vec<PathBuf> = serde_json::from_slice(&tokio::fs::read(result).await.map_err(io)?)
-        .map_err(|e| RunError::Output {
-            task: task.name.clone(),
-            what: format!("the legacy shim's result is not a list of paths: {e}"),
-        })?;
     let mut outputs = Vec::new();
     // The order they were written in, which is the order the original's
     // file watcher saw them closed (and by-order routing pairs them in).
-    for path in by_time(&returned) {
+    for path in by_time(returned) {
         let name = file_name(&path).ok_or_else(|| RunError::Output {
             task: task.name.clone(),
             what: format!("returned path {} has no file name", path.display()),
@@ -315,7 +359,7 @@ fn file_name(path: &Path) -> Option<String> {
 }
 
 /// The last `lines` lines of `text`, trimmed.
-fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }

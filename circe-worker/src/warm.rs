@@ -27,12 +27,19 @@ pub struct Call<'a> {
     pub function: &'a str,
     pub pathin: &'a Path,
     pub pathout: &'a Path,
-    /// Where the runner writes the returned paths (a JSON list).
-    pub result: &'a Path,
     pub wait: usize,
     pub files: &'a [String],
-    /// Gets everything the call prints.
-    pub log: &'a Path,
+}
+
+/// What a call gave back.
+#[derive(Debug)]
+pub struct Reply {
+    /// The runner's exit code (0: ok; see legacy_runner.py).
+    pub code: i32,
+    /// The output paths the task returned (absolute), when it succeeded.
+    pub paths: Vec<PathBuf>,
+    /// The end of what the call printed, when it failed.
+    pub printed: String,
 }
 
 /// Why a call did not give an exit code.
@@ -40,14 +47,26 @@ pub struct Call<'a> {
 pub enum WarmError {
     #[error("cannot start {python}: {source}")]
     Spawn { python: String, source: std::io::Error },
-    #[error("the Python interpreter died during the call ({status})")]
-    Died { status: String },
-    #[error("still running after its timeout of {} s: the call and its interpreter were killed", after.as_secs_f64())]
-    TimedOut { after: Duration },
+    #[error(
+        "the Python interpreter died during the call ({status}){}",
+        with_printed(printed)
+    )]
+    Died { status: String, printed: String },
+    #[error("still running after its timeout of {} s: the call and its interpreter were killed{}",
+        after.as_secs_f64(), with_printed(printed))]
+    TimedOut { after: Duration, printed: String },
     #[error("talking to the Python interpreter: {0}")]
     Io(#[from] std::io::Error),
     #[error("the Python interpreter's reply is not understood: {0}")]
     Reply(String),
+}
+
+fn with_printed(printed: &str) -> String {
+    if printed.is_empty() {
+        String::new()
+    } else {
+        format!(": {printed}")
+    }
 }
 
 struct Interpreter {
@@ -58,6 +77,16 @@ struct Interpreter {
     /// Its process group (its pid): kept after the child is reaped, as
     /// processes the task started may outlive it.
     group: Option<u32>,
+    /// Gets what each call prints (truncated per call).
+    log: PathBuf,
+}
+
+impl Interpreter {
+    /// The last lines the current call printed.
+    fn printed(&self) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        crate::runner::tail(&String::from_utf8_lossy(&text), 20)
+    }
 }
 
 impl Drop for Interpreter {
@@ -65,6 +94,7 @@ impl Drop for Interpreter {
         if let Some(group) = self.group {
             kill_group(group);
         }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -84,42 +114,68 @@ pub(crate) fn kill_group(group: u32) {
 pub struct Pool {
     python: String,
     runner: PathBuf,
+    /// Where the interpreters' logs go.
+    log_dir: PathBuf,
     max_calls: Option<u64>,
     idle: Mutex<Vec<Interpreter>>,
+    started: std::sync::atomic::AtomicU64,
 }
 
 impl Pool {
-    pub fn new(python: &str, runner: &Path, max_calls: Option<u64>) -> Self {
+    pub fn new(python: &str, runner: &Path, log_dir: &Path, max_calls: Option<u64>) -> Self {
         Self {
             python: python.to_string(),
             runner: runner.to_path_buf(),
+            log_dir: log_dir.to_path_buf(),
             max_calls,
             idle: Mutex::new(Vec::new()),
+            started: Default::default(),
         }
     }
 
-    /// Runs `call` on an idle interpreter (a new one if none is idle) and
-    /// returns the runner's exit code (0: ok; see legacy_runner.py). A call
-    /// past `timeout` is abandoned and its interpreter killed.
-    pub async fn call(&self, call: &Call<'_>, timeout: Option<Duration>) -> Result<i32, WarmError> {
+    /// Runs `call` on an idle interpreter (a new one if none is idle). A
+    /// call past `timeout` is abandoned and its interpreter killed.
+    pub async fn call(&self, call: &Call<'_>, timeout: Option<Duration>) -> Result<Reply, WarmError> {
         let idle = self.idle.locked().pop();
         let mut interpreter = match idle {
             Some(i) => i,
             None => self.start()?,
         };
         // Dropped on any error, timeout or cancellation, which kills it.
-        let code = match timeout {
-            None => exchange(&mut interpreter, call).await?,
-            Some(after) => tokio::time::timeout(after, exchange(&mut interpreter, call))
-                .await
-                .map_err(|_| WarmError::TimedOut { after })??,
+        let reply = match timeout {
+            None => exchange(&mut interpreter, call).await,
+            Some(after) => match tokio::time::timeout(after, exchange(&mut interpreter, call)).await {
+                Ok(reply) => reply,
+                Err(_) => Err(WarmError::TimedOut {
+                    after,
+                    printed: String::new(),
+                }),
+            },
+        };
+        let mut reply = match reply {
+            Ok(reply) => reply,
+            Err(WarmError::Died { status, .. }) => {
+                return Err(WarmError::Died {
+                    status,
+                    printed: interpreter.printed(),
+                })
+            }
+            Err(WarmError::TimedOut { after, .. }) => {
+                return Err(WarmError::TimedOut {
+                    after,
+                    printed: interpreter.printed(),
+                })
+            }
+            Err(e) => return Err(e),
         };
         interpreter.calls += 1;
         let spent = self.max_calls.is_some_and(|max| interpreter.calls >= max);
-        if code == 0 && !spent {
+        if reply.code != 0 {
+            reply.printed = interpreter.printed();
+        } else if !spent {
             self.idle.locked().push(interpreter);
         }
-        Ok(code)
+        Ok(reply)
     }
 
     fn start(&self) -> Result<Interpreter, WarmError> {
@@ -140,8 +196,12 @@ impl Pool {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(WarmError::Reply("no pipes to the interpreter".into()));
         };
+        let n = self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Interpreter {
             group: child.id(),
+            log: self
+                .log_dir
+                .join(format!("python-{}-{n}.log", std::process::id())),
             child,
             stdin,
             stdout,
@@ -150,8 +210,18 @@ impl Pool {
     }
 }
 
-async fn exchange(interpreter: &mut Interpreter, call: &Call<'_>) -> Result<i32, WarmError> {
-    let body = serde_json::to_vec(call).map_err(|e| WarmError::Reply(e.to_string()))?;
+async fn exchange(interpreter: &mut Interpreter, call: &Call<'_>) -> Result<Reply, WarmError> {
+    #[derive(Serialize)]
+    struct Request<'a> {
+        #[serde(flatten)]
+        call: &'a Call<'a>,
+        log: &'a Path,
+    }
+    let request = Request {
+        call,
+        log: &interpreter.log,
+    };
+    let body = serde_json::to_vec(&request).map_err(|e| WarmError::Reply(e.to_string()))?;
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     let sent = async {
@@ -176,16 +246,25 @@ async fn exchange(interpreter: &mut Interpreter, call: &Call<'_>) -> Result<i32,
                 Ok(status) => describe(status),
                 Err(e) => e.to_string(),
             };
-            return Err(WarmError::Died { status });
+            return Err(WarmError::Died {
+                status,
+                printed: String::new(),
+            });
         }
         Err(e) => return Err(e.into()),
     };
     #[derive(serde::Deserialize)]
-    struct Reply {
+    struct Raw {
         code: i32,
+        #[serde(default)]
+        paths: Vec<PathBuf>,
     }
-    let reply: Reply = serde_json::from_slice(&reply).map_err(|e| WarmError::Reply(e.to_string()))?;
-    Ok(reply.code)
+    let raw: Raw = serde_json::from_slice(&reply).map_err(|e| WarmError::Reply(e.to_string()))?;
+    Ok(Reply {
+        code: raw.code,
+        paths: raw.paths,
+        printed: String::new(),
+    })
 }
 
 /// "exit code 3" or "killed by signal 11 (SIGSEGV)".

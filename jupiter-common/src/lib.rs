@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod connection;
+pub mod durable;
 pub mod env;
 pub mod error;
 pub mod proto;

@@ -1,7 +1,8 @@
 //! Files as gRPC chunk streams: the sending side turns a file into a stream
 //! of `FileChunk`s (header first), the receiving side writes a stream into a
-//! durable file (temporary name, fsync, rename, fsync of the directory) and
-//! only then lets the caller acknowledge it.
+//! durable file (temporary name, data synced, rename, directory synced;
+//! small files in rounds shared through [`crate::durable`]) and only then
+//! lets the caller acknowledge it.
 
 use crate::proto::circe::worker::v1::{file_chunk::Kind, FileChunk, FileHeader};
 use crate::sync::LockExt;
@@ -339,6 +340,10 @@ async fn forward(
     Ok(received)
 }
 
+/// Files up to this size are made durable by a shared round of
+/// [`crate::durable`] rather than their own fsync.
+const GROUP_COMMIT_MAX: u64 = 4 * 1024 * 1024;
+
 /// Bytes written between write-back kicks of a large file.
 const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
@@ -361,7 +366,13 @@ fn write_chunks(
     }
     // A partial file is thrown away: no point waiting for the disk.
     if complete.load(Ordering::Acquire) {
-        file.sync_all()?;
+        if offset <= GROUP_COMMIT_MAX {
+            drop(file);
+            crate::durable::sync_blocking(&[tmp])?;
+        } else {
+            // A large file's own write-out dwarfs a flush: no one to share with.
+            file.sync_all()?;
+        }
     }
     Ok(())
 }
@@ -403,19 +414,17 @@ pub async fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        if let Some(parent) = d.parent() {
-            sync_dir(parent).await?;
-        }
     }
+    // One round makes every new entry durable; their order does not matter.
+    let parents: Vec<&Path> = missing.iter().filter_map(|d| d.parent()).collect();
+    crate::durable::sync(&parents).await?;
     Ok(())
 }
 
-/// Makes a rename inside `dir` durable.
+/// Makes a rename inside `dir` durable (in a round shared with every other
+/// step waiting on the same filesystem: see [`crate::durable`]).
 pub async fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
-        .await
-        .map_err(std::io::Error::other)?
+    crate::durable::sync(&[dir]).await
 }
 
 /// Writes `contents` to `dest` durably (temporary name, fsync, rename,
@@ -438,10 +447,11 @@ async fn write_file(dest: &Path, contents: &[u8], sync: bool) -> std::io::Result
     ));
     let mut file = tokio::fs::File::create(&tmp).await?;
     file.write_all(contents).await?;
-    if sync {
-        file.sync_all().await?;
-    }
+    file.flush().await?;
     drop(file);
+    if sync {
+        crate::durable::sync(&[&tmp]).await?;
+    }
     tokio::fs::rename(&tmp, dest).await?;
     match dest.parent() {
         Some(parent) if sync => sync_dir(parent).await,

@@ -71,17 +71,18 @@ def load(script, modules):
     return module
 
 
-def run(script, pathin, pathout, result_json, wait, files, modules, function="task"):
-    """One input: the function once per group of WAIT files; the exit code."""
-    script, pathin, pathout, result_json = (os.path.abspath(a) for a in (script, pathin, pathout, result_json))
+def run(script, pathin, pathout, wait, files, modules, function="task"):
+    """One input: the function once per group of WAIT files. Returns the
+    exit code and the output paths (absolute)."""
+    script, pathin, pathout = (os.path.abspath(a) for a in (script, pathin, pathout))
     name = os.path.splitext(os.path.basename(script))[0]
     if function != "task":
         name = "%s:%s" % (name, function)
     groups = [files[i : i + wait] for i in range(0, len(files), wait)] or [[]]
     if not os.path.isfile(script):
-        return fail(2, "script %s not found" % script)
+        return fail(2, "script %s not found" % script), []
     if not os.path.isdir(pathin):
-        return fail(2, "input folder %s not found" % pathin)
+        return fail(2, "input folder %s not found" % pathin), []
     os.makedirs(pathout, exist_ok=True)
     os.chdir(pathin)
     try:
@@ -95,24 +96,19 @@ def run(script, pathin, pathout, result_json, wait, files, modules, function="ta
             paths.extend(p for p in output_paths(result, pathin) if p not in paths)
     except SystemExit as e:
         if e.code in (None, 0):
-            return fail(1, "task %s called exit() instead of returning its output paths" % name)
+            return fail(1, "task %s called exit() instead of returning its output paths" % name), []
         traceback.print_exc()
-        return fail(1, "task %s exited with %r" % (name, e.code))
+        return fail(1, "task %s exited with %r" % (name, e.code)), []
     except BaseException:
         sys.stdout.flush()
         traceback.print_exc()
-        return fail(1, "task %s failed" % name)
+        return fail(1, "task %s failed" % name), []
     sys.stdout.flush()
 
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        return fail(3, "task %s returned output paths that do not exist: %s" % (name, ", ".join(missing)))
-
-    tmp = result_json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(paths, f)
-    os.replace(tmp, result_json)
-    return 0
+        return fail(3, "task %s returned output paths that do not exist: %s" % (name, ", ".join(missing))), []
+    return 0, paths
 
 
 def main(argv):
@@ -123,7 +119,14 @@ def main(argv):
         function, argv = argv[1], argv[2:]
     if len(argv) < 5 or not argv[4].isdigit():
         return fail(2, USAGE)
-    return run(argv[0], argv[1], argv[2], argv[3], int(argv[4]) or 1, argv[5:], {}, function)
+    code, paths = run(argv[0], argv[1], argv[2], int(argv[4]) or 1, argv[5:], {}, function)
+    if code == 0:
+        result_json = os.path.abspath(argv[3])
+        tmp = result_json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(paths, f)
+        os.replace(tmp, result_json)
+    return code
 
 
 def read_exact(stream, n):
@@ -139,11 +142,12 @@ def read_exact(stream, n):
 def serve():
     """The warm mode: requests on stdin, replies on stdout, each a 4-byte
     big-endian length and a JSON object. A request names the same things as
-    the command line (script, pathin, pathout, result, wait, files) and
-    ``log``, a file that gets the call's stdout and stderr, and optionally
-    ``function`` (default ``task``); the reply is
-    ``{"code": N}``, N as the exit code above. Modules stay imported between
-    calls. End of stdin ends the interpreter."""
+    the command line (script, pathin, pathout, wait, files, optionally
+    function) and ``log``, a file that gets the call's stdout and stderr
+    (truncated at each call; an interpreter keeps one log for all its calls,
+    so a call creates no file of its own). The reply is ``{"code": N,
+    "paths": [...]}``: N as the exit code above, and the output paths.
+    Modules stay imported between calls. End of stdin ends the interpreter."""
     requests = os.fdopen(os.dup(0), "rb", buffering=0)
     replies = os.fdopen(os.dup(1), "wb", buffering=0)
     # Whatever a task prints must never reach the reply stream.
@@ -151,6 +155,7 @@ def serve():
     os.dup2(null, 0)
     os.dup2(2, 1)
     modules = {}
+    log, log_path = None, None
     while True:
         header = read_exact(requests, 4)
         if header is None:
@@ -159,18 +164,24 @@ def serve():
         if body is None:
             return 0
         req = json.loads(body)
-        log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        if req["log"] != log_path:
+            if log is not None:
+                os.close(log)
+            log_path = req["log"]
+            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        else:
+            os.ftruncate(log, 0)
+            os.lseek(log, 0, os.SEEK_SET)
         sys.stdout.flush()
         sys.stderr.flush()
         saved = os.dup(1), os.dup(2)
         os.dup2(log, 1)
         os.dup2(log, 2)
         try:
-            code = run(
+            code, paths = run(
                 req["script"],
                 req["pathin"],
                 req["pathout"],
-                req["result"],
                 req["wait"] or 1,
                 req["files"],
                 modules,
@@ -181,9 +192,9 @@ def serve():
             sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
-            for fd in (*saved, log):
+            for fd in saved:
                 os.close(fd)
-        reply = json.dumps({"code": code}).encode()
+        reply = json.dumps({"code": code, "paths": paths}).encode()
         replies.write(len(reply).to_bytes(4, "big") + reply)
 
 
