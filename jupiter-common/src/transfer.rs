@@ -294,10 +294,11 @@ async fn write_synced(
 ) -> Result<u64, Status> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(READ_AHEAD);
     let complete = Arc::new(AtomicBool::new(false));
+    let drop_behind = expected_size >= DROP_BEHIND_FROM;
     let writer = {
         let tmp = tmp.to_path_buf();
         let complete = complete.clone();
-        tokio::task::spawn_blocking(move || write_chunks(&tmp, rx, &complete))
+        tokio::task::spawn_blocking(move || write_chunks(&tmp, rx, &complete, drop_behind))
     };
     let received = forward(stream, expected_size, tx).await;
     complete.store(received.is_ok(), Ordering::Release);
@@ -347,21 +348,49 @@ const GROUP_COMMIT_MAX: u64 = 4 * 1024 * 1024;
 /// Bytes written between write-back kicks of a large file.
 const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
+/// Files at least this big are written "drop-behind": once a range is on
+/// the disk its pages leave the page cache, so a transfer holds at most
+/// DROP_LAG of the file in memory whatever its size. Without it, a 1 GiB
+/// file takes 1 GiB of fresh page-cache pages: memory the kernel must find
+/// (reclaim, dirty throttling, a container's memory limit) and, in a VM
+/// whose free memory goes back to the host, pages the host must back anew
+/// on first touch (measured here: writing 1 GiB into the cache took 0.3 s
+/// with recycled pages, 2–2.7 s with fresh ones). Recycled pages cost the
+/// same every time. Smaller files stay cached for the task that reads them.
+const DROP_BEHIND_FROM: u64 = 128 * 1024 * 1024;
+
+/// How far behind the write position pages are dropped: the disk gets this
+/// long to write a range before the writer waits for it.
+const DROP_LAG: u64 = 32 * 1024 * 1024;
+
 fn write_chunks(
     tmp: &Path,
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
     complete: &AtomicBool,
+    mut drop_behind: bool,
 ) -> std::io::Result<()> {
     use std::io::Write;
     let mut file = std::fs::File::create(tmp)?;
-    let (mut offset, mut pending) = (0u64, 0u64);
+    // Written up to `offset`; write-back started up to `kicked`; dropped
+    // from the cache up to `dropped`.
+    let (mut offset, mut kicked, mut dropped) = (0u64, 0u64, 0u64);
     while let Some(data) = rx.blocking_recv() {
         file.write_all(&data)?;
         offset += data.len() as u64;
-        pending += data.len() as u64;
-        if pending >= WRITEBACK_EVERY {
-            start_writeback(&file, offset - pending, pending);
-            pending = 0;
+        if offset - kicked >= WRITEBACK_EVERY {
+            start_writeback(&file, kicked, offset - kicked);
+            kicked = offset;
+            if drop_behind && kicked - dropped >= DROP_LAG + WRITEBACK_EVERY {
+                let upto = kicked - DROP_LAG;
+                match drop_written(&file, dropped, upto - dropped) {
+                    Ok(()) => dropped = upto,
+                    // This filesystem cannot: keep the pages, as for a small file.
+                    Err(e) if unsupported(&e) => drop_behind = false,
+                    // A write error, which the final fsync might no longer
+                    // report: the wait has consumed it.
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
     // A partial file is thrown away: no point waiting for the disk.
@@ -395,6 +424,55 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+
+/// Waits until a range is written out, then drops its pages from the page
+/// cache (Linux). This is about memory only: the data is durable after the
+/// final fsync, as for any file. A write error is returned here (the wait
+/// reports it once, so it must not be ignored).
+#[cfg(target_os = "linux")]
+fn drop_written(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: plain syscalls on a file descriptor we own.
+    let waited = unsafe {
+        libc::sync_file_range(
+            fd,
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        )
+    };
+    if waited != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Clean pages only; failure leaves them cached, which is harmless.
+    // SAFETY: as above.
+    unsafe {
+        libc::posix_fadvise(
+            fd,
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::POSIX_FADV_DONTNEED,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_written(_file: &std::fs::File, _offset: u64, _len: u64) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// An error saying the call is not available here, as opposed to an I/O error.
+fn unsupported(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::EINVAL | libc::ESPIPE | libc::EOPNOTSUPP)
+        )
+}
 
 /// Creates `dir` and any missing ancestors so that they survive a crash:
 /// each new entry's parent folder is synced. An existing `dir` costs a stat.
@@ -498,4 +576,33 @@ where
 
 pub fn io_status(e: std::io::Error) -> Status {
     Status::internal(format!("queue storage: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file written drop-behind (its pages leave the cache as it goes) is
+    /// complete and byte for byte what was sent.
+    #[tokio::test]
+    async fn drop_behind_keeps_every_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tmp = dir.path().join("f.part");
+        let size = DROP_LAG as usize + 5 * WRITEBACK_EVERY as usize + 12_345;
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(READ_AHEAD);
+        let complete = Arc::new(AtomicBool::new(true));
+        let writer = {
+            let (tmp, complete) = (tmp.clone(), complete.clone());
+            tokio::task::spawn_blocking(move || write_chunks(&tmp, rx, &complete, true))
+        };
+        let all = Bytes::from(data.clone());
+        for at in (0..size).step_by(CHUNK_SIZE - 1) {
+            let end = (at + CHUNK_SIZE - 1).min(size);
+            tx.send(all.slice(at..end)).await.expect("writer alive");
+        }
+        drop(tx);
+        writer.await.expect("writer thread").expect("written");
+        assert!(std::fs::read(&tmp).expect("read back") == data);
+    }
 }

@@ -42,6 +42,11 @@ struct Args {
     /// path from the disk.
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Do not write and delete a scratch file before each timed copy (see
+    /// `recycle_pages`): each copy then runs on whatever pages the previous
+    /// one left free.
+    #[arg(long)]
+    no_recycle: bool,
 }
 
 const IO_BUF: usize = 4 << 20;
@@ -125,6 +130,33 @@ fn tcp_receive(conn: &mut TcpStream, dir: &Path, n: u64) -> std::io::Result<()> 
     std::fs::remove_file(&dest)?;
     conn.write_all(&[2])?;
     Ok(())
+}
+
+/// Writes and deletes an untimed scratch file somewhat larger than the next
+/// copy, in the same filesystem, so that every timed copy (gRPC or TCP) starts
+/// with as many just-freed pages as it can use.
+///
+/// Why: a copy fills fresh page-cache pages, and on a VM whose free memory
+/// goes back to the host (here: virtio-balloon free page reporting, after
+/// ~2 s) pages freed seconds ago cost several times more to fill than pages
+/// freed just now (1 GiB: ~2.3 s against ~0.3 s). Without this, a copy is
+/// fast or slow depending on whether the copy before it, of either path, has
+/// just freed a file's worth of pages, so one path's memory use shows up in
+/// the other's figure. With it each copy runs as on a warm machine, the TCP
+/// copy at its best.
+fn recycle_pages(dir: &Path, size: u64) -> std::io::Result<()> {
+    let path = dir.join("recycle.scratch");
+    let block = vec![1u8; IO_BUF];
+    let mut file = std::fs::File::create(&path)?;
+    let mut left = size + size / 4 + (16 << 20);
+    while left > 0 {
+        let n = left.min(IO_BUF as u64) as usize;
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    drop(file);
+    // Deleted before write-back: the pages go straight back, nothing reaches the disk.
+    std::fs::remove_file(&path)
 }
 
 /// One plain TCP copy; the time runs from connect to the first ack byte.
@@ -224,6 +256,14 @@ fn label(size: u64) -> String {
     }
 }
 
+async fn recycle(args: &Args, root: &Path, size: u64) -> Result<()> {
+    if !args.no_recycle {
+        let root = root.to_path_buf();
+        tokio::task::spawn_blocking(move || recycle_pages(&root, size)).await??;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -316,6 +356,7 @@ async fn main() -> Result<()> {
         for rep in 0..reps {
             // Alternate which side goes first.
             for step in 0..2 {
+                recycle(&args, root, size).await?;
                 if (rep + step) % 2 == 0 {
                     let took = grpc.push(&path, size, format!("s{size}-r{rep}")).await?;
                     row.grpc.push(took.as_secs_f64());
@@ -326,6 +367,7 @@ async fn main() -> Result<()> {
                 }
             }
             if !args.no_context {
+                recycle(&args, root, size).await?;
                 let p = path.clone();
                 let took = tokio::task::spawn_blocking(move || tcp_send(tcp_addr, &p, false)).await??;
                 row.tcp_nosync.push(took.as_secs_f64());
