@@ -285,6 +285,7 @@ impl Worker {
             legacy_runner: &self.legacy_runner,
             python: &self.config.python,
             warm: self.warm.as_ref(),
+            result_file: self.queue.tmp().join(format!("{input}.result.json")),
         };
         let outputs = runner::run(&self.config.task, input, &inputs, &dirs).await?;
         routing::check(&outputs, &self.config.task.children, self.config.task.route).map_err(|source| {

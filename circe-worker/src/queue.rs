@@ -1,21 +1,24 @@
 //! The worker's durable queue on disk. Everything a restart needs is here:
 //!
 //! ```text
-//! tmp/                         partial downloads (wiped on start)
+//! tmp/                         partial downloads, interpreter logs (wiped on start)
 //! in/<input>@<source>@<n>/<f>  files that arrived from a source (a parent task,
 //!                              or _home) that sends n files for this input; flat,
 //!                              so a new folder costs one mkdir and one fsync of in/
-//! work/<input>/                scratch for the task (legacy tasks get their inputs here)
+//! work/<input>/                scratch for the task (Python tasks: their inputs, linked)
 //! out/<input>/<file>           the task's outputs
 //! out/<input>.done             the task succeeded: which outputs, its timings
 //!                              (atomic, not synced: the outputs themselves are
 //!                              not synced either; after a power cut the task
 //!                              simply runs again, and receivers drop duplicates)
 //! finished/<input>             every output acknowledged downstream; inputs are gone
+//!                              (the done record, renamed: on ext4 without a journal
+//!                              each new file scans recently freed inodes, so the
+//!                              queue creates as few as it can)
 //! failed/<input>               the task failed for this input (the error)
 //! ```
 
-use jupiter_common::transfer::{create_dir_durably, write_file_atomically, write_file_durably};
+use jupiter_common::transfer::{create_dir_durably, sync_dir, write_file_atomically, write_file_durably};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io;
@@ -166,16 +169,19 @@ impl Queue {
     }
 
     /// Everything is downstream: mark the input finished and drop its files.
+    /// The done record becomes the mark (a rename: no file to create).
     pub async fn finish(&self, input: &str) -> io::Result<()> {
-        write_file_durably(&self.finished_path(input), b"").await?;
+        let finished = self.finished_path(input);
+        match tokio::fs::rename(self.done_path(input), &finished).await {
+            Ok(()) => sync_dir(&self.root.join("finished")).await?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => write_file_durably(&finished, b"").await?,
+            Err(e) => return Err(e),
+        }
         let sources = self.sources_of(input)?.into_values().map(|(_, dir)| dir);
         for dir in sources.chain([self.work_dir(input), self.out_dir(input)]) {
             remove_dir_if_exists(&dir).await?;
         }
-        match tokio::fs::remove_file(self.done_path(input)).await {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// What a restarted worker must pick up again.

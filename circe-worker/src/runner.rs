@@ -58,6 +58,8 @@ pub struct RunDirs<'a> {
     pub python: &'a str,
     /// Warm interpreters for Python tasks; `None`: one process per input.
     pub warm: Option<&'a crate::warm::Pool>,
+    /// Where a Python task's one-shot runner lists the paths it returned.
+    pub result_file: PathBuf,
 }
 
 /// Runs `task` on `inputs` and returns the names of its outputs in `out_dir`.
@@ -156,15 +158,16 @@ async fn run_python(
         task: task.name.clone(),
         what,
     };
-    // Original tasks expect every input side by side in one folder. One
-    // trip to a blocking thread prepares everything.
-    let pathin = dirs.work_dir.join("in");
+    // Original tasks expect every input side by side in one folder: the
+    // work folder, which holds nothing else (every file a queue creates and
+    // deletes costs; see the README's "How files move"). One trip to a
+    // blocking thread prepares everything.
+    let pathin = dirs.work_dir.clone();
     let laid = {
-        let (work_dir, out_dir, pathin) = (dirs.work_dir.clone(), dirs.out_dir.clone(), pathin.clone());
+        let (out_dir, pathin) = (dirs.out_dir.clone(), pathin.clone());
         let inputs = inputs.to_vec();
         blocking(task, move || {
-            fresh_dirs(&[&work_dir, &out_dir])?;
-            std::fs::create_dir(&pathin)?;
+            fresh_dirs(&[&pathin, &out_dir])?;
             Ok(lay_out(&inputs, &pathin))
         })
         .await?
@@ -228,7 +231,8 @@ async fn run_python(
         }
         return returned_outputs(task, &reply.paths, dirs).await;
     }
-    let result = dirs.work_dir.join("result.json");
+    // Not in pathin, where the task would see it.
+    let result = dirs.result_file.clone();
     let mut cmd = Command::new(dirs.python);
     cmd.arg(dirs.legacy_runner);
     if function != "task" {

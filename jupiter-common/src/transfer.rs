@@ -226,7 +226,12 @@ impl Received {
     /// Renames the file to `dest` (whose folder must exist) and syncs the
     /// folder: from here on `dest` survives a crash, complete.
     pub async fn commit(self, dest: &Path) -> Result<u64, Status> {
-        let renamed = tokio::fs::rename(&self.tmp, dest).await;
+        let renamed = match tokio::fs::rename(&self.tmp, dest).await {
+            // `dest` is on another filesystem (an output folder away from
+            // the data folder): copy it over durably, then rename there.
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => copy_across(&self.tmp, dest).await,
+            renamed => renamed,
+        };
         if let Err(e) = renamed {
             let _ = tokio::fs::remove_file(&self.tmp).await;
             return Err(io_status(e));
@@ -505,6 +510,28 @@ pub async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     crate::durable::sync(&[dir]).await
 }
 
+/// Moves `from` to `dest` on another filesystem: a synced copy under a
+/// temporary name beside `dest`, renamed into place (the caller syncs the
+/// folder), then `from` removed.
+async fn copy_across(from: &Path, dest: &Path) -> std::io::Result<()> {
+    let tmp = dest.with_extension(format!(
+        "part{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let copied = async {
+        tokio::fs::copy(from, &tmp).await?;
+        crate::durable::sync(&[&tmp]).await?;
+        tokio::fs::rename(&tmp, dest).await
+    }
+    .await;
+    if copied.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return copied;
+    }
+    tokio::fs::remove_file(from).await
+}
+
 /// Writes `contents` to `dest` durably (temporary name, fsync, rename,
 /// fsync of the folder).
 pub async fn write_file_durably(dest: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -581,6 +608,37 @@ pub fn io_status(e: std::io::Error) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file received into a data folder and committed to an output
+    /// folder on another filesystem (tmpfs here) arrives whole, and the
+    /// temporary file is gone.
+    #[tokio::test]
+    async fn commit_crosses_filesystems() {
+        let shm = Path::new("/dev/shm");
+        let data = tempfile::tempdir().expect("tempdir");
+        let Ok(out) = tempfile::tempdir_in(shm) else {
+            eprintln!("SKIPPED: no /dev/shm to commit across filesystems to");
+            return;
+        };
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).expect("stat").dev();
+        if dev(data.path()) == dev(out.path()) {
+            eprintln!("SKIPPED: /dev/shm is on the same filesystem as the temporary folder");
+            return;
+        }
+        let tmp = data.path().join("f.part");
+        std::fs::write(&tmp, b"across").expect("write");
+        let dest = out.path().join("f");
+        let received = Received {
+            tmp: tmp.clone(),
+            bytes: 6,
+        };
+        assert_eq!(received.commit(&dest).await.expect("committed"), 6);
+        assert_eq!(std::fs::read(&dest).expect("dest"), b"across");
+        assert!(!tmp.exists());
+        let left: Vec<_> = std::fs::read_dir(out.path()).expect("ls").collect();
+        assert_eq!(left.len(), 1, "no temporary file left beside dest");
+    }
 
     /// A file written drop-behind (its pages leave the cache as it goes) is
     /// complete and byte for byte what was sent.

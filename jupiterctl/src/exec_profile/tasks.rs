@@ -40,6 +40,7 @@ impl<'a> Runner<'a> {
             python: &self.python,
             // Each task runs once here: nothing to keep warm.
             warm: None,
+            result_file: self.scratch.path().join(format!("{}.result.json", task.name)),
         };
         let outputs = runner::run(task, &self.input_id, &inputs, &dirs)
             .await
