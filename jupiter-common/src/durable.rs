@@ -116,8 +116,22 @@ fn commit_rounds(file: &std::fs::File, rx: &mpsc::Receiver<Waiter>) {
         round.extend(rx.try_iter());
         let paths: usize = round.iter().map(|w| w.paths.len()).sum();
         if paths <= SMALL_ROUND {
-            for waiter in round {
-                let result = waiter.paths.iter().try_for_each(|p| fsync(p));
+            // Side by side: an idle worker waits for one fsync, not two.
+            let results: Vec<Result<(), i32>> = std::thread::scope(|scope| {
+                let fsyncs: Vec<Vec<_>> = round
+                    .iter()
+                    .map(|w| w.paths.iter().map(|p| scope.spawn(move || fsync(p))).collect())
+                    .collect();
+                fsyncs
+                    .into_iter()
+                    .map(|step| {
+                        step.into_iter()
+                            .map(|f| f.join().unwrap_or(Err(libc::EIO)))
+                            .collect::<Result<(), i32>>()
+                    })
+                    .collect()
+            });
+            for (waiter, result) in round.into_iter().zip(results) {
                 let _ = waiter.done.send(result);
             }
         } else {

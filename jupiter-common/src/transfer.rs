@@ -226,6 +226,13 @@ impl Received {
     /// Renames the file to `dest` (whose folder must exist) and syncs the
     /// folder: from here on `dest` survives a crash, complete.
     pub async fn commit(self, dest: &Path) -> Result<u64, Status> {
+        self.commit_syncing(dest, &[]).await
+    }
+
+    /// [`commit`](Self::commit), making the entries of `also` (folders)
+    /// durable in the same round as `dest`'s: new folders made for `dest`
+    /// (see [`create_dirs`]) cost no round of their own.
+    pub async fn commit_syncing(self, dest: &Path, also: &[PathBuf]) -> Result<u64, Status> {
         let renamed = match tokio::fs::rename(&self.tmp, dest).await {
             // `dest` is on another filesystem (an output folder away from
             // the data folder): copy it over durably, then rename there.
@@ -236,9 +243,13 @@ impl Received {
             let _ = tokio::fs::remove_file(&self.tmp).await;
             return Err(io_status(e));
         }
-        if let Some(parent) = dest.parent() {
-            sync_dir(parent).await.map_err(io_status)?;
+        let mut folders: Vec<&Path> = dest.parent().into_iter().collect();
+        for folder in also {
+            if !folders.contains(&folder.as_path()) {
+                folders.push(folder);
+            }
         }
+        crate::durable::sync(&folders).await.map_err(io_status)?;
         Ok(self.bytes)
     }
 
@@ -275,17 +286,20 @@ pub async fn receive_durably(
 ) -> Result<u64, Status> {
     let folder = async {
         match dest.parent() {
-            Some(parent) => create_dir_durably(parent).await.map_err(io_status),
-            None => Ok(()),
+            Some(parent) => create_dirs(parent).await.map_err(io_status),
+            None => Ok(Vec::new()),
         }
     };
     let (received, folder) = tokio::join!(receive_to_temp(stream, expected_size, tmp_dir), folder);
     let received = received?;
-    if let Err(status) = folder {
-        received.discard().await;
-        return Err(status);
-    }
-    received.commit(dest).await
+    let new_entries = match folder {
+        Ok(new_entries) => new_entries,
+        Err(status) => {
+            received.discard().await;
+            return Err(status);
+        }
+    };
+    received.commit_syncing(dest, &new_entries).await
 }
 
 /// Writes the stream to `tmp` on a blocking thread fed through a short
@@ -477,6 +491,34 @@ fn unsupported(e: &std::io::Error) -> bool {
             e.raw_os_error(),
             Some(libc::ENOSYS | libc::EINVAL | libc::ESPIPE | libc::EOPNOTSUPP)
         )
+}
+
+/// Creates `dir` and any missing ancestors without waiting for the disk;
+/// returns the folders whose entries must be synced for them to survive a
+/// crash (to pass to [`Received::commit_syncing`]). An existing `dir`
+/// costs a stat.
+pub async fn create_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut cursor = Some(dir);
+    while let Some(d) = cursor {
+        if tokio::fs::metadata(d).await.is_ok() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cursor = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match tokio::fs::create_dir(d).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(missing
+        .iter()
+        .filter_map(|d| d.parent())
+        .map(Path::to_path_buf)
+        .collect())
 }
 
 /// Creates `dir` and any missing ancestors so that they survive a crash:

@@ -8,9 +8,11 @@
 //! `--fresh-interpreter` (one interpreter per input, as before); Dask runs
 //! it on a `LocalCluster` of 3 single-threaded worker processes, each having
 //! imported the scripts once (`bench/peers/dask_app.py`). Per side: inputs/s
-//! with every input submitted at once, and the median makespan of inputs
-//! sent one at a time. Also a one-task no-op app: Jupiter's time per call
-//! of a Python task, warm and fresh.
+//! with every input submitted at once, and the median makespan (client
+//! side) of inputs sent one at a time; Jupiter's deployment gets one
+//! warm-up input before the clock starts, as Dask's workers do. Also a
+//! one-task no-op app: Jupiter's time per call of a Python task, warm and
+//! fresh.
 //!
 //! **shell**: `bench/peers/shell_app`, an app.yaml app of the same shape
 //! whose tasks are `/bin/sh` scripts (tr, sort, uniq, paste, wc, cksum).
@@ -185,7 +187,9 @@ async fn run(
     Ok(outcome)
 }
 
-/// (inputs/s all at once, median makespan one at a time, median task run ms one at a time).
+/// (inputs/s all at once, median makespan one at a time (client side),
+/// median task run ms one at a time), on one deployment warmed with one
+/// input first, as Dask's workers are warmed before its clock starts.
 async fn jupiter(
     app: &App,
     root: &Path,
@@ -194,19 +198,11 @@ async fn jupiter(
     all: &[PathBuf],
     one: &[PathBuf],
 ) -> Result<(f64, f64, f64)> {
-    let burst = run(app, root, args.nodes, fresh, all, Pace::AllAtOnce).await?;
-    let seq = run(app, root, args.nodes, fresh, one, Pace::OneAtATime).await?;
-    let makespans: Vec<f64> = seq.results.iter().map(|r| r.makespan_ms).collect();
-    let runs: Vec<f64> = seq
-        .results
-        .iter()
-        .flat_map(|r| r.tasks.iter().map(|t| t.run_ms))
-        .collect();
-    Ok((
-        all.len() as f64 / burst.wall.as_secs_f64(),
-        median(&makespans),
-        median(&runs),
-    ))
+    let name = format!("{}-{}", app.name, if fresh { "fresh" } else { "warm" });
+    let warm = write_named_inputs(&root.join(format!("{name}-warm-up")), "warm", 1)?;
+    let run = jupiter_warmed(app, &root.join(&name), args, fresh, &warm[0], all, one).await?;
+    let runs: Vec<f64> = run.tasks_ms.iter().map(|t| t.0).collect();
+    Ok((run.inputs_per_s, median(&run.client_ms), median(&runs)))
 }
 
 /// Runs `bench/peers/{script}` on `app`'s `inputs`; its JSON object.
@@ -258,7 +254,8 @@ async fn python(args: &Args, root: &Path) -> Result<()> {
     write_app(&app_dir)?;
     let app = App::load(&app_dir)?;
     let all = write_inputs(&root.join("inputs"), args.inputs)?;
-    let one = write_inputs(&root.join("one"), args.sequential)?;
+    // Names of their own: they go through the same deployment as `all`.
+    let one = write_named_inputs(&root.join("one"), "seq", args.sequential)?;
 
     eprintln!("jupiter, warm interpreters...");
     let warm = jupiter(&app, root, args, false, &all, &one).await?;
@@ -300,7 +297,7 @@ async fn python(args: &Args, root: &Path) -> Result<()> {
         args.sequential,
         machine()
     );
-    println!("| runner | inputs/s (all at once) | vs Dask | makespan, one at a time (median) | vs Dask |");
+    println!("| runner | inputs/s (all at once) | vs Dask | makespan, one at a time (median, client side) | vs Dask |");
     println!("|---|---:|---:|---:|---:|");
     let row = |name: &str, (ips, ms): (f64, f64)| {
         let (r1, r2) = dask.map_or(("—".to_string(), "—".to_string()), |(d_ips, d_ms)| {
@@ -322,7 +319,7 @@ async fn python(args: &Args, root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Jupiter's side of the shell comparison, on one deployment.
+/// Jupiter's side of a comparison, on one deployment.
 struct ShellRun {
     inputs_per_s: f64,
     /// Submitted to result seen, one input at a time.
@@ -335,17 +332,18 @@ struct ShellRun {
 
 /// Warm-up input, then `all` at once, then `one` one at a time, all on one
 /// local deployment of `app`.
-async fn jupiter_shell(
+async fn jupiter_warmed(
     app: &App,
     dir: &Path,
     args: &Args,
+    fresh: bool,
     warm: &Path,
     all: &[PathBuf],
     one: &[PathBuf],
 ) -> Result<ShellRun> {
-    let deployment = Deployment::up(local(app, args.nodes, dir, false), app, &random())
+    let deployment = Deployment::up(local(app, args.nodes, dir, fresh), app, &random())
         .await
-        .context("deploying the shell app")?;
+        .with_context(|| format!("deploying {}", app.name))?;
     let result = async {
         let client = jupiterctl::session::client(&deployment.summary.endpoints().circe_home).await?;
         let timeout = Duration::from_secs(900);
@@ -358,7 +356,12 @@ async fn jupiter_shell(
                 let results =
                     jupiterctl::session::collect(watch, &ids, timeout, false, std::future::pending()).await?;
                 if let Some(bad) = results.iter().find(|r| !r.ok) {
-                    bail!("jupiter, shell app: input {} failed: {}", bad.input_id, bad.error);
+                    bail!(
+                        "jupiter, {}: input {} failed: {}",
+                        app.name,
+                        bad.input_id,
+                        bad.error
+                    );
                 }
                 anyhow::Ok(results)
             }
@@ -378,7 +381,7 @@ async fn jupiter_shell(
             client_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
             for r in &results {
                 if !r.ok {
-                    bail!("jupiter, shell app: input {} failed: {}", r.input_id, r.error);
+                    bail!("jupiter, {}: input {} failed: {}", app.name, r.input_id, r.error);
                 }
                 home_ms.push(r.makespan_ms);
                 tasks_ms.extend(r.tasks.iter().map(|t| (t.run_ms, t.hop_ms, t.transfer_ms)));
@@ -393,7 +396,7 @@ async fn jupiter_shell(
     }
     .await;
     if let Err(e) = deployment.down().await {
-        eprintln!("warning: taking the shell deployment down: {e}");
+        eprintln!("warning: taking {} down: {e}", app.name);
     }
     result
 }
@@ -452,7 +455,7 @@ async fn shell(args: &Args, root: &Path) -> Result<()> {
     let warm = write_named_inputs(&dir.join("warm"), "warm", 1)?;
 
     eprintln!("shell app: jupiter...");
-    let jup = jupiter_shell(&app, &dir.join("jupiter"), args, &warm[0], &all, &one).await?;
+    let jup = jupiter_warmed(&app, &dir.join("jupiter"), args, false, &warm[0], &all, &one).await?;
     let dask = match &args.dask_python {
         Some(python) => {
             eprintln!("shell app: dask...");
