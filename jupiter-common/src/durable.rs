@@ -125,9 +125,9 @@ fn commit_rounds(file: &std::fs::File, rx: &mpsc::Receiver<Waiter>) {
                 fsyncs
                     .into_iter()
                     .map(|step| {
+                        // The scope joins whatever a failure leaves unjoined.
                         step.into_iter()
-                            .map(|f| f.join().unwrap_or(Err(libc::EIO)))
-                            .collect::<Result<(), i32>>()
+                            .try_for_each(|f| f.join().unwrap_or(Err(libc::EIO)))
                     })
                     .collect()
             });
