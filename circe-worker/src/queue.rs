@@ -18,9 +18,7 @@
 //! failed/<input>               the task failed for this input (the error)
 //! ```
 
-use jupiter_common::transfer::{
-    create_dir_durably, create_dirs, sync_dir, write_file_atomically, write_file_durably,
-};
+use jupiter_common::transfer::{create_dir_durably, sync_dir, write_file_atomically, write_file_durably};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io;
@@ -99,13 +97,6 @@ impl Queue {
         let dir = self.source_dir(input, source, count);
         create_dir_durably(&dir).await?;
         Ok(dir)
-    }
-
-    /// Creates the folder of `source`'s files for `input` without waiting
-    /// for the disk; returns the folders to sync with the first file's
-    /// rename (see `transfer::create_dirs`).
-    pub async fn make_source_dir(&self, input: &str, source: &str, count: u32) -> io::Result<Vec<PathBuf>> {
-        create_dirs(&self.source_dir(input, source, count)).await
     }
 
     /// Every source folder in the queue: (input, source, count, folder).

@@ -70,12 +70,11 @@ impl CirceWorker for Service {
             worker.on_arrival(input);
             return duplicate(0);
         }
-        // The folder is made while the data arrives; its entry becomes
-        // durable with the file's, in one round after the data's.
+        // The data and the folder become durable at the same time.
         let tmp = worker.queue.tmp();
         let (received, folder) = tokio::join!(
             receive_to_temp(&mut stream, header.size, &tmp),
-            worker.queue.make_source_dir(input, source, count)
+            worker.queue.ensure_source_dir(input, source, count)
         );
         let received = match received {
             Ok(received) => received,
@@ -85,14 +84,11 @@ impl CirceWorker for Service {
                 return Err(status);
             }
         };
-        let new_entries = match folder {
-            Ok(new_entries) => new_entries,
-            Err(e) => {
-                received.discard().await;
-                return Err(io_status(e));
-            }
-        };
-        let written = received.commit_syncing(&dest, &new_entries).await?;
+        if let Err(e) = folder {
+            received.discard().await;
+            return Err(io_status(e));
+        }
+        let written = received.commit(&dest).await?;
         // The input may have been retired while this copy was arriving
         // (finish marks, then deletes): a late copy is a duplicate.
         if worker.queue.is_closed(input) {

@@ -1,8 +1,7 @@
 //! Files as gRPC chunk streams: the sending side turns a file into a stream
 //! of `FileChunk`s (header first), the receiving side writes a stream into a
-//! durable file (temporary name, data synced, rename, directory synced;
-//! small files in rounds shared through [`crate::durable`]) and only then
-//! lets the caller acknowledge it.
+//! durable file (temporary name, fsync, rename, fsync of the directory) and
+//! only then lets the caller acknowledge it.
 
 use crate::proto::circe::worker::v1::{file_chunk::Kind, FileChunk, FileHeader};
 use crate::sync::LockExt;
@@ -226,13 +225,6 @@ impl Received {
     /// Renames the file to `dest` (whose folder must exist) and syncs the
     /// folder: from here on `dest` survives a crash, complete.
     pub async fn commit(self, dest: &Path) -> Result<u64, Status> {
-        self.commit_syncing(dest, &[]).await
-    }
-
-    /// [`commit`](Self::commit), making the entries of `also` (folders)
-    /// durable in the same round as `dest`'s: new folders made for `dest`
-    /// (see [`create_dirs`]) cost no round of their own.
-    pub async fn commit_syncing(self, dest: &Path, also: &[PathBuf]) -> Result<u64, Status> {
         let renamed = match tokio::fs::rename(&self.tmp, dest).await {
             // `dest` is on another filesystem (an output folder away from
             // the data folder): copy it over durably, then rename there.
@@ -243,13 +235,9 @@ impl Received {
             let _ = tokio::fs::remove_file(&self.tmp).await;
             return Err(io_status(e));
         }
-        let mut folders: Vec<&Path> = dest.parent().into_iter().collect();
-        for folder in also {
-            if !folders.contains(&folder.as_path()) {
-                folders.push(folder);
-            }
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent).await.map_err(io_status)?;
         }
-        crate::durable::sync(&folders).await.map_err(io_status)?;
         Ok(self.bytes)
     }
 
@@ -286,20 +274,17 @@ pub async fn receive_durably(
 ) -> Result<u64, Status> {
     let folder = async {
         match dest.parent() {
-            Some(parent) => create_dirs(parent).await.map_err(io_status),
-            None => Ok(Vec::new()),
+            Some(parent) => create_dir_durably(parent).await.map_err(io_status),
+            None => Ok(()),
         }
     };
     let (received, folder) = tokio::join!(receive_to_temp(stream, expected_size, tmp_dir), folder);
     let received = received?;
-    let new_entries = match folder {
-        Ok(new_entries) => new_entries,
-        Err(status) => {
-            received.discard().await;
-            return Err(status);
-        }
-    };
-    received.commit_syncing(dest, &new_entries).await
+    if let Err(status) = folder {
+        received.discard().await;
+        return Err(status);
+    }
+    received.commit(dest).await
 }
 
 /// Writes the stream to `tmp` on a blocking thread fed through a short
@@ -360,10 +345,6 @@ async fn forward(
     Ok(received)
 }
 
-/// Files up to this size are made durable by a shared round of
-/// [`crate::durable`] rather than their own fsync.
-const GROUP_COMMIT_MAX: u64 = 4 * 1024 * 1024;
-
 /// Bytes written between write-back kicks of a large file.
 const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
@@ -414,13 +395,7 @@ fn write_chunks(
     }
     // A partial file is thrown away: no point waiting for the disk.
     if complete.load(Ordering::Acquire) {
-        if offset <= GROUP_COMMIT_MAX {
-            drop(file);
-            crate::durable::sync_blocking(&[tmp])?;
-        } else {
-            // A large file's own write-out dwarfs a flush: no one to share with.
-            file.sync_all()?;
-        }
+        file.sync_all()?;
     }
     Ok(())
 }
@@ -493,34 +468,6 @@ fn unsupported(e: &std::io::Error) -> bool {
         )
 }
 
-/// Creates `dir` and any missing ancestors without waiting for the disk;
-/// returns the folders whose entries must be synced for them to survive a
-/// crash (to pass to [`Received::commit_syncing`]). An existing `dir`
-/// costs a stat.
-pub async fn create_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut cursor = Some(dir);
-    while let Some(d) = cursor {
-        if tokio::fs::metadata(d).await.is_ok() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        cursor = d.parent();
-    }
-    for d in missing.iter().rev() {
-        match tokio::fs::create_dir(d).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(missing
-        .iter()
-        .filter_map(|d| d.parent())
-        .map(Path::to_path_buf)
-        .collect())
-}
-
 /// Creates `dir` and any missing ancestors so that they survive a crash:
 /// each new entry's parent folder is synced. An existing `dir` costs a stat.
 pub async fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
@@ -540,14 +487,13 @@ pub async fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    // One round makes every new entry durable; their order does not matter.
+    // Every new entry's parent, side by side; their order does not matter.
     let parents: Vec<&Path> = missing.iter().filter_map(|d| d.parent()).collect();
     crate::durable::sync(&parents).await?;
     Ok(())
 }
 
-/// Makes a rename inside `dir` durable (in a round shared with every other
-/// step waiting on the same filesystem: see [`crate::durable`]).
+/// Makes a rename inside `dir` durable.
 pub async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     crate::durable::sync(&[dir]).await
 }
