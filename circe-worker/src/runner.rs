@@ -252,6 +252,8 @@ async fn run_python(
         task: task.name.clone(),
         source,
     })?;
+    // It lives in the queue's tmp folder, which is only wiped at start.
+    let _ = tokio::fs::remove_file(&result).await;
     let returned: Vec<PathBuf> = serde_json::from_slice(&returned).map_err(|e| RunError::Output {
         task: task.name.clone(),
         what: format!("the legacy shim's result is not a list of paths: {e}"),
@@ -259,8 +261,7 @@ async fn run_python(
     returned_outputs(task, &returned, dirs).await
 }
 
-/// The outputs a legacy task returned (listed in `result` by the runner),
-/// brought into the output folder, in the order they were written.
+/// The outputs a Python task returned, brought into the output folder, in the order they were written.
 async fn returned_outputs(
     task: &TaskSpec,
     returned: &[PathBuf],
