@@ -286,6 +286,7 @@ impl Worker {
             python: &self.config.python,
             warm: self.warm.as_ref(),
             result_file: self.queue.tmp().join(format!("{input}.result.json")),
+            spares: self.queue.spares(),
         };
         let outputs = runner::run(&self.config.task, input, &inputs, &dirs).await?;
         routing::check(&outputs, &self.config.task.children, self.config.task.route).map_err(|source| {

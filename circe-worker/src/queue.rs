@@ -16,9 +16,13 @@
 //!                              each new file scans recently freed inodes, so the
 //!                              queue creates as few as it can)
 //! failed/<input>               the task failed for this input (the error)
+//! spare/                       files and folders done with, reused for the next
+//!                              ones (jupiter_common::spares: creating inodes is
+//!                              what costs)
 //! ```
 
-use jupiter_common::transfer::{create_dir_durably, sync_dir, write_file_atomically, write_file_durably};
+use jupiter_common::spares::Spares;
+use jupiter_common::transfer::{sync_dir, write_file_atomically, write_file_durably};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io;
@@ -40,6 +44,7 @@ pub struct DoneRecord {
 #[derive(Debug, Clone)]
 pub struct Queue {
     root: PathBuf,
+    spares: Spares,
 }
 
 impl Queue {
@@ -51,14 +56,19 @@ impl Queue {
         for dir in ["tmp", "in", "work", "out", "finished", "failed"] {
             std::fs::create_dir_all(root.join(dir))?;
         }
+        let spares = Spares::open(&root.join("spare"))?;
         for entry in std::fs::read_dir(root.join("tmp"))? {
-            let _ = std::fs::remove_file(entry?.path());
+            let _ = spares.remove(&entry?.path());
         }
-        Ok(Self { root })
+        Ok(Self { root, spares })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+    /// Where the queue's files and folders come from and go back to.
+    pub fn spares(&self) -> &Spares {
+        &self.spares
     }
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
@@ -95,7 +105,19 @@ impl Queue {
     /// Creates (durably) the folder of `source`'s files for `input`.
     pub async fn ensure_source_dir(&self, input: &str, source: &str, count: u32) -> io::Result<PathBuf> {
         let dir = self.source_dir(input, source, count);
-        create_dir_durably(&dir).await?;
+        let created = {
+            let (dir, spares) = (dir.clone(), self.spares.clone());
+            tokio::task::spawn_blocking(move || match spares.create_dir(&dir) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await
+            .map_err(io::Error::other)??
+        };
+        if created {
+            sync_dir(&self.root.join("in")).await?;
+        }
         Ok(dir)
     }
 
@@ -130,7 +152,7 @@ impl Queue {
 
     /// Drops a source folder of an input that is already closed.
     pub async fn discard_source(&self, input: &str, source: &str, count: u32) -> io::Result<()> {
-        remove_dir_if_exists(&self.source_dir(input, source, count)).await
+        self.remove(vec![self.source_dir(input, source, count)]).await
     }
 
     /// Whether every source has sent all the files it announced.
@@ -161,7 +183,7 @@ impl Queue {
     }
 
     pub async fn write_done(&self, input: &str, record: &DoneRecord) -> io::Result<()> {
-        write_file_atomically(&self.done_path(input), &serde_json::to_vec(record)?).await
+        write_file_atomically(&self.done_path(input), &serde_json::to_vec(record)?, &self.spares).await
     }
 
     pub async fn write_failed(&self, input: &str, error: &str) -> io::Result<()> {
@@ -178,10 +200,21 @@ impl Queue {
             Err(e) => return Err(e),
         }
         let sources = self.sources_of(input)?.into_values().map(|(_, dir)| dir);
-        for dir in sources.chain([self.work_dir(input), self.out_dir(input)]) {
-            remove_dir_if_exists(&dir).await?;
-        }
-        Ok(())
+        self.remove(
+            sources
+                .chain([self.work_dir(input), self.out_dir(input)])
+                .collect(),
+        )
+        .await
+    }
+
+    /// Removes folders (missing ones are fine), in one trip to a blocking
+    /// thread, keeping what can be reused.
+    async fn remove(&self, dirs: Vec<PathBuf>) -> io::Result<()> {
+        let spares = self.spares.clone();
+        tokio::task::spawn_blocking(move || dirs.iter().try_for_each(|dir| spares.remove(dir)))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// What a restarted worker must pick up again.
@@ -248,11 +281,4 @@ pub fn sorted_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
-}
-
-async fn remove_dir_if_exists(dir: &Path) -> io::Result<()> {
-    match tokio::fs::remove_dir_all(dir).await {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }

@@ -60,6 +60,8 @@ pub struct RunDirs<'a> {
     pub warm: Option<&'a crate::warm::Pool>,
     /// Where a Python task's one-shot runner lists the paths it returned.
     pub result_file: PathBuf,
+    /// Where the run's folders come from and go back to.
+    pub spares: &'a jupiter_common::spares::Spares,
 }
 
 /// Runs `task` on `inputs` and returns the names of its outputs in `out_dir`.
@@ -72,7 +74,8 @@ pub async fn run(
     match &task.runner {
         TaskRunner::Command { program, args } => {
             let (work_dir, out_dir) = (dirs.work_dir.clone(), dirs.out_dir.clone());
-            blocking(task, move || fresh_dirs(&[&work_dir, &out_dir])).await?;
+            let spares = dirs.spares.clone();
+            blocking(task, move || fresh_dirs(&spares, &[&work_dir, &out_dir])).await?;
             let mut cmd = Command::new(program);
             cmd.args(args)
                 .args(inputs)
@@ -110,13 +113,13 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Empty folders: a rerun after a crash starts from clean ones.
-fn fresh_dirs(dirs: &[&Path]) -> std::io::Result<()> {
+fn fresh_dirs(spares: &jupiter_common::spares::Spares, dirs: &[&Path]) -> std::io::Result<()> {
     for dir in dirs {
-        match std::fs::remove_dir_all(dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        spares.remove(dir)?;
+        match spares.create_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir)?,
+            created => created?,
         }
-        std::fs::create_dir_all(dir)?;
     }
     Ok(())
 }
@@ -165,9 +168,9 @@ async fn run_python(
     let pathin = dirs.work_dir.clone();
     let laid = {
         let (out_dir, pathin) = (dirs.out_dir.clone(), pathin.clone());
-        let inputs = inputs.to_vec();
+        let (inputs, spares) = (inputs.to_vec(), dirs.spares.clone());
         blocking(task, move || {
-            fresh_dirs(&[&pathin, &out_dir])?;
+            fresh_dirs(&spares, &[&pathin, &out_dir])?;
             Ok(lay_out(&inputs, &pathin))
         })
         .await?

@@ -73,7 +73,7 @@ impl CirceWorker for Service {
         // The data and the folder become durable at the same time.
         let tmp = worker.queue.tmp();
         let (received, folder) = tokio::join!(
-            receive_to_temp(&mut stream, header.size, &tmp),
+            receive_to_temp(&mut stream, header.size, &tmp, worker.queue.spares()),
             worker.queue.ensure_source_dir(input, source, count)
         );
         let received = match received {

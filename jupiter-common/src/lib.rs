@@ -13,6 +13,7 @@ pub mod error;
 pub mod proto;
 pub mod role;
 pub mod serve;
+pub mod spares;
 pub mod sync;
 pub mod task;
 pub mod telemetry;

@@ -4,13 +4,13 @@
 //! only then lets the caller acknowledge it.
 
 use crate::proto::circe::worker::v1::{file_chunk::Kind, FileChunk, FileHeader};
+use crate::spares::Spares;
 use crate::sync::LockExt;
 use bytes::Bytes;
 use futures::Stream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tonic::Status;
 
 /// Data bytes per chunk: large enough to amortise per-message costs, well
@@ -89,11 +89,16 @@ fn read_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<FileChunk>) -> std::i
     let mut file = std::fs::File::open(path)?;
     // Buffers come back once the encoder has copied them out, so a file of
     // any size touches READ_AHEAD + 1 buffers' worth of fresh pages at most.
-    let pool = Pool::default();
+    // A small file gets a buffer its size (one byte more, to see its end in
+    // one read): zeroing a whole chunk for a few bytes costs more than
+    // sending them.
+    let size = file.metadata().map_or(CHUNK_SIZE as u64, |m| m.len());
+    let pool = Pool::new(usize::try_from(size.saturating_add(1)).map_or(CHUNK_SIZE, |s| s.min(CHUNK_SIZE)));
     loop {
         let mut buf = pool.take();
+        let capacity = buf.data.len();
         let mut filled = 0;
-        while filled < CHUNK_SIZE {
+        while filled < capacity {
             match file.read(&mut buf.data[filled..]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
@@ -112,23 +117,27 @@ fn read_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<FileChunk>) -> std::i
             // The receiver answered early (a duplicate) or went away.
             return Ok(());
         }
-        if filled < CHUNK_SIZE {
+        if filled < capacity {
             return Ok(());
         }
     }
 }
 
-/// Recycled chunk buffers of one file being sent.
-#[derive(Default, Clone)]
-struct Pool(Arc<std::sync::Mutex<Vec<Box<[u8]>>>>);
+/// Recycled chunk buffers of one file being sent, all of one size.
+#[derive(Clone)]
+struct Pool(Arc<std::sync::Mutex<Vec<Box<[u8]>>>>, usize);
 
 impl Pool {
+    fn new(buffer_size: usize) -> Self {
+        Self(Arc::default(), buffer_size.max(1))
+    }
+
     fn take(&self) -> Pooled {
         let data = self
             .0
             .locked()
             .pop()
-            .unwrap_or_else(|| vec![0u8; CHUNK_SIZE].into_boxed_slice());
+            .unwrap_or_else(|| vec![0u8; self.1].into_boxed_slice());
         Pooled {
             data,
             len: 0,
@@ -219,6 +228,7 @@ fn tmp_name(tmp_dir: &Path) -> PathBuf {
 pub struct Received {
     tmp: PathBuf,
     pub bytes: u64,
+    spares: Spares,
 }
 
 impl Received {
@@ -232,7 +242,7 @@ impl Received {
             renamed => renamed,
         };
         if let Err(e) = renamed {
-            let _ = tokio::fs::remove_file(&self.tmp).await;
+            remove_quietly(&self.spares, self.tmp).await;
             return Err(io_status(e));
         }
         if let Some(parent) = dest.parent() {
@@ -242,22 +252,35 @@ impl Received {
     }
 
     pub async fn discard(self) {
-        let _ = tokio::fs::remove_file(&self.tmp).await;
+        remove_quietly(&self.spares, self.tmp).await;
     }
 }
 
+/// Removes a temporary file, keeping its inode in `spares`; a failure
+/// leaves it for the next start's wipe of the folder.
+async fn remove_quietly(spares: &Spares, tmp: PathBuf) {
+    let spares = spares.clone();
+    let _ = tokio::task::spawn_blocking(move || spares.remove(&tmp)).await;
+}
+
 /// Writes the rest of `stream` (the data after the header) to a synced
-/// temporary file in `tmp_dir`, checking it has exactly `expected_size` bytes.
+/// temporary file in `tmp_dir`, checking it has exactly `expected_size`
+/// bytes. The file is made on a spare inode from `spares` if it has one.
 pub async fn receive_to_temp(
     stream: &mut tonic::Streaming<FileChunk>,
     expected_size: u64,
     tmp_dir: &Path,
+    spares: &Spares,
 ) -> Result<Received, Status> {
     let tmp = tmp_name(tmp_dir);
-    match write_synced(stream, expected_size, &tmp).await {
-        Ok(bytes) => Ok(Received { tmp, bytes }),
+    match write_synced(stream, expected_size, &tmp, spares).await {
+        Ok(bytes) => Ok(Received {
+            tmp,
+            bytes,
+            spares: spares.clone(),
+        }),
         Err(status) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
+            remove_quietly(spares, tmp).await;
             Err(status)
         }
     }
@@ -278,7 +301,9 @@ pub async fn receive_durably(
             None => Ok(()),
         }
     };
-    let (received, folder) = tokio::join!(receive_to_temp(stream, expected_size, tmp_dir), folder);
+    // What arrives here is kept (inputs, outputs): no spares to recycle.
+    let spares = Spares::disabled();
+    let (received, folder) = tokio::join!(receive_to_temp(stream, expected_size, tmp_dir, &spares), folder);
     let received = received?;
     if let Err(status) = folder {
         received.discard().await;
@@ -295,14 +320,18 @@ async fn write_synced(
     stream: &mut tonic::Streaming<FileChunk>,
     expected_size: u64,
     tmp: &Path,
+    spares: &Spares,
 ) -> Result<u64, Status> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(READ_AHEAD);
     let complete = Arc::new(AtomicBool::new(false));
     let drop_behind = expected_size >= DROP_BEHIND_FROM;
     let writer = {
         let tmp = tmp.to_path_buf();
-        let complete = complete.clone();
-        tokio::task::spawn_blocking(move || write_chunks(&tmp, rx, &complete, drop_behind))
+        let (complete, spares) = (complete.clone(), spares.clone());
+        tokio::task::spawn_blocking(move || {
+            let file = spares.create_file(&tmp)?;
+            write_chunks(file, rx, &complete, drop_behind)
+        })
     };
     let received = forward(stream, expected_size, tx).await;
     complete.store(received.is_ok(), Ordering::Release);
@@ -364,13 +393,12 @@ const DROP_BEHIND_FROM: u64 = 128 * 1024 * 1024;
 const DROP_LAG: u64 = 32 * 1024 * 1024;
 
 fn write_chunks(
-    tmp: &Path,
+    mut file: std::fs::File,
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
     complete: &AtomicBool,
     mut drop_behind: bool,
 ) -> std::io::Result<()> {
     use std::io::Write;
-    let mut file = std::fs::File::create(tmp)?;
     // Written up to `offset`; write-back started up to `kicked`; dropped
     // from the cache up to `dropped`.
     let (mut offset, mut kicked, mut dropped) = (0u64, 0u64, 0u64);
@@ -523,25 +551,31 @@ async fn copy_across(from: &Path, dest: &Path) -> std::io::Result<()> {
 /// Writes `contents` to `dest` durably (temporary name, fsync, rename,
 /// fsync of the folder).
 pub async fn write_file_durably(dest: &Path, contents: &[u8]) -> std::io::Result<()> {
-    write_file(dest, contents, true).await
+    write_file(dest, contents, true, &Spares::disabled()).await
 }
 
 /// Writes `contents` to `dest` atomically (temporary name, rename) without
-/// waiting for the disk: it survives a process crash, not a power cut.
-pub async fn write_file_atomically(dest: &Path, contents: &[u8]) -> std::io::Result<()> {
-    write_file(dest, contents, false).await
+/// waiting for the disk: it survives a process crash, not a power cut. The
+/// file is made on a spare inode from `spares` if it has one.
+pub async fn write_file_atomically(dest: &Path, contents: &[u8], spares: &Spares) -> std::io::Result<()> {
+    write_file(dest, contents, false, spares).await
 }
 
-async fn write_file(dest: &Path, contents: &[u8], sync: bool) -> std::io::Result<()> {
+async fn write_file(dest: &Path, contents: &[u8], sync: bool, spares: &Spares) -> std::io::Result<()> {
     let tmp = dest.with_extension(format!(
         "tmp{}-{}",
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut file = tokio::fs::File::create(&tmp).await?;
-    file.write_all(contents).await?;
-    file.flush().await?;
-    drop(file);
+    {
+        let (tmp, contents, spares) = (tmp.clone(), contents.to_vec(), spares.clone());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            spares.create_file(&tmp)?.write_all(&contents)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+    }
     if sync {
         crate::durable::sync(&[&tmp]).await?;
     }
@@ -620,6 +654,7 @@ mod tests {
         let received = Received {
             tmp: tmp.clone(),
             bytes: 6,
+            spares: Spares::disabled(),
         };
         assert_eq!(received.commit(&dest).await.expect("committed"), 6);
         assert_eq!(std::fs::read(&dest).expect("dest"), b"across");
@@ -640,7 +675,8 @@ mod tests {
         let complete = Arc::new(AtomicBool::new(true));
         let writer = {
             let (tmp, complete) = (tmp.clone(), complete.clone());
-            tokio::task::spawn_blocking(move || write_chunks(&tmp, rx, &complete, true))
+            let file = std::fs::File::create(&tmp).expect("create");
+            tokio::task::spawn_blocking(move || write_chunks(file, rx, &complete, true))
         };
         let all = Bytes::from(data.clone());
         for at in (0..size).step_by(CHUNK_SIZE - 1) {

@@ -41,6 +41,7 @@ impl<'a> Runner<'a> {
             // Each task runs once here: nothing to keep warm.
             warm: None,
             result_file: self.scratch.path().join(format!("{}.result.json", task.name)),
+            spares: &jupiter_common::spares::Spares::disabled(),
         };
         let outputs = runner::run(task, &self.input_id, &inputs, &dirs)
             .await
