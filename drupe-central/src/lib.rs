@@ -133,6 +133,9 @@ struct Inner {
     updates: broadcast::Sender<ProfileUpdate>,
     /// Wakes the prober early: a node appeared or came back.
     wake: Notify,
+    /// Nodes that appeared or came back so far: a wake-up for nodes the
+    /// last round already probed starts no new round.
+    arrivals: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -173,6 +176,7 @@ impl Central {
                 store: Mutex::new(Some(store)),
                 updates: broadcast::channel(4096).0,
                 wake: Notify::new(),
+                arrivals: Default::default(),
             }),
         })
     }
@@ -345,6 +349,9 @@ impl DrupeCentral for Central {
         };
         if newly {
             tracing::info!(node = %report.node, address = %report.address, "node reachable");
+            self.inner
+                .arrivals
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.inner.wake.notify_one();
         }
         self.publish(vec![ProfileUpdate {

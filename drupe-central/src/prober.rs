@@ -24,13 +24,23 @@ pub async fn run(central: Central) {
         })
     };
     let _silence = AbortOnDrop(silence);
+    let arrivals = || central.inner.arrivals.load(std::sync::atomic::Ordering::SeqCst);
+    let mut probed = None;
     loop {
-        tokio::select! {
-            _ = central.inner.wake.notified() => {
-                tokio::time::sleep(SETTLE).await;
+        let woken = tokio::select! {
+            _ = central.inner.wake.notified() => true,
+            _ = tokio::time::sleep(config.probe_interval) => false,
+        };
+        if woken {
+            tokio::time::sleep(SETTLE).await;
+            // Nodes arriving one by one during a round leave a wake-up
+            // behind; a second round right away would probe the same nodes
+            // again, under the first inputs of a new deployment.
+            if probed == Some(arrivals()) {
+                continue;
             }
-            _ = tokio::time::sleep(config.probe_interval) => {}
         }
+        probed = Some(arrivals());
         round(&central).await;
     }
 }
