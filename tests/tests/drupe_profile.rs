@@ -325,3 +325,40 @@ async fn fast_links_are_probed_until_transfers_are_long() {
     }
     central.kill().await;
 }
+
+/// Nodes that register together get one probe round, not one and then
+/// another right after it (which, on a new deployment, ran under its
+/// first inputs); the next round waits for the probe interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_registering_together_get_one_round() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut config = config(&dir.path().join("central.redb"));
+    config.probe_interval = Duration::from_secs(600);
+    let central_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let central_url = format!("http://{}", central_listener.local_addr().expect("addr"));
+    let central = start_central(config, central_listener).await;
+    wait_healthy("drupe-central", &central_url, Duration::from_secs(10))
+        .await
+        .expect("healthy");
+    let mut droplets = Vec::new();
+    for i in 0..3 {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        droplets.push(start_droplet(&format!("node{i}"), &central_url, l).await);
+    }
+    let first = wait_for(&central_url, "every link probed", |p| {
+        p.complete && p.links.len() == 6
+    })
+    .await;
+    // Long enough for a second round of these small probes to start and end.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = network_profile(&central_url).await;
+    assert_eq!(
+        (first.rounds, later.rounds),
+        (1, 1),
+        "one round for nodes that arrived together"
+    );
+    for d in droplets {
+        d.kill().await;
+    }
+    central.kill().await;
+}

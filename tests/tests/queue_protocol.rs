@@ -100,6 +100,24 @@ async fn push_is_durable_idempotent_and_checked() {
     let left_queue = queue.join(&endpoints.workers["left"].node).join("queues/left");
     assert!(left_queue.join("finished/d.txt").is_file());
     assert_eq!(walk(&left_queue.join("in")), Vec::<std::path::PathBuf>::new());
+    for dir in ["work", "out"] {
+        let left: Vec<_> = std::fs::read_dir(left_queue.join(dir))
+            .expect("ls")
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "{dir}/ is empty: {left:?}");
+    }
+    // Its folders and files wait in spare/ for the next inputs, to be
+    // reused rather than created (jupiter_common::spares).
+    let spare: Vec<_> = std::fs::read_dir(left_queue.join("spare"))
+        .expect("spare/")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        spare.iter().any(|p| p.is_dir()) && spare.iter().any(|p| p.is_file()),
+        "spare/ holds folders and files: {spare:?}"
+    );
     deployment.down().await.expect("down");
 }
 
