@@ -12,10 +12,13 @@
 //! unlink.
 //!
 //! A spare is never part of a queue's state: a crash at any point leaves at
-//! worst a spare more or fewer. Only files with one link and at most
-//! [`MAX_FILE_BYTES`] are kept (a hard-linked file is still in use
-//! elsewhere; a big one would hold disk space), and at most [`MAX_SPARES`]
-//! of each kind.
+//! worst a spare more or fewer. Only files with one link are kept (a
+//! hard-linked file is still in use elsewhere), emptied as they go in, so a
+//! spare holds an inode and no data; at most [`MAX_SPARES`] of each kind.
+//! The pool keeps a surplus on purpose: a task's own outputs are new files,
+//! and deleting the surplus would poison inode allocation again (ext4
+//! skips an inode for a minute after it is freed, five if its block is
+//! still dirty).
 
 use crate::sync::LockExt;
 use std::fs::File;
@@ -24,10 +27,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Spares kept per kind (files, folders); the rest are deleted.
-pub const MAX_SPARES: usize = 1024;
-/// Larger files are deleted: their blocks would sit idle until reuse.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Spares kept per kind (files, folders); the rest are deleted. Empty
+/// inodes cost nothing but their place in the inode table.
+pub const MAX_SPARES: usize = 65_536;
 
 /// A pool of spare files and folders in one folder; cheap to clone. Every
 /// path it creates or removes must be on the pool's filesystem (a rename
@@ -154,7 +156,7 @@ impl Spares {
                 remove_missing_ok(std::fs::remove_dir(path))?;
             }
         } else {
-            let reusable = meta.is_file() && meta.nlink() == 1 && meta.len() <= MAX_FILE_BYTES;
+            let reusable = meta.is_file() && meta.nlink() == 1 && (meta.len() == 0 || empty(path));
             if !(reusable && self.give(path, Kind::File)) {
                 remove_missing_ok(std::fs::remove_file(path))?;
             }
@@ -196,6 +198,15 @@ impl Spares {
         self.keep(spare, kind);
         true
     }
+}
+
+/// Frees a file's blocks (its inode stays): a spare holds no data.
+fn empty(path: &Path) -> bool {
+    File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(0))
+        .is_ok()
 }
 
 fn remove_missing_ok(result: io::Result<()>) -> io::Result<()> {
@@ -298,17 +309,18 @@ mod tests {
     }
 
     #[test]
-    fn big_files_are_deleted() {
+    fn spares_hold_no_data() {
         let root = tempfile::tempdir().expect("tempdir");
-        let spares = Spares::open(&root.path().join("spare")).expect("open");
+        let spare_dir = root.path().join("spare");
+        let spares = Spares::open(&spare_dir).expect("open");
         let big = root.path().join("big");
-        File::create(&big)
-            .expect("create")
-            .set_len(MAX_FILE_BYTES + 1)
-            .expect("grow");
+        std::fs::write(&big, vec![7u8; 3 << 20]).expect("write");
         spares.remove(&big).expect("remove");
         assert!(!big.exists());
-        assert_eq!(spares.len(), (0, 0));
+        assert_eq!(spares.len(), (1, 0));
+        for entry in std::fs::read_dir(&spare_dir).expect("ls") {
+            assert_eq!(entry.expect("entry").metadata().expect("stat").len(), 0);
+        }
     }
 
     #[test]
