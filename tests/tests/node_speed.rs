@@ -37,15 +37,30 @@ async fn speed_is_the_share_of_a_core_under_a_cpu_quota() {
     };
     ensure_images().await;
     // This host's core, as the benchmark reads it outside any quota (the
-    // droplet crate is optimised in test builds too, so this is comparable).
-    let core = drupe_droplet::speed::measure().core;
-    let (quarter, half, one, one_and_a_half) = tokio::join!(
-        measure_in(&engine, 0.25),
-        measure_in(&engine, 0.5),
-        measure_in(&engine, 1.0),
-        measure_in(&engine, 1.5),
-    );
-    let readings = [(0.25, quarter), (0.5, half), (1.0, one), (1.5, one_and_a_half)];
+    // droplet crate is optimised in test builds too, so this is
+    // comparable), read in each round below.
+    let mut core = 0.0f64;
+    // The best of three rounds, for the host as for each size: a reading
+    // can only be slowed by other work (this VM's neighbours, the image
+    // build that just ended), and single readings here ranged ±40% on a
+    // quiet machine.
+    let sizes = [0.25, 0.5, 1.0, 1.5];
+    let mut readings: Vec<(f64, serde_json::Value)> =
+        sizes.iter().map(|&c| (c, serde_json::Value::Null)).collect();
+    for _ in 0..3 {
+        core = core.max(drupe_droplet::speed::measure().core);
+        let round = tokio::join!(
+            measure_in(&engine, sizes[0]),
+            measure_in(&engine, sizes[1]),
+            measure_in(&engine, sizes[2]),
+            measure_in(&engine, sizes[3]),
+        );
+        for (best, reading) in readings.iter_mut().zip([round.0, round.1, round.2, round.3]) {
+            if best.1.is_null() || field(&reading, "per_thread") > field(&best.1, "per_thread") {
+                best.1 = reading;
+            }
+        }
+    }
     for (cpus, reading) in &readings {
         eprintln!("--cpus {cpus}: {reading}");
     }
