@@ -5,7 +5,7 @@
 //! Why: every input leaves a handful of files and folders behind on each
 //! hop, created and deleted within milliseconds. On ext4 without a journal
 //! (common on VMs and scratch disks, and the test machines' disk) creating
-//! an inode scans past every inode the group freed in the last seconds, and
+//! an inode scans past every inode the group freed in the last minute, and
 //! under a pipelined run that scan took about a fifth of all CPU time. A
 //! recycled inode is never freed, so nothing is scanned. On any other
 //! filesystem it costs a rename where there was a create, and saves an

@@ -205,25 +205,6 @@ async fn jupiter(
     Ok((run.inputs_per_s, median(&run.client_ms), median(&runs)))
 }
 
-/// Waits for DRUPE's first probe round to end, as `up` does for the
-/// network-aware schedulers (this bench maps at random, so `up` does not):
-/// on 2 cores, a round running under the timed inputs would add ~25 ms to
-/// each input it overlaps. Dask has no profiler to wait for.
-async fn settle(drupe_central: &str) -> Result<()> {
-    use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
-    use jupiter_common::proto::drupe::central::v1::ProfileRequest;
-    let mut client = DrupeCentralClient::new(jupiter_common::serve::channel(drupe_central)?);
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
-        let profile = client.get_network_profile(ProfileRequest {}).await?;
-        if profile.get_ref().complete {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("DRUPE's first probe round did not end within 120 s")
-}
-
 /// Runs `bench/peers/{script}` on `app`'s `inputs`; its JSON object.
 fn dask_json(
     python: &Path,
@@ -364,7 +345,17 @@ async fn jupiter_warmed(
         .await
         .with_context(|| format!("deploying {}", app.name))?;
     let result = async {
-        settle(&deployment.summary.endpoints().drupe_central).await?;
+        // DRUPE's first probe round ends before the clock starts, as `up`
+        // waits for it with the network-aware schedulers (this bench maps
+        // at random, so `up` does not): on 2 cores, a round under the
+        // timed inputs adds ~25 ms to each input it overlaps. Dask has no
+        // profiler to wait for.
+        jupiterctl::deployment::placement::wait_for_nodes(
+            &deployment.summary.endpoints().drupe_central,
+            args.nodes,
+            true,
+        )
+        .await?;
         let client = jupiterctl::session::client(&deployment.summary.endpoints().circe_home).await?;
         let timeout = Duration::from_secs(900);
         let batch = |files: &[PathBuf]| {

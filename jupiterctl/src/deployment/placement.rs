@@ -166,7 +166,7 @@ async fn execution_profile(
 
 /// Readiness, not a sleep: every droplet has registered with central and,
 /// for a network-aware scheduler, every link has been measured.
-async fn wait_for_nodes(central: &str, wanted: usize, links_too: bool) -> Result<(), DeployError> {
+pub async fn wait_for_nodes(central: &str, wanted: usize, links_too: bool) -> Result<(), DeployError> {
     let mut client = DrupeCentralClient::new(serve::channel(central)?);
     let started = std::time::Instant::now();
     let mut known = 0;
