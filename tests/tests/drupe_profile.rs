@@ -68,6 +68,23 @@ async fn start_droplet(node: &str, central: &str, listener: TcpListener) -> Role
     Role { stop, task }
 }
 
+/// A healthy drupe-central on `config` and three droplets (node0..node2)
+/// registering with it.
+async fn start_three(config: CentralConfig) -> (Role, String, Vec<Role>) {
+    let central_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let central_url = format!("http://{}", central_listener.local_addr().expect("addr"));
+    let central = start_central(config, central_listener).await;
+    wait_healthy("drupe-central", &central_url, Duration::from_secs(10))
+        .await
+        .expect("healthy");
+    let mut droplets = Vec::new();
+    for i in 0..3 {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        droplets.push(start_droplet(&format!("node{i}"), &central_url, l).await);
+    }
+    (central, central_url, droplets)
+}
+
 async fn rebind(addr: SocketAddr) -> TcpListener {
     for _ in 0..100 {
         if let Ok(l) = TcpListener::bind(addr).await {
@@ -236,17 +253,7 @@ async fn fast_links_are_probed_until_transfers_are_long() {
     config.probe_sequential = true;
     config.probe_timeout = Duration::from_secs(10);
     config.unreachable_after = Duration::from_secs(10);
-    let central_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let central_url = format!("http://{}", central_listener.local_addr().expect("addr"));
-    let central = start_central(config, central_listener).await;
-    wait_healthy("drupe-central", &central_url, Duration::from_secs(10))
-        .await
-        .expect("healthy");
-    let mut droplets = Vec::new();
-    for i in 0..3 {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        droplets.push(start_droplet(&format!("node{i}"), &central_url, l).await);
-    }
+    let (central, central_url, droplets) = start_three(config).await;
     // Two probes per link at least: later ones start from the size that
     // sufficed. Loopback transfers are CPU-bound, and other processes
     // (parallel builds on a shared machine) slow them at random; so each
@@ -334,17 +341,7 @@ async fn nodes_registering_together_get_one_round() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut config = config(&dir.path().join("central.redb"));
     config.probe_interval = Duration::from_secs(600);
-    let central_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let central_url = format!("http://{}", central_listener.local_addr().expect("addr"));
-    let central = start_central(config, central_listener).await;
-    wait_healthy("drupe-central", &central_url, Duration::from_secs(10))
-        .await
-        .expect("healthy");
-    let mut droplets = Vec::new();
-    for i in 0..3 {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        droplets.push(start_droplet(&format!("node{i}"), &central_url, l).await);
-    }
+    let (central, central_url, droplets) = start_three(config).await;
     let first = wait_for(&central_url, "every link probed", |p| {
         p.complete && p.links.len() == 6
     })
