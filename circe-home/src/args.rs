@@ -15,7 +15,8 @@ use std::path::PathBuf;
     about = "CIRCE home: feeds inputs to an app's ingress tasks and collects the egress outputs"
 )]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on (HOST:PORT), or `fd:N` for a listening socket
+    /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::CirceHome.default_listen())]
     pub listen: String,
     /// The app folder (app.yaml or an original Jupiter configuration.txt).

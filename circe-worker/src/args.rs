@@ -15,7 +15,8 @@ use std::path::PathBuf;
     about = "CIRCE worker: runs one task of an app on this node, with a durable input queue"
 )]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on (HOST:PORT), or `fd:N` for a listening socket
+    /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::CirceWorker.default_listen())]
     pub listen: String,
     /// The app folder.

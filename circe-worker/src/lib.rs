@@ -25,6 +25,7 @@ use jupiter_common::proto::circe::worker::v1::FileHeader;
 use jupiter_common::serve::{self, ServeError};
 use jupiter_common::sync::LockExt;
 use jupiter_common::task::Tasks;
+use jupiter_common::transfer::push_until_acked;
 use queue::{DoneRecord, Queue, HOME_SOURCE};
 use sender::Downstream;
 use std::collections::{HashMap, HashSet};
@@ -397,17 +398,20 @@ impl Worker {
         c.scheduled.remove(&input);
     }
 
-    /// Timings are best effort: a few tries, then a warning.
+    /// Reports to circe-home until it acknowledges: an input is complete
+    /// only once every task reported, so a report is retried through a
+    /// restart of circe-home like any push (the worker keeps the input's
+    /// outputs until then, and a repeated report changes nothing).
     async fn report(&self, report: TaskReport) {
-        let mut home = self.home.clone();
-        for attempt in 0..10u32 {
-            match home.report_task(report.clone()).await {
-                Ok(_) => return,
-                Err(e) if attempt == 9 => {
-                    tracing::warn!(input = %report.input_id, error = %e.message(), "could not report to circe-home")
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await,
-            }
+        let what = format!("report of {} for input {}", report.task, report.input_id);
+        let sent = push_until_acked(&what, || {
+            let mut home = self.home.clone();
+            let report = report.clone();
+            async move { home.report_task(report).await }
+        })
+        .await;
+        if let Err(e) = sent {
+            tracing::warn!(input = %report.input_id, error = %e.message(), "circe-home refused a report");
         }
     }
 }

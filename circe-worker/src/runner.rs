@@ -302,6 +302,7 @@ async fn execute(task: &TaskSpec, program: &Path, mut cmd: Command) -> Result<()
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    jupiter_common::child::die_with_parent(&mut cmd);
     let child = cmd.spawn().map_err(|source| RunError::Spawn {
         program: program.display().to_string(),
         source,

@@ -179,7 +179,8 @@ impl Pool {
     }
 
     fn start(&self) -> Result<Interpreter, WarmError> {
-        let mut child = Command::new(&self.python)
+        let mut command = Command::new(&self.python);
+        command
             .arg("-u")
             .arg(&self.runner)
             .arg("--serve")
@@ -187,12 +188,12 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| WarmError::Spawn {
-                python: self.python.clone(),
-                source,
-            })?;
+            .kill_on_drop(true);
+        jupiter_common::child::die_with_parent(&mut command);
+        let mut child = command.spawn().map_err(|source| WarmError::Spawn {
+            python: self.python.clone(),
+            source,
+        })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(WarmError::Reply("no pipes to the interpreter".into()));
         };

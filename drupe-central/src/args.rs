@@ -14,7 +14,8 @@ use std::time::Duration;
     about = "DRUPE central: probes every link between droplets, fits transfer-time models, serves the profile"
 )]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on (HOST:PORT), or `fd:N` for a listening socket
+    /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::DrupeCentral.default_listen())]
     pub listen: String,
     /// The embedded profile database (created if missing; keep it across restarts).

@@ -15,7 +15,8 @@ use std::time::Duration;
     about = "DRUPE droplet: answers link probes, measures this node's links and reports its resources"
 )]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on (HOST:PORT), or `fd:N` for a listening socket
+    /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::DrupeDroplet.default_listen())]
     pub listen: String,
     /// Name of this node.

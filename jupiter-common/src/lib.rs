@@ -4,6 +4,7 @@
 //! role, file streaming and small utilities.
 
 pub mod app;
+pub mod child;
 pub mod cli;
 pub mod clock;
 pub mod connection;
@@ -11,6 +12,7 @@ pub mod durable;
 pub mod env;
 pub mod error;
 pub mod proto;
+pub mod retry;
 pub mod role;
 pub mod serve;
 pub mod spares;

@@ -176,17 +176,61 @@ pub async fn run<A: RoleArgs>(
     let boxed = |e: A::Error| RunError::Role(Box::new(e));
     let config = args.config().map_err(boxed)?;
     let address = args.listen().to_string();
-    let listener = TcpListener::bind(&address)
-        .await
-        .map_err(|source| RunError::Bind {
-            address: address.clone(),
-            source,
-        })?;
+    let listener = listen(&address).await.map_err(|source| RunError::Bind {
+        address: address.clone(),
+        source,
+    })?;
     let bound = listener
         .local_addr()
         .map_err(|source| RunError::Bind { address, source })?;
     tracing::info!(role = %A::ROLE, address = %bound, "listening");
     A::serve(config, listener, shutdown).await.map_err(boxed)
+}
+
+/// The listener `--listen` names: `HOST:PORT` is bound here; `fd:N` is a
+/// listening socket inherited as file descriptor N from a supervisor that
+/// holds the port across restarts (`jupiterctl run --processes`), so
+/// clients that connect while the role restarts wait in its backlog
+/// instead of being refused.
+pub async fn listen(address: &str) -> std::io::Result<TcpListener> {
+    let Some(fd) = address.strip_prefix("fd:") else {
+        return TcpListener::bind(address).await;
+    };
+    let fd: std::os::fd::RawFd = fd.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "fd:N needs a file descriptor number",
+        )
+    })?;
+    // Only a listening TCP socket may be adopted: anything else is refused
+    // before it is owned (and closed) as one.
+    let mut accepting: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `accepting`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut accepting as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if accepting == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("file descriptor {fd} is not a listening socket"),
+        ));
+    }
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd is an open listening socket (checked above) that this
+    // process was given to own.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
 }
 
 /// The whole `main` of a role binary: parse the flags, log to stderr, run

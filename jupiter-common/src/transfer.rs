@@ -597,15 +597,20 @@ pub fn permanent(status: &Status) -> bool {
     )
 }
 
+/// The first pause before retrying a push, and the longest: a receiver
+/// back after a restart is reached within a second.
+pub const PUSH_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(5);
+pub const PUSH_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Calls `attempt` (one push of a file) until it is acknowledged, backing
-/// off between tries; gives up only on a [`permanent`] error. Receivers are
+/// off (capped, with jitter: [`crate::retry`]) between tries; gives up only on a [`permanent`] error. Receivers are
 /// idempotent, so a retry after a lost acknowledgement is harmless.
 pub async fn push_until_acked<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Status>>,
 {
-    let mut delay = std::time::Duration::from_millis(5);
+    let mut backoff = crate::retry::Backoff::new(PUSH_RETRY_FIRST, PUSH_RETRY_CAP);
     let mut attempts = 0u32;
     loop {
         match attempt().await {
@@ -616,8 +621,7 @@ where
                 if attempts % 20 == 1 {
                     tracing::warn!(what, error = %status.message(), attempts, "push failed, retrying");
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                backoff.wait().await;
             }
         }
     }

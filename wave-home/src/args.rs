@@ -12,7 +12,8 @@ use jupiter_common::role::Role;
     about = "WAVE home: maps an app's tasks to nodes (HEFT, CPoP or distributed WAVE over DRUPE's profile, a static mapping, or a seeded random one)"
 )]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on (HOST:PORT), or `fd:N` for a listening socket
+    /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::WaveHome.default_listen())]
     pub listen: String,
     /// URL agents reach this wave-home at (default: the listening address).

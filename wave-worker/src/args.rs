@@ -8,7 +8,8 @@ use jupiter_common::role::Role;
 #[derive(clap::Parser, Debug, Clone)]
 #[command(version, about = "WAVE worker: the scheduler's agent on one node")]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on (HOST:PORT), or `fd:N` for a listening socket
+    /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::WaveWorker.default_listen())]
     pub listen: String,
     /// Name of this node.
