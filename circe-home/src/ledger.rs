@@ -59,7 +59,8 @@ impl Ledger {
         self.inputs.entry(input.to_string()).or_default().submitted_at = Some(now);
     }
 
-    pub fn delivered(&mut self, header: &FileHeader, relative: String, now: i64) {
+    /// Records an egress output; true if that completed the input.
+    pub fn delivered(&mut self, header: &FileHeader, relative: String, now: i64) -> bool {
         let entry = self.inputs.entry(header.input_id.clone()).or_default();
         let egress = entry.egress.entry(header.from_task.clone()).or_default();
         egress.expected = Some(header.file_count);
@@ -67,26 +68,27 @@ impl Ledger {
             entry.outputs.insert(relative);
         }
         entry.last_delivery = entry.last_delivery.max(now);
-        self.settle(&header.input_id);
+        self.settle(&header.input_id)
     }
 
-    pub fn report(&mut self, report: TaskReport) {
+    /// Records a task's report; true if that finished the input.
+    pub fn report(&mut self, report: TaskReport) -> bool {
         let input = report.input_id.clone();
         let entry = self.inputs.entry(input.clone()).or_default();
         if !report.error.is_empty() && entry.result.is_none() {
             let error = format!("task {} on {}: {}", report.task, report.node, report.error);
             entry.reports.insert(report.task.clone(), report);
-            self.fail(&input, error);
-            return;
+            return self.fail(&input, error);
         }
         entry.reports.insert(report.task.clone(), report);
-        self.settle(&input);
+        self.settle(&input)
     }
 
-    pub fn fail(&mut self, input: &str, error: String) {
+    /// Fails an input that has not finished; true if it had not.
+    pub fn fail(&mut self, input: &str, error: String) -> bool {
         let entry = self.inputs.entry(input.to_string()).or_default();
         if entry.result.is_some() {
-            return;
+            return false;
         }
         let result = InputResult {
             input_id: input.to_string(),
@@ -97,16 +99,17 @@ impl Ledger {
             tasks: entry.reports.values().cloned().collect(),
         };
         self.publish(input, result);
+        true
     }
 
     /// Done once every egress task delivered all it announced and every
     /// task reported its timings.
-    fn settle(&mut self, input: &str) {
+    fn settle(&mut self, input: &str) -> bool {
         let Some(entry) = self.inputs.get(input) else {
-            return;
+            return false;
         };
         if entry.result.is_some() {
-            return;
+            return false;
         }
         let delivered = self.egress.iter().all(|task| {
             entry
@@ -116,7 +119,7 @@ impl Ledger {
         });
         let reported = self.tasks.iter().all(|t| entry.reports.contains_key(t));
         if !(delivered && reported) {
-            return;
+            return false;
         }
         let result = InputResult {
             input_id: input.to_string(),
@@ -129,6 +132,17 @@ impl Ledger {
             tasks: entry.reports.values().cloned().collect(),
         };
         self.publish(input, result);
+        true
+    }
+
+    /// Inputs submitted that have not finished, in id order: what a
+    /// restarted circe-home feeds again.
+    pub fn unfinished(&self) -> Vec<String> {
+        self.inputs
+            .iter()
+            .filter(|(_, i)| i.submitted_at.is_some() && i.result.is_none())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     fn publish(&mut self, input: &str, result: InputResult) {

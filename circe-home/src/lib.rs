@@ -3,10 +3,12 @@
 //! records per input its makespan and per task its timings.
 
 mod args;
+mod journal;
 mod ledger;
 
 pub use args::Args;
 
+use journal::{Delivered, Event, Failed, Journal, Submitted};
 use jupiter_common::app::AppError;
 use jupiter_common::cli::FlagError;
 use jupiter_common::clock::unix_nanos;
@@ -65,6 +67,8 @@ pub enum Error {
     Flag(#[from] FlagError),
     #[error("folder {dir}: {source}")]
     Dir { dir: PathBuf, source: std::io::Error },
+    #[error("journal {path}: {source}")]
+    Journal { path: PathBuf, source: std::io::Error },
     #[error("address: {0}")]
     Address(#[from] tonic::transport::Error),
     #[error(transparent)]
@@ -78,6 +82,8 @@ pub struct Home {
     config: Arc<Config>,
     ingress: Vec<(String, CirceWorkerClient<Channel>)>,
     ledger: Arc<Mutex<Ledger>>,
+    /// Every event of the ledger, kept so that a restart loses none.
+    journal: Arc<Mutex<Journal>>,
     /// Inputs being fed to the ingress workers: they end with the server.
     feeds: Tasks,
 }
@@ -103,13 +109,75 @@ impl Home {
                 ))
             })
             .collect::<Result<_, tonic::transport::Error>>()?;
-        let ledger = Ledger::new(config.egress.clone(), config.tasks.clone());
+        let mut ledger = Ledger::new(config.egress.clone(), config.tasks.clone());
+        let path = config.data_dir.join("journal");
+        let (journal, events) = Journal::open(&path).map_err(|source| Error::Journal { path, source })?;
+        let replayed = events.len();
+        for event in events {
+            apply(&mut ledger, event);
+        }
+        if replayed > 0 {
+            let status = ledger.status();
+            tracing::info!(
+                events = replayed,
+                submitted = status.submitted,
+                done = status.done,
+                failed = status.failed,
+                "replayed the journal"
+            );
+        }
         Ok(Self {
             config: Arc::new(config),
             ingress,
             ledger: Arc::new(Mutex::new(ledger)),
+            journal: Arc::new(Mutex::new(journal)),
             feeds: Tasks::new(),
         })
+    }
+
+    /// Journals `event`, then applies it to the ledger; an input it
+    /// finishes no longer needs its kept copy.
+    fn record(&self, event: Event) -> Result<(), Status> {
+        {
+            let mut journal = self.journal.locked();
+            journal.append(event.clone()).map_err(|e| {
+                Status::unavailable(format!("circe-home journal {}: {e}", journal.path().display()))
+            })?;
+        }
+        let finished = apply(&mut self.ledger(), event);
+        if let Some(input) = finished {
+            let kept = self.config.data_dir.join("inputs").join(&input);
+            if let Err(e) = std::fs::remove_file(&kept) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(input, error = %e, "removing the kept copy of a finished input");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds again every input that was submitted and has not finished:
+    /// after a restart, whatever the last incarnation was feeding. Workers
+    /// drop what they already have.
+    fn resume(&self) {
+        let unfinished = self.ledger().unfinished();
+        if !unfinished.is_empty() {
+            tracing::info!(inputs = unfinished.len(), "feeding unfinished inputs again");
+        }
+        for input in unfinished {
+            let path = self.config.data_dir.join("inputs").join(&input);
+            let size = match std::fs::metadata(&path) {
+                Ok(meta) => meta.len(),
+                Err(e) => {
+                    let _ = self.record(Event::Failed(Failed {
+                        input: input.clone(),
+                        error: format!("its kept copy {} is gone: {e}", path.display()),
+                    }));
+                    continue;
+                }
+            };
+            self.feeds.spawn(self.clone().feed(input, path, size));
+        }
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -142,9 +210,40 @@ impl Home {
         }
         while let Some(joined) = sends.join_next().await {
             if let Ok((task, Err(status))) = joined {
-                self.ledger()
-                    .fail(&input, format!("feeding {task}: {}", status.message()));
+                let failed = Event::Failed(Failed {
+                    input: input.clone(),
+                    error: format!("feeding {task}: {}", status.message()),
+                });
+                if let Err(e) = self.record(failed) {
+                    tracing::error!(input, error = %e.message(), "recording a failed feed");
+                }
             }
+        }
+    }
+}
+
+/// Applies one journalled event to the ledger; the input it finished, if
+/// it finished one.
+fn apply(ledger: &mut Ledger, event: Event) -> Option<String> {
+    match event {
+        Event::Submitted(s) => {
+            ledger.start(&s.input, s.at_unix_nanos);
+            None
+        }
+        Event::Delivered(d) => {
+            let header = d.header.unwrap_or_default();
+            let input = header.input_id.clone();
+            ledger
+                .delivered(&header, d.relative, d.at_unix_nanos)
+                .then_some(input)
+        }
+        Event::Report(report) => {
+            let input = report.input_id.clone();
+            ledger.report(report).then_some(input)
+        }
+        Event::Failed(f) => {
+            let input = f.input.clone();
+            ledger.fail(&f.input, f.error).then_some(input)
         }
     }
 }
@@ -177,7 +276,14 @@ impl CirceHome for Home {
                 return Err(status);
             }
         };
-        self.ledger().start(&input, unix_nanos());
+        let submitted = Event::Submitted(Submitted {
+            input: input.clone(),
+            at_unix_nanos: unix_nanos(),
+        });
+        if let Err(status) = self.record(submitted) {
+            self.ledger().release(&input);
+            return Err(status);
+        }
         self.feeds.spawn(self.clone().feed(input.clone(), path, size));
         Ok(Response::new(SubmitAck { input_id: input }))
     }
@@ -209,14 +315,18 @@ impl CirceHome for Home {
             }
         }
         let relative = format!("{}/{}", header.input_id, header.file_name);
-        self.ledger().delivered(&header, relative, unix_nanos());
+        self.record(Event::Delivered(Delivered {
+            header: Some(header),
+            relative,
+            at_unix_nanos: unix_nanos(),
+        }))?;
         Ok(Response::new(ack))
     }
 
     async fn report_task(&self, request: Request<TaskReport>) -> Result<Response<ReportAck>, Status> {
         let report = request.into_inner();
         check_name("input_id", &report.input_id)?;
-        self.ledger().report(report);
+        self.record(Event::Report(report))?;
         Ok(Response::new(ReportAck {}))
     }
 
@@ -249,6 +359,7 @@ pub async fn serve(
 ) -> Result<()> {
     let home = Home::new(config)?;
     let _feeds = home.feeds.close_on_drop();
+    home.resume();
     let mut routes = RoutesBuilder::default();
     routes.add_service(CirceHomeServer::new(home));
     serve::serve(listener, routes, &[CirceHomeServer::<Home>::NAME], shutdown).await?;
