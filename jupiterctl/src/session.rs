@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::home::v1::{InputResult, WatchRequest};
 use jupiter_common::proto::circe::worker::v1::FileHeader;
+use jupiter_common::retry::Backoff;
 use jupiter_common::serve;
 use jupiter_common::transfer::{file_chunks, Origin};
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,9 @@ use tonic::transport::Channel;
 
 /// How many submissions are in the air at once.
 const SUBMIT_CONCURRENCY: usize = 16;
+/// How long a submission keeps retrying while circe-home cannot be reached
+/// (it restarts within seconds when supervised).
+const SUBMIT_PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -115,11 +119,24 @@ pub async fn submit_all(
                 size,
                 ..Default::default()
             };
-            let ack = client
-                .submit(file_chunks(header, Some(path.clone()), Origin::Foreign))
-                .await
-                .map_err(|s| fail(s.message().to_string()))?;
-            Ok(ack.into_inner().input_id)
+            let deadline = tokio::time::Instant::now() + SUBMIT_PATIENCE;
+            let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+            let mut retried = false;
+            loop {
+                let chunks = file_chunks(header.clone(), Some(path.clone()), Origin::Foreign);
+                match client.submit(chunks).await {
+                    Ok(ack) => return Ok(ack.into_inner().input_id),
+                    // An earlier attempt got through before circe-home went away.
+                    Err(s) if retried && s.code() == tonic::Code::AlreadyExists => {
+                        return Ok(header.input_id.clone())
+                    }
+                    Err(s) if transient(&s) && tokio::time::Instant::now() < deadline => {
+                        retried = true;
+                        backoff.wait().await;
+                    }
+                    Err(s) => return Err(fail(s.message().to_string())),
+                }
+            }
         }
     }))
     .buffered(SUBMIT_CONCURRENCY);
@@ -130,21 +147,77 @@ pub async fn submit_all(
         .collect()
 }
 
+/// Whether a failed call may succeed if tried again: circe-home was
+/// unreachable or went away in the middle (a restart), as opposed to
+/// refusing the request.
+fn transient(status: &tonic::Status) -> bool {
+    use tonic::Code::*;
+    matches!(
+        status.code(),
+        Unavailable | Unknown | Cancelled | Aborted | DeadlineExceeded | Internal
+    )
+}
+
+/// circe-home's stream of finished inputs, which follows circe-home
+/// through a restart: when the stream breaks it subscribes again, and the
+/// new stream starts with every input finished so far (circe-home replays
+/// its journal), so no result is missed; callers key results by input id.
+pub struct Results {
+    client: CirceHomeClient<Channel>,
+    stream: tonic::Streaming<InputResult>,
+}
+
+impl Results {
+    /// The next result; reconnects for as long as it is awaited.
+    async fn next(&mut self, bar: &ProgressBar) -> Result<InputResult, SessionError> {
+        loop {
+            match self.stream.next().await {
+                Some(Ok(result)) => return Ok(result),
+                Some(Err(status)) if !transient(&status) => {
+                    return Err(SessionError::Watch(status.message().to_string()))
+                }
+                _ => {}
+            }
+            bar.set_message("(circe-home unreachable: reconnecting)");
+            tracing::info!("circe-home's result stream broke; subscribing again");
+            let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+            loop {
+                backoff.wait().await;
+                match self.client.watch_results(WatchRequest {}).await {
+                    Ok(stream) => {
+                        self.stream = stream.into_inner();
+                        break;
+                    }
+                    Err(status) if !transient(&status) => {
+                        return Err(SessionError::Watch(status.message().to_string()))
+                    }
+                    Err(_) => {}
+                }
+            }
+            bar.set_message("");
+        }
+    }
+}
+
 /// Follows circe-home's results until every id in `wanted` has finished.
 /// Subscribe (call this) before submitting so no result is missed.
-pub async fn watch(client: &CirceHomeClient<Channel>) -> Result<tonic::Streaming<InputResult>, SessionError> {
-    Ok(client
+pub async fn watch(client: &CirceHomeClient<Channel>) -> Result<Results, SessionError> {
+    let stream = client
         .clone()
         .watch_results(WatchRequest {})
         .await
         .map_err(|s| SessionError::Watch(s.message().to_string()))?
-        .into_inner())
+        .into_inner();
+    Ok(Results {
+        client: client.clone(),
+        stream,
+    })
 }
 
 /// Waits for the results of `wanted`, until `timeout` or until `broken`
 /// resolves with the reason the deployment can no longer finish them.
 pub async fn collect(
-    mut stream: tonic::Streaming<InputResult>,
+    mut results_stream: Results,
     wanted: &[String],
     timeout: Duration,
     progress: bool,
@@ -168,7 +241,7 @@ pub async fn collect(
     let deadline = tokio::time::Instant::now() + timeout;
     while !missing.is_empty() {
         let next = tokio::select! {
-            next = tokio::time::timeout_at(deadline, stream.next()) => next,
+            next = tokio::time::timeout_at(deadline, results_stream.next(&bar)) => next,
             reason = &mut broken => {
                 bar.abandon();
                 return Err(SessionError::Broken {
@@ -187,9 +260,11 @@ pub async fn collect(
                     total: wanted.len(),
                 });
             }
-            Ok(None) => return Err(SessionError::Watch("circe-home closed the stream".into())),
-            Ok(Some(Err(status))) => return Err(SessionError::Watch(status.message().to_string())),
-            Ok(Some(Ok(result))) => result,
+            Ok(Err(e)) => {
+                bar.abandon();
+                return Err(e);
+            }
+            Ok(Ok(result)) => result,
         };
         if missing.remove(result.input_id.as_str()) {
             if !result.ok {
