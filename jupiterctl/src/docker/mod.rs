@@ -16,7 +16,6 @@ pub mod spec;
 mod watch;
 
 pub use objects::{exists, remove, Removed};
-pub use watch::first_stopped;
 
 use crate::deployment::Inventory;
 use crate::deployment::{
@@ -160,6 +159,27 @@ impl Docker {
             backend: "docker",
             why: format!("deployment {} is up already", self.inventory.id),
         })
+    }
+
+    /// Starts a stopped role container again, on its volume and its
+    /// address. A start makes a new veth pair without the old qdiscs, so
+    /// its node's link is shaped again (a deployment found again from the
+    /// state file has no node list, and cannot).
+    async fn start_again(&self, container: &str) -> Result<(), DeployError> {
+        self.engine.run(&["start", container]).await?;
+        let Some(config) = &self.config else {
+            return Ok(());
+        };
+        let node = self
+            .inventory
+            .roles
+            .iter()
+            .find(|r| r.container.as_deref() == Some(container))
+            .and_then(|r| r.node.as_deref());
+        let local = node.and_then(|n| self.node_subnet(config, n));
+        shaping::shape(&self.engine, container, node, &config.nodes, local.as_deref())
+            .await
+            .map_err(DeployError::backend)
     }
 
     fn spec(&self, config: &DockerConfig, role: Role, node: Option<&NodeSpec>) -> ContainerSpec {
@@ -349,6 +369,8 @@ impl Docker {
                 url: urls[&spec.name].clone(),
                 pid: None,
                 container: Some(spec.name),
+                restarts: None,
+                log: None,
             });
         }
         Ok(urls)
@@ -607,8 +629,24 @@ impl Backend for Docker {
         exists(&self.engine, &self.inventory.id).await.unwrap_or(true)
     }
 
+    /// Starts again, on their volumes, role containers stopped from
+    /// outside (Docker's restart policy covers crashes inside, not
+    /// `docker kill`); resolves once a whole node is down, or a container
+    /// cannot be started again.
     async fn stopped(&self) -> String {
-        first_stopped(&self.engine, &self.inventory.id).await
+        loop {
+            match watch::next_loss(&self.engine, &self.inventory.id).await {
+                watch::Seen::Lost(report) => return report,
+                watch::Seen::Killed(containers) => {
+                    for container in containers {
+                        eprintln!("{container} stopped; starting it again on its volume");
+                        if let Err(e) = self.start_again(&container).await {
+                            return format!("{container} stopped and could not be started again: {e}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {
@@ -616,21 +654,8 @@ impl Backend for Docker {
             .container
             .clone()
             .ok_or_else(|| DeployError::NoSuchRole { what: role.label() })?;
-        self.engine.run(&["restart", "--time", "0", &container]).await?;
-        // A restart makes a new veth pair, without the old qdiscs. (A
-        // deployment found again from the state file has no node list.)
-        if let Some(config) = &self.config {
-            let local = role.node.as_deref().and_then(|n| self.node_subnet(config, n));
-            shaping::shape(
-                &self.engine,
-                &container,
-                role.node.as_deref(),
-                &config.nodes,
-                local.as_deref(),
-            )
-            .await
-            .map_err(DeployError::backend)?;
-        }
+        self.engine.run(&["kill", &container]).await?;
+        self.start_again(&container).await?;
         // A restarted container may come back on another address.
         let address = addresses(&self.engine, &self.network, &[container.as_str()]).await?;
         let now = RoleInstance {

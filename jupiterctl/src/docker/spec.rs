@@ -100,9 +100,11 @@ impl ContainerSpec {
             format!("{}", self.cpus),
             "--memory".into(),
             self.memory_bytes.to_string(),
-            // A crashed role stays down: recovery is jupiterctl's decision.
+            // A role whose process crashes comes back on its volume at once.
+            // (Docker ignores the policy for a container stopped from
+            // outside, `docker kill` included: the run's watch starts those.)
             "--restart".into(),
-            "no".into(),
+            "on-failure".into(),
         ];
         if let Some(node) = &self.node {
             args.extend(["--label".into(), format!("{NODE_LABEL}={node}")]);

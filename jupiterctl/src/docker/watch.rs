@@ -1,6 +1,14 @@
-//! Watching a Docker deployment during a run: its containers have no
-//! restart policy, so one that is not running is a role (or a whole node)
-//! gone until someone starts it again, and the user is told which.
+//! Watching a Docker deployment while inputs run through it. Role
+//! containers carry the restart policy `on-failure`, so Docker itself
+//! starts again a role whose process crashed. Docker leaves alone a
+//! container stopped from outside (`docker kill`, `docker stop`: the
+//! operator's decision as far as Docker is concerned), so the watch tells
+//! the two losses apart:
+//!
+//! - some containers of a node (or of home) stopped: roles killed, which
+//!   jupiterctl starts again on their volumes ([`Seen::Killed`]);
+//! - every container of a node stopped: the node is lost, and the user is
+//!   told which ([`Seen::Lost`]).
 
 use super::engine::{Engine, EngineError};
 use super::spec::{DEPLOYMENT_LABEL, NODE_LABEL};
@@ -10,71 +18,120 @@ use std::time::{Duration, Instant};
 /// How often the deployment's containers are looked at during a run.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// How long, at most, to wait for the rest of a failing node's containers
-/// to go down before telling the user.
+/// to go down before deciding what was lost.
 const SETTLE_LIMIT: Duration = Duration::from_secs(5);
 
-/// Polls the deployment's containers and resolves, with what the user
-/// should know, once any of them is no longer running. A node going down
-/// takes its containers one by one, so the report waits until no more go
-/// down between two looks (at most [`SETTLE_LIMIT`]) and names them all.
-pub async fn first_stopped(engine: &Engine, id: &str) -> String {
-    let mut down = BTreeMap::new();
+/// What the watch saw go down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Containers stopped while others of their node (or of home) still
+    /// run: start them again.
+    Killed(Vec<String>),
+    /// A whole node (or all of home) is down; what the user should know.
+    Lost(String),
+}
+
+/// One container of the deployment as `docker ps -a` shows it.
+#[derive(Debug, Clone)]
+struct Container {
+    /// `home` or `node NAME`.
+    place: String,
+    state: String,
+    status: String,
+}
+
+impl Container {
+    /// Not running and not being restarted by Docker's restart policy.
+    fn down(&self) -> bool {
+        self.state != "running" && self.state != "restarting"
+    }
+}
+
+/// Polls the deployment's containers until some are down and no more go
+/// down between two looks (a node going down takes its containers one by
+/// one; at most [`SETTLE_LIMIT`]), then says what was lost.
+pub async fn next_loss(engine: &Engine, id: &str) -> Seen {
+    let mut down = 0;
     let mut first_seen = None;
     loop {
         tokio::time::sleep(WATCH_INTERVAL).await;
-        let Ok(now) = stopped_containers(engine, id).await else {
+        let Ok(now) = containers(engine, id).await else {
             continue;
         };
-        let started = *first_seen.get_or_insert_with(Instant::now);
-        let settled = !down.is_empty() && now.len() <= down.len();
-        if !now.is_empty() {
-            down = now;
-        }
-        if down.is_empty() {
-            first_seen = None;
+        let down_now = now.values().filter(|c| c.down()).count();
+        if down_now == 0 {
+            (down, first_seen) = (0, None);
             continue;
         }
+        let started = *first_seen.get_or_insert_with(Instant::now);
+        let settled = down > 0 && down_now <= down;
+        down = down_now;
         if settled || started.elapsed() >= SETTLE_LIMIT {
-            return describe_stopped(&down);
+            return classify(&now);
         }
     }
 }
 
-/// Every container of deployment `id` that is not running: name ->
-/// (where it ran, its status).
-async fn stopped_containers(
-    engine: &Engine,
-    id: &str,
-) -> Result<BTreeMap<String, (String, String)>, EngineError> {
+/// Whole places down are lost; any other stopped container was killed.
+fn classify(all: &BTreeMap<String, Container>) -> Seen {
+    let mut places: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for c in all.values() {
+        let entry = places.entry(&c.place).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(c.down());
+    }
+    let lost: BTreeMap<String, Container> = all
+        .iter()
+        .filter(|(_, c)| c.down() && places[c.place.as_str()].0 == places[c.place.as_str()].1)
+        .map(|(n, c)| (n.clone(), c.clone()))
+        .collect();
+    if !lost.is_empty() {
+        return Seen::Lost(describe_lost(&lost));
+    }
+    Seen::Killed(
+        all.iter()
+            .filter(|(_, c)| c.down())
+            .map(|(n, _)| n.clone())
+            .collect(),
+    )
+}
+
+/// Every container of deployment `id` by name.
+async fn containers(engine: &Engine, id: &str) -> Result<BTreeMap<String, Container>, EngineError> {
     let filter = format!("label={DEPLOYMENT_LABEL}={id}");
     let format = format!("{{{{.Names}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Label \"{NODE_LABEL}\"}}}}");
     let text = engine
         .run(&["ps", "-a", "--filter", &filter, "--format", &format])
         .await?;
-    let mut down = BTreeMap::new();
+    let mut all = BTreeMap::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split('\t').collect();
         if let [name, state, status, node] = fields[..] {
-            if state != "running" {
-                let place = if node.is_empty() {
-                    "home".to_string()
-                } else {
-                    format!("node {node}")
-                };
-                down.insert(name.to_string(), (place, status.to_string()));
-            }
+            let place = if node.is_empty() {
+                "home".to_string()
+            } else {
+                format!("node {node}")
+            };
+            all.insert(
+                name.to_string(),
+                Container {
+                    place,
+                    state: state.to_string(),
+                    status: status.to_string(),
+                },
+            );
         }
     }
-    Ok(down)
+    Ok(all)
 }
 
-fn describe_stopped(down: &BTreeMap<String, (String, String)>) -> String {
+fn describe_lost(down: &BTreeMap<String, Container>) -> String {
     let mut by_place: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (name, (place, status)) in down {
+    for (name, c) in down {
         by_place
-            .entry(place)
+            .entry(&c.place)
             .or_default()
-            .push(format!("{name} ({status})"));
+            .push(format!("{name} ({})", c.status));
     }
     let parts: Vec<String> = by_place
         .into_iter()
@@ -85,4 +142,46 @@ fn describe_stopped(down: &BTreeMap<String, (String, String)>) -> String {
          `jupiterctl down` removes the deployment, or `docker start` the containers to resume",
         parts.join("; ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(place: &str, state: &str) -> Container {
+        Container {
+            place: place.into(),
+            state: state.into(),
+            status: format!("{state} (137)"),
+        }
+    }
+
+    #[test]
+    fn a_killed_role_is_told_from_a_lost_node() {
+        let mut all = BTreeMap::from([
+            ("d-circe-home".to_string(), container("home", "exited")),
+            ("d-drupe-central".to_string(), container("home", "running")),
+            ("d-n1-task".to_string(), container("node n1", "exited")),
+            ("d-n1-drupe-droplet".to_string(), container("node n1", "running")),
+            ("d-n2-task".to_string(), container("node n2", "restarting")),
+        ]);
+        assert_eq!(
+            classify(&all),
+            Seen::Killed(vec!["d-circe-home".into(), "d-n1-task".into()])
+        );
+        all.insert("d-n1-drupe-droplet".into(), container("node n1", "exited"));
+        match classify(&all) {
+            Seen::Lost(report) => {
+                assert!(
+                    report.starts_with("node n1 is down: d-n1-drupe-droplet (exited (137)), d-n1-task"),
+                    "{report}"
+                );
+                assert!(
+                    !report.contains("circe-home"),
+                    "a killed role is not a lost node: {report}"
+                );
+            }
+            other => panic!("a node with every container down is lost: {other:?}"),
+        }
+    }
 }
