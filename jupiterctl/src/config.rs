@@ -177,6 +177,12 @@ pub struct DeployArgs {
     /// Local backend: keep queues and logs here instead of a temporary folder.
     #[arg(long)]
     pub workdir: Option<PathBuf>,
+    /// Local backend: run each role as its own process (`jupiterctl serve
+    /// ROLE`), restarted on its port and its data if it dies (any signal,
+    /// any exit), with backoff if it keeps dying. Each role logs to
+    /// WORKDIR/logs/; `status` shows every role's pid and restarts.
+    #[arg(long)]
+    pub processes: bool,
     /// Python used for original Jupiter tasks.
     #[arg(long, env = env::PYTHON, default_value = "python3")]
     pub python: String,
@@ -233,6 +239,12 @@ pub enum ConfigError {
     Output { dir: PathBuf, source: std::io::Error },
     #[error("creating a work folder: {0}")]
     Workdir(std::io::Error),
+    #[error("--processes: finding the jupiterctl binary that serves the roles: {0}")]
+    Program(std::io::Error),
+    #[error(
+        "--processes is for --backend local; on --backend {0} every role already is its own container or pod"
+    )]
+    ProcessesNeedLocal(&'static str),
     #[error(transparent)]
     Deploy(#[from] DeployError),
     #[error(transparent)]
@@ -327,6 +339,13 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 });
             }
         }
+        match args.backend {
+            BackendKind::Docker if args.processes => return Err(ConfigError::ProcessesNeedLocal("docker")),
+            BackendKind::Kubernetes if args.processes => {
+                return Err(ConfigError::ProcessesNeedLocal("kubernetes"))
+            }
+            _ => {}
+        }
         let mut temp = None;
         let backend = match args.backend {
             BackendKind::Local => {
@@ -353,6 +372,10 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                     python: args.python.clone(),
                     runner: args.runner.clone(),
                     probe: probe(args)?,
+                    processes: match args.processes {
+                        true => Some(std::env::current_exe().map_err(ConfigError::Program)?),
+                        false => None,
+                    },
                 })
             }
             BackendKind::Docker => BackendConfig::Docker(DockerConfig {

@@ -31,7 +31,8 @@ pub struct Report {
 }
 
 /// A role with its health: `role`, `node`, `task`, `url`, `healthy`, and
-/// `pid` or `container` where there is one.
+/// `pid` or `container` where there is one; with `--processes` also
+/// `restarts` and its `log` file.
 #[derive(Debug, Serialize)]
 pub struct RoleReport {
     #[serde(flatten)]
@@ -83,7 +84,12 @@ pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) 
         } else {
             format!("DOWN ({})", h.detail)
         };
-        let _ = writeln!(out, "  {:<28} {:<24} {state}", role.label(), role.url);
+        let _ = write!(out, "  {:<28} {:<24} {state}", role.label(), role.url);
+        if let Some(restarts) = role.restarts {
+            let pid = role.pid.map_or("-".to_string(), |p| p.to_string());
+            let _ = write!(out, "  pid {pid}, restarts {restarts}");
+        }
+        out.push('\n');
     }
     let e = s.endpoints();
     let reachable = backend.reaches_roles();

@@ -14,6 +14,40 @@ use jupiterctl::local::{Local, LocalConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The release `jupiterctl` binary of this checkout, built (once per test
+/// binary, cheap when nothing changed) into the target folder the image
+/// builds use: tests that run it as a user would (`up --processes`,
+/// `status --json`, `submit`) need the binary, not the library.
+pub async fn jupiterctl_bin() -> PathBuf {
+    static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            // Its own target folder: the outer `cargo test` may hold the lock
+            // of the usual one.
+            let target = root.join("target").join("images");
+            let status = tokio::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "jupiterctl",
+                    "--bin",
+                    "jupiterctl",
+                ])
+                .current_dir(&root)
+                .env("CARGO_TARGET_DIR", &target)
+                .status()
+                .await
+                .expect("cargo starts");
+            assert!(status.success(), "building jupiterctl failed");
+            target.join("release").join("jupiterctl")
+        })
+        .await
+        .clone()
+}
+
 /// Expected output files of one input: (file name, bytes).
 pub type Expected = Vec<(String, Vec<u8>)>;
 
@@ -62,6 +96,7 @@ impl Sandbox {
             python: "python3".into(),
             runner: Default::default(),
             probe: Default::default(),
+            processes: None,
         }
     }
 

@@ -146,6 +146,7 @@ fn local(app: &App, nodes: usize, dir: &Path, fresh: bool) -> Box<Local> {
                 ..Default::default()
             },
             probe: Default::default(),
+            processes: None,
         },
     ))
 }

@@ -45,6 +45,34 @@ struct Args {
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     json: bool,
+    /// Run each role as its own supervised process (`jupiterctl run
+    /// --processes`), served by this `jupiterctl` binary (default: the one
+    /// beside this benchmark, `target/release/jupiterctl`).
+    #[arg(long)]
+    processes: bool,
+    #[arg(long, value_name = "PATH")]
+    jupiterctl: Option<PathBuf>,
+}
+
+/// The `jupiterctl` that serves the roles with `--processes`.
+fn jupiterctl(args: &Args) -> Result<Option<PathBuf>> {
+    if !args.processes {
+        return Ok(None);
+    }
+    let path = match &args.jupiterctl {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark's folder")?
+            .join("jupiterctl"),
+    };
+    if !path.is_file() {
+        bail!(
+            "--processes: no jupiterctl at {} (build it: cargo build --release -p jupiterctl, or give --jupiterctl PATH)",
+            path.display()
+        );
+    }
+    Ok(Some(path))
 }
 
 /// task -> children, as in examples/dummy_app.
@@ -88,8 +116,8 @@ fn write_inputs(dir: &Path, prefix: &str, n: usize, size: usize) -> Result<Vec<P
 }
 
 /// The local backend of pass `name`, in its own folders.
-fn backend(app: &App, root: &Path, name: &str, args: &Args) -> Box<dyn Backend> {
-    Box::new(Local::new(
+fn backend(app: &App, root: &Path, name: &str, args: &Args) -> Result<Box<dyn Backend>> {
+    Ok(Box::new(Local::new(
         &app.name,
         LocalConfig {
             nodes: args.nodes,
@@ -98,8 +126,9 @@ fn backend(app: &App, root: &Path, name: &str, args: &Args) -> Box<dyn Backend> 
             python: "python3".into(),
             runner: Default::default(),
             probe: Default::default(),
+            processes: jupiterctl(args)?,
         },
-    ))
+    )))
 }
 
 /// A random mapping seeded by `--seed`.
@@ -206,7 +235,7 @@ async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
     let inputs = root.join("inputs");
     write_inputs(&inputs, "in", args.inputs, args.input_size)?;
     let outcome = jupiterctl::run::run(
-        backend(&app, root, "throughput", args),
+        backend(&app, root, "throughput", args)?,
         &app,
         &random(args),
         &[inputs],
@@ -221,7 +250,7 @@ async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
 
 async fn sequential_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
     let files = write_inputs(&root.join("seq-inputs"), "seq", args.sequential, args.input_size)?;
-    let deployment = Deployment::up(backend(&app, root, "sequential", args), &app, &random(args))
+    let deployment = Deployment::up(backend(&app, root, "sequential", args)?, &app, &random(args))
         .await
         .context("deploying")?;
     let result = async {
@@ -284,6 +313,7 @@ async fn main() -> Result<()> {
             "nodes": args.nodes,
             "parallelism": args.parallelism,
             "input_size": args.input_size,
+            "roles": if args.processes { "processes" } else { "in-process" },
             "throughput": throughput.json(),
             "unloaded": sequential.as_ref().map(Pass::json),
             "hop_target_ms": target_ms,
@@ -294,8 +324,13 @@ async fn main() -> Result<()> {
     } else {
         let m = machine();
         println!(
-            "pipeline: 7-task dummy_app-shaped DAG, trivial tasks, {} nodes, parallelism {}, {} B inputs ({} cores, {} GiB)",
-            args.nodes, args.parallelism, args.input_size, m["cores"], m["mem_gib"]
+            "pipeline: 7-task dummy_app-shaped DAG, trivial tasks, {} nodes, parallelism {}, {} B inputs, roles {} ({} cores, {} GiB)",
+            args.nodes,
+            args.parallelism,
+            args.input_size,
+            if args.processes { "each its own process" } else { "in one process" },
+            m["cores"],
+            m["mem_gib"]
         );
         if let Some(p) = &sequential {
             p.print(&format!("unloaded pass ({} inputs, one at a time):", p.inputs));

@@ -47,6 +47,7 @@ async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) 
                 python: "python3".into(),
                 runner: Default::default(),
                 probe: Default::default(),
+                processes: None,
             },
         )),
         "docker" => Box::new(

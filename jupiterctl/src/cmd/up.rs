@@ -55,10 +55,31 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("submit inputs with `jupiterctl submit FILE...`; stop with Ctrl-C or `jupiterctl down`");
-    jupiter_common::telemetry::shutdown_signal().await;
+    let mut deployment = deployment;
+    keep_state_current(&mut deployment, &path).await;
     eprintln!("stopping...");
     let result = deployment.down().await;
     state::remove(&path);
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Until SIGTERM or Ctrl-C: rewrites the state file whenever a role
+/// changes (a supervised process restarted with a new pid), so that
+/// `status` in another shell shows the roles as they run now.
+async fn keep_state_current(deployment: &mut Deployment, path: &std::path::Path) {
+    let mut stop = std::pin::pin!(jupiter_common::telemetry::shutdown_signal());
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+        }
+        let roles = deployment.backend().roles();
+        if roles != deployment.summary.roles {
+            deployment.summary.roles = roles;
+            if let Err(e) = state::write(path, &deployment.state()) {
+                tracing::warn!(error = %e, "updating the state file");
+            }
+        }
+    }
 }

@@ -159,6 +159,13 @@ pub struct RoleInstance {
     /// Its container, on Docker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// How many times it was started again after it died, where something
+    /// restarts it (`--processes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+    /// Where its output goes, when it has a log file of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<PathBuf>,
 }
 
 impl RoleInstance {
@@ -170,6 +177,8 @@ impl RoleInstance {
             url: url.into(),
             pid: None,
             container: None,
+            restarts: None,
+            log: None,
         }
     }
 

@@ -1,8 +1,14 @@
 //! The local backend: every role a real gRPC server on a loopback port
-//! inside this process, over N emulated nodes, each started through its
-//! crate's own `serve` (the same code its binary runs). From another
-//! process (`status`, `submit`, `down`) a local deployment is the process
-//! that runs it, which `down` asks to stop.
+//! over N emulated nodes, each configured by its binary's own flags
+//! ([`commands`]). By default the roles are served inside this process
+//! (through each crate's `serve`, the code its binary runs); with
+//! `--processes` each role is its own OS process, `jupiterctl serve ROLE`,
+//! kept running by a [`supervisor`]. From another process (`status`,
+//! `submit`, `down`) a local deployment is the process that runs it, which
+//! `down` asks to stop.
+
+mod commands;
+pub mod supervisor;
 
 use crate::deployment::Inventory;
 use crate::deployment::{
@@ -10,6 +16,7 @@ use crate::deployment::{
     Placement, ProbeOptions, RoleInstance, Summary, HEALTH_TIMEOUT,
 };
 use crate::process;
+use commands::RoleCommand;
 use futures::future::BoxFuture;
 use jupiter_common::app::{App, TaskRunner};
 use jupiter_common::cli::RunnerFlags;
@@ -17,9 +24,11 @@ use jupiter_common::role::{Role, RoleArgs};
 use jupiter_common::serve::{url_of, wait_healthy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use supervisor::{Launch, Supervised};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,6 +49,9 @@ pub struct LocalConfig {
     /// that do not set their own.
     pub runner: RunnerFlags,
     pub probe: ProbeOptions,
+    /// `--processes`: the `jupiterctl` binary that serves each role as its
+    /// own process (None: every role inside this process).
+    pub processes: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +72,10 @@ pub enum LocalError {
     Signal { pid: u32, source: std::io::Error },
     #[error("the deployment's process {pid} did not stop within 20 s")]
     DidNotStop { pid: u32 },
+    #[error("{role}: {detail}")]
+    Flags { role: Role, detail: String },
+    #[error("restarting {role}: {source}")]
+    Restart { role: String, source: std::io::Error },
 }
 
 /// A local deployment: run by this process, or by the `up` process `pid`.
@@ -67,7 +83,7 @@ pub struct Local {
     inventory: Inventory,
     pid: u32,
     /// The roles, when this process runs them.
-    here: Option<InProcess>,
+    here: Option<Here>,
 }
 
 impl Local {
@@ -77,7 +93,7 @@ impl Local {
         Self {
             inventory: Inventory::new(deployment::new_id(app_name), config.output.clone()),
             pid: std::process::id(),
-            here: Some(InProcess {
+            here: Some(Here {
                 config,
                 shutdown: CancellationToken::new(),
                 slots: BTreeMap::new(),
@@ -95,7 +111,7 @@ impl Local {
         }
     }
 
-    fn here(&mut self, what: &str) -> Result<&mut InProcess, DeployError> {
+    fn here(&mut self, what: &str) -> Result<&mut Here, DeployError> {
         let pid = self.pid;
         self.here.as_mut().ok_or_else(|| DeployError::Unsupported {
             what: what.to_string(),
@@ -105,47 +121,41 @@ impl Local {
     }
 
     /// Binds a loopback port for a role and starts it there.
-    async fn start<A: RoleArgs>(
-        &mut self,
-        instance: RoleInstance,
-        config: A::Config,
-    ) -> Result<(), DeployError>
-    where
-        A::Config: Clone + Sync,
-    {
+    async fn start(&mut self, instance: RoleInstance, command: RoleCommand) -> Result<(), DeployError> {
         let (listener, url) = bind().await?;
-        self.serve_on::<A>(RoleInstance { url, ..instance }, listener, config)
+        self.serve_on(RoleInstance { url, ..instance }, listener, command)
     }
 
     /// Starts a role on a listener already bound (roles whose address must
     /// be known before they start).
-    fn serve_on<A: RoleArgs>(
+    fn serve_on(
         &mut self,
         instance: RoleInstance,
         listener: TcpListener,
-        config: A::Config,
-    ) -> Result<(), DeployError>
-    where
-        A::Config: Clone + Sync,
-    {
+        command: RoleCommand,
+    ) -> Result<(), DeployError> {
+        let here = self.here("starting a role")?;
+        let in_process = here.config.processes.is_none();
+        here.start(&instance, listener, command)?;
+        // A role in this process has this process's pid; a supervised one
+        // has its own, which [`Backend::roles`] reads live.
         let instance = RoleInstance {
-            pid: Some(self.pid),
+            pid: in_process.then_some(self.pid),
             ..instance
         };
-        self.here("starting a role")?
-            .start::<A>(&instance, listener, config)?;
         self.inventory.roles.push(instance);
         Ok(())
     }
 }
 
 /// The roles this process runs, each in a slot it can be restarted from.
-struct InProcess {
+struct Here {
     config: LocalConfig,
     shutdown: CancellationToken,
     /// label -> slot.
     slots: BTreeMap<String, Slot>,
-    /// The first role that stopped on its own, and why.
+    /// The first role that stopped on its own (in this process) or keeps
+    /// crashing (as its own process), and why.
     stopped: Arc<watch::Sender<Option<String>>>,
 }
 
@@ -156,36 +166,61 @@ type Starter = Arc<
         + Sync,
 >;
 
-struct Slot {
-    addr: SocketAddr,
-    start: Starter,
-    task: JoinHandle<()>,
+enum Slot {
+    /// A task of this process.
+    Task {
+        addr: SocketAddr,
+        start: Starter,
+        task: JoinHandle<()>,
+    },
+    /// A process of its own.
+    Process(Supervised),
 }
 
-impl InProcess {
-    fn start<A: RoleArgs>(
+impl Here {
+    fn start(
         &mut self,
         instance: &RoleInstance,
         listener: TcpListener,
-        config: A::Config,
-    ) -> Result<(), DeployError>
-    where
-        A::Config: Clone + Sync,
-    {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
-        let start: Starter = Arc::new(move |listener, shutdown| {
-            let config = config.clone();
-            Box::pin(async move {
-                A::serve(config, listener, shutdown)
-                    .await
-                    .map_err(|e| Box::new(e) as BoxError)
-            })
-        });
+        command: RoleCommand,
+    ) -> Result<(), DeployError> {
         let label = instance.label();
-        let task = self.spawn(label.clone(), &start, listener);
-        self.slots.insert(label, Slot { addr, start, task });
+        let slot = match &self.config.processes {
+            Some(program) => {
+                let listener: OwnedFd = listener
+                    .into_std()
+                    .map_err(|e| DeployError::backend(LocalError::Bind(e)))?
+                    .into();
+                let logs = self.config.workdir.join("logs");
+                std::fs::create_dir_all(&logs).map_err(|source| {
+                    DeployError::backend(LocalError::Workdir {
+                        dir: logs.clone(),
+                        source,
+                    })
+                })?;
+                let launch = Launch {
+                    label: label.clone(),
+                    program: program.clone(),
+                    args: command.serve_args(),
+                    listener,
+                    log: logs.join(format!("{}.log", label.replace(' ', "-"))),
+                };
+                Slot::Process(Supervised::start(
+                    launch,
+                    self.shutdown.clone(),
+                    self.stopped.clone(),
+                ))
+            }
+            None => {
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+                let start = starter(&command)?;
+                let task = self.spawn(label.clone(), &start, listener);
+                Slot::Task { addr, start, task }
+            }
+        };
+        self.slots.insert(label, slot);
         Ok(())
     }
 
@@ -213,19 +248,32 @@ impl InProcess {
     }
 
     /// Kills a role as a crash would (its data stays), then starts it again
-    /// on the same port.
+    /// on the same port: in this process, its task is aborted; as a
+    /// process, it gets SIGKILL and its supervisor starts it again.
     async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {
         let label = role.label();
         let Some(slot) = self.slots.get_mut(&label) else {
             return Err(DeployError::NoSuchRole { what: label });
         };
-        slot.task.abort();
-        let _ = (&mut slot.task).await;
-        let listener = rebind(&label, slot.addr).await?;
-        let start = slot.start.clone();
-        let task = self.spawn(label.clone(), &start, listener);
-        if let Some(slot) = self.slots.get_mut(&label) {
-            slot.task = task;
+        match slot {
+            Slot::Process(process) => {
+                process.kill_and_wait_restart().await.map_err(|source| {
+                    DeployError::backend(LocalError::Restart {
+                        role: label.clone(),
+                        source,
+                    })
+                })?;
+            }
+            Slot::Task { addr, start, task } => {
+                task.abort();
+                let _ = task.await;
+                let (addr, start) = (*addr, start.clone());
+                let listener = rebind(&label, addr).await?;
+                let task = self.spawn(label.clone(), &start, listener);
+                if let Some(Slot::Task { task: slot, .. }) = self.slots.get_mut(&label) {
+                    *slot = task;
+                }
+            }
         }
         wait_healthy(&label, &role.url, HEALTH_TIMEOUT).await?;
         Ok(())
@@ -233,15 +281,63 @@ impl InProcess {
 
     async fn stop(&mut self) {
         self.shutdown.cancel();
-        let tasks = self.slots.values_mut().map(|s| &mut s.task);
-        let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(tasks)).await;
+        let stopping = self.slots.values_mut().map(|slot| async move {
+            match slot {
+                Slot::Task { task, .. } => {
+                    let _ = task.await;
+                }
+                Slot::Process(process) => process.stopped().await,
+            }
+        });
+        // Supervised processes get their own grace period (SIGTERM, then
+        // SIGKILL) and are always waited for.
+        let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(stopping)).await;
     }
 }
 
-impl Drop for InProcess {
+impl Drop for Here {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// How a role's flags become a server in this process: parsed by the
+/// role's own `Args`, as its binary would.
+fn starter(command: &RoleCommand) -> Result<Starter, DeployError> {
+    match command.role {
+        Role::DrupeCentral => starter_of::<drupe_central::Args>(command),
+        Role::DrupeDroplet => starter_of::<drupe_droplet::Args>(command),
+        Role::WaveHome => starter_of::<wave_home::Args>(command),
+        Role::WaveWorker => starter_of::<wave_worker::Args>(command),
+        Role::CirceHome => starter_of::<circe_home::Args>(command),
+        Role::CirceWorker => starter_of::<circe_worker::Args>(command),
+    }
+}
+
+fn starter_of<A: RoleArgs>(command: &RoleCommand) -> Result<Starter, DeployError>
+where
+    A::Config: Clone + Sync,
+{
+    let flags = |detail: String| {
+        DeployError::backend(LocalError::Flags {
+            role: command.role,
+            detail,
+        })
+    };
+    let args =
+        A::try_parse_from(std::iter::once(command.role.name().to_string()).chain(command.args.clone()))
+            .map_err(|e| flags(e.to_string()))?;
+    let config = args
+        .config()
+        .map_err(|e| flags(jupiter_common::error::explain(&e)))?;
+    Ok(Arc::new(move |listener, shutdown| {
+        let config = config.clone();
+        Box::pin(async move {
+            A::serve(config, listener, shutdown)
+                .await
+                .map_err(|e| Box::new(e) as BoxError)
+        })
+    }))
 }
 
 /// A fresh loopback port and its URL.
@@ -278,7 +374,15 @@ async fn rebind(role: &str, addr: SocketAddr) -> Result<TcpListener, DeployError
 #[async_trait::async_trait]
 impl Backend for Local {
     fn describe(&self) -> String {
-        format!("local deployment {} in process {}", self.inventory.id, self.pid)
+        let processes = match &self.here {
+            Some(here) if here.config.processes.is_some() => ", each role its own process",
+            _ if self.inventory.roles.iter().any(|r| r.restarts.is_some()) => ", each role its own process",
+            _ => "",
+        };
+        format!(
+            "local deployment {} in process {}{processes}",
+            self.inventory.id, self.pid
+        )
     }
 
     fn in_process(&self) -> bool {
@@ -298,46 +402,40 @@ impl Backend for Local {
         })?;
         // Finding the real Python behind a shim takes a while: done now,
         // beside DRUPE, rather than when the first worker starts.
-        if app
-            .tasks
-            .iter()
-            .any(|t| matches!(t.runner, TaskRunner::Python { .. }))
+        if config.processes.is_none()
+            && app
+                .tasks
+                .iter()
+                .any(|t| matches!(t.runner, TaskRunner::Python { .. }))
         {
             let python = config.python.clone();
             tokio::task::spawn_blocking(move || circe_worker::runner::resolve_python(&python));
         }
-        let mut central = drupe_central::Config::new(config.workdir.join("drupe").join("central.redb"));
-        central.probe_sizes = config.probe.sizes.clone();
-        central.probe_interval = config.probe.interval;
-        central.probe_min_secs = config.probe.min_secs;
-        central.probe_max_bytes = config.probe.max_bytes;
-        // Every node is on this host's CPU: parallel probes would share it.
-        central.probe_sequential = true;
-        self.start::<drupe_central::Args>(RoleInstance::new(Role::DrupeCentral, ""), central)
-            .await?;
-        let central_url = self.inventory.url(Role::DrupeCentral);
-        let wave = wave_home::Config {
-            central: central_url.clone(),
-            advertise: None,
-        };
-        self.start::<wave_home::Args>(RoleInstance::new(Role::WaveHome, ""), wave)
-            .await?;
+        self.start(
+            RoleInstance::new(Role::DrupeCentral, ""),
+            commands::drupe_central(&config),
+        )
+        .await?;
+        let central = self.inventory.url(Role::DrupeCentral);
+        self.start(
+            RoleInstance::new(Role::WaveHome, ""),
+            commands::wave_home(&central),
+        )
+        .await?;
         for i in 0..config.nodes {
             let node = format!("node{i}");
-            // Droplets probe each other: each advertises the port it got.
             let (listener, url) = bind().await?;
-            let droplet = drupe_droplet::Config {
-                node: node.clone(),
-                central: central_url.clone(),
-                report_interval: Duration::from_secs(5),
-                advertise: Some(url.clone()),
-                data_dir: Some(config.workdir.clone()),
-            };
-            let instance = RoleInstance::new(Role::DrupeDroplet, url).on(&node);
-            self.serve_on::<drupe_droplet::Args>(instance, listener, droplet)?;
-            let agent = wave_worker::Config { node: node.clone() };
-            let instance = RoleInstance::new(Role::WaveWorker, "").on(&node);
-            self.start::<wave_worker::Args>(instance, agent).await?;
+            let droplet = commands::drupe_droplet(&config, &node, &central, &url);
+            self.serve_on(
+                RoleInstance::new(Role::DrupeDroplet, url).on(&node),
+                listener,
+                droplet,
+            )?;
+            self.start(
+                RoleInstance::new(Role::WaveWorker, "").on(&node),
+                commands::wave_worker(&node),
+            )
+            .await?;
         }
         wait_roles_healthy(&self.inventory.roles).await?;
         Ok(control_plane(&self.inventory))
@@ -357,34 +455,11 @@ impl Backend for Local {
         let first_worker = self.inventory.roles.len();
         for task in &app.tasks {
             let node = placement.node_of(&task.name)?.to_string();
-            let mut task = task.clone();
-            config.runner.apply(&mut task);
-            let worker = circe_worker::Config {
-                task: task.clone(),
-                app_dir: app.dir.clone(),
-                queue_dir: config
-                    .workdir
-                    .join("nodes")
-                    .join(&node)
-                    .join("queues")
-                    .join(&task.name),
-                node: node.clone(),
-                children: task
-                    .children
-                    .iter()
-                    .map(|c| circe_worker::ChildEndpoint {
-                        task: c.clone(),
-                        address: urls.get(c).cloned().unwrap_or_default(),
-                    })
-                    .collect(),
-                home: home_url.clone(),
-                python: config.python.clone(),
-                fresh_interpreter: false,
-            };
             let Some(listener) = listeners.remove(&task.name) else {
                 continue;
             };
-            self.serve_on::<circe_worker::Args>(
+            let worker = commands::circe_worker(&config, app, &task.name, &node, &urls, &home_url);
+            self.serve_on(
                 RoleInstance::new(Role::CirceWorker, urls[&task.name].clone())
                     .on(node)
                     .running(&task.name),
@@ -392,21 +467,11 @@ impl Backend for Local {
                 worker,
             )?;
         }
-        let home_config = circe_home::Config {
-            data_dir: config.workdir.join("home"),
-            output_dir: config.output.clone(),
-            ingress: app
-                .ingress()
-                .iter()
-                .map(|t| circe_home::Ingress {
-                    task: t.name.clone(),
-                    address: urls.get(&t.name).cloned().unwrap_or_default(),
-                })
-                .collect(),
-            egress: app.egress().iter().map(|t| t.name.clone()).collect(),
-            tasks: app.tasks.iter().map(|t| t.name.clone()).collect(),
-        };
-        self.serve_on::<circe_home::Args>(RoleInstance::new(Role::CirceHome, home_url), home, home_config)?;
+        self.serve_on(
+            RoleInstance::new(Role::CirceHome, home_url),
+            home,
+            commands::circe_home(&config, app, &urls),
+        )?;
         wait_roles_healthy(&self.inventory.roles[first_worker..]).await?;
         Ok(())
     }
@@ -465,6 +530,25 @@ impl Backend for Local {
 
     fn inventory(&self) -> &Inventory {
         &self.inventory
+    }
+
+    /// The roles with, for those that are processes of their own, the
+    /// pid of the incarnation running now, how often each was restarted
+    /// and where it logs.
+    fn roles(&self) -> Vec<RoleInstance> {
+        let mut roles = self.inventory.roles.clone();
+        let Some(here) = &self.here else {
+            return roles;
+        };
+        for role in &mut roles {
+            if let Some(Slot::Process(process)) = here.slots.get(&role.label()) {
+                let state = process.state();
+                role.pid = state.pid;
+                role.restarts = Some(state.restarts);
+                role.log = Some(process.log.clone());
+            }
+        }
+        roles
     }
 
     fn state(&self, summary: Summary) -> DeploymentState {

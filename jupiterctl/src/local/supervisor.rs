@@ -1,0 +1,276 @@
+//! `--processes`: a role as its own OS process (`jupiterctl serve ROLE …`),
+//! kept running. The supervisor holds the role's listening socket and hands
+//! it to every incarnation as file descriptor 3 (`--listen fd:3`), so a
+//! restarted role answers on the same port, and clients that connect while
+//! it is down wait in the socket's backlog instead of being refused.
+//!
+//! A process that ends while the deployment runs (any signal, any exit
+//! code) is started again at once; one that keeps dying soon after it
+//! starts is started again after a growing pause. Five deaths in a row
+//! within two seconds of starting are a crash loop: the deployment reports
+//! it (a role that cannot start will not start by retrying), and the
+//! supervisor keeps trying anyway.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use jupiter_common::sync::LockExt;
+
+/// The descriptor a role process finds its listening socket on.
+pub const LISTEN_FD: i32 = 3;
+/// A process that lived this long was healthy: its next death restarts it
+/// at once again.
+const STABLE: Duration = Duration::from_secs(2);
+/// The longest pause between two starts of a process that keeps dying.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Deaths within [`EARLY`] of starting, in a row, that make a crash loop.
+const CRASH_LOOP: u32 = 5;
+const EARLY: Duration = Duration::from_secs(2);
+/// How long a stopping role has between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What is known of a supervised role process now.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessState {
+    /// The running incarnation, if one runs.
+    pub pid: Option<u32>,
+    /// How many times it was started again.
+    pub restarts: u32,
+    /// How the last incarnation ended.
+    pub last_exit: Option<String>,
+}
+
+/// One role process and the task that keeps it running.
+pub struct Supervised {
+    state: Arc<Mutex<ProcessState>>,
+    /// Changes each time an incarnation starts.
+    started: watch::Receiver<u32>,
+    pub log: PathBuf,
+    task: JoinHandle<()>,
+}
+
+/// What a supervisor starts: the program, its arguments (without
+/// `--listen`), the socket and the log file.
+pub struct Launch {
+    pub label: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub listener: OwnedFd,
+    pub log: PathBuf,
+}
+
+impl Supervised {
+    /// Starts `launch` and keeps it running until `shutdown`; a crash loop
+    /// is reported once through `crash_loop`.
+    pub fn start(
+        launch: Launch,
+        shutdown: CancellationToken,
+        crash_loop: Arc<watch::Sender<Option<String>>>,
+    ) -> Self {
+        let state = Arc::new(Mutex::new(ProcessState::default()));
+        let (started_tx, started) = watch::channel(0);
+        let log = launch.log.clone();
+        let task = tokio::spawn(keep_running(
+            launch,
+            state.clone(),
+            started_tx,
+            shutdown,
+            crash_loop,
+        ));
+        Self {
+            state,
+            started,
+            log,
+            task,
+        }
+    }
+
+    pub fn state(&self) -> ProcessState {
+        self.state.locked().clone()
+    }
+
+    /// Kills the running incarnation (SIGKILL: a real crash) and waits
+    /// until the supervisor has started the next one; its pid.
+    pub async fn kill_and_wait_restart(&mut self) -> std::io::Result<u32> {
+        let seen = *self.started.borrow_and_update();
+        if let Some(pid) = self.state().pid {
+            kill(pid, libc::SIGKILL)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while *self.started.borrow_and_update() == seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, self.started.changed()).await.is_err() {
+                return Err(std::io::Error::other(
+                    "the role was not started again within 30 s",
+                ));
+            }
+        }
+        self.state()
+            .pid
+            .ok_or_else(|| std::io::Error::other("the role exited again at once"))
+    }
+
+    /// Waits for the supervisor to have stopped its process.
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+fn kill(pid: u32, signal: i32) -> std::io::Result<()> {
+    // SAFETY: kill(2) with a pid this supervisor started and a signal.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+async fn keep_running(
+    launch: Launch,
+    state: Arc<Mutex<ProcessState>>,
+    started: watch::Sender<u32>,
+    shutdown: CancellationToken,
+    crash_loop: Arc<watch::Sender<Option<String>>>,
+) {
+    let mut backoff = Duration::ZERO;
+    let mut early_deaths = 0;
+    let mut incarnation = 0;
+    loop {
+        let began = Instant::now();
+        let exit = match spawn(&launch) {
+            Ok(mut child) => {
+                state.locked().pid = child.id();
+                incarnation += 1;
+                started.send_replace(incarnation);
+                tokio::select! {
+                    status = child.wait() => describe(status),
+                    () = shutdown.cancelled() => {
+                        stop(&mut child).await;
+                        state.locked().pid = None;
+                        return;
+                    }
+                }
+            }
+            Err(e) => format!("could not start: {e}"),
+        };
+        let lived = began.elapsed();
+        let restarts = {
+            let mut s = state.locked();
+            s.pid = None;
+            s.restarts += 1;
+            s.last_exit = Some(exit.clone());
+            s.restarts
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if lived >= STABLE {
+            backoff = Duration::ZERO;
+        } else {
+            backoff = (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
+        }
+        early_deaths = if lived < EARLY { early_deaths + 1 } else { 0 };
+        tracing::warn!(
+            role = %launch.label,
+            exit = %exit,
+            restarts,
+            after_ms = backoff.as_millis() as u64,
+            "role process ended; starting it again"
+        );
+        if early_deaths == CRASH_LOOP {
+            let reason = format!(
+                "{} keeps exiting within {} s of starting ({exit}); its log is {}",
+                launch.label,
+                EARLY.as_secs(),
+                launch.log.display()
+            );
+            crash_loop.send_if_modified(|first| first.is_none() && first.replace(reason).is_none());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Starts one incarnation: its own process group (a Ctrl-C meant for
+/// jupiterctl is not also delivered to it), killed if jupiterctl dies, the
+/// socket on [`LISTEN_FD`], output appended to the log.
+fn spawn(launch: &Launch) -> std::io::Result<tokio::process::Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&launch.log)?;
+    let mut command = tokio::process::Command::new(&launch.program);
+    command
+        .args(&launch.args)
+        .arg("--listen")
+        .arg(format!("fd:{LISTEN_FD}"))
+        // Log files are read as text, not through a terminal.
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .kill_on_drop(true);
+    jupiter_common::child::die_with_parent(&mut command);
+    let fd = launch.listener.as_raw_fd();
+    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and
+    // exec.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == LISTEN_FD {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, LISTEN_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
+/// SIGTERM (the role's graceful path), then SIGKILL after a grace period.
+async fn stop(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = kill(pid, libc::SIGTERM);
+    }
+    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
+fn describe(status: std::io::Result<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal} ({})", signal_name(signal)),
+            _ => s.to_string(),
+        },
+        Err(e) => format!("lost track of it: {e}"),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
+}
