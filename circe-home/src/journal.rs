@@ -1,5 +1,5 @@
 //! circe-home's journal: every event the ledger learns (an input submitted,
-//! an output delivered, a task's report, an input failed), appended to one
+//! an output delivered, a task's report, an input failed, a replay), appended to one
 //! file before the call that brought it is acknowledged. A restarted
 //! circe-home replays it into a fresh ledger, so a crash loses no input,
 //! no output record and no report, and finished inputs are not counted
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Record {
-    #[prost(oneof = "Event", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "Event", tags = "1, 2, 3, 4, 5")]
     pub event: Option<Event>,
 }
 
@@ -36,6 +36,8 @@ pub enum Event {
     Report(TaskReport),
     #[prost(message, tag = "4")]
     Failed(Failed),
+    #[prost(message, tag = "5")]
+    Replayed(Replayed),
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -54,6 +56,15 @@ pub struct Delivered {
     #[prost(string, tag = "2")]
     pub relative: String,
     #[prost(int64, tag = "3")]
+    pub at_unix_nanos: i64,
+}
+
+/// Every unfinished input was fed again as its next pass.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Replayed {
+    #[prost(string, tag = "1")]
+    pub reason: String,
+    #[prost(int64, tag = "2")]
     pub at_unix_nanos: i64,
 }
 

@@ -2,7 +2,7 @@
 //! outputs arrived, each task's report, and how it ended.
 
 use jupiter_common::clock::ms_between;
-use jupiter_common::proto::circe::home::v1::{HomeStatus, InputResult, TaskReport};
+use jupiter_common::proto::circe::home::v1::{HomeStatus, InputResult, Recovery, TaskReport};
 use jupiter_common::proto::circe::worker::v1::FileHeader;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::sync::broadcast;
@@ -21,6 +21,8 @@ struct Input {
     reports: BTreeMap<String, TaskReport>,
     last_delivery: i64,
     result: Option<InputResult>,
+    /// Its current pass: 0, raised by each replay.
+    attempt: u32,
 }
 
 pub struct Ledger {
@@ -29,6 +31,7 @@ pub struct Ledger {
     inputs: BTreeMap<String, Input>,
     finished: Vec<String>,
     results: broadcast::Sender<InputResult>,
+    recoveries: Vec<Recovery>,
 }
 
 impl Ledger {
@@ -39,6 +42,7 @@ impl Ledger {
             inputs: BTreeMap::new(),
             finished: Vec::new(),
             results: broadcast::channel(65536).0,
+            recoveries: Vec::new(),
         }
     }
 
@@ -135,6 +139,28 @@ impl Ledger {
         true
     }
 
+    /// Raises the pass of every unfinished input and records why; the
+    /// inputs, to be fed again.
+    pub fn replay(&mut self, reason: String, at: i64) -> Vec<String> {
+        let inputs = self.unfinished();
+        for input in &inputs {
+            if let Some(entry) = self.inputs.get_mut(input) {
+                entry.attempt += 1;
+            }
+        }
+        self.recoveries.push(Recovery {
+            reason,
+            at_unix_nanos: at,
+            inputs: inputs.clone(),
+        });
+        inputs
+    }
+
+    /// The pass `input` is fed as now.
+    pub fn attempt(&self, input: &str) -> u32 {
+        self.inputs.get(input).map_or(0, |i| i.attempt)
+    }
+
     /// Inputs submitted that have not finished, in id order: what a
     /// restarted circe-home feeds again.
     pub fn unfinished(&self) -> Vec<String> {
@@ -175,6 +201,7 @@ impl Ledger {
             failed,
             in_flight: submitted.saturating_sub(done + failed),
             results,
+            recoveries: self.recoveries.clone(),
         }
     }
 }

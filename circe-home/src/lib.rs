@@ -8,13 +8,14 @@ mod ledger;
 
 pub use args::Args;
 
-use journal::{Delivered, Event, Failed, Journal, Submitted};
+use journal::{Delivered, Event, Failed, Journal, Replayed, Submitted};
 use jupiter_common::app::AppError;
 use jupiter_common::cli::FlagError;
 use jupiter_common::clock::unix_nanos;
 use jupiter_common::proto::circe::home::v1::circe_home_server::{CirceHome, CirceHomeServer};
 use jupiter_common::proto::circe::home::v1::{
-    HomeStatus, HomeStatusRequest, InputResult, ReportAck, SubmitAck, TaskReport, WatchRequest,
+    HomeStatus, HomeStatusRequest, InputResult, ReplayAck, ReplayRequest, ReportAck, SubmitAck, TaskReport,
+    WatchRequest,
 };
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, PushAck};
@@ -164,7 +165,12 @@ impl Home {
         if !unfinished.is_empty() {
             tracing::info!(inputs = unfinished.len(), "feeding unfinished inputs again");
         }
-        for input in unfinished {
+        self.feed_again(unfinished);
+    }
+
+    /// Feeds `inputs` from their kept copies, each as its current pass.
+    fn feed_again(&self, inputs: Vec<String>) {
+        for input in inputs {
             let path = self.config.data_dir.join("inputs").join(&input);
             let size = match std::fs::metadata(&path) {
                 Ok(meta) => meta.len(),
@@ -184,8 +190,10 @@ impl Home {
         self.ledger.locked()
     }
 
-    /// Streams the input file to every ingress worker until each acknowledges.
+    /// Streams the input file, as its current pass, to every ingress
+    /// worker until each acknowledges.
     async fn feed(self, input: String, path: PathBuf, size: u64) {
+        let attempt = self.ledger().attempt(&input);
         let mut sends = tokio::task::JoinSet::new();
         for (task, client) in self.ingress.clone() {
             let header = FileHeader {
@@ -195,6 +203,7 @@ impl Home {
                 file_count: 1,
                 size,
                 produced_at_unix_nanos: unix_nanos(),
+                attempt,
             };
             let path = path.clone();
             sends.spawn(async move {
@@ -244,6 +253,10 @@ fn apply(ledger: &mut Ledger, event: Event) -> Option<String> {
         Event::Failed(f) => {
             let input = f.input.clone();
             ledger.fail(&f.input, f.error).then_some(input)
+        }
+        Event::Replayed(r) => {
+            ledger.replay(r.reason, r.at_unix_nanos);
+            None
         }
     }
 }
@@ -328,6 +341,24 @@ impl CirceHome for Home {
         check_name("input_id", &report.input_id)?;
         self.record(Event::Report(report))?;
         Ok(Response::new(ReportAck {}))
+    }
+
+    async fn replay(&self, request: Request<ReplayRequest>) -> Result<Response<ReplayAck>, Status> {
+        let reason = request.into_inner().reason;
+        self.record(Event::Replayed(Replayed {
+            reason: reason.clone(),
+            at_unix_nanos: unix_nanos(),
+        }))?;
+        let inputs = self
+            .ledger()
+            .status()
+            .recoveries
+            .last()
+            .map(|r| r.inputs.clone())
+            .unwrap_or_default();
+        tracing::warn!(%reason, inputs = inputs.len(), "replaying every unfinished input as its next pass");
+        self.feed_again(inputs.clone());
+        Ok(Response::new(ReplayAck { inputs }))
     }
 
     async fn status(&self, _request: Request<HomeStatusRequest>) -> Result<Response<HomeStatus>, Status> {

@@ -7,6 +7,7 @@
 mod args;
 pub mod firing;
 pub mod queue;
+pub mod replay;
 pub mod routing;
 pub mod runner;
 pub mod sender;
@@ -289,7 +290,9 @@ impl Worker {
             result_file: self.queue.tmp().join(format!("{input}.result.json")),
             spares: self.queue.spares(),
         };
-        let outputs = runner::run(&self.config.task, input, &inputs, &dirs).await?;
+        // The task sees the input's id, whichever pass this is.
+        let id = replay::split(input).0;
+        let outputs = runner::run(&self.config.task, id, &inputs, &dirs).await?;
         routing::check(&outputs, &self.config.task.children, self.config.task.route).map_err(|source| {
             runner::RunError::Route {
                 task: self.config.task.name.clone(),
@@ -307,7 +310,7 @@ impl Worker {
         }
         self.counters().failed += 1;
         self.report(TaskReport {
-            input_id: input.to_string(),
+            input_id: replay::split(input).0.to_string(),
             task: self.config.task.name.clone(),
             node: self.config.node.clone(),
             error,
@@ -336,8 +339,10 @@ impl Worker {
         for (target, files) in self.downstream.iter().zip(routed) {
             let target = target.clone();
             let files: Vec<String> = files.into_iter().map(str::to_string).collect();
+            let (id, attempt) = replay::split(&input);
             let header = FileHeader {
-                input_id: input.clone(),
+                input_id: id.to_string(),
+                attempt,
                 from_task: self.config.task.name.clone(),
                 file_name: String::new(),
                 file_count: files.len() as u32,
@@ -379,7 +384,7 @@ impl Worker {
             return;
         }
         let report = TaskReport {
-            input_id: input.clone(),
+            input_id: replay::split(&input).0.to_string(),
             task: self.config.task.name.clone(),
             node: self.config.node.clone(),
             queue_wait_ms: record.queue_wait_ms,

@@ -38,7 +38,9 @@ impl CirceWorker for Service {
                 }
             )));
         }
-        let input = header.input_id.as_str();
+        // Each pass of an input is its own entry in the queue.
+        let key = crate::replay::key(&header.input_id, header.attempt);
+        let input = key.as_str();
         let duplicate = |bytes| {
             Ok(Response::new(PushAck {
                 duplicate: true,

@@ -27,6 +27,7 @@ fn header(input: &str, from: &str, size: u64) -> FileHeader {
         file_count: 1,
         size,
         produced_at_unix_nanos: 0,
+        attempt: 0,
     }
 }
 
@@ -118,6 +119,33 @@ async fn push_is_durable_idempotent_and_checked() {
         spare.iter().any(|p| p.is_dir()) && spare.iter().any(|p| p.is_file()),
         "spare/ holds folders and files: {spare:?}"
     );
+
+    // A replay (the input's next pass, after a node was lost) is not a
+    // duplicate: the task runs again for it, as its own queue entry.
+    let replayed = FileHeader {
+        attempt: 1,
+        ..header("d.txt", "split", 4)
+    };
+    let ack = client
+        .push(tokio_stream::iter(chunks(replayed, b"x\ny\n")))
+        .await
+        .expect("the next pass is accepted")
+        .into_inner();
+    assert!(!ack.duplicate, "a replay is not a duplicate of the first pass");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !left_queue.join("finished/.r1.d.txt").is_file() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replayed pass ran and was retired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let status = client
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!((status.done, status.failed), (2, 0), "{status:?}");
     deployment.down().await.expect("down");
 }
 

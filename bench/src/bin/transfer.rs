@@ -80,6 +80,13 @@ impl CirceHome for FakeHome {
         Ok(Response::new(HomeStatus::default()))
     }
 
+    async fn replay(
+        &self,
+        _: Request<jupiter_common::proto::circe::home::v1::ReplayRequest>,
+    ) -> Result<Response<jupiter_common::proto::circe::home::v1::ReplayAck>, Status> {
+        Err(Status::unimplemented("bench home"))
+    }
+
     type WatchResultsStream = futures::stream::Empty<Result<InputResult, Status>>;
 
     async fn watch_results(
@@ -196,6 +203,7 @@ impl Grpc {
             file_count: 1,
             size,
             produced_at_unix_nanos: 0,
+            attempt: 0,
         };
         let started = Instant::now();
         let ack = self
