@@ -55,16 +55,9 @@ pub async fn run(
     } else {
         session::expand_inputs(inputs)?
     };
-    let deployment = Deployment::up(backend, app, request).await?;
-    let result = session::submit_paced(
-        &deployment.summary.endpoints().circe_home,
-        &files,
-        pace,
-        timeout,
-        progress,
-        deployment.stopped(),
-    )
-    .await;
+    let mut deployment = Deployment::up(backend, app, request).await?;
+    let home = deployment.summary.endpoints().circe_home;
+    let result = session::submit_paced(&home, &files, pace, timeout, progress, deployment.stopped()).await;
     let summary = deployment.summary.clone();
     if let Err(e) = deployment.down().await {
         eprintln!("warning: taking deployment {} down: {e}", summary.deployment);

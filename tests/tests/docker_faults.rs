@@ -1,9 +1,15 @@
-//! Real container crashes on the Docker backend: while 60 inputs run
-//! through the fan-out/join example, `docker kill` the join task's
-//! circe-worker and then circe-home. Docker does not restart a container
-//! killed from outside; the run's watch starts each again on its volume,
-//! and every input still finishes exactly once with byte-exact outputs.
-//! Without a Docker engine the test skips with a loud message.
+//! Real container crashes and a lost node on the Docker backend, while 60
+//! inputs run through the fan-out/join example:
+//!
+//! - `docker kill` of the join task's circe-worker, then of circe-home:
+//!   Docker does not restart a container killed from outside; the run's
+//!   watch starts each again on its volume;
+//! - `docker stop` of every container of the join task's node: the join
+//!   task moves to a surviving node and circe-home replays every
+//!   unfinished input.
+//!
+//! Either way every input finishes exactly once with byte-exact outputs.
+//! Without a Docker engine the tests skip with a loud message.
 
 use jupiter_common::app::App;
 use jupiter_tests::docker::{backend, engine_or_skip, ensure_images, three_nodes, Teardown};
@@ -11,8 +17,9 @@ use jupiter_tests::{assert_outputs, example, expected, expected_for, random, San
 use jupiterctl::deployment::Deployment;
 use jupiterctl::docker::engine::Engine;
 use jupiterctl::session;
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const INPUTS: usize = 60;
 
@@ -49,7 +56,7 @@ async fn docker_killed_worker_and_home_come_back_and_nothing_is_lost() {
     let sandbox = Sandbox::new();
     let inputs = sandbox.inputs(INPUTS, "in", ".txt");
     let app = App::load(&example("fanjoin")).expect("example app loads");
-    let deployment = Deployment::up(backend(&sandbox, &app, three_nodes()).await, &app, &random(3))
+    let mut deployment = Deployment::up(backend(&sandbox, &app, three_nodes()).await, &app, &random(3))
         .await
         .expect("docker deployment comes up");
     let _teardown = Teardown(deployment.summary.deployment.clone());
@@ -63,6 +70,7 @@ async fn docker_killed_worker_and_home_come_back_and_nothing_is_lost() {
             .unwrap_or_else(|| panic!("{label} has a container"))
     };
     let (join, home) = (container_of("circe-worker join"), container_of("circe-home"));
+    let home_url = deployment.summary.endpoints().circe_home;
     let output = sandbox.path("output");
     let killer = {
         let (engine, output, join, home) = (engine.clone(), output.clone(), join.clone(), home.clone());
@@ -86,7 +94,7 @@ async fn docker_killed_worker_and_home_come_back_and_nothing_is_lost() {
     let killer = tokio::spawn(killer);
     let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
     let (results, _) = session::submit_and_collect(
-        &deployment.summary.endpoints().circe_home,
+        &home_url,
         &files,
         Duration::from_secs(240),
         false,
@@ -115,5 +123,149 @@ async fn docker_killed_worker_and_home_come_back_and_nothing_is_lost() {
         let state = restart_count(&engine, container).await;
         assert!(state.starts_with("true"), "{container} runs again: {state}");
     }
+    deployment.down().await.expect("down");
+}
+
+/// When each input's join output appeared in the output folder.
+fn watch_outputs(output: std::path::PathBuf) -> std::sync::Arc<std::sync::Mutex<BTreeMap<String, Instant>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Ok(dirs) = std::fs::read_dir(&output) {
+                for dir in dirs.flatten() {
+                    let input = dir.file_name().to_string_lossy().into_owned();
+                    let stem = input.split('.').next().unwrap_or_default().to_string();
+                    if dir.path().join(format!("{stem}.joined")).exists() {
+                        record
+                            .lock()
+                            .expect("lock")
+                            .entry(input)
+                            .or_insert_with(Instant::now);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn losing_the_join_node_moves_its_task_and_replays_unfinished_inputs() {
+    let Some(engine) =
+        engine_or_skip("losing_the_join_node_moves_its_task_and_replays_unfinished_inputs").await
+    else {
+        return;
+    };
+    ensure_images().await;
+    let sandbox = Sandbox::new();
+    let inputs = sandbox.inputs(INPUTS, "in", ".txt");
+    let app = App::load(&example("fanjoin")).expect("example app loads");
+    let mut deployment = Deployment::up(backend(&sandbox, &app, three_nodes()).await, &app, &random(3))
+        .await
+        .expect("docker deployment comes up");
+    let id = deployment.summary.deployment.clone();
+    let _teardown = Teardown(id.clone());
+    let victim = deployment.summary.mapping["join"].clone();
+    let home_url = deployment.summary.endpoints().circe_home;
+    let output = sandbox.path("output");
+    let appeared = watch_outputs(output.clone());
+    let stopper = {
+        let (engine, output, victim, id) = (engine.clone(), output.clone(), victim.clone(), id.clone());
+        async move {
+            // Mid-run: once the first inputs are out.
+            while finished(&output) < 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let filter_node = format!("label=io.jupiter.node={victim}");
+            let filter_dep = format!("label=io.jupiter.deployment={id}");
+            let ids = engine
+                .run(&["ps", "-q", "--filter", &filter_dep, "--filter", &filter_node])
+                .await
+                .expect("the node's containers");
+            let mut args = vec!["stop".to_string(), "--time".into(), "0".into()];
+            args.extend(ids.lines().map(str::to_string));
+            engine.run(&args).await.expect("docker stop");
+            (Instant::now(), finished(&output))
+        }
+    };
+    let stopper = tokio::spawn(stopper);
+    let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
+    let (results, _) = session::submit_and_collect(
+        &home_url,
+        &files,
+        Duration::from_secs(240),
+        false,
+        deployment.stopped(),
+    )
+    .await
+    .expect("every input finishes on the surviving nodes");
+    let (stopped_at, done_at_stop) = stopper.await.expect("stopper");
+    assert!(
+        done_at_stop < INPUTS,
+        "the node was lost mid-run ({done_at_stop} of {INPUTS} done)"
+    );
+    assert_eq!(results.len(), INPUTS);
+    for r in &results {
+        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
+    }
+    for (input, files) in expected_for(&inputs, expected::fanjoin) {
+        assert_outputs(&output, &input, &files);
+    }
+    assert_eq!(
+        finished(&output),
+        INPUTS,
+        "one output folder per input, nothing extra"
+    );
+
+    // The join task moved off the lost node, and the unfinished inputs
+    // were replayed.
+    let recoveries = deployment.recoveries().to_vec();
+    assert_eq!(recoveries.len(), 1, "one recovery: {recoveries:?}");
+    let recovery = &recoveries[0];
+    let (from, to) = recovery.moved["join"].clone();
+    assert_eq!(from, victim);
+    assert_ne!(to, victim, "join runs on a survivor");
+    assert_eq!(deployment.summary.mapping["join"], to);
+    assert!(
+        !recovery.replayed.is_empty(),
+        "inputs were replayed: {recovery:?}"
+    );
+    assert!(
+        recovery.reason.contains(&format!("node {victim} is down")),
+        "{}",
+        recovery.reason
+    );
+    let first_replayed = {
+        let appeared = appeared.lock().expect("lock");
+        recovery
+            .replayed
+            .iter()
+            .filter_map(|input| appeared.get(input))
+            // Outputs delivered before the stop count as the first pass's.
+            .filter(|at| **at > stopped_at)
+            .min()
+            .copied()
+            .expect("a replayed input completed")
+    };
+    eprintln!(
+        "node {victim} lost with {done_at_stop} of {INPUTS} inputs done: noticed after {:.1} s, join moved to {to} and {} inputs replayed {:.1} s later; first replayed input done {:.1} s after the stop",
+        recovery.noticed.duration_since(stopped_at).as_secs_f64(),
+        recovery.replayed.len(),
+        recovery.took.as_secs_f64(),
+        first_replayed.duration_since(stopped_at).as_secs_f64()
+    );
+    // circe-home's status shows the replay and why.
+    let status = session::client(&home_url)
+        .await
+        .expect("client")
+        .status(jupiter_common::proto::circe::home::v1::HomeStatusRequest {})
+        .await
+        .expect("home status")
+        .into_inner();
+    assert_eq!(status.recoveries.len(), 1);
+    assert_eq!(status.recoveries[0].inputs, recovery.replayed);
+    assert_eq!((status.done, status.failed), (INPUTS as u64, 0));
     deployment.down().await.expect("down");
 }

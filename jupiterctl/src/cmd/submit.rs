@@ -29,7 +29,7 @@ pub struct Args {
 
 pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let files = session::expand_inputs(&args.paths)?;
-    let deployment = match &args.circe_home {
+    let mut deployment = match &args.circe_home {
         Some(_) => None,
         None => Some(config::attach(&state::read(&state::default_path()?)?).await?),
     };
@@ -48,14 +48,16 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
         println!("submitted {} inputs: {}", ids.len(), ids.join(" "));
         return Ok(ExitCode::SUCCESS);
     }
+    // Watching the deployment while inputs run: a lost node is recovered
+    // from on the way; resolves only when the inputs cannot finish.
     let broken = async {
-        match &deployment {
+        match deployment.as_mut() {
             Some(d) => d.stopped().await,
             None => std::future::pending().await,
         }
     };
     let pace = session::Pace::one_at_a_time(args.one_at_a_time);
-    let (results, wall) = session::submit_paced(
+    let results = session::submit_paced(
         &circe_home,
         &files,
         pace,
@@ -63,7 +65,15 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
         true,
         broken,
     )
-    .await?;
+    .await;
+    // A recovery moved tasks: the state file follows, so that `status`
+    // shows where they run now.
+    if let Some(d) = &deployment {
+        if !d.recoveries().is_empty() {
+            state::write(&state::default_path()?, &d.state())?;
+        }
+    }
+    let (results, wall) = results?;
     print!("{}", report::inputs_table(&results));
     println!("{}", report::makespan_line(&results, wall.as_secs_f64() * 1000.0));
     let predicted = deployment

@@ -52,6 +52,12 @@ pub enum DeployError {
     },
     #[error("address: {0}")]
     Address(#[from] tonic::transport::Error),
+    #[error("the app: {0}")]
+    App(#[from] jupiter_common::app::AppError),
+    #[error("no node is left to move {tasks} to")]
+    NoSurvivors { tasks: String },
+    #[error("asking circe-home to replay the unfinished inputs: {}", .0.message())]
+    Replay(tonic::Status),
     /// The backend's own failure (engine, API server, loopback ports).
     #[error(transparent)]
     Backend(BoxError),

@@ -15,6 +15,7 @@ mod error;
 mod health;
 mod model;
 pub mod placement;
+mod recovery;
 
 pub use error::{BoxError, DeployError};
 pub use health::{check_all, wait_all_healthy, wait_roles_healthy, HEALTH_TIMEOUT};
@@ -25,6 +26,7 @@ pub use model::{
 
 use crate::exec_profile::{ExecProfile, ProfileError, ProfileOptions};
 use jupiter_common::app::App;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -95,9 +97,32 @@ pub trait Backend: Send + Sync {
     /// Whether anything of the deployment is still there.
     async fn exists(&self) -> bool;
 
-    /// Resolves, with what the user should know, once a role or a node has
-    /// stopped and will not come back by itself.
-    async fn stopped(&self) -> String;
+    /// Resolves once a role or a node has stopped and will not come back
+    /// by itself: with the nodes lost (which [`Deployment::stopped`]
+    /// recovers from), or with what the user should know.
+    async fn stopped(&self) -> Stopped;
+
+    /// After a node loss: starts the workers of the tasks in `moves`
+    /// (task -> its new node) on their new nodes, reached by their parents
+    /// and circe-home at their old names, and records them in
+    /// [`Backend::roles`] in place of the lost ones. `placement` is the
+    /// mapping with the moves applied.
+    async fn move_tasks(
+        &mut self,
+        app: &App,
+        placement: &Placement,
+        moves: &BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        let _ = (app, placement);
+        Err(DeployError::Unsupported {
+            what: format!(
+                "moving {} to surviving nodes",
+                moves.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            backend: self.state(Summary::default()).backend(),
+            why: "this backend cannot start a task's worker on another node yet".into(),
+        })
+    }
 
     /// Kills `role` and starts it again on the same data (its entry in
     /// [`Backend::roles`] says where it answers now).
@@ -114,6 +139,16 @@ pub trait Backend: Send + Sync {
 pub struct Deployment {
     pub summary: Summary,
     backend: Box<dyn Backend>,
+    recoveries: Vec<recovery::Recovered>,
+}
+
+/// How a deployment stopped being able to finish its inputs by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every role of these nodes is gone; `report` says which and how.
+    NodesLost { nodes: Vec<String>, report: String },
+    /// Anything else, said for the user.
+    Broken(String),
 }
 
 impl Deployment {
@@ -144,12 +179,20 @@ impl Deployment {
             roles: backend.roles(),
             startup: started.elapsed(),
         };
-        Ok(Self { summary, backend })
+        Ok(Self {
+            summary,
+            backend,
+            recoveries: Vec::new(),
+        })
     }
 
     /// A deployment that is up already (its state file read back).
     pub fn attach(backend: Box<dyn Backend>, summary: Summary) -> Self {
-        Self { summary, backend }
+        Self {
+            summary,
+            backend,
+            recoveries: Vec::new(),
+        }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -175,9 +218,26 @@ impl Deployment {
             .collect()
     }
 
-    /// See [`Backend::stopped`].
-    pub async fn stopped(&self) -> String {
-        self.backend.stopped().await
+    /// Resolves, with what the user should know, once the deployment can
+    /// no longer finish its inputs. A lost node is recovered from on the
+    /// way (its tasks move to surviving nodes, the unfinished inputs are
+    /// replayed: [`recovery`]), which the caller sees only as a delay.
+    pub async fn stopped(&mut self) -> String {
+        loop {
+            match self.backend.stopped().await {
+                Stopped::Broken(reason) => return reason,
+                Stopped::NodesLost { nodes, report } => {
+                    if let Err(e) = recovery::recover(self, &nodes, &report).await {
+                        return format!("{report}; recovering failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the deployment recovered from so far.
+    pub fn recoveries(&self) -> &[recovery::Recovered] {
+        &self.recoveries
     }
 
     /// Kills the role [`RoleInstance::label`] names (`circe-worker task4`,

@@ -268,7 +268,7 @@ impl Health {
 
 /// What a deployment that is up knows of itself, on every backend; the
 /// state file keeps it between commands.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// The deployment's id.
     pub deployment: String,

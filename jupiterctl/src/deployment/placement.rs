@@ -10,7 +10,7 @@ use super::health::HEALTH_TIMEOUT;
 /// How long DRUPE may take to know every node and measure every link: a
 /// first round over slow emulated links (5 Mbit/s) takes tens of seconds.
 const PROFILE_WAIT: Duration = Duration::from_secs(180);
-use super::model::{Agent, ControlPlane, Placement, PlacementRequest};
+use super::model::{Agent, ControlPlane, Placement, PlacementRequest, Scheduler, Summary};
 use super::Backend;
 use crate::exec_profile::{self, ExecProfile, ProfileOptions};
 use jupiter_common::app::App;
@@ -105,6 +105,60 @@ async fn through_wave_home(
 /// The app's tasks as wave-home takes them, with their profiled cost and
 /// output size (without a profile, as the schedulers that ignore them see
 /// it: declared, else unit).
+/// A mapping of `app` over the `survivors` of a node loss, with the
+/// scheduler the deployment was mapped with: heft and cpop over the
+/// current DRUPE profile (and the cached execution profile), the WAVE
+/// schedulers through the survivors' agents; static and random draw at
+/// random among the survivors (a static mapping names the lost node).
+pub async fn remap(
+    app: &App,
+    summary: &Summary,
+    survivors: &[String],
+    backend: &dyn Backend,
+) -> Result<Placement, DeployError> {
+    let scheduler = super::recovery::scheduler_of(&summary.scheduler);
+    let request = PlacementRequest {
+        scheduler,
+        static_mapping: Default::default(),
+        seed: 0,
+        python: "python3".into(),
+        profile: Default::default(),
+    };
+    if scheduler.offline() {
+        let random = PlacementRequest {
+            scheduler: Scheduler::Random,
+            ..request
+        };
+        return offline(app, &random, survivors);
+    }
+    let endpoints = summary.endpoints();
+    let profile = execution_profile(app, &request, backend).await;
+    let schedule = ScheduleRequest {
+        algorithm: scheduler.name().to_string(),
+        tasks: task_nodes(app, profile.as_ref()),
+        nodes: survivors.to_vec(),
+        static_mapping: Default::default(),
+        seed: 0,
+        workers: endpoints
+            .nodes
+            .iter()
+            .filter(|n| survivors.contains(&n.name))
+            .map(|n| (n.name.clone(), n.wave_worker.clone()))
+            .collect(),
+        timeout_secs: HEALTH_TIMEOUT.as_secs_f64(),
+    };
+    let mapping = WaveHomeClient::new(serve::channel(&endpoints.wave_home)?)
+        .schedule(schedule)
+        .await
+        .map_err(DeployError::Schedule)?
+        .into_inner();
+    Ok(Placement {
+        assignments: mapping.assignments.into_iter().collect(),
+        algorithm: mapping.algorithm,
+        predicted_makespan_secs: mapping.predicted_makespan_secs,
+    })
+}
+
 fn task_nodes(app: &App, profile: Option<&ExecProfile>) -> Vec<TaskNode> {
     app.tasks
         .iter()

@@ -17,11 +17,11 @@ mod watch;
 
 pub use objects::{exists, remove, Removed};
 
-use crate::deployment::Inventory;
 use crate::deployment::{
     self, wait_all_healthy, Agent, Backend, ControlPlane, DeployError, DeploymentState, Placement,
     ProbeOptions, RoleInstance, Summary, HEALTH_TIMEOUT,
 };
+use crate::deployment::{Inventory, Stopped};
 use crate::node_list::NodeSpec;
 use engine::{Engine, EngineError};
 use jupiter_common::app::App;
@@ -29,6 +29,7 @@ use jupiter_common::cli::RunnerFlags;
 use jupiter_common::env;
 use jupiter_common::role::Role;
 use jupiter_common::serve::{wait_healthy, NotHealthy};
+use jupiter_common::sync::LockExt;
 use spec::{ContainerSpec, DEPLOYMENT_LABEL, NODE_LABEL};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -123,6 +124,11 @@ pub struct Docker {
     /// engine took one: home roles in `10.X.0.0/24`, node i's containers in
     /// `10.X.(i+1).0/24`, so that shaping can tell same-node traffic apart.
     subnet: Option<u8>,
+    /// Nodes lost (every container down) and recovered from: their
+    /// containers are left as they are, for the operator to inspect.
+    lost_nodes: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// task -> every container name its worker had before it moved.
+    worker_names: BTreeMap<String, Vec<String>>,
 }
 
 impl Docker {
@@ -137,6 +143,8 @@ impl Docker {
             app_dir: PathBuf::new(),
             cgroup_parents: BTreeMap::new(),
             subnet: None,
+            lost_nodes: Default::default(),
+            worker_names: BTreeMap::new(),
         })
     }
 
@@ -150,6 +158,8 @@ impl Docker {
             app_dir: summary.app.clone(),
             cgroup_parents: BTreeMap::new(),
             subnet: None,
+            lost_nodes: Default::default(),
+            worker_names: BTreeMap::new(),
         })
     }
 
@@ -624,6 +634,45 @@ impl Backend for Docker {
         Ok(())
     }
 
+    /// Each moved task's worker on its new node, in its new node's cgroup
+    /// and subnet, on its new node's volume (a fresh queue: circe-home
+    /// replays what was in flight), answering also to every name the task's
+    /// worker had before (a network alias), so that its parents and
+    /// circe-home reach it where they always did.
+    async fn move_tasks(
+        &mut self,
+        app: &App,
+        placement: &Placement,
+        moves: &BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        let config = self.config()?;
+        let home_url = self.spec(&config, Role::CirceHome, None).inner_url();
+        let moving = |task: Option<&String>| task.is_some_and(|t| moves.contains_key(t));
+        let mut specs = Vec::new();
+        for mut spec in self.worker_specs(&config, app, placement, &home_url)? {
+            if !moving(spec.task.as_ref()) {
+                continue;
+            }
+            let task = spec.task.clone().unwrap_or_default();
+            let old = self
+                .inventory
+                .roles
+                .iter()
+                .find(|r| r.role == Role::CirceWorker && r.task.as_ref() == Some(&task))
+                .and_then(|r| r.container.clone());
+            let names = self.worker_names.entry(task).or_default();
+            names.extend(old);
+            spec.aliases
+                .extend(names.iter().filter(|n| **n != spec.name).cloned());
+            specs.push(spec);
+        }
+        self.inventory
+            .roles
+            .retain(|r| !(r.role == Role::CirceWorker && moving(r.task.as_ref())));
+        self.launch(specs).await?;
+        Ok(())
+    }
+
     async fn exists(&self) -> bool {
         // An engine that does not answer may still hold it.
         exists(&self.engine, &self.inventory.id).await.unwrap_or(true)
@@ -633,15 +682,32 @@ impl Backend for Docker {
     /// outside (Docker's restart policy covers crashes inside, not
     /// `docker kill`); resolves once a whole node is down, or a container
     /// cannot be started again.
-    async fn stopped(&self) -> String {
+    async fn stopped(&self) -> Stopped {
         loop {
-            match watch::next_loss(&self.engine, &self.inventory.id).await {
-                watch::Seen::Lost(report) => return report,
+            let known_lost = self.lost_nodes.locked().clone();
+            match watch::next_loss(&self.engine, &self.inventory.id, &known_lost).await {
+                watch::Seen::Lost { nodes, report } if nodes.is_empty() || self.config.is_none() => {
+                    let why = if nodes.is_empty() {
+                        "home's roles are gone"
+                    } else {
+                        "this process found the deployment in the state file, without its node list, so it cannot start the lost tasks elsewhere"
+                    };
+                    return Stopped::Broken(format!(
+                        "{report}. Inputs that pass through it cannot finish ({why}); \
+                         `jupiterctl down` removes the deployment, or `docker start` the containers to resume"
+                    ));
+                }
+                watch::Seen::Lost { nodes, report } => {
+                    self.lost_nodes.locked().extend(nodes.iter().cloned());
+                    return Stopped::NodesLost { nodes, report };
+                }
                 watch::Seen::Killed(containers) => {
                     for container in containers {
                         eprintln!("{container} stopped; starting it again on its volume");
                         if let Err(e) = self.start_again(&container).await {
-                            return format!("{container} stopped and could not be started again: {e}");
+                            return Stopped::Broken(format!(
+                                "{container} stopped and could not be started again: {e}"
+                            ));
                         }
                     }
                 }

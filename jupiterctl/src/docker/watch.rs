@@ -12,7 +12,7 @@
 
 use super::engine::{Engine, EngineError};
 use super::spec::{DEPLOYMENT_LABEL, NODE_LABEL};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// How often the deployment's containers are looked at during a run.
@@ -27,8 +27,9 @@ pub enum Seen {
     /// Containers stopped while others of their node (or of home) still
     /// run: start them again.
     Killed(Vec<String>),
-    /// A whole node (or all of home) is down; what the user should know.
-    Lost(String),
+    /// Whole nodes are down (`nodes`; all of home counts as no node),
+    /// with their containers named in `report`.
+    Lost { nodes: Vec<String>, report: String },
 }
 
 /// One container of the deployment as `docker ps -a` shows it.
@@ -36,6 +37,8 @@ pub enum Seen {
 struct Container {
     /// `home` or `node NAME`.
     place: String,
+    /// Its node; None at home.
+    node: Option<String>,
     state: String,
     status: String,
 }
@@ -50,14 +53,16 @@ impl Container {
 /// Polls the deployment's containers until some are down and no more go
 /// down between two looks (a node going down takes its containers one by
 /// one; at most [`SETTLE_LIMIT`]), then says what was lost.
-pub async fn next_loss(engine: &Engine, id: &str) -> Seen {
+pub async fn next_loss(engine: &Engine, id: &str, known_lost: &BTreeSet<String>) -> Seen {
     let mut down = 0;
     let mut first_seen = None;
     loop {
         tokio::time::sleep(WATCH_INTERVAL).await;
-        let Ok(now) = containers(engine, id).await else {
+        let Ok(mut now) = containers(engine, id).await else {
             continue;
         };
+        // Nodes already lost (and recovered from) stay as they are.
+        now.retain(|_, c| !c.node.as_ref().is_some_and(|n| known_lost.contains(n)));
         let down_now = now.values().filter(|c| c.down()).count();
         if down_now == 0 {
             (down, first_seen) = (0, None);
@@ -86,7 +91,12 @@ fn classify(all: &BTreeMap<String, Container>) -> Seen {
         .map(|(n, c)| (n.clone(), c.clone()))
         .collect();
     if !lost.is_empty() {
-        return Seen::Lost(describe_lost(&lost));
+        let mut nodes: Vec<String> = lost.values().filter_map(|c| c.node.clone()).collect();
+        nodes.dedup();
+        return Seen::Lost {
+            nodes,
+            report: describe_lost(&lost),
+        };
     }
     Seen::Killed(
         all.iter()
@@ -116,6 +126,7 @@ async fn containers(engine: &Engine, id: &str) -> Result<BTreeMap<String, Contai
                 name.to_string(),
                 Container {
                     place,
+                    node: Some(node.to_string()).filter(|n| !n.is_empty()),
                     state: state.to_string(),
                     status: status.to_string(),
                 },
@@ -137,11 +148,7 @@ fn describe_lost(down: &BTreeMap<String, Container>) -> String {
         .into_iter()
         .map(|(place, containers)| format!("{place} is down: {}", containers.join(", ")))
         .collect();
-    format!(
-        "{}. Inputs that pass through it cannot finish (recovering from a lost node is not implemented yet); \
-         `jupiterctl down` removes the deployment, or `docker start` the containers to resume",
-        parts.join("; ")
-    )
+    parts.join("; ")
 }
 
 #[cfg(test)]
@@ -151,6 +158,7 @@ mod tests {
     fn container(place: &str, state: &str) -> Container {
         Container {
             place: place.into(),
+            node: place.strip_prefix("node ").map(str::to_string),
             state: state.into(),
             status: format!("{state} (137)"),
         }
@@ -171,7 +179,8 @@ mod tests {
         );
         all.insert("d-n1-drupe-droplet".into(), container("node n1", "exited"));
         match classify(&all) {
-            Seen::Lost(report) => {
+            Seen::Lost { nodes, report } => {
+                assert_eq!(nodes, ["n1"]);
                 assert!(
                     report.starts_with("node n1 is down: d-n1-drupe-droplet (exited (137)), d-n1-task"),
                     "{report}"

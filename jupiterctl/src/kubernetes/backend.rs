@@ -6,10 +6,10 @@
 
 use super::apply::{self, Wait};
 use super::{cluster, names, pods, render_roles, render_workers, roles, KubeError, KubeOptions};
-use crate::deployment::Inventory;
 use crate::deployment::{
     Backend, ControlPlane, DeployError, DeploymentState, Health, Placement, RoleInstance, Summary,
 };
+use crate::deployment::{Inventory, Stopped};
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
 use k8s_openapi::api::core::v1::Namespace;
@@ -185,10 +185,10 @@ impl Backend for Kubernetes {
             .map_or(true, |found| found.is_some())
     }
 
-    async fn stopped(&self) -> String {
+    async fn stopped(&self) -> Stopped {
         // Pods that die come back by themselves; a node that goes does not
         // bring its pods back.
-        pods::lost_node(&self.client, &self.nodes).await
+        Stopped::Broken(pods::lost_node(&self.client, &self.nodes).await)
     }
 
     async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {

@@ -10,11 +10,11 @@
 mod commands;
 pub mod supervisor;
 
-use crate::deployment::Inventory;
 use crate::deployment::{
     self, wait_roles_healthy, Agent, Backend, BoxError, ControlPlane, DeployError, DeploymentState,
     Placement, ProbeOptions, RoleInstance, Summary, HEALTH_TIMEOUT,
 };
+use crate::deployment::{Inventory, Stopped};
 use crate::process;
 use commands::RoleCommand;
 use futures::future::BoxFuture;
@@ -145,6 +145,33 @@ impl Local {
         };
         self.inventory.roles.push(instance);
         Ok(())
+    }
+
+    /// What stopped the deployment for good: a role of this process that
+    /// ended, a supervised role in a crash loop, or the `up` process gone.
+    async fn first_stop(&self) -> String {
+        match &self.here {
+            Some(here) => {
+                let mut first = here.stopped.subscribe();
+                loop {
+                    if let Some(reason) = first.borrow_and_update().clone() {
+                        return format!("{reason}; `jupiterctl down` stops the rest");
+                    }
+                    if first.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            }
+            None => {
+                while process::alive(self.pid) {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                format!(
+                    "the deployment's process {} is gone, and every role it ran with it",
+                    self.pid
+                )
+            }
+        }
     }
 }
 
@@ -480,29 +507,8 @@ impl Backend for Local {
         self.here.is_some() || process::alive(self.pid)
     }
 
-    async fn stopped(&self) -> String {
-        match &self.here {
-            Some(here) => {
-                let mut first = here.stopped.subscribe();
-                loop {
-                    if let Some(reason) = first.borrow_and_update().clone() {
-                        return format!("{reason}; `jupiterctl down` stops the rest");
-                    }
-                    if first.changed().await.is_err() {
-                        return std::future::pending().await;
-                    }
-                }
-            }
-            None => {
-                while process::alive(self.pid) {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                format!(
-                    "the deployment's process {} is gone, and every role it ran with it",
-                    self.pid
-                )
-            }
-        }
+    async fn stopped(&self) -> Stopped {
+        Stopped::Broken(self.first_stop().await)
     }
 
     async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {
