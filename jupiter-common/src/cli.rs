@@ -92,7 +92,7 @@ mod tests {
 /// How tasks run, for what an app does not say itself (an original app has
 /// no place for a timeout): defaults that a task's own `timeout:`,
 /// `max_calls:` and `fresh_interpreter:` in app.yaml override.
-#[derive(clap::Args, Debug, Clone, Default, PartialEq)]
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunnerFlags {
     /// Python tasks (original apps, app.yaml `function:`): a new interpreter
     /// for every input, as the original did, instead of warm interpreters

@@ -495,7 +495,9 @@ pub async fn attach(state: &DeploymentState) -> Result<Deployment, DeployError> 
     let summary = state.summary().clone();
     let backend: Box<dyn Backend> = match state {
         DeploymentState::Local { pid, .. } => Box::new(Local::attach(*pid, &summary)),
-        DeploymentState::Docker { network, .. } => Box::new(Docker::attach(network, &summary).await?),
+        DeploymentState::Docker { network, setup, .. } => {
+            Box::new(Docker::attach(network, &summary, setup.as_ref()).await?)
+        }
         DeploymentState::Kubernetes { nodes, .. } => Box::new(Kubernetes::attach(nodes, &summary).await?),
     };
     Ok(Deployment::attach(backend, summary))

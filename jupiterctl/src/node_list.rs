@@ -38,7 +38,7 @@ const MAX_BANDWIDTH: u64 = 100_000_000_000;
 /// A longer delay would starve every timeout of the roles.
 const MAX_DELAY: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeSpec {
     pub name: String,
     pub cpus: f64,

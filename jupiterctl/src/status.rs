@@ -28,6 +28,37 @@ pub struct Report {
     /// task -> node.
     pub mapping: BTreeMap<String, String>,
     pub roles: Vec<RoleReport>,
+    /// Every lost node recovered from: why, what moved where, and the
+    /// inputs replayed (from circe-home; empty when it cannot be asked).
+    pub recoveries: Vec<RecoveryReport>,
+}
+
+/// One recovery: `reason` (the node lost and where its tasks went),
+/// `at_unix_nanos`, and the `inputs` replayed.
+#[derive(Debug, Serialize)]
+pub struct RecoveryReport {
+    pub reason: String,
+    pub at_unix_nanos: i64,
+    pub inputs: Vec<String>,
+}
+
+/// What circe-home recovered from, as far as it can be asked.
+pub async fn recoveries(deployment: &Deployment) -> Vec<RecoveryReport> {
+    if !deployment.backend().reaches_roles() {
+        return Vec::new();
+    }
+    match home_status(&deployment.summary.endpoints().circe_home).await {
+        Ok(home) => home
+            .recoveries
+            .into_iter()
+            .map(|r| RecoveryReport {
+                reason: r.reason,
+                at_unix_nanos: r.at_unix_nanos,
+                inputs: r.inputs,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// A role with its health: `role`, `node`, `task`, `url`, `healthy`, and
@@ -40,7 +71,11 @@ pub struct RoleReport {
     pub healthy: bool,
 }
 
-pub fn report(deployment: &Deployment, health: &[(RoleInstance, Health)]) -> Report {
+pub fn report(
+    deployment: &Deployment,
+    health: &[(RoleInstance, Health)],
+    recoveries: Vec<RecoveryReport>,
+) -> Report {
     let s = &deployment.summary;
     Report {
         deployment: s.deployment.clone(),
@@ -56,6 +91,7 @@ pub fn report(deployment: &Deployment, health: &[(RoleInstance, Health)]) -> Rep
                 healthy: h.healthy,
             })
             .collect(),
+        recoveries,
     }
 }
 
@@ -137,6 +173,14 @@ pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) 
                 "  submitted {}  done {}  failed {}  in flight {}",
                 h.submitted, h.done, h.failed, h.in_flight
             );
+            for r in &h.recoveries {
+                let _ = writeln!(
+                    out,
+                    "  recovered: {}; replayed {} inputs",
+                    r.reason,
+                    r.inputs.len()
+                );
+            }
         }
         Err(err) => {
             let _ = writeln!(out, "  circe-home: {err}");

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print one JSON object (deployment, backend, app, scheduler,
-    /// predicted_makespan_secs, mapping, roles) instead of tables.
+    /// predicted_makespan_secs, mapping, roles, recoveries) instead of tables.
     #[arg(long)]
     pub json: bool,
 }
@@ -18,7 +18,11 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&status::report(&deployment, &health))?
+            serde_json::to_string_pretty(&status::report(
+                &deployment,
+                &health,
+                status::recoveries(&deployment).await
+            ))?
         );
     } else {
         print!("{}", status::render(&deployment, &health).await);

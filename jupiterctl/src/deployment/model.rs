@@ -68,7 +68,7 @@ pub struct PlacementRequest {
 }
 
 /// How drupe-central probes the links of a deployment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeOptions {
     pub interval: Duration,
     pub sizes: Vec<u64>,
@@ -392,6 +392,11 @@ pub enum DeploymentState {
         network: String,
         #[serde(flatten)]
         summary: Summary,
+        /// How it was deployed (node list, images, addresses), so that
+        /// another process can start workers on its nodes: recovery from a
+        /// lost node during `submit`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        setup: Option<serde_json::Value>,
     },
     /// Objects in `namespace` of the current kubeconfig context's cluster.
     Kubernetes {
@@ -507,6 +512,7 @@ mod tests {
         let state = DeploymentState::Docker {
             network: "net".into(),
             summary: summary(),
+            setup: None,
         };
         let json = serde_json::to_value(&state).expect("serialises");
         assert_eq!(json["backend"], "docker");

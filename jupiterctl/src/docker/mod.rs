@@ -42,7 +42,7 @@ const OUTPUT_MOUNT: &str = "/output";
 const NODE_MOUNT: &str = "/var/lib/jupiter";
 
 /// Where and how a Docker deployment runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DockerConfig {
     /// The emulated nodes and each one's CPU and memory.
     pub nodes: Vec<NodeSpec>,
@@ -55,8 +55,17 @@ pub struct DockerConfig {
     pub runner: RunnerFlags,
 }
 
+/// What the state file keeps of how a deployment was made.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Setup {
+    config: DockerConfig,
+    cgroup_parents: BTreeMap<String, String>,
+    subnet: Option<u8>,
+    worker_names: BTreeMap<String, Vec<String>>,
+}
+
 /// The role images: `<prefix>/<role>:<tag>`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Images {
     pub prefix: String,
     pub tag: String,
@@ -148,18 +157,29 @@ impl Docker {
         })
     }
 
-    /// The deployment on `network` that the state file describes.
-    pub async fn attach(network: &str, summary: &Summary) -> Result<Self, DeployError> {
+    /// The deployment on `network` that the state file describes, with
+    /// how it was deployed when the state file says (an older one does
+    /// not: such a deployment can be driven, not recovered).
+    pub async fn attach(
+        network: &str,
+        summary: &Summary,
+        setup: Option<&serde_json::Value>,
+    ) -> Result<Self, DeployError> {
+        let setup: Option<Setup> = setup.and_then(|s| serde_json::from_value(s.clone()).ok());
+        let (config, cgroup_parents, subnet, worker_names) = match setup {
+            Some(s) => (Some(s.config), s.cgroup_parents, s.subnet, s.worker_names),
+            None => (None, BTreeMap::new(), None, BTreeMap::new()),
+        };
         Ok(Self {
             engine: Engine::connect().await?,
             inventory: Inventory::of(summary),
             network: network.to_string(),
-            config: None,
+            config,
             app_dir: summary.app.clone(),
-            cgroup_parents: BTreeMap::new(),
-            subnet: None,
+            cgroup_parents,
+            subnet,
             lost_nodes: Default::default(),
-            worker_names: BTreeMap::new(),
+            worker_names,
         })
     }
 
@@ -750,9 +770,16 @@ impl Backend for Docker {
     }
 
     fn state(&self, summary: Summary) -> DeploymentState {
+        let setup = self.config.clone().map(|config| Setup {
+            config,
+            cgroup_parents: self.cgroup_parents.clone(),
+            subnet: self.subnet,
+            worker_names: self.worker_names.clone(),
+        });
         DeploymentState::Docker {
             network: self.network.clone(),
             summary,
+            setup: setup.and_then(|s| serde_json::to_value(s).ok()),
         }
     }
 }
