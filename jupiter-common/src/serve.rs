@@ -20,6 +20,10 @@ use tonic_health::ServingStatus as ReportedStatus;
 /// HTTP/2 windows large enough that a single stream can fill a fast link.
 const STREAM_WINDOW: u32 = 32 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+/// How often a client pings each connection, and how long it waits for
+/// the answer before it gives the connection up.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stopping server waits for open calls to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// HTTP/2 frames big enough that a 1 MiB chunk travels as one frame (not 64),
@@ -102,6 +106,13 @@ pub fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(address.to_string())?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
+        // A partition leaves a connection open but dead: without pings its
+        // calls would hang until TCP gives up (minutes). With them a dead
+        // connection fails its calls within ~10 s, and callers retry on a
+        // new one (with backoff) until the link heals.
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)

@@ -269,3 +269,178 @@ async fn losing_the_join_node_moves_its_task_and_replays_unfinished_inputs() {
     assert_eq!((status.done, status.failed), (INPUTS as u64, 0));
     deployment.down().await.expect("down");
 }
+
+/// Whether drupe-central at `central` sees `node` as reachable, and every
+/// link from or to it (as far as measured) as reachable too.
+async fn drupe_sees(central: &str, node: &str) -> Option<(bool, bool)> {
+    use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
+    use jupiter_common::proto::drupe::central::v1::ProfileRequest;
+    let mut client = DrupeCentralClient::new(jupiter_common::serve::channel(central).ok()?);
+    let resources = client
+        .get_resource_profile(ProfileRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    let reachable = resources.nodes.iter().find(|n| n.node == node)?.reachable;
+    let network = client
+        .get_network_profile(ProfileRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    let links: Vec<_> = network
+        .links
+        .iter()
+        .filter(|l| l.from == node || l.to == node)
+        .collect();
+    Some((reachable, !links.is_empty() && links.iter().all(|l| l.reachable)))
+}
+
+/// A partition: every container of the join task's node is disconnected
+/// from the deployment's network for 25 s mid-run, then connected again on
+/// its address. Pushes to and from it retry (capped backoff with jitter;
+/// HTTP/2 pings give up dead connections), nothing is lost or duplicated,
+/// and DRUPE marks the node and its links unreachable, then reachable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_off_for_25_s_loses_and_duplicates_nothing() {
+    const CUT: Duration = Duration::from_secs(25);
+    let Some(engine) = engine_or_skip("a_node_cut_off_for_25_s_loses_and_duplicates_nothing").await else {
+        return;
+    };
+    ensure_images().await;
+    let sandbox = Sandbox::new();
+    let inputs = sandbox.inputs(INPUTS, "in", ".txt");
+    let app = App::load(&example("fanjoin")).expect("example app loads");
+    let probe = jupiterctl::deployment::ProbeOptions {
+        interval: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let backend = jupiter_tests::docker::backend_probing(&sandbox, &app, three_nodes(), probe).await;
+    let mut deployment = Deployment::up(backend, &app, &random(3))
+        .await
+        .expect("docker deployment comes up");
+    let id = deployment.summary.deployment.clone();
+    let _teardown = Teardown(id.clone());
+    let victim = deployment.summary.mapping["join"].clone();
+    let endpoints = deployment.summary.endpoints();
+    let (home_url, central) = (endpoints.circe_home.clone(), endpoints.drupe_central.clone());
+    let network = match deployment.state() {
+        jupiterctl::deployment::DeploymentState::Docker { network, .. } => network,
+        other => panic!("a Docker deployment: {other:?}"),
+    };
+    let output = sandbox.path("output");
+    let cutter = {
+        let (engine, output, victim) = (engine.clone(), output.clone(), victim.clone());
+        async move {
+            while finished(&output) < 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let filter_node = format!("label=io.jupiter.node={victim}");
+            let filter_dep = format!("label=io.jupiter.deployment={id}");
+            let names = engine
+                .run(&[
+                    "ps",
+                    "--format",
+                    "{{.Names}}",
+                    "--filter",
+                    &filter_dep,
+                    "--filter",
+                    &filter_node,
+                ])
+                .await
+                .expect("the node's containers");
+            let mut cut = Vec::new();
+            for name in names.lines() {
+                let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+                let ip = engine
+                    .run(&["inspect", "--format", &format, name])
+                    .await
+                    .expect("address");
+                engine
+                    .run(&["network", "disconnect", &network, name])
+                    .await
+                    .expect("docker network disconnect");
+                cut.push((name.to_string(), ip.trim().to_string()));
+            }
+            let cut_at = Instant::now();
+            let done_at_cut = finished(&output);
+            let mut marked_down = None;
+            while cut_at.elapsed() < CUT {
+                if marked_down.is_none() && drupe_sees(&central, &victim).await.is_some_and(|(up, _)| !up) {
+                    marked_down = Some(cut_at.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            for (name, ip) in &cut {
+                engine
+                    .run(&["network", "connect", "--ip", ip, &network, name])
+                    .await
+                    .expect("docker network connect");
+            }
+            let healed_at = Instant::now();
+            let mut back = None;
+            while healed_at.elapsed() < Duration::from_secs(40) {
+                if drupe_sees(&central, &victim).await == Some((true, true)) {
+                    back = Some(healed_at.elapsed());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            (done_at_cut, finished(&output), marked_down, back)
+        }
+    };
+    let cutter = tokio::spawn(cutter);
+    let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
+    let (results, wall) = session::submit_and_collect(
+        &home_url,
+        &files,
+        Duration::from_secs(300),
+        false,
+        deployment.stopped(),
+    )
+    .await
+    .expect("every input finishes once the partition heals");
+    let (done_at_cut, done_at_heal, marked_down, back) = cutter.await.expect("cutter");
+    eprintln!(
+        "node {victim} cut off for {CUT:?} with {done_at_cut} of {INPUTS} inputs out ({done_at_heal} at the heal): \
+         DRUPE marked it unreachable after {marked_down:?}, reachable with its links {back:?} after the heal; \
+         all {INPUTS} done in {wall:?}"
+    );
+    assert!(
+        done_at_heal < INPUTS,
+        "inputs were still in flight at the heal ({done_at_heal} done)"
+    );
+    assert!(
+        marked_down.is_some(),
+        "DRUPE marked node {victim} unreachable during the cut"
+    );
+    assert!(
+        back.is_some(),
+        "DRUPE marked node {victim} and its links reachable again after the heal"
+    );
+    assert_eq!(results.len(), INPUTS);
+    for r in &results {
+        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
+    }
+    for (input, files) in expected_for(&inputs, expected::fanjoin) {
+        assert_outputs(&output, &input, &files);
+    }
+    assert_eq!(
+        finished(&output),
+        INPUTS,
+        "one output folder per input, nothing extra"
+    );
+    let status = session::client(&home_url)
+        .await
+        .expect("client")
+        .status(jupiter_common::proto::circe::home::v1::HomeStatusRequest {})
+        .await
+        .expect("home status")
+        .into_inner();
+    assert_eq!((status.done, status.failed), (INPUTS as u64, 0));
+    assert!(
+        status.recoveries.is_empty(),
+        "a partition is not a lost node: {:?}",
+        status.recoveries
+    );
+    deployment.down().await.expect("down");
+}
