@@ -371,3 +371,76 @@ fn dead_droplet_becomes_unreachable_and_comes_back() {
         check_all_reachable,
     );
 }
+
+/// Cuts (or heals) the link between nodes `a` and `b` only: each drops
+/// what it would send to the other (a blackhole route), so TCP between
+/// them stalls both ways while every other link, and both nodes' reports
+/// to drupe-central, carry on.
+fn set_cut(net: &support::netns::Net, a: usize, b: usize, cut: bool) {
+    for (from, to) in [(a, b), (b, a)] {
+        let target = format!("{}/32", net.ip(to));
+        let verb = if cut { "add" } else { "del" };
+        let output = net.exec(from, "ip", ["route", verb, "blackhole", &target]);
+        assert!(
+            output.status.success(),
+            "ip route {verb} blackhole {target} in node {from}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Exactly the links between `a` and `b` unreachable; every node and every
+/// other link reachable.
+fn check_only_cut(profile: &Value, a: &str, b: &str) -> Result<(), String> {
+    for i in 0..RATES_MBIT.len() {
+        let node = format!("node{i}");
+        if node_reachable(profile, &node) != Some(true) {
+            return Err(format!("{node} is not reachable: only a link was cut"));
+        }
+    }
+    let cut = |l: &Link| (l.from == a && l.to == b) || (l.from == b && l.to == a);
+    for l in links(profile) {
+        match (cut(&l), l.reachable) {
+            (true, true) => return Err(format!("link {} -> {} still reachable", l.from, l.to)),
+            (false, false) => {
+                return Err(format!(
+                    "link {} -> {} unreachable ({}), but it was not cut",
+                    l.from, l.to, l.error
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_cut_link_is_marked_unreachable_and_back() {
+    let Some(cluster) = Cluster::start(&[
+        "--probe-interval",
+        "2",
+        "--probe-timeout",
+        "3",
+        "--probe-sizes",
+        "16384,65536",
+    ]) else {
+        return;
+    };
+    let timeout = Duration::from_secs(60);
+    cluster.wait_for("every node and link reachable", timeout, check_all_reachable);
+
+    set_cut(&cluster.net, 1, 2, true);
+    let cut_at = Instant::now();
+    cluster.wait_for("node1 <-> node2 unreachable, the rest reachable", timeout, |p| {
+        check_only_cut(p, "node1", "node2")
+    });
+    println!(
+        "a cut link was marked unreachable {:?} after the cut",
+        cut_at.elapsed()
+    );
+
+    set_cut(&cluster.net, 1, 2, false);
+    let healed_at = Instant::now();
+    cluster.wait_for("every link reachable again", timeout, check_all_reachable);
+    println!("and reachable again {:?} after it healed", healed_at.elapsed());
+}
