@@ -214,6 +214,10 @@ impl Worker {
         if self.counters().scheduled.contains(input) || self.queue.is_closed(input) {
             return;
         }
+        let (id, attempt) = replay::split(input);
+        if attempt > 0 {
+            self.drop_superseded(id, attempt);
+        }
         match self.queue.complete(input, &self.sources) {
             Ok(true) => {}
             Ok(false) => {
@@ -239,6 +243,34 @@ impl Worker {
         let worker = self.clone();
         let input = input.to_string();
         self.spawn(async move { worker.process(input, produced_at).await });
+    }
+
+    /// A replay supersedes the input's earlier passes still waiting here
+    /// for files (a parent of theirs was on the lost node): they are
+    /// retired, so that they do not wait for ever, and their late files are
+    /// duplicates. A pass already running or sending finishes (circe-home
+    /// keeps the first copy of each output).
+    fn drop_superseded(self: &Arc<Self>, id: &str, attempt: u32) {
+        let stale: Vec<String> = {
+            let mut c = self.counters();
+            let stale: Vec<String> = (0..attempt)
+                .map(|k| replay::key(id, k))
+                .filter(|key| c.partial.remove(key))
+                .collect();
+            for key in &stale {
+                c.produced_at.remove(key);
+            }
+            stale
+        };
+        for key in stale {
+            let worker = self.clone();
+            self.spawn(async move {
+                tracing::info!(task = %worker.config.task.name, input = %key, "a replay supersedes this waiting pass");
+                if let Err(e) = worker.queue.finish(&key).await {
+                    tracing::error!(input = %key, error = %e, "retiring a superseded pass");
+                }
+            });
+        }
     }
 
     /// Runs the task for one complete input, then sends its outputs on.

@@ -146,6 +146,81 @@ async fn push_is_durable_idempotent_and_checked() {
         .expect("status")
         .into_inner();
     assert_eq!((status.done, status.failed), (2, 0), "{status:?}");
+
+    // At the join: a first pass that got `left`'s file but will never get
+    // `right`'s (its node was lost) waits; the replay's first file retires
+    // it, so it does not wait for ever, and its late files are duplicates.
+    let join = &endpoints.workers["join"];
+    let mut join_client =
+        CirceWorkerClient::new(jupiter_common::serve::channel(&join.address).expect("channel"));
+    // What `left` sent on for d.txt waits there for `right` already.
+    let before = join_client
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+        .waiting;
+    let from_left = |attempt| FileHeader {
+        attempt,
+        file_name: "e_L.txt".into(),
+        ..header("e.txt", "left", 2)
+    };
+    join_client
+        .push(tokio_stream::iter(chunks(from_left(0), b"L\n")))
+        .await
+        .expect("first pass, left's file");
+    let waiting = join_client
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        waiting.waiting,
+        before + 1,
+        "the first pass waits for right: {waiting:?}"
+    );
+    join_client
+        .push(tokio_stream::iter(chunks(from_left(1), b"L\n")))
+        .await
+        .expect("replay, left's file");
+    let join_queue = queue.join(&join.node).join("queues/join");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !join_queue.join("finished/e.txt").is_file() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the superseded first pass was retired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let status = join_client
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        status.waiting,
+        before + 1,
+        "only the replay waits now: {status:?}"
+    );
+    let late = FileHeader {
+        file_name: "e_R.txt".into(),
+        ..header("e.txt", "right", 2)
+    };
+    let ack = join_client
+        .push(tokio_stream::iter(chunks(late, b"R\n")))
+        .await
+        .expect("a late file of the first pass")
+        .into_inner();
+    assert!(ack.duplicate, "a retired pass takes no more files");
+    let inputs: Vec<_> = std::fs::read_dir(join_queue.join("in"))
+        .expect("in/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("e.txt@"))
+        .collect();
+    assert_eq!(inputs, [".r1.e.txt@left@1"], "only the replay's files are queued");
+    // So was d.txt's first pass at the join, when its replay came from left.
+    assert!(join_queue.join("finished/d.txt").is_file());
     deployment.down().await.expect("down");
 }
 
