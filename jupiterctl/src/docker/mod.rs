@@ -758,7 +758,21 @@ impl Backend for Docker {
     }
 
     async fn down(&mut self) -> Result<String, DeployError> {
-        let removed = remove(&self.engine, &self.inventory.id).await?;
+        // A container that Docker is restarting under its policy, or that
+        // a recovery just started, can hold the network or a volume for a
+        // moment: removal is idempotent, so it is tried again.
+        let mut attempt = 1;
+        let removed = loop {
+            match remove(&self.engine, &self.inventory.id).await {
+                Ok(removed) => break removed,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(deployment = %self.inventory.id, error = %e, attempt, "removing the deployment; trying again");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         Ok(format!(
             "removed Docker deployment {}: {removed}",
             self.inventory.id

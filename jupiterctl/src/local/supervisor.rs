@@ -274,3 +274,101 @@ fn signal_name(signal: i32) -> &'static str {
         _ => "signal",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A supervised `sh -c SCRIPT`: the supervisor appends `--listen fd:3`,
+    /// which the shell takes as its `$0` and `$1`.
+    fn launch(dir: &std::path::Path, script: &str) -> (Launch, std::net::SocketAddr) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let launch = Launch {
+            label: "test-role".into(),
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            listener: listener.into(),
+            log: dir.join("role.log"),
+        };
+        (launch, addr)
+    }
+
+    async fn wait_for_pid(process: &Supervised) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(pid) = process.state().pid {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "the role process started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_role_comes_back_within_a_second_on_the_same_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marks = dir.path().join("fd3");
+        // Each incarnation records what its fd 3 is, then runs.
+        let script = format!("readlink /proc/$$/fd/3 >> {}; exec sleep 30", marks.display());
+        let (launch, _) = launch(dir.path(), &script);
+        let shutdown = CancellationToken::new();
+        let (crash_loop, _) = watch::channel(None);
+        let mut process = Supervised::start(launch, shutdown.clone(), Arc::new(crash_loop));
+        let first = wait_for_pid(&process).await;
+        let killed_at = Instant::now();
+        let second = process.kill_and_wait_restart().await.expect("restarted");
+        let took = killed_at.elapsed();
+        assert_ne!(first, second, "a new process");
+        assert!(took < Duration::from_secs(1), "restarted in {took:?}");
+        let state = process.state();
+        assert_eq!(state.restarts, 1);
+        assert_eq!(state.last_exit.as_deref(), Some("killed by signal 9 (SIGKILL)"));
+        // Both incarnations got the same listening socket as fd 3.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let seen = loop {
+            let seen = std::fs::read_to_string(&marks).unwrap_or_default();
+            if seen.lines().count() >= 2 || Instant::now() > deadline {
+                break seen;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let lines: Vec<&str> = seen.lines().collect();
+        assert_eq!(lines.len(), 2, "{seen}");
+        assert!(lines[0].starts_with("socket:["), "fd 3 is a socket: {seen}");
+        assert_eq!(lines[0], lines[1], "the same socket across restarts");
+        shutdown.cancel();
+        process.stopped().await;
+        assert!(!crate::process::alive(second), "stopped with the deployment");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_role_that_keeps_dying_backs_off_and_is_reported_as_a_crash_loop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (launch, _) = launch(dir.path(), "echo bad flags >&2; exit 3");
+        let shutdown = CancellationToken::new();
+        let (crash_loop, mut reported) = watch::channel(None);
+        let started = Instant::now();
+        let mut process = Supervised::start(launch, shutdown.clone(), Arc::new(crash_loop));
+        let reason = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(reason) = reported.borrow_and_update().clone() {
+                    return reason;
+                }
+                reported.changed().await.expect("supervisor alive");
+            }
+        })
+        .await
+        .expect("a crash loop is reported");
+        let took = started.elapsed();
+        assert!(reason.contains("test-role keeps exiting"), "{reason}");
+        assert!(reason.contains("exit status 3"), "{reason}");
+        assert!(reason.contains("role.log"), "names its log: {reason}");
+        // Five deaths: restarts after 0, 100, 200 and 400 ms at least.
+        assert!(took >= Duration::from_millis(700), "backed off: {took:?}");
+        let log = std::fs::read_to_string(dir.path().join("role.log")).expect("log");
+        assert!(log.lines().filter(|l| *l == "bad flags").count() >= 5, "{log}");
+        shutdown.cancel();
+        process.stopped().await;
+    }
+}
