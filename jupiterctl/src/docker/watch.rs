@@ -20,6 +20,9 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// How long, at most, to wait for the rest of a failing node's containers
 /// to go down before deciding what was lost.
 const SETTLE_LIMIT: Duration = Duration::from_secs(5);
+/// How long containers stay down, with others of their node running,
+/// before they count as killed and are started again.
+const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// What the watch saw go down.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +74,16 @@ pub async fn next_loss(engine: &Engine, id: &str, known_lost: &BTreeSet<String>)
         let started = *first_seen.get_or_insert_with(Instant::now);
         let settled = down > 0 && down_now <= down;
         down = down_now;
-        if settled || started.elapsed() >= SETTLE_LIMIT {
-            return classify(&now);
+        if !(settled || started.elapsed() >= SETTLE_LIMIT) {
+            continue;
+        }
+        match classify(&now) {
+            lost @ Seen::Lost { .. } => return lost,
+            // A node going down may pause between its containers: starting
+            // one of them again would race its own stop. Killed only once
+            // the same containers stayed down for a while.
+            killed if started.elapsed() >= KILL_GRACE => return killed,
+            _ => {}
         }
     }
 }
