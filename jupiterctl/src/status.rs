@@ -249,7 +249,50 @@ async fn home_status(address: &str) -> Result<HomeStatus, AskError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{cpus_cell, speed_cell};
+    use super::{cpus_cell, report, speed_cell, RecoveryReport};
+    use crate::deployment::{Deployment, Health, RoleInstance, Summary};
+    use jupiter_common::role::Role;
+
+    /// `status --json` as scripts read it: every role with its pid, and
+    /// with `--processes` its restarts and log; every recovery.
+    #[test]
+    fn the_json_report_names_pids_restarts_and_recoveries() {
+        let mut worker = RoleInstance::new(Role::CirceWorker, "http://127.0.0.1:2")
+            .on("node1")
+            .running("join");
+        worker.pid = Some(4242);
+        worker.restarts = Some(3);
+        worker.log = Some("/w/logs/circe-worker-join.log".into());
+        let summary = Summary {
+            deployment: "jupiter-x-1".into(),
+            scheduler: "heft".into(),
+            roles: vec![
+                RoleInstance::new(Role::CirceHome, "http://127.0.0.1:1"),
+                worker.clone(),
+            ],
+            ..Default::default()
+        };
+        let deployment = Deployment::attach(Box::new(crate::local::Local::attach(1, &summary)), summary);
+        let health = vec![(worker, Health::serving())];
+        let recoveries = vec![RecoveryReport {
+            reason: "node node2 is down: ...; moved join node2 -> node1 (heft)".into(),
+            at_unix_nanos: 7,
+            inputs: vec!["in1.txt".into()],
+        }];
+        let json = serde_json::to_value(report(&deployment, &health, recoveries)).expect("serialises");
+        let role = &json["roles"][0];
+        assert_eq!(role["role"], "circe-worker");
+        assert_eq!(role["task"], "join");
+        assert_eq!(role["pid"], 4242);
+        assert_eq!(role["restarts"], 3);
+        assert_eq!(role["log"], "/w/logs/circe-worker-join.log");
+        assert_eq!(role["healthy"], true);
+        assert_eq!(json["backend"], "local");
+        assert_eq!(json["recoveries"][0]["inputs"][0], "in1.txt");
+        assert!(json["recoveries"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("moved join node2 -> node1")));
+    }
 
     #[test]
     fn node_cells_show_fractional_limits_and_unmeasured_speed() {
