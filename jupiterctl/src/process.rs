@@ -23,7 +23,13 @@ pub fn alive(pid: u32) -> bool {
 
 /// Asks process `pid` to stop (SIGTERM: its graceful path).
 pub fn signal_stop(pid: u32) -> std::io::Result<()> {
-    if unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) } == 0 {
+    signal(pid, libc::SIGTERM)
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal(pid: u32, signal: i32) -> std::io::Result<()> {
+    // SAFETY: kill(2) takes any pid and signal; it only reports an error.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } == 0 {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())

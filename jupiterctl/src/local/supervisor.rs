@@ -100,7 +100,7 @@ impl Supervised {
     pub async fn kill_and_wait_restart(&mut self) -> std::io::Result<u32> {
         let seen = *self.started.borrow_and_update();
         if let Some(pid) = self.state().pid {
-            kill(pid, libc::SIGKILL)?;
+            crate::process::signal(pid, libc::SIGKILL)?;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while *self.started.borrow_and_update() == seen {
@@ -119,15 +119,6 @@ impl Supervised {
     /// Waits for the supervisor to have stopped its process.
     pub async fn stopped(&mut self) {
         let _ = (&mut self.task).await;
-    }
-}
-
-fn kill(pid: u32, signal: i32) -> std::io::Result<()> {
-    // SAFETY: kill(2) with a pid this supervisor started and a signal.
-    if unsafe { libc::kill(pid as libc::pid_t, signal) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -242,7 +233,7 @@ fn spawn(launch: &Launch) -> std::io::Result<tokio::process::Child> {
 /// SIGTERM (the role's graceful path), then SIGKILL after a grace period.
 async fn stop(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
-        let _ = kill(pid, libc::SIGTERM);
+        let _ = crate::process::signal_stop(pid);
     }
     if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
         let _ = child.start_kill();
