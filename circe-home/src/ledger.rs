@@ -156,6 +156,14 @@ impl Ledger {
         inputs
     }
 
+    /// The inputs the latest replay fed again.
+    pub fn last_replayed(&self) -> Vec<String> {
+        self.recoveries
+            .last()
+            .map(|r| r.inputs.clone())
+            .unwrap_or_default()
+    }
+
     /// The pass `input` is fed as now.
     pub fn attempt(&self, input: &str) -> u32 {
         self.inputs.get(input).map_or(0, |i| i.attempt)

@@ -349,13 +349,7 @@ impl CirceHome for Home {
             reason: reason.clone(),
             at_unix_nanos: unix_nanos(),
         }))?;
-        let inputs = self
-            .ledger()
-            .status()
-            .recoveries
-            .last()
-            .map(|r| r.inputs.clone())
-            .unwrap_or_default();
+        let inputs = self.ledger().last_replayed();
         tracing::warn!(%reason, inputs = inputs.len(), "replaying every unfinished input as its next pass");
         self.feed_again(inputs.clone());
         Ok(Response::new(ReplayAck { inputs }))
