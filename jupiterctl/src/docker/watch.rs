@@ -38,8 +38,6 @@ pub enum Seen {
 /// One container of the deployment as `docker ps -a` shows it.
 #[derive(Debug, Clone)]
 struct Container {
-    /// `home` or `node NAME`.
-    place: String,
     /// Its node; None at home.
     node: Option<String>,
     state: String,
@@ -47,6 +45,13 @@ struct Container {
 }
 
 impl Container {
+    /// Where it runs, for messages: `home` or `node NAME`.
+    fn place(&self) -> String {
+        self.node
+            .as_ref()
+            .map_or_else(|| "home".to_string(), |n| format!("node {n}"))
+    }
+
     /// Not running and not being restarted by Docker's restart policy.
     fn down(&self) -> bool {
         self.state != "running" && self.state != "restarting"
@@ -90,15 +95,19 @@ pub async fn next_loss(engine: &Engine, id: &str, known_lost: &BTreeSet<String>)
 
 /// Whole places down are lost; any other stopped container was killed.
 fn classify(all: &BTreeMap<String, Container>) -> Seen {
-    let mut places: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    // node (None: home) -> (containers, containers down).
+    let mut places: BTreeMap<Option<&str>, (usize, usize)> = BTreeMap::new();
     for c in all.values() {
-        let entry = places.entry(&c.place).or_default();
+        let entry = places.entry(c.node.as_deref()).or_default();
         entry.0 += 1;
         entry.1 += usize::from(c.down());
     }
     let lost: BTreeMap<String, Container> = all
         .iter()
-        .filter(|(_, c)| c.down() && places[c.place.as_str()].0 == places[c.place.as_str()].1)
+        .filter(|(_, c)| {
+            let (all, down) = places[&c.node.as_deref()];
+            c.down() && all == down
+        })
         .map(|(n, c)| (n.clone(), c.clone()))
         .collect();
     if !lost.is_empty() {
@@ -128,15 +137,9 @@ async fn containers(engine: &Engine, id: &str) -> Result<BTreeMap<String, Contai
     for line in text.lines() {
         let fields: Vec<&str> = line.split('\t').collect();
         if let [name, state, status, node] = fields[..] {
-            let place = if node.is_empty() {
-                "home".to_string()
-            } else {
-                format!("node {node}")
-            };
             all.insert(
                 name.to_string(),
                 Container {
-                    place,
                     node: Some(node.to_string()).filter(|n| !n.is_empty()),
                     state: state.to_string(),
                     status: status.to_string(),
@@ -148,10 +151,10 @@ async fn containers(engine: &Engine, id: &str) -> Result<BTreeMap<String, Contai
 }
 
 fn describe_lost(down: &BTreeMap<String, Container>) -> String {
-    let mut by_place: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut by_place: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, c) in down {
         by_place
-            .entry(&c.place)
+            .entry(c.place())
             .or_default()
             .push(format!("{name} ({})", c.status));
     }
@@ -168,7 +171,6 @@ mod tests {
 
     fn container(place: &str, state: &str) -> Container {
         Container {
-            place: place.into(),
             node: place.strip_prefix("node ").map(str::to_string),
             state: state.into(),
             status: format!("{state} (137)"),
