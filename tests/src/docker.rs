@@ -34,22 +34,27 @@ pub async fn ensure_images() {
     static BUILT: OnceCell<()> = OnceCell::const_new();
     BUILT
         .get_or_init(|| async {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            // Its own target folder: the outer `cargo test` may hold the lock
-            // of the usual one.
-            let target = root.join("target").join("images");
+            let root = crate::checkout();
             let tag = test_tag();
             eprintln!("building the role images (docker/build-images.sh {tag})...");
             let status = tokio::process::Command::new("bash")
                 .arg(root.join("docker/build-images.sh"))
                 .arg(&tag)
-                .env("CARGO_TARGET_DIR", &target)
+                .env("CARGO_TARGET_DIR", crate::images_target())
                 .status()
                 .await
                 .expect("docker/build-images.sh starts");
             assert!(status.success(), "docker/build-images.sh {tag} failed");
         })
         .await;
+}
+
+/// `docker inspect` of one field of a container (a Go template).
+pub async fn inspect(engine: &Engine, container: &str, format: &str) -> String {
+    engine
+        .run(&["inspect", "--format", format, container])
+        .await
+        .expect("docker inspect")
 }
 
 /// Three nodes that really differ in CPU and memory.
@@ -96,7 +101,7 @@ pub async fn backend_probing(
 
 /// The release `jupiterctl` that [`ensure_images`] built from this checkout.
 pub fn jupiterctl_binary() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/images/release/jupiterctl")
+    crate::images_target().join("release").join("jupiterctl")
 }
 
 /// Removes deployment `id` when dropped, so a failing test leaves nothing

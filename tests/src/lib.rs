@@ -22,10 +22,6 @@ pub async fn jupiterctl_bin() -> PathBuf {
     static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
     BUILT
         .get_or_init(|| async {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            // Its own target folder: the outer `cargo test` may hold the lock
-            // of the usual one.
-            let target = root.join("target").join("images");
             let status = tokio::process::Command::new(env!("CARGO"))
                 .args([
                     "build",
@@ -36,16 +32,27 @@ pub async fn jupiterctl_bin() -> PathBuf {
                     "--bin",
                     "jupiterctl",
                 ])
-                .current_dir(&root)
-                .env("CARGO_TARGET_DIR", &target)
+                .current_dir(checkout())
+                .env("CARGO_TARGET_DIR", images_target())
                 .status()
                 .await
                 .expect("cargo starts");
             assert!(status.success(), "building jupiterctl failed");
-            target.join("release").join("jupiterctl")
+            docker::jupiterctl_binary()
         })
         .await
         .clone()
+}
+
+/// The root of this checkout.
+pub fn checkout() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The target folder of the binaries tests run (and images hold): its own,
+/// because the outer `cargo test` may hold the lock of the usual one.
+pub fn images_target() -> PathBuf {
+    checkout().join("target").join("images")
 }
 
 /// Expected output files of one input: (file name, bytes).

@@ -7,6 +7,8 @@
 //! supervisor must have counted every restart.
 
 use jupiter_tests::{assert_outputs, example, expected, expected_for, jupiterctl_bin, Sandbox};
+use jupiterctl::deployment::RoleInstance;
+use jupiterctl::process;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -73,11 +75,11 @@ fn roles(status: &Value) -> Vec<Value> {
     status["roles"].as_array().cloned().unwrap_or_default()
 }
 
+/// How `status` names a role (`circe-home`, `circe-worker join`).
 fn role_label(role: &Value) -> String {
-    match role["task"].as_str() {
-        Some(task) => format!("{} {task}", role["role"].as_str().unwrap_or("")),
-        None => role["role"].as_str().unwrap_or("").to_string(),
-    }
+    serde_json::from_value::<RoleInstance>(role.clone())
+        .map(|r| r.label())
+        .unwrap_or_default()
 }
 
 /// The roles as the state file records them now (what `status --json`
@@ -267,10 +269,6 @@ async fn sigkilled_roles_come_back_and_every_input_finishes_exactly_once() {
     );
     let _ = tokio::time::timeout(Duration::from_secs(20), up.wait()).await;
     for pid in roles(&status).iter().filter_map(|r| r["pid"].as_u64()) {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z ")),
-            "role process {pid} outlived `down`"
-        );
+        assert!(!process::alive(pid as u32), "role process {pid} outlived `down`");
     }
 }

@@ -7,8 +7,8 @@
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
 use jupiter_tests::docker::{
-    assert_no_node_cgroups, assert_node_cgroups, backend, engine_or_skip, ensure_images, three_nodes,
-    Teardown,
+    assert_no_node_cgroups, assert_node_cgroups, backend, engine_or_skip, ensure_images, inspect,
+    three_nodes, Teardown,
 };
 use jupiter_tests::{assert_outputs, example, expected, expected_for, random, Sandbox};
 use jupiterctl::deployment::Deployment;
@@ -16,14 +16,6 @@ use jupiterctl::docker::engine::{Engine, Kind};
 use jupiterctl::docker::spec::DEPLOYMENT_LABEL;
 use jupiterctl::session;
 use std::time::Duration;
-
-/// `docker inspect` of one field of a container.
-async fn inspect(engine: &Engine, container: &str, format: &str) -> String {
-    engine
-        .run(&["inspect", "--format", format, container])
-        .await
-        .expect("docker inspect")
-}
 
 /// The objects of `kind` labelled with deployment `id`.
 async fn labelled(engine: &Engine, kind: Kind, id: &str) -> Vec<String> {

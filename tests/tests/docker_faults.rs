@@ -12,7 +12,8 @@
 //! Without a Docker engine the tests skip with a loud message.
 
 use jupiter_common::app::App;
-use jupiter_tests::docker::{backend, engine_or_skip, ensure_images, three_nodes, Teardown};
+use jupiter_common::proto::circe::home::v1::{HomeStatus, HomeStatusRequest, InputResult};
+use jupiter_tests::docker::{backend, engine_or_skip, ensure_images, inspect, three_nodes, Teardown};
 use jupiter_tests::{assert_outputs, example, expected, expected_for, random, Sandbox};
 use jupiterctl::deployment::Deployment;
 use jupiterctl::docker::engine::Engine;
@@ -34,16 +35,58 @@ fn finished(output: &Path) -> usize {
     })
 }
 
-async fn restart_count(engine: &Engine, container: &str) -> String {
+/// Waits until at least `n` inputs have an output folder.
+async fn wait_finished(output: &Path, n: usize) {
+    while finished(output) < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The names of every container of deployment `id` on `node`.
+async fn node_containers(engine: &Engine, id: &str, node: &str) -> Vec<String> {
+    let filter_node = format!("label=io.jupiter.node={node}");
+    let filter_dep = format!("label=io.jupiter.deployment={id}");
     engine
         .run(&[
-            "inspect",
+            "ps",
             "--format",
-            "{{.State.Running}} {{.RestartCount}}",
-            container,
+            "{{.Names}}",
+            "--filter",
+            &filter_dep,
+            "--filter",
+            &filter_node,
         ])
         .await
-        .expect("docker inspect")
+        .expect("the node's containers")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every input ok, once: byte-exact outputs and no folder for anything else.
+fn assert_each_input_once(results: &[InputResult], inputs: &Path, output: &Path) {
+    assert_eq!(results.len(), INPUTS);
+    for r in results {
+        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
+    }
+    for (input, files) in expected_for(inputs, expected::fanjoin) {
+        assert_outputs(output, &input, &files);
+    }
+    assert_eq!(
+        finished(output),
+        INPUTS,
+        "one output folder per input, nothing extra"
+    );
+}
+
+async fn home_status(url: &str) -> HomeStatus {
+    session::client(url)
+        .await
+        .expect("client")
+        .status(HomeStatusRequest {})
+        .await
+        .expect("home status")
+        .into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -76,14 +119,9 @@ async fn docker_killed_worker_and_home_come_back_and_nothing_is_lost() {
         let (engine, output, join, home) = (engine.clone(), output.clone(), join.clone(), home.clone());
         async move {
             // Mid-run: once the first inputs are out, then again later.
-            while finished(&output) < 3 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_finished(&output, 3).await;
             engine.run(&["kill", &join]).await.expect("docker kill join");
-            let at_first = finished(&output);
-            while finished(&output) < at_first + 3 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_finished(&output, finished(&output) + 3).await;
             engine
                 .run(&["kill", &home])
                 .await
@@ -107,20 +145,9 @@ async fn docker_killed_worker_and_home_come_back_and_nothing_is_lost() {
         at_home_kill < INPUTS,
         "circe-home was killed mid-run ({at_home_kill} of {INPUTS} done)"
     );
-    assert_eq!(results.len(), INPUTS);
-    for r in &results {
-        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
-    }
-    for (input, files) in expected_for(&inputs, expected::fanjoin) {
-        assert_outputs(&output, &input, &files);
-    }
-    assert_eq!(
-        finished(&output),
-        INPUTS,
-        "one output folder per input, nothing extra"
-    );
+    assert_each_input_once(&results, &inputs, &output);
     for container in [&join, &home] {
-        let state = restart_count(&engine, container).await;
+        let state = inspect(&engine, container, "{{.State.Running}} {{.RestartCount}}").await;
         assert!(state.starts_with("true"), "{container} runs again: {state}");
     }
     deployment.down().await.expect("down");
@@ -175,17 +202,9 @@ async fn losing_the_join_node_moves_its_task_and_replays_unfinished_inputs() {
         let (engine, output, victim, id) = (engine.clone(), output.clone(), victim.clone(), id.clone());
         async move {
             // Mid-run: once the first inputs are out.
-            while finished(&output) < 3 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let filter_node = format!("label=io.jupiter.node={victim}");
-            let filter_dep = format!("label=io.jupiter.deployment={id}");
-            let ids = engine
-                .run(&["ps", "-q", "--filter", &filter_dep, "--filter", &filter_node])
-                .await
-                .expect("the node's containers");
+            wait_finished(&output, 3).await;
             let mut args = vec!["stop".to_string(), "--time".into(), "0".into()];
-            args.extend(ids.lines().map(str::to_string));
+            args.extend(node_containers(&engine, &id, &victim).await);
             engine.run(&args).await.expect("docker stop");
             (Instant::now(), finished(&output))
         }
@@ -206,18 +225,7 @@ async fn losing_the_join_node_moves_its_task_and_replays_unfinished_inputs() {
         done_at_stop < INPUTS,
         "the node was lost mid-run ({done_at_stop} of {INPUTS} done)"
     );
-    assert_eq!(results.len(), INPUTS);
-    for r in &results {
-        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
-    }
-    for (input, files) in expected_for(&inputs, expected::fanjoin) {
-        assert_outputs(&output, &input, &files);
-    }
-    assert_eq!(
-        finished(&output),
-        INPUTS,
-        "one output folder per input, nothing extra"
-    );
+    assert_each_input_once(&results, &inputs, &output);
 
     // The join task moved off the lost node, and the unfinished inputs
     // were replayed.
@@ -257,13 +265,7 @@ async fn losing_the_join_node_moves_its_task_and_replays_unfinished_inputs() {
         first_replayed.duration_since(stopped_at).as_secs_f64()
     );
     // circe-home's status shows the replay and why.
-    let status = session::client(&home_url)
-        .await
-        .expect("client")
-        .status(jupiter_common::proto::circe::home::v1::HomeStatusRequest {})
-        .await
-        .expect("home status")
-        .into_inner();
+    let status = home_status(&home_url).await;
     assert_eq!(status.recoveries.len(), 1);
     assert_eq!(status.recoveries[0].inputs, recovery.replayed);
     assert_eq!((status.done, status.failed), (INPUTS as u64, 0));
@@ -331,35 +333,16 @@ async fn a_node_cut_off_for_25_s_loses_and_duplicates_nothing() {
     let cutter = {
         let (engine, output, victim) = (engine.clone(), output.clone(), victim.clone());
         async move {
-            while finished(&output) < 3 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let filter_node = format!("label=io.jupiter.node={victim}");
-            let filter_dep = format!("label=io.jupiter.deployment={id}");
-            let names = engine
-                .run(&[
-                    "ps",
-                    "--format",
-                    "{{.Names}}",
-                    "--filter",
-                    &filter_dep,
-                    "--filter",
-                    &filter_node,
-                ])
-                .await
-                .expect("the node's containers");
+            wait_finished(&output, 3).await;
             let mut cut = Vec::new();
-            for name in names.lines() {
+            for name in node_containers(&engine, &id, &victim).await {
                 let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
-                let ip = engine
-                    .run(&["inspect", "--format", &format, name])
-                    .await
-                    .expect("address");
+                let ip = inspect(&engine, &name, &format).await;
                 engine
-                    .run(&["network", "disconnect", &network, name])
+                    .run(&["network", "disconnect", &network, &name])
                     .await
                     .expect("docker network disconnect");
-                cut.push((name.to_string(), ip.trim().to_string()));
+                cut.push((name, ip.trim().to_string()));
             }
             let cut_at = Instant::now();
             let done_at_cut = finished(&output);
@@ -417,25 +400,8 @@ async fn a_node_cut_off_for_25_s_loses_and_duplicates_nothing() {
         back.is_some(),
         "DRUPE marked node {victim} and its links reachable again after the heal"
     );
-    assert_eq!(results.len(), INPUTS);
-    for r in &results {
-        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
-    }
-    for (input, files) in expected_for(&inputs, expected::fanjoin) {
-        assert_outputs(&output, &input, &files);
-    }
-    assert_eq!(
-        finished(&output),
-        INPUTS,
-        "one output folder per input, nothing extra"
-    );
-    let status = session::client(&home_url)
-        .await
-        .expect("client")
-        .status(jupiter_common::proto::circe::home::v1::HomeStatusRequest {})
-        .await
-        .expect("home status")
-        .into_inner();
+    assert_each_input_once(&results, &inputs, &output);
+    let status = home_status(&home_url).await;
     assert_eq!((status.done, status.failed), (INPUTS as u64, 0));
     assert!(
         status.recoveries.is_empty(),

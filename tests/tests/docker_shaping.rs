@@ -6,7 +6,7 @@
 //! anything. Skipped loudly without an engine or without root.
 
 use jupiter_common::app::App;
-use jupiter_tests::docker::{backend_probing, engine_or_skip, ensure_images, Teardown};
+use jupiter_tests::docker::{backend_probing, engine_or_skip, ensure_images, inspect, Teardown};
 use jupiter_tests::{example, network_profile, random, Sandbox};
 use jupiterctl::deployment::{Deployment, ProbeOptions};
 use jupiterctl::docker::engine::{Engine, Kind};
@@ -49,10 +49,7 @@ fn probing() -> ProbeOptions {
 
 /// `tc qdisc show` of a container's eth0, and its host veth peer's name.
 async fn qdiscs(engine: &Engine, container: &str) -> (String, String) {
-    let pid = engine
-        .run(&["inspect", "--format", "{{.State.Pid}}", container])
-        .await
-        .expect("docker inspect");
+    let pid = inspect(engine, container, "{{.State.Pid}}").await;
     let nsenter = |args: &[&str]| {
         let out = std::process::Command::new("nsenter")
             .args(["-t", &pid, "-n"])

@@ -5,7 +5,7 @@
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::file_chunk::Kind;
-use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, StatusRequest};
+use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, StatusRequest, WorkerStatus};
 use jupiter_tests::{example, Sandbox};
 use tonic::Code;
 
@@ -80,11 +80,7 @@ async fn push_is_durable_idempotent_and_checked() {
     // `left` ran once for d.txt and for nothing else.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let status = client
-            .status(StatusRequest {})
-            .await
-            .expect("status")
-            .into_inner();
+        let status = worker_status(&mut client).await;
         if status.done + status.failed >= 1 || tokio::time::Instant::now() > deadline {
             assert_eq!((status.done, status.failed), (1, 0), "{status:?}");
             break;
@@ -132,19 +128,12 @@ async fn push_is_durable_idempotent_and_checked() {
         .expect("the next pass is accepted")
         .into_inner();
     assert!(!ack.duplicate, "a replay is not a duplicate of the first pass");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !left_queue.join("finished/.r1.d.txt").is_file() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the replayed pass ran and was retired"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let status = client
-        .status(StatusRequest {})
-        .await
-        .expect("status")
-        .into_inner();
+    wait_for_file(
+        &left_queue.join("finished/.r1.d.txt"),
+        "the replayed pass ran and was retired",
+    )
+    .await;
+    let status = worker_status(&mut client).await;
     assert_eq!((status.done, status.failed), (2, 0), "{status:?}");
 
     // At the join: a first pass that got `left`'s file but will never get
@@ -154,12 +143,7 @@ async fn push_is_durable_idempotent_and_checked() {
     let mut join_client =
         CirceWorkerClient::new(jupiter_common::serve::channel(&join.address).expect("channel"));
     // What `left` sent on for d.txt waits there for `right` already.
-    let before = join_client
-        .status(StatusRequest {})
-        .await
-        .expect("status")
-        .into_inner()
-        .waiting;
+    let before = worker_status(&mut join_client).await.waiting;
     let from_left = |attempt| FileHeader {
         attempt,
         file_name: "e_L.txt".into(),
@@ -169,11 +153,7 @@ async fn push_is_durable_idempotent_and_checked() {
         .push(tokio_stream::iter(chunks(from_left(0), b"L\n")))
         .await
         .expect("first pass, left's file");
-    let waiting = join_client
-        .status(StatusRequest {})
-        .await
-        .expect("status")
-        .into_inner();
+    let waiting = worker_status(&mut join_client).await;
     assert_eq!(
         waiting.waiting,
         before + 1,
@@ -184,19 +164,12 @@ async fn push_is_durable_idempotent_and_checked() {
         .await
         .expect("replay, left's file");
     let join_queue = queue.join(&join.node).join("queues/join");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !join_queue.join("finished/e.txt").is_file() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the superseded first pass was retired"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let status = join_client
-        .status(StatusRequest {})
-        .await
-        .expect("status")
-        .into_inner();
+    wait_for_file(
+        &join_queue.join("finished/e.txt"),
+        "the superseded first pass was retired",
+    )
+    .await;
+    let status = worker_status(&mut join_client).await;
     assert_eq!(
         status.waiting,
         before + 1,
@@ -222,6 +195,23 @@ async fn push_is_durable_idempotent_and_checked() {
     // So was d.txt's first pass at the join, when its replay came from left.
     assert!(join_queue.join("finished/d.txt").is_file());
     deployment.down().await.expect("down");
+}
+
+async fn worker_status(client: &mut CirceWorkerClient<tonic::transport::Channel>) -> WorkerStatus {
+    client
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+}
+
+/// Waits (at most 20 s) until `path` is a file: `what` happened.
+async fn wait_for_file(path: &std::path::Path, what: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !path.is_file() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
