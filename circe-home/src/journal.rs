@@ -1,5 +1,6 @@
 //! circe-home's journal: every event the ledger learns (an input submitted,
-//! an output delivered, a task's report, an input failed, a replay), appended to one
+//! an output delivered, a task's report, an input failed, a replay, a new
+//! placement), appended to one
 //! file before the call that brought it is acknowledged. A restarted
 //! circe-home replays it into a fresh ledger, so a crash loses no input,
 //! no output record and no report, and finished inputs are not counted
@@ -16,13 +17,14 @@
 use jupiter_common::proto::circe::home::v1::TaskReport;
 use jupiter_common::proto::circe::worker::v1::FileHeader;
 use prost::Message;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Record {
-    #[prost(oneof = "Event", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "Event", tags = "1, 2, 3, 4, 5, 6")]
     pub event: Option<Event>,
 }
 
@@ -38,6 +40,8 @@ pub enum Event {
     Failed(Failed),
     #[prost(message, tag = "5")]
     Replayed(Replayed),
+    #[prost(message, tag = "6")]
+    Placed(Placed),
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -46,6 +50,9 @@ pub struct Submitted {
     pub input: String,
     #[prost(int64, tag = "2")]
     pub at_unix_nanos: i64,
+    /// The placement the input follows (0 in journals older than placements).
+    #[prost(uint32, tag = "3")]
+    pub placement: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -65,6 +72,20 @@ pub struct Replayed {
     #[prost(string, tag = "1")]
     pub reason: String,
     #[prost(int64, tag = "2")]
+    pub at_unix_nanos: i64,
+}
+
+/// A new placement: inputs submitted or replayed from then on follow it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Placed {
+    #[prost(uint32, tag = "1")]
+    pub placement: u32,
+    /// The ingress tasks that moved -> their worker's URL.
+    #[prost(map = "string, string", tag = "2")]
+    pub ingress: HashMap<String, String>,
+    #[prost(string, tag = "3")]
+    pub reason: String,
+    #[prost(int64, tag = "4")]
     pub at_unix_nanos: i64,
 }
 
@@ -149,7 +170,24 @@ mod tests {
         Event::Submitted(Submitted {
             input: input.into(),
             at_unix_nanos: 7,
+            placement: 0,
         })
+    }
+
+    /// A record as written before placements existed: the input and its
+    /// time, nothing more.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldSubmitted {
+        #[prost(string, tag = "1")]
+        input: String,
+        #[prost(int64, tag = "2")]
+        at_unix_nanos: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldRecord {
+        #[prost(message, optional, tag = "1")]
+        submitted: Option<OldSubmitted>,
     }
 
     #[test]
@@ -197,5 +235,43 @@ mod tests {
         journal.append(submitted("c")).expect("append");
         let (_, events) = Journal::open(&path).expect("reopen");
         assert_eq!(events, [submitted("a"), submitted("c")]);
+    }
+
+    #[test]
+    fn a_placement_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let placed = Event::Placed(Placed {
+            placement: 1,
+            ingress: HashMap::from([("task0".to_string(), "http://w9:7301".to_string())]),
+            reason: "link w0-w1 slowed".into(),
+            at_unix_nanos: 9,
+        });
+        let moved = Event::Submitted(Submitted {
+            input: "b".into(),
+            at_unix_nanos: 10,
+            placement: 1,
+        });
+        let (mut journal, _) = Journal::open(&path).expect("open");
+        journal.append(submitted("a")).expect("append");
+        journal.append(placed.clone()).expect("append");
+        journal.append(moved.clone()).expect("append");
+        let (_, events) = Journal::open(&path).expect("reopen");
+        assert_eq!(events, [submitted("a"), placed, moved]);
+    }
+
+    #[test]
+    fn an_old_submission_follows_the_first_placement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let old = OldRecord {
+            submitted: Some(OldSubmitted {
+                input: "a".into(),
+                at_unix_nanos: 7,
+            }),
+        };
+        std::fs::write(&path, old.encode_length_delimited_to_vec()).expect("write");
+        let (_, events) = Journal::open(&path).expect("open");
+        assert_eq!(events, [submitted("a")]);
     }
 }

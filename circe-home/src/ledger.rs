@@ -1,8 +1,9 @@
 //! What circe-home knows of every input: when it came in, which egress
-//! outputs arrived, each task's report, and how it ended.
+//! outputs arrived, each task's report, which placement it follows and how
+//! it ended; and every placement so far.
 
 use jupiter_common::clock::ms_between;
-use jupiter_common::proto::circe::home::v1::{HomeStatus, InputResult, Recovery, TaskReport};
+use jupiter_common::proto::circe::home::v1::{HomeStatus, InputResult, PlacementInfo, Recovery, TaskReport};
 use jupiter_common::proto::circe::worker::v1::FileHeader;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::sync::broadcast;
@@ -23,6 +24,8 @@ struct Input {
     result: Option<InputResult>,
     /// Its current pass: 0, raised by each replay.
     attempt: u32,
+    /// The placement its current pass follows.
+    placement: u32,
 }
 
 pub struct Ledger {
@@ -32,6 +35,9 @@ pub struct Ledger {
     finished: Vec<String>,
     results: broadcast::Sender<InputResult>,
     recoveries: Vec<Recovery>,
+    /// Every placement after the first, oldest first: the one at index i
+    /// is placement i + 1 (counts are filled in by `status`).
+    placements: Vec<PlacementInfo>,
 }
 
 impl Ledger {
@@ -43,6 +49,7 @@ impl Ledger {
             finished: Vec::new(),
             results: broadcast::channel(65536).0,
             recoveries: Vec::new(),
+            placements: Vec::new(),
         }
     }
 
@@ -59,8 +66,11 @@ impl Ledger {
         self.inputs.remove(input);
     }
 
-    pub fn start(&mut self, input: &str, now: i64) {
-        self.inputs.entry(input.to_string()).or_default().submitted_at = Some(now);
+    /// Records a submitted input and the placement it was given.
+    pub fn start(&mut self, input: &str, now: i64, placement: u32) {
+        let entry = self.inputs.entry(input.to_string()).or_default();
+        entry.submitted_at = Some(now);
+        entry.placement = placement;
     }
 
     /// Records an egress output; true if that completed the input.
@@ -101,6 +111,7 @@ impl Ledger {
             outputs: entry.outputs.iter().cloned().collect(),
             error,
             tasks: entry.reports.values().cloned().collect(),
+            placement: entry.placement,
         };
         self.publish(input, result);
         true
@@ -134,18 +145,22 @@ impl Ledger {
             outputs: entry.outputs.iter().cloned().collect(),
             error: String::new(),
             tasks: entry.reports.values().cloned().collect(),
+            placement: entry.placement,
         };
         self.publish(input, result);
         true
     }
 
-    /// Raises the pass of every unfinished input and records why; the
-    /// inputs, to be fed again.
+    /// Raises the pass of every unfinished input, moves it to the current
+    /// placement (its tasks may have moved since it started) and records
+    /// why; the inputs, to be fed again.
     pub fn replay(&mut self, reason: String, at: i64) -> Vec<String> {
         let inputs = self.unfinished();
+        let placement = self.placement();
         for input in &inputs {
             if let Some(entry) = self.inputs.get_mut(input) {
                 entry.attempt += 1;
+                entry.placement = placement;
             }
         }
         self.recoveries.push(Recovery {
@@ -167,6 +182,45 @@ impl Ledger {
     /// The pass `input` is fed as now.
     pub fn attempt(&self, input: &str) -> u32 {
         self.inputs.get(input).map_or(0, |i| i.attempt)
+    }
+
+    /// The placement `input` is fed under now.
+    pub fn placement_of(&self, input: &str) -> u32 {
+        self.inputs.get(input).map_or(0, |i| i.placement)
+    }
+
+    /// The placement new inputs follow: 0 until the first `place`.
+    pub fn placement(&self) -> u32 {
+        self.placements.len() as u32
+    }
+
+    /// Records placement `placement` (the ingress tasks it moved, and why);
+    /// false, changing nothing, unless it is the one after the current.
+    pub fn place(
+        &mut self,
+        placement: u32,
+        ingress: HashMap<String, String>,
+        reason: String,
+        at: i64,
+    ) -> bool {
+        if placement != self.placement() + 1 {
+            return false;
+        }
+        self.placements.push(PlacementInfo {
+            placement,
+            reason,
+            at_unix_nanos: at,
+            ingress,
+            unfinished: 0,
+            inputs: 0,
+        });
+        true
+    }
+
+    /// The ingress tasks `placement` moved (none for placement 0).
+    pub fn moved(&self, placement: u32) -> Option<&HashMap<String, String>> {
+        let index = placement.checked_sub(1)?;
+        self.placements.get(index as usize).map(|p| &p.ingress)
     }
 
     /// Inputs submitted that have not finished, in id order: what a
@@ -210,6 +264,144 @@ impl Ledger {
             in_flight: submitted.saturating_sub(done + failed),
             results,
             recoveries: self.recoveries.clone(),
+            placements: self.placements_counted(),
         }
+    }
+
+    /// Every placement after the first, with how many submitted inputs
+    /// follow it and how many of those have not finished.
+    fn placements_counted(&self) -> Vec<PlacementInfo> {
+        let mut placements = self.placements.clone();
+        for input in self.inputs.values().filter(|i| i.submitted_at.is_some()) {
+            let index = input.placement.checked_sub(1);
+            let Some(info) = index.and_then(|i| placements.get_mut(i as usize)) else {
+                continue;
+            };
+            info.inputs += 1;
+            if input.result.is_none() {
+                info.unfinished += 1;
+            }
+        }
+        placements
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> Ledger {
+        Ledger::new(vec!["egress".into()], vec!["egress".into()])
+    }
+
+    /// Submits `input` as circe-home does: under the current placement.
+    fn submit(ledger: &mut Ledger, input: &str) {
+        assert!(ledger.reserve(input));
+        let placement = ledger.placement();
+        ledger.start(input, 1, placement);
+    }
+
+    /// Delivers `input`'s one output and its one report; true if that
+    /// finished it.
+    fn finish(ledger: &mut Ledger, input: &str) -> bool {
+        let header = FileHeader {
+            input_id: input.into(),
+            from_task: "egress".into(),
+            file_name: "out".into(),
+            file_count: 1,
+            ..FileHeader::default()
+        };
+        ledger.delivered(&header, format!("{input}/out"), 2);
+        ledger.report(TaskReport {
+            input_id: input.into(),
+            task: "egress".into(),
+            ..TaskReport::default()
+        })
+    }
+
+    fn place(ledger: &mut Ledger, placement: u32) -> bool {
+        let ingress = HashMap::from([("ingress".to_string(), format!("http://w{placement}:7301"))]);
+        ledger.place(placement, ingress, format!("drift {placement}"), 5)
+    }
+
+    /// Per placement after the first: (placement, inputs, unfinished).
+    fn counts(ledger: &Ledger) -> Vec<(u32, u64, u64)> {
+        let status = ledger.status();
+        status
+            .placements
+            .iter()
+            .map(|p| (p.placement, p.inputs, p.unfinished))
+            .collect()
+    }
+
+    fn placement_of_result(ledger: &Ledger, input: &str) -> Option<u32> {
+        let results = ledger.finished();
+        results.iter().find(|r| r.input_id == input).map(|r| r.placement)
+    }
+
+    #[test]
+    fn inputs_follow_the_placement_current_when_they_were_submitted() {
+        let mut ledger = ledger();
+        assert_eq!(ledger.placement(), 0);
+        submit(&mut ledger, "a");
+        assert!(place(&mut ledger, 1));
+        submit(&mut ledger, "b");
+        assert_eq!((ledger.placement_of("a"), ledger.placement_of("b")), (0, 1));
+        assert!(finish(&mut ledger, "a"));
+        assert!(finish(&mut ledger, "b"));
+        assert_eq!(placement_of_result(&ledger, "a"), Some(0));
+        assert_eq!(placement_of_result(&ledger, "b"), Some(1));
+    }
+
+    #[test]
+    fn only_the_next_placement_is_taken() {
+        let mut ledger = ledger();
+        assert!(!place(&mut ledger, 0));
+        assert!(!place(&mut ledger, 2));
+        assert!(place(&mut ledger, 1));
+        assert!(!place(&mut ledger, 1));
+        assert_eq!(ledger.placement(), 1);
+        assert_eq!(ledger.moved(0), None);
+        assert_eq!(
+            ledger.moved(1).and_then(|m| m.get("ingress")).map(String::as_str),
+            Some("http://w1:7301")
+        );
+        assert_eq!(ledger.status().placements[0].reason, "drift 1");
+    }
+
+    #[test]
+    fn a_replay_moves_unfinished_inputs_to_the_current_placement() {
+        let mut ledger = ledger();
+        submit(&mut ledger, "a");
+        submit(&mut ledger, "b");
+        assert!(finish(&mut ledger, "a"));
+        assert!(place(&mut ledger, 1));
+        assert_eq!(ledger.placement_of("b"), 0);
+        assert_eq!(ledger.replay("node lost".into(), 3), ["b"]);
+        assert_eq!((ledger.placement_of("b"), ledger.attempt("b")), (1, 1));
+        assert_eq!(ledger.placement_of("a"), 0);
+        assert!(ledger.fail("b", "boom".into()));
+        assert_eq!(placement_of_result(&ledger, "a"), Some(0));
+        assert_eq!(placement_of_result(&ledger, "b"), Some(1));
+    }
+
+    #[test]
+    fn status_counts_the_inputs_of_each_placement_as_they_finish() {
+        let mut ledger = ledger();
+        submit(&mut ledger, "first");
+        assert!(counts(&ledger).is_empty());
+        assert!(place(&mut ledger, 1));
+        submit(&mut ledger, "a");
+        submit(&mut ledger, "b");
+        assert!(place(&mut ledger, 2));
+        submit(&mut ledger, "c");
+        // Reserved but not (yet) submitted: follows nothing.
+        assert!(ledger.reserve("d"));
+        assert_eq!(counts(&ledger), [(1, 2, 2), (2, 1, 1)]);
+        assert!(finish(&mut ledger, "a"));
+        assert_eq!(counts(&ledger), [(1, 2, 1), (2, 1, 1)]);
+        assert!(ledger.fail("c", "boom".into()));
+        assert!(finish(&mut ledger, "first"));
+        assert_eq!(counts(&ledger), [(1, 2, 1), (2, 1, 0)]);
     }
 }

@@ -8,6 +8,7 @@ mod args;
 pub mod firing;
 pub mod queue;
 pub mod replay;
+pub mod routes;
 pub mod routing;
 pub mod runner;
 pub mod sender;
@@ -21,13 +22,13 @@ use jupiter_common::cli::FlagError;
 use jupiter_common::clock::{ms_between, unix_nanos};
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::home::v1::TaskReport;
-use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::FileHeader;
 use jupiter_common::serve::{self, ServeError};
 use jupiter_common::sync::LockExt;
 use jupiter_common::task::Tasks;
 use jupiter_common::transfer::push_until_acked;
 use queue::{DoneRecord, Queue, HOME_SOURCE};
+use routes::Routes;
 use sender::Downstream;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -76,6 +77,8 @@ pub enum Error {
     Address(#[from] tonic::transport::Error),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(transparent)]
+    Routes(#[from] routes::RoutesError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -101,7 +104,8 @@ pub(crate) struct Worker {
     config: Config,
     queue: Queue,
     sources: Vec<String>,
-    downstream: Vec<Downstream>,
+    /// Where outputs go, per placement.
+    routes: Routes,
     home: CirceHomeClient<tonic::transport::Channel>,
     legacy_runner: PathBuf,
     /// Warm interpreters of a legacy task (none with --fresh-interpreter).
@@ -140,14 +144,10 @@ impl Worker {
             config
                 .children
                 .iter()
-                .map(|c| {
-                    Ok(Downstream::Worker {
-                        task: c.task.clone(),
-                        client: CirceWorkerClient::new(serve::channel(&c.address)?),
-                    })
-                })
+                .map(|c| Downstream::worker(&c.task, &c.address))
                 .collect::<Result<_, tonic::transport::Error>>()?
         };
+        let routes = Routes::open(&config.task.name, queue.root(), downstream)?;
         let sources = if config.task.parents.is_empty() {
             vec![HOME_SOURCE.to_string()]
         } else {
@@ -158,7 +158,7 @@ impl Worker {
             config,
             queue,
             sources,
-            downstream,
+            routes,
             home,
             legacy_runner,
             warm,
@@ -214,9 +214,9 @@ impl Worker {
         if self.counters().scheduled.contains(input) || self.queue.is_closed(input) {
             return;
         }
-        let (id, attempt) = replay::split(input);
-        if attempt > 0 {
-            self.drop_superseded(id, attempt);
+        let (id, pass) = replay::split(input);
+        if pass.attempt > 0 {
+            self.drop_superseded(id, pass.attempt);
         }
         match self.queue.complete(input, &self.sources) {
             Ok(true) => {}
@@ -253,11 +253,17 @@ impl Worker {
     fn drop_superseded(self: &Arc<Self>, id: &str, attempt: u32) {
         let stale: Vec<String> = {
             let mut c = self.counters();
-            let stale: Vec<String> = (0..attempt)
-                .map(|k| replay::key(id, k))
-                .filter(|key| c.partial.remove(key))
+            let stale: Vec<String> = c
+                .partial
+                .iter()
+                .filter(|key| {
+                    let (other, pass) = replay::split(key);
+                    other == id && pass.attempt < attempt
+                })
+                .cloned()
                 .collect();
             for key in &stale {
+                c.partial.remove(key);
                 c.produced_at.remove(key);
             }
             stale
@@ -359,7 +365,7 @@ impl Worker {
         let routed = if self.config.children.is_empty() {
             vec![record.outputs.iter().map(String::as_str).collect()]
         } else {
-            // The workers in `downstream` follow the task's children, in order.
+            // One list per child, in the order of the task's children.
             routing::route(
                 &record.outputs,
                 &self.config.task.children,
@@ -367,14 +373,15 @@ impl Worker {
             )
         };
         let out_dir = self.queue.out_dir(&input);
+        let (id, pass) = replay::split(&input);
         let mut sends = JoinSet::new();
-        for (target, files) in self.downstream.iter().zip(routed) {
-            let target = target.clone();
+        // The workers of the input's placement, in the task's children's order.
+        for (target, files) in self.routes.of(pass.placement).into_iter().zip(routed) {
             let files: Vec<String> = files.into_iter().map(str::to_string).collect();
-            let (id, attempt) = replay::split(&input);
             let header = FileHeader {
                 input_id: id.to_string(),
-                attempt,
+                attempt: pass.attempt,
+                placement: pass.placement,
                 from_task: self.config.task.name.clone(),
                 file_name: String::new(),
                 file_count: files.len() as u32,

@@ -15,6 +15,8 @@ use tonic::Status;
 pub enum Downstream {
     Worker {
         task: String,
+        /// Where the worker listens (for messages and routes).
+        url: String,
         client: CirceWorkerClient<Channel>,
     },
     Home(CirceHomeClient<Channel>),
@@ -26,6 +28,23 @@ impl Downstream {
             Downstream::Worker { task, .. } => task,
             Downstream::Home(_) => "circe-home",
         }
+    }
+
+    /// The worker's URL (circe-home's own is not kept here).
+    pub fn url(&self) -> &str {
+        match self {
+            Downstream::Worker { url, .. } => url,
+            Downstream::Home(_) => "",
+        }
+    }
+
+    /// A worker downstream at `url` (the channel connects on first use).
+    pub fn worker(task: &str, url: &str) -> Result<Self, tonic::transport::Error> {
+        Ok(Downstream::Worker {
+            task: task.to_string(),
+            url: url.to_string(),
+            client: CirceWorkerClient::new(jupiter_common::serve::channel(url)?),
+        })
     }
 
     async fn push_once(&mut self, header: FileHeader, path: Option<PathBuf>) -> Result<PushAck, Status> {

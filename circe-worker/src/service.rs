@@ -2,11 +2,15 @@
 //! acknowledges only once they are durable), `Status` reports counters.
 
 use crate::queue::HOME_SOURCE;
+use crate::routes::RoutesError;
 use crate::Worker;
 use jupiter_common::proto::circe::worker::v1::circe_worker_server::{CirceWorker, CirceWorkerServer};
-use jupiter_common::proto::circe::worker::v1::{FileChunk, PushAck, StatusRequest, WorkerStatus};
+use jupiter_common::proto::circe::worker::v1::{
+    FileChunk, PushAck, Routes, RoutesAck, StatusRequest, WorkerStatus,
+};
 use jupiter_common::serve::{self, ServeError};
 use jupiter_common::transfer::{io_status, read_header, receive_to_temp};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -39,7 +43,11 @@ impl CirceWorker for Service {
             )));
         }
         // Each pass of an input is its own entry in the queue.
-        let key = crate::replay::key(&header.input_id, header.attempt);
+        let pass = crate::replay::Pass {
+            attempt: header.attempt,
+            placement: header.placement,
+        };
+        let key = crate::replay::key(&header.input_id, pass);
         let input = key.as_str();
         let duplicate = |bytes| {
             Ok(Response::new(PushAck {
@@ -106,6 +114,21 @@ impl CirceWorker for Service {
             duplicate: false,
             bytes: written,
         }))
+    }
+
+    async fn set_routes(&self, request: Request<Routes>) -> Result<Response<RoutesAck>, Status> {
+        let Routes { placement, children } = request.into_inner();
+        let children: BTreeMap<String, String> = children.into_iter().collect();
+        self.0
+            .routes
+            .set(placement, children.clone())
+            .await
+            .map_err(|e| match e {
+                RoutesError::File { .. } | RoutesError::Corrupt { .. } => Status::unavailable(e.to_string()),
+                _ => Status::invalid_argument(e.to_string()),
+            })?;
+        tracing::info!(task = %self.0.config.task.name, placement, ?children, "routes set");
+        Ok(Response::new(RoutesAck {}))
     }
 
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<WorkerStatus>, Status> {

@@ -5,7 +5,8 @@
 //! A config makes its backend; a state file's record finds one again.
 
 use crate::deployment::{
-    Backend, DeployError, Deployment, DeploymentState, PlacementRequest, ProbeOptions, Scheduler,
+    Backend, DeployError, Deployment, DeploymentState, PlacementRequest, ProbeOptions, ReplanOptions,
+    Scheduler,
 };
 use crate::docker::{Docker, DockerConfig, Images};
 use crate::exec_profile::ProfileOptions;
@@ -200,6 +201,16 @@ pub struct DeployArgs {
     /// The largest payload DRUPE's adaptive probing sends (bytes, or with a KiB/MiB suffix).
     #[arg(long, default_value = "64MiB")]
     pub probe_max_bytes: String,
+    /// Map the tasks again while inputs run (heft and cpop, Docker backend)
+    /// once a node's speed or a link's bandwidth has changed by more than
+    /// this factor, either way, in two DRUPE readings in a row. New inputs
+    /// take the new mapping, inputs in flight finish where they are. 0: never.
+    #[arg(long, default_value_t = 2.0, value_name = "FACTOR")]
+    pub replan_factor: f64,
+    /// ...and only if the new mapping's predicted makespan is lower by more
+    /// than this many percent.
+    #[arg(long, default_value_t = 20.0, value_name = "PERCENT")]
+    pub replan_gain: f64,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
@@ -233,6 +244,10 @@ pub enum ConfigError {
     ProbeSize(#[source] drupe_central::SizeError),
     #[error("--probe-min-secs must be between 0 and 60 seconds, got {0}")]
     ProbeMinSecs(f64),
+    #[error("--replan-factor must be 0 (never map again) or above 1, got {0}")]
+    ReplanFactor(f64),
+    #[error("--replan-gain must be a percentage between 0 and 100, got {0}")]
+    ReplanGain(f64),
     #[error("--probe-max-bytes: {0}")]
     ProbeMaxBytes(#[source] drupe_central::SizeError),
     #[error("output folder {dir}: {source}")]
@@ -305,6 +320,7 @@ pub fn placement(
             python: python.to_string(),
             ..ProfileOptions::default()
         },
+        replan: ReplanOptions::default(),
     })
 }
 
@@ -315,6 +331,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
         let app = App::load(&args.app)?;
         let kubernetes = args.backend == BackendKind::Kubernetes;
         let mut placement = placement(&app, &args.mapping, &args.python, kubernetes)?;
+        placement.replan = replan(args)?;
         placement.profile.timeout = args.profiling.timeout.duration()?;
         placement.profile.reprofile = args.profiling.reprofile;
         // Beside the state file; no cache where there is no place for one.
@@ -423,6 +440,21 @@ fn output_folder(args: &DeployArgs) -> Result<PathBuf, ConfigError> {
     };
     std::fs::create_dir_all(&args.output).map_err(bad)?;
     args.output.canonicalize().map_err(bad)
+}
+
+fn replan(args: &DeployArgs) -> Result<ReplanOptions, ConfigError> {
+    let factor = args.replan_factor;
+    if !(factor == 0.0 || (factor > 1.0 && factor.is_finite())) {
+        return Err(ConfigError::ReplanFactor(factor));
+    }
+    let gain = args.replan_gain;
+    if !(gain > 0.0 && gain < 100.0) {
+        return Err(ConfigError::ReplanGain(gain));
+    }
+    Ok(ReplanOptions {
+        factor,
+        gain: gain / 100.0,
+    })
 }
 
 fn probe(args: &DeployArgs) -> Result<ProbeOptions, ConfigError> {

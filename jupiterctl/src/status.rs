@@ -1,6 +1,6 @@
 //! `jupiterctl status`: every role of a deployment with its health, and
 //! where jupiterctl reaches the roles, the nodes DRUPE sees, each worker's
-//! queue and circe-home's counters. As text for people, or as one JSON
+//! queue and circe-home's counters, recoveries and re-mappings. As text for people, or as one JSON
 //! object ([`Report`]) for scripts.
 
 use crate::deployment::{Deployment, Health, RoleInstance};
@@ -28,9 +28,15 @@ pub struct Report {
     /// task -> node.
     pub mapping: BTreeMap<String, String>,
     pub roles: Vec<RoleReport>,
+    /// Which placement new inputs take: 0 the first mapping, one more each
+    /// time the tasks were mapped again after the profile drifted.
+    pub placement: u32,
     /// Every lost node recovered from: why, what moved where, and the
     /// inputs replayed (from circe-home; empty when it cannot be asked).
     pub recoveries: Vec<RecoveryReport>,
+    /// Every re-mapping after the profile drifted, oldest first (from
+    /// circe-home; empty when it cannot be asked).
+    pub replans: Vec<ReplanReport>,
 }
 
 /// One recovery: `reason` (the node lost and where its tasks went),
@@ -42,22 +48,60 @@ pub struct RecoveryReport {
     pub inputs: Vec<String>,
 }
 
-/// What circe-home recovered from, as far as it can be asked.
-pub async fn recoveries(deployment: &Deployment) -> Vec<RecoveryReport> {
+/// One re-mapping: its `placement`, `reason` (what drifted, what moved
+/// where, the predicted makespans), `at_unix_nanos`, how many `inputs`
+/// took it so far and how many of those are `unfinished`.
+#[derive(Debug, Serialize)]
+pub struct ReplanReport {
+    pub placement: u32,
+    pub reason: String,
+    pub at_unix_nanos: i64,
+    pub inputs: u64,
+    pub unfinished: u64,
+}
+
+/// What circe-home went through: recoveries and re-mappings.
+#[derive(Debug, Default)]
+pub struct History {
+    pub recoveries: Vec<RecoveryReport>,
+    pub replans: Vec<ReplanReport>,
+}
+
+impl From<&HomeStatus> for History {
+    fn from(home: &HomeStatus) -> Self {
+        History {
+            recoveries: home
+                .recoveries
+                .iter()
+                .map(|r| RecoveryReport {
+                    reason: r.reason.clone(),
+                    at_unix_nanos: r.at_unix_nanos,
+                    inputs: r.inputs.clone(),
+                })
+                .collect(),
+            replans: home
+                .placements
+                .iter()
+                .map(|p| ReplanReport {
+                    placement: p.placement,
+                    reason: p.reason.clone(),
+                    at_unix_nanos: p.at_unix_nanos,
+                    inputs: p.inputs,
+                    unfinished: p.unfinished,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What circe-home went through, as far as it can be asked.
+pub async fn history(deployment: &Deployment) -> History {
     if !deployment.backend().reaches_roles() {
-        return Vec::new();
+        return History::default();
     }
     match home_status(&deployment.summary.endpoints().circe_home).await {
-        Ok(home) => home
-            .recoveries
-            .into_iter()
-            .map(|r| RecoveryReport {
-                reason: r.reason,
-                at_unix_nanos: r.at_unix_nanos,
-                inputs: r.inputs,
-            })
-            .collect(),
-        Err(_) => Vec::new(),
+        Ok(home) => History::from(&home),
+        Err(_) => History::default(),
     }
 }
 
@@ -71,11 +115,7 @@ pub struct RoleReport {
     pub healthy: bool,
 }
 
-pub fn report(
-    deployment: &Deployment,
-    health: &[(RoleInstance, Health)],
-    recoveries: Vec<RecoveryReport>,
-) -> Report {
+pub fn report(deployment: &Deployment, health: &[(RoleInstance, Health)], history: History) -> Report {
     let s = &deployment.summary;
     Report {
         deployment: s.deployment.clone(),
@@ -91,7 +131,9 @@ pub fn report(
                 healthy: h.healthy,
             })
             .collect(),
-        recoveries,
+        placement: s.placement,
+        recoveries: history.recoveries,
+        replans: history.replans,
     }
 }
 
@@ -181,6 +223,13 @@ pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) 
                     r.inputs.len()
                 );
             }
+            for p in &h.placements {
+                let _ = writeln!(
+                    out,
+                    "  mapped again (placement {}): {}; {} inputs took it, {} unfinished",
+                    p.placement, p.reason, p.inputs, p.unfinished
+                );
+            }
         }
         Err(err) => {
             let _ = writeln!(out, "  circe-home: {err}");
@@ -249,7 +298,7 @@ async fn home_status(address: &str) -> Result<HomeStatus, AskError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{cpus_cell, report, speed_cell, RecoveryReport};
+    use super::{cpus_cell, report, speed_cell, History, RecoveryReport, ReplanReport};
     use crate::deployment::{Deployment, Health, RoleInstance, Summary};
     use jupiter_common::role::Role;
 
@@ -274,12 +323,21 @@ mod tests {
         };
         let deployment = Deployment::attach(Box::new(crate::local::Local::attach(1, &summary)), summary);
         let health = vec![(worker, Health::serving())];
-        let recoveries = vec![RecoveryReport {
-            reason: "node node2 is down: ...; moved join node2 -> node1 (heft)".into(),
-            at_unix_nanos: 7,
-            inputs: vec!["in1.txt".into()],
-        }];
-        let json = serde_json::to_value(report(&deployment, &health, recoveries)).expect("serialises");
+        let history = History {
+            recoveries: vec![RecoveryReport {
+                reason: "node node2 is down: ...; moved join node2 -> node1 (heft)".into(),
+                at_unix_nanos: 7,
+                inputs: vec!["in1.txt".into()],
+            }],
+            replans: vec![ReplanReport {
+                placement: 1,
+                reason: "link a -> b bandwidth 100 Mbit/s -> 1 Mbit/s drifted; moved join b -> a".into(),
+                at_unix_nanos: 9,
+                inputs: 12,
+                unfinished: 2,
+            }],
+        };
+        let json = serde_json::to_value(report(&deployment, &health, history)).expect("serialises");
         let role = &json["roles"][0];
         assert_eq!(role["role"], "circe-worker");
         assert_eq!(role["task"], "join");
@@ -292,6 +350,13 @@ mod tests {
         assert!(json["recoveries"][0]["reason"]
             .as_str()
             .is_some_and(|r| r.contains("moved join node2 -> node1")));
+        assert_eq!(json["placement"], 0);
+        assert_eq!(json["replans"][0]["placement"], 1);
+        assert_eq!(json["replans"][0]["inputs"], 12);
+        assert_eq!(json["replans"][0]["unfinished"], 2);
+        assert!(json["replans"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("moved join b -> a")));
     }
 
     #[test]

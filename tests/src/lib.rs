@@ -183,6 +183,7 @@ pub fn scheduled(scheduler: Scheduler, seed: u64) -> PlacementRequest {
         seed,
         python: "python3".into(),
         profile: Default::default(),
+        replan: Default::default(),
     }
 }
 

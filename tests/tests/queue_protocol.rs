@@ -28,6 +28,7 @@ fn header(input: &str, from: &str, size: u64) -> FileHeader {
         size,
         produced_at_unix_nanos: 0,
         attempt: 0,
+        placement: 0,
     }
 }
 
@@ -227,4 +228,140 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     all
+}
+
+/// A new placement end to end over real gRPC: `join` gets a second worker
+/// (on a node of its own), `left` and `right` learn its route for
+/// placement 1, circe-home takes placement 1 → an input submitted before
+/// runs `join` on the old worker, one submitted after on the new, each
+/// result says which placement it followed, and a restarted `left` keeps
+/// its routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_placement_takes_new_inputs_to_the_moved_task() {
+    use jupiter_common::proto::circe::home::v1::{HomeStatusRequest, SetPlacementRequest};
+    use jupiter_common::proto::circe::worker::v1::Routes;
+    use jupiterctl::session::{self, Pace};
+    use std::time::Duration;
+
+    let sandbox = Sandbox::new();
+    let app = App::load(&example("fanjoin")).expect("example loads");
+    let deployment = sandbox.deploy_local(&app, 2, 4).await;
+    let endpoints = deployment.summary.endpoints();
+    let home = endpoints.circe_home.clone();
+    let submit = |name: &'static str| {
+        let home = home.clone();
+        let input = example("fanjoin").join("inputs").join(name);
+        async move {
+            let (results, _) = session::submit_paced(
+                &home,
+                &[input],
+                Pace::AllAtOnce,
+                Duration::from_secs(60),
+                false,
+                std::future::pending(),
+            )
+            .await
+            .expect("the input completes");
+            assert!(results[0].ok, "{results:?}");
+            results.into_iter().next().expect("one result")
+        }
+    };
+    let join_node = |result: &jupiter_common::proto::circe::home::v1::InputResult| {
+        let join = result
+            .tasks
+            .iter()
+            .find(|t| t.task == "join")
+            .expect("join reported");
+        join.node.clone()
+    };
+
+    let before = submit("in1.txt").await;
+    assert_eq!(before.placement, 0);
+    assert_eq!(join_node(&before), endpoints.workers["join"].node);
+
+    // join's worker of placement 1, on a node of its own.
+    let task = app.task("join").expect("join").clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let new_join = format!("http://{}", listener.local_addr().expect("addr"));
+    let config = circe_worker::Config {
+        task,
+        app_dir: app.dir.clone(),
+        node: "elsewhere".into(),
+        queue_dir: sandbox.path("join-p1"),
+        children: vec![],
+        home: home.clone(),
+        python: "python3".into(),
+        fresh_interpreter: false,
+    };
+    let server = tokio::spawn(circe_worker::serve(config, listener, std::future::pending()));
+
+    // A route for a task that is not a child is refused by name.
+    let mut left = CirceWorkerClient::new(
+        jupiter_common::serve::channel(&endpoints.workers["left"].address).expect("channel"),
+    );
+    let err = left
+        .set_routes(Routes {
+            placement: 1,
+            children: [("split".to_string(), new_join.clone())].into(),
+        })
+        .await
+        .expect_err("split is not left's child");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("has no child \"split\""),
+        "{}",
+        err.message()
+    );
+    for parent in ["left", "right"] {
+        CirceWorkerClient::new(
+            jupiter_common::serve::channel(&endpoints.workers[parent].address).expect("channel"),
+        )
+        .set_routes(Routes {
+            placement: 1,
+            children: [("join".to_string(), new_join.clone())].into(),
+        })
+        .await
+        .expect("routes set");
+    }
+    let mut home_client = session::client(&home).await.expect("client");
+    home_client
+        .set_placement(SetPlacementRequest {
+            placement: 1,
+            ingress: Default::default(),
+            reason: "test: join moved".into(),
+        })
+        .await
+        .expect("placement 1");
+
+    let after = submit("in2.txt").await;
+    assert_eq!(after.placement, 1);
+    assert_eq!(join_node(&after), "elsewhere");
+    let expected = std::fs::read_dir(deployment.summary.output.join("in1.txt"))
+        .expect("in1's outputs")
+        .count();
+    let got = std::fs::read_dir(deployment.summary.output.join("in2.txt"))
+        .expect("in2's outputs")
+        .count();
+    assert_eq!(got, expected, "the moved join delivered the same outputs");
+
+    // The routes outlive a restart of the worker that holds them.
+    let mut deployment = deployment;
+    deployment
+        .restart("circe-worker left")
+        .await
+        .expect("left restarts");
+    let third = submit("in3.txt").await;
+    assert_eq!((third.placement, join_node(&third).as_str()), (1, "elsewhere"));
+
+    let status = home_client
+        .status(HomeStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.placements.len(), 1);
+    let placed = &status.placements[0];
+    assert_eq!((placed.placement, placed.inputs, placed.unfinished), (1, 2, 0));
+    assert_eq!(placed.reason, "test: join moved");
+    server.abort();
+    deployment.down().await.expect("down");
 }

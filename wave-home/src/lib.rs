@@ -96,12 +96,23 @@ impl Home {
         algorithm: Algorithm,
     ) -> Result<Mapping, Status> {
         let (network, resources) = network::drupe_profile(&mut self.central.clone()).await?;
-        network::schedule(request, algorithm, &network, &resources).map_err(|e| match e {
+        let refused = |e: network::NetworkError| match e {
             network::NetworkError::MissingLink { .. } | network::NetworkError::NoNodes => {
                 Status::failed_precondition(e.to_string())
             }
             other => Status::invalid_argument(other.to_string()),
-        })
+        };
+        let mut mapping = network::schedule(request, algorithm, &network, &resources).map_err(refused)?;
+        if !request.current.is_empty() {
+            // The mapping in use, over the same snapshot: what a move would gain.
+            let current = Mapping {
+                assignments: request.current.clone(),
+                ..Default::default()
+            };
+            mapping.current_makespan_secs =
+                network::predict(request, &current, &network, &resources).map_err(refused)?;
+        }
+        Ok(mapping)
     }
 }
 

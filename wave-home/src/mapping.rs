@@ -44,6 +44,7 @@ pub fn compute(request: &ScheduleRequest, nodes: &[String]) -> Result<Mapping, M
         assignments,
         nodes: nodes.to_vec(),
         predicted_makespan_secs: 0.0,
+        current_makespan_secs: 0.0,
     })
 }
 

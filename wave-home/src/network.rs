@@ -144,6 +144,7 @@ pub fn schedule(
             .collect(),
         nodes: problem.node_names.clone(),
         predicted_makespan_secs: schedule.makespan,
+        current_makespan_secs: 0.0,
     })
 }
 

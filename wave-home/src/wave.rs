@@ -171,6 +171,7 @@ impl Rounds {
                         assignments: r.assignments.clone().into_iter().collect(),
                         nodes,
                         predicted_makespan_secs: 0.0,
+                        current_makespan_secs: 0.0,
                     });
                 }
                 if tokio::time::Instant::now() >= deadline {

@@ -318,6 +318,7 @@ async fn trial(app: &App, name: &str, seed: u64, args: &Args, output: &Path) -> 
         seed,
         python: "python3".into(),
         profile: Default::default(),
+        replan: Default::default(),
     };
     let inputs: Vec<PathBuf> = jupiterctl::session::expand_inputs(&app.sample_inputs)?
         .into_iter()

@@ -159,6 +159,7 @@ fn random() -> PlacementRequest {
         seed: 1,
         python: "python3".into(),
         profile: Default::default(),
+        replan: Default::default(),
     }
 }
 

@@ -139,6 +139,7 @@ fn random(args: &Args) -> PlacementRequest {
         seed: args.seed,
         python: "python3".into(),
         profile: Default::default(),
+        replan: Default::default(),
     }
 }
 

@@ -79,6 +79,7 @@ async fn once(name: &str, app: &App, args: &Args, scheduler: Scheduler) -> Resul
         seed: 1,
         python: "python3".into(),
         profile: Default::default(),
+        replan: Default::default(),
     };
     let started = Instant::now();
     let deployment = Deployment::up(backend(name, app, args, root.path()).await?, app, &request).await?;

@@ -87,6 +87,13 @@ impl CirceHome for FakeHome {
         Err(Status::unimplemented("bench home"))
     }
 
+    async fn set_placement(
+        &self,
+        _: Request<jupiter_common::proto::circe::home::v1::SetPlacementRequest>,
+    ) -> Result<Response<jupiter_common::proto::circe::home::v1::SetPlacementAck>, Status> {
+        Err(Status::unimplemented("bench home"))
+    }
+
     type WatchResultsStream = futures::stream::Empty<Result<InputResult, Status>>;
 
     async fn watch_results(
@@ -204,6 +211,7 @@ impl Grpc {
             size,
             produced_at_unix_nanos: 0,
             attempt: 0,
+            placement: 0,
         };
         let started = Instant::now();
         let ack = self

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print one JSON object (deployment, backend, app, scheduler,
-    /// predicted_makespan_secs, mapping, roles, recoveries) instead of tables.
+    /// predicted_makespan_secs, mapping, roles, placement, recoveries,
+    /// replans) instead of tables.
     #[arg(long)]
     pub json: bool,
 }
@@ -21,7 +22,7 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&status::report(
                 &deployment,
                 &health,
-                status::recoveries(&deployment).await
+                status::history(&deployment).await
             ))?
         );
     } else {

@@ -58,6 +58,8 @@ pub enum DeployError {
     NoSurvivors { tasks: String },
     #[error("asking circe-home to replay the unfinished inputs: {}", .0.message())]
     Replay(tonic::Status),
+    #[error("re-mapping: {what}: {}", .status.message())]
+    Replan { what: String, status: tonic::Status },
     /// The backend's own failure (engine, API server, loopback ports).
     #[error(transparent)]
     Backend(BoxError),

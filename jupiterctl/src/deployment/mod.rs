@@ -11,6 +11,7 @@
 //! `run`, `up`, `submit`, `status` and `down` are written once, against
 //! [`Deployment`]; a backend only says how to do each step where it runs.
 
+pub mod drift;
 mod error;
 mod health;
 mod model;
@@ -21,7 +22,8 @@ pub use error::{BoxError, DeployError};
 pub use health::{check_all, wait_all_healthy, wait_roles_healthy, HEALTH_TIMEOUT};
 pub use model::{
     new_id, sanitize, Agent, ControlPlane, DeploymentState, Endpoints, Health, Inventory, NodeEndpoints,
-    Placement, PlacementRequest, ProbeOptions, RoleInstance, Scheduler, Summary, WorkerEndpoint,
+    Placement, PlacementRequest, ProbeOptions, ReplanOptions, RoleInstance, Scheduler, Summary,
+    WorkerEndpoint,
 };
 
 use crate::exec_profile::{ExecProfile, ProfileError, ProfileOptions};
@@ -124,6 +126,42 @@ pub trait Backend: Send + Sync {
         })
     }
 
+    /// Whether [`Backend::add_placement`] can run a new mapping beside the
+    /// current one (the profile drifted: new inputs take the new mapping,
+    /// inputs in flight finish on the old).
+    fn adds_placements(&self) -> bool {
+        false
+    }
+
+    /// After the profile drifted: starts a worker for each task in `moves`
+    /// (task -> its new node) for placement `placement`, pushing to its
+    /// children's workers of that placement, while the task's current
+    /// worker keeps running for the inputs in flight. Returns each new
+    /// worker's URL, as the other roles reach it (task -> URL); the new
+    /// workers replace the old ones in [`Backend::roles`]. `mapping` is
+    /// the new mapping, whole.
+    async fn add_placement(
+        &mut self,
+        app: &App,
+        mapping: &Placement,
+        moves: &BTreeMap<String, String>,
+        placement: u32,
+    ) -> Result<BTreeMap<String, String>, DeployError> {
+        let _ = (app, mapping, moves, placement);
+        Err(DeployError::Unsupported {
+            what: "mapping the tasks again while inputs run".into(),
+            backend: self.state(Summary::default()).backend(),
+            why: "this backend cannot run two placements side by side yet".into(),
+        })
+    }
+
+    /// Stops and removes the workers that placement `placement` superseded
+    /// (no input of an earlier placement is left); says which went.
+    async fn retire(&mut self, placement: u32) -> Result<Vec<String>, DeployError> {
+        let _ = placement;
+        Ok(Vec::new())
+    }
+
     /// Kills `role` and starts it again on the same data (its entry in
     /// [`Backend::roles`] says where it answers now).
     async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError>;
@@ -140,6 +178,8 @@ pub struct Deployment {
     pub summary: Summary,
     backend: Box<dyn Backend>,
     recoveries: Vec<recovery::Recovered>,
+    replans: Vec<drift::Replanned>,
+    watch: drift::Watch,
 }
 
 /// How a deployment stopped being able to finish its inputs by itself.
@@ -177,13 +217,11 @@ impl Deployment {
             predicted_makespan_secs: placement.predicted_makespan_secs,
             mapping: placement.assignments,
             roles: backend.roles(),
+            placement: 0,
+            replan: request.replan,
             startup: started.elapsed(),
         };
-        Ok(Self {
-            summary,
-            backend,
-            recoveries: Vec::new(),
-        })
+        Ok(Self::attach(backend, summary))
     }
 
     /// A deployment that is up already (its state file read back).
@@ -192,6 +230,8 @@ impl Deployment {
             summary,
             backend,
             recoveries: Vec::new(),
+            replans: Vec::new(),
+            watch: drift::Watch::default(),
         }
     }
 
@@ -222,17 +262,45 @@ impl Deployment {
     /// no longer finish its inputs. A lost node is recovered from on the
     /// way (its tasks move to surviving nodes, the unfinished inputs are
     /// replayed: [`recovery`]), which the caller sees only as a delay.
+    ///
+    /// Meanwhile, on a deployment mapped by heft or cpop, a drift of the
+    /// profile may give new inputs a new mapping ([`drift`]).
     pub async fn stopped(&mut self) -> String {
         loop {
-            match self.backend.stopped().await {
-                Stopped::Broken(reason) => return reason,
-                Stopped::NodesLost { nodes, report } => {
+            let event = tokio::select! {
+                stopped = self.backend.stopped() => Ok(stopped),
+                event = self.watch.next(&self.summary, self.backend.as_ref()) => Err(event),
+            };
+            match event {
+                Ok(Stopped::Broken(reason)) => return reason,
+                Ok(Stopped::NodesLost { nodes, report }) => {
                     if let Err(e) = recovery::recover(self, &nodes, &report).await {
                         return format!("{report}; recovering failed: {e}");
                     }
                 }
+                Err(drift::Event::Move(plan)) => match drift::apply(self, plan).await {
+                    Ok(replanned) => {
+                        self.watch.draining.insert(replanned.placement);
+                        self.replans.push(replanned);
+                    }
+                    // The current placement still works: inputs go on there.
+                    Err(e) => eprintln!("mapping again failed: {e}; inputs keep the current mapping"),
+                },
+                Err(drift::Event::Drained(placement)) => match self.backend.retire(placement).await {
+                    Ok(gone) if !gone.is_empty() => eprintln!(
+                        "no input of an earlier placement is left: removed {}",
+                        gone.join(", ")
+                    ),
+                    Ok(_) => {}
+                    Err(e) => eprintln!("removing the workers placement {placement} superseded: {e}"),
+                },
             }
         }
+    }
+
+    /// Every time the deployment was mapped again after the profile drifted.
+    pub fn replans(&self) -> &[drift::Replanned] {
+        &self.replans
     }
 
     /// What the deployment recovered from so far.

@@ -65,6 +65,35 @@ pub struct PlacementRequest {
     /// How the execution profile is taken (network-aware schedulers);
     /// its `python` is the one above.
     pub profile: ProfileOptions,
+    /// When the tasks are mapped again after the profile drifted.
+    pub replan: ReplanOptions,
+}
+
+/// When a deployment mapped by heft or cpop is mapped again while inputs
+/// run: once a node's speed or a link's bandwidth has changed by more than
+/// `factor` (either way) in two DRUPE readings in a row, wave-home maps the
+/// app again over the current profile; the new mapping is taken if its
+/// predicted makespan is lower by more than `gain` (a fraction).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReplanOptions {
+    /// 0 turns re-mapping off.
+    pub factor: f64,
+    pub gain: f64,
+}
+
+impl Default for ReplanOptions {
+    fn default() -> Self {
+        Self {
+            factor: 2.0,
+            gain: 0.2,
+        }
+    }
+}
+
+impl ReplanOptions {
+    pub fn enabled(&self) -> bool {
+        self.factor > 1.0
+    }
 }
 
 /// How drupe-central probes the links of a deployment.
@@ -283,6 +312,13 @@ pub struct Summary {
     /// task -> node.
     pub mapping: BTreeMap<String, String>,
     pub roles: Vec<RoleInstance>,
+    /// Which placement the mapping is: 0 the first, one more each time the
+    /// tasks were mapped again after the profile drifted.
+    #[serde(default)]
+    pub placement: u32,
+    /// When to map again (from `up`'s flags, so that `submit` does the same).
+    #[serde(default)]
+    pub replan: ReplanOptions,
     /// From the start of `up` to every role healthy.
     #[serde(skip)]
     pub startup: Duration,
@@ -482,6 +518,8 @@ mod tests {
                     .on("n0")
                     .running("t"),
             ],
+            placement: 0,
+            replan: Default::default(),
             startup: Duration::ZERO,
         }
     }

@@ -87,6 +87,7 @@ async fn through_wave_home(
             .map(|a| (a.node.clone(), a.inner_url.clone()))
             .collect(),
         timeout_secs: HEALTH_TIMEOUT.as_secs_f64(),
+        current: Default::default(),
     };
     let mapping = WaveHomeClient::new(serve::channel(wave_home)?)
         .schedule(schedule)
@@ -117,25 +118,21 @@ pub async fn remap(
     backend: &dyn Backend,
 ) -> Result<Placement, DeployError> {
     let scheduler = super::recovery::scheduler_of(&summary.scheduler);
-    let request = PlacementRequest {
-        scheduler,
-        static_mapping: Default::default(),
-        seed: 0,
-        python: "python3".into(),
-        profile: Default::default(),
-    };
     if scheduler.offline() {
         let random = PlacementRequest {
             scheduler: Scheduler::Random,
-            ..request
+            static_mapping: Default::default(),
+            seed: 0,
+            python: "python3".into(),
+            profile: Default::default(),
+            replan: Default::default(),
         };
         return offline(app, &random, survivors);
     }
     let endpoints = summary.endpoints();
-    let profile = execution_profile(app, &request, backend).await;
     let schedule = ScheduleRequest {
         algorithm: scheduler.name().to_string(),
-        tasks: task_nodes(app, profile.as_ref()),
+        tasks: profiled_tasks(app, scheduler, backend).await,
         nodes: survivors.to_vec(),
         static_mapping: Default::default(),
         seed: 0,
@@ -146,6 +143,7 @@ pub async fn remap(
             .map(|n| (n.name.clone(), n.wave_worker.clone()))
             .collect(),
         timeout_secs: HEALTH_TIMEOUT.as_secs_f64(),
+        current: Default::default(),
     };
     let mapping = WaveHomeClient::new(serve::channel(&endpoints.wave_home)?)
         .schedule(schedule)
@@ -157,6 +155,28 @@ pub async fn remap(
         algorithm: mapping.algorithm,
         predicted_makespan_secs: mapping.predicted_makespan_secs,
     })
+}
+
+/// The app's tasks for mapping it again while it runs (after a node loss,
+/// or the profile drifted), with `scheduler`: profiled from the cache
+/// `up` filled (or measured again where the backend's tasks run).
+pub(super) async fn profiled_tasks(app: &App, scheduler: Scheduler, backend: &dyn Backend) -> Vec<TaskNode> {
+    let request = PlacementRequest {
+        scheduler,
+        static_mapping: Default::default(),
+        seed: 0,
+        python: "python3".into(),
+        profile: ProfileOptions {
+            // Where `up` left it, as the config takes it.
+            cache_dir: crate::state::default_path()
+                .ok()
+                .and_then(|p| exec_profile::cache::dir_beside(&p)),
+            ..Default::default()
+        },
+        replan: Default::default(),
+    };
+    let profile = execution_profile(app, &request, backend).await;
+    task_nodes(app, profile.as_ref())
 }
 
 fn task_nodes(app: &App, profile: Option<&ExecProfile>) -> Vec<TaskNode> {
@@ -271,6 +291,7 @@ mod tests {
             seed: 5,
             python: "python3".into(),
             profile: Default::default(),
+            replan: Default::default(),
         }
     }
 

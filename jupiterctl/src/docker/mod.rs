@@ -62,6 +62,8 @@ struct Setup {
     cgroup_parents: BTreeMap<String, String>,
     subnet: Option<u8>,
     worker_names: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    draining: BTreeMap<u32, Vec<String>>,
 }
 
 /// The role images: `<prefix>/<role>:<tag>`.
@@ -138,6 +140,9 @@ pub struct Docker {
     lost_nodes: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// task -> every container name its worker had before it moved.
     worker_names: BTreeMap<String, Vec<String>>,
+    /// placement -> the workers it superseded, finishing the inputs of
+    /// earlier placements (removed once none is left).
+    draining: BTreeMap<u32, Vec<String>>,
 }
 
 impl Docker {
@@ -154,6 +159,7 @@ impl Docker {
             subnet: None,
             lost_nodes: Default::default(),
             worker_names: BTreeMap::new(),
+            draining: BTreeMap::new(),
         })
     }
 
@@ -166,9 +172,15 @@ impl Docker {
         setup: Option<&serde_json::Value>,
     ) -> Result<Self, DeployError> {
         let setup: Option<Setup> = setup.and_then(|s| serde_json::from_value(s.clone()).ok());
-        let (config, cgroup_parents, subnet, worker_names) = match setup {
-            Some(s) => (Some(s.config), s.cgroup_parents, s.subnet, s.worker_names),
-            None => (None, BTreeMap::new(), None, BTreeMap::new()),
+        let (config, cgroup_parents, subnet, worker_names, draining) = match setup {
+            Some(s) => (
+                Some(s.config),
+                s.cgroup_parents,
+                s.subnet,
+                s.worker_names,
+                s.draining,
+            ),
+            None => (None, BTreeMap::new(), None, BTreeMap::new(), BTreeMap::new()),
         };
         Ok(Self {
             engine: Engine::connect().await?,
@@ -180,6 +192,7 @@ impl Docker {
             subnet,
             lost_nodes: Default::default(),
             worker_names,
+            draining,
         })
     }
 
@@ -456,75 +469,93 @@ impl Docker {
         placement: &Placement,
         home_url: &str,
     ) -> Result<Vec<ContainerSpec>, DeployError> {
-        let mut workers: BTreeMap<String, ContainerSpec> = BTreeMap::new();
         let mut names: BTreeMap<String, String> = BTreeMap::new();
+        let mut urls: BTreeMap<String, String> = BTreeMap::new();
         for task in &app.tasks {
-            let node_name = placement.node_of(&task.name)?;
-            let node = config.nodes.iter().find(|n| n.name == node_name).ok_or_else(|| {
-                DeployError::unknown_node(
-                    &task.name,
-                    node_name,
-                    config.nodes.iter().map(|n| n.name.as_str()),
-                )
-            })?;
-            let mut worker = self.spec(config, Role::CirceWorker, Some(node));
-            worker.name = format!(
-                "{}-{}-{}",
+            let node = placement.node_of(&task.name)?;
+            let name = format!(
+                "{}-{node}-{}",
                 self.inventory.id,
-                node.name,
                 deployment::sanitize(&task.name)
             );
-            worker.task = Some(task.name.clone());
-            // Tasks from host 10 up, in the app's order: fixed, unique per node.
-            let index = app.tasks.iter().position(|t| t.name == task.name).unwrap_or(0);
-            worker.ip = self.address(config, Some(&node.name), 10 + index);
             // Two tasks whose names sanitise alike would share a container name.
-            if let Some(first) = names.insert(worker.name.clone(), task.name.clone()) {
+            if let Some(first) = names.insert(name.clone(), task.name.clone()) {
                 return Err(DockerError::NameCollision {
                     first,
                     second: task.name.clone(),
-                    name: worker.name,
+                    name,
                 }
                 .into());
             }
-            workers.insert(task.name.clone(), worker);
-        }
-        let urls: BTreeMap<&String, String> = workers.iter().map(|(t, w)| (t, w.inner_url())).collect();
-        let mut specs = Vec::new();
-        for task in &app.tasks {
-            let Some(worker) = workers.get(&task.name).cloned() else {
-                continue;
-            };
-            let children: Vec<String> = task
-                .children
-                .iter()
-                .filter_map(|c| urls.get(c).map(|url| format!("{c}={url}")))
-                .collect();
-            let node = worker.node.clone().unwrap_or_default();
-            // An egress task has no children: no variable rather than an empty one.
-            let worker = if children.is_empty() {
-                worker
-            } else {
-                worker.env(env::CHILDREN, children.join(","))
-            };
-            let worker = config
-                .runner
-                .env()
-                .into_iter()
-                .fold(worker, |w, (k, v)| w.env(k, v));
-            specs.push(
-                worker
-                    .env(env::APP, APP_MOUNT)
-                    .env(env::TASK, task.name.clone())
-                    .env(env::NODE, node.clone())
-                    .env(env::QUEUE_DIR, format!("{NODE_MOUNT}/queues/{}", task.name))
-                    .env(env::CIRCE_HOME, home_url)
-                    .env(env::PYTHON, "python3")
-                    .mount(format!("{}:{APP_MOUNT}:ro", self.app_dir.display()))
-                    .mount(format!("{}:{NODE_MOUNT}", node_volume(&self.inventory.id, &node))),
+            urls.insert(
+                task.name.clone(),
+                format!("http://{name}:{}", Role::CirceWorker.port()),
             );
         }
+        let mut specs = Vec::new();
+        for (name, task) in names {
+            let node = placement.node_of(&task)?;
+            specs.push(self.worker_spec(config, app, &task, node, name, 0, &urls, home_url)?);
+        }
+        // In the app's order, as the roles are listed.
+        specs.sort_by_key(|s| app.tasks.iter().position(|t| Some(&t.name) == s.task.as_ref()));
         Ok(specs)
+    }
+
+    /// The container `name` of `task`'s worker on `node` for `placement`,
+    /// pushing to its children at `urls` (task -> URL).
+    #[allow(clippy::too_many_arguments)]
+    fn worker_spec(
+        &self,
+        config: &DockerConfig,
+        app: &App,
+        task: &str,
+        node: &str,
+        name: String,
+        placement: u32,
+        urls: &BTreeMap<String, String>,
+        home_url: &str,
+    ) -> Result<ContainerSpec, DeployError> {
+        let spec = config.nodes.iter().find(|n| n.name == node).ok_or_else(|| {
+            DeployError::unknown_node(task, node, config.nodes.iter().map(|n| n.name.as_str()))
+        })?;
+        let index = app.tasks.iter().position(|t| t.name == task).unwrap_or(0);
+        let children = app
+            .tasks
+            .get(index)
+            .map(|t| t.children.clone())
+            .unwrap_or_default();
+        let mut worker = self.spec(config, Role::CirceWorker, Some(spec));
+        worker.name = name;
+        worker.task = Some(task.to_string());
+        // Tasks from host 10 up, in the app's order, a block per placement:
+        // fixed, unique per node.
+        let host = 10 + index + placement as usize * app.tasks.len();
+        worker.ip = self.address(config, Some(node), host);
+        let children: Vec<String> = children
+            .iter()
+            .filter_map(|c| urls.get(c).map(|url| format!("{c}={url}")))
+            .collect();
+        // An egress task has no children: no variable rather than an empty one.
+        let worker = if children.is_empty() {
+            worker
+        } else {
+            worker.env(env::CHILDREN, children.join(","))
+        };
+        let worker = config
+            .runner
+            .env()
+            .into_iter()
+            .fold(worker, |w, (k, v)| w.env(k, v));
+        Ok(worker
+            .env(env::APP, APP_MOUNT)
+            .env(env::TASK, task)
+            .env(env::NODE, node)
+            .env(env::QUEUE_DIR, queue_dir(task, placement))
+            .env(env::CIRCE_HOME, home_url)
+            .env(env::PYTHON, "python3")
+            .mount(format!("{}:{APP_MOUNT}:ro", self.app_dir.display()))
+            .mount(format!("{}:{NODE_MOUNT}", node_volume(&self.inventory.id, node))))
     }
 
     /// circe-home, feeding the ingress workers, writing into the output folder.
@@ -693,6 +724,93 @@ impl Backend for Docker {
         Ok(())
     }
 
+    fn adds_placements(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// Each moved task's new worker on its new node, named after the
+    /// placement (the old one keeps its name and queue until its inputs are
+    /// done), with its own queue folder on the node's volume.
+    async fn add_placement(
+        &mut self,
+        app: &App,
+        mapping: &Placement,
+        moves: &BTreeMap<String, String>,
+        placement: u32,
+    ) -> Result<BTreeMap<String, String>, DeployError> {
+        let config = self.config()?;
+        let home_url = self.spec(&config, Role::CirceHome, None).inner_url();
+        let port = Role::CirceWorker.port();
+        // Where each task's worker of this placement answers: the current
+        // one's, unless the task moves.
+        let mut urls: BTreeMap<String, String> = self
+            .inventory
+            .roles
+            .iter()
+            .filter(|r| r.role == Role::CirceWorker)
+            .filter_map(|r| {
+                Some((
+                    r.task.clone()?,
+                    format!("http://{}:{port}", r.container.as_ref()?),
+                ))
+            })
+            .collect();
+        let mut names = BTreeMap::new();
+        for (task, node) in moves {
+            let name = format!(
+                "{}-{node}-{}-p{placement}",
+                self.inventory.id,
+                deployment::sanitize(task)
+            );
+            urls.insert(task.clone(), format!("http://{name}:{port}"));
+            names.insert(task.clone(), name);
+        }
+        let mut specs = Vec::new();
+        for (task, name) in &names {
+            let node = mapping.node_of(task)?;
+            specs.push(self.worker_spec(
+                &config,
+                app,
+                task,
+                node,
+                name.clone(),
+                placement,
+                &urls,
+                &home_url,
+            )?);
+        }
+        let moving = |task: Option<&String>| task.is_some_and(|t| moves.contains_key(t));
+        let superseded: Vec<String> = self
+            .inventory
+            .roles
+            .iter()
+            .filter(|r| r.role == Role::CirceWorker && moving(r.task.as_ref()))
+            .filter_map(|r| r.container.clone())
+            .collect();
+        self.launch(specs).await?;
+        self.inventory.roles.retain(|r| {
+            !(r.role == Role::CirceWorker && r.container.as_ref().is_some_and(|c| superseded.contains(c)))
+        });
+        self.draining.entry(placement).or_default().extend(superseded);
+        Ok(names.keys().map(|t| (t.clone(), urls[t].clone())).collect())
+    }
+
+    async fn retire(&mut self, placement: u32) -> Result<Vec<String>, DeployError> {
+        let done: Vec<u32> = self.draining.range(..=placement).map(|(p, _)| *p).collect();
+        let mut gone = Vec::new();
+        for p in done {
+            let containers = self.draining.remove(&p).unwrap_or_default();
+            if containers.is_empty() {
+                continue;
+            }
+            let mut args = vec!["rm", "-f"];
+            args.extend(containers.iter().map(String::as_str));
+            self.engine.run(&args).await?;
+            gone.extend(containers);
+        }
+        Ok(gone)
+    }
+
     async fn exists(&self) -> bool {
         // An engine that does not answer may still hold it.
         exists(&self.engine, &self.inventory.id).await.unwrap_or(true)
@@ -789,12 +907,23 @@ impl Backend for Docker {
             cgroup_parents: self.cgroup_parents.clone(),
             subnet: self.subnet,
             worker_names: self.worker_names.clone(),
+            draining: self.draining.clone(),
         });
         DeploymentState::Docker {
             network: self.network.clone(),
             summary,
             setup: setup.and_then(|s| serde_json::to_value(s).ok()),
         }
+    }
+}
+
+/// A worker's queue on its node's volume: one per task, and per
+/// placement after the first (a task may come back to a node whose volume
+/// still holds its earlier queue).
+fn queue_dir(task: &str, placement: u32) -> String {
+    match placement {
+        0 => format!("{NODE_MOUNT}/queues/{task}"),
+        p => format!("{NODE_MOUNT}/queues/{task}.p{p}"),
     }
 }
 
