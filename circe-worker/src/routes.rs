@@ -20,6 +20,9 @@ use std::sync::Mutex;
 /// placement -> child task -> its worker's URL.
 type Table = BTreeMap<u32, BTreeMap<String, String>>;
 
+/// (placement, child task) -> a client of the child's worker.
+type Clients = BTreeMap<(u32, String), Downstream>;
+
 /// Why routes were refused or could not be kept.
 #[derive(Debug, thiserror::Error)]
 pub enum RoutesError {
@@ -52,7 +55,7 @@ pub struct Routes {
     path: PathBuf,
     /// The flags' routes, in the task's children's order (or circe-home).
     default: Vec<Downstream>,
-    table: Mutex<(Table, BTreeMap<(u32, String), Downstream>)>,
+    table: Mutex<(Table, Clients)>,
 }
 
 impl Routes {
@@ -89,8 +92,7 @@ impl Routes {
                 table
                     .1
                     .range((0, task.clone())..=(placement, task.clone()))
-                    .filter(|((_, child), _)| child == task)
-                    .next_back()
+                    .rfind(|((_, child), _)| child == task)
                     .map_or_else(|| target.clone(), |(_, d)| d.clone())
             })
             .collect()
@@ -128,7 +130,7 @@ impl Routes {
 }
 
 /// A client per route of `table`.
-fn clients(table: &Table) -> Result<BTreeMap<(u32, String), Downstream>, RoutesError> {
+fn clients(table: &Table) -> Result<Clients, RoutesError> {
     let mut clients = BTreeMap::new();
     for (placement, children) in table {
         for (child, url) in children {

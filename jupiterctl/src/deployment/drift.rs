@@ -271,10 +271,9 @@ async fn evaluate(
         summary.scheduler
     );
     let app = App::load(&summary.app)?;
-    let scheduler = super::recovery::scheduler_of(&summary.scheduler);
     let request = ScheduleRequest {
         algorithm: summary.scheduler.clone(),
-        tasks: placement::profiled_tasks(&app, scheduler, backend).await,
+        tasks: placement::tasks_again(&app, summary, backend).await,
         current: summary.mapping.clone().into_iter().collect(),
         ..Default::default()
     };
@@ -326,6 +325,7 @@ pub(super) async fn apply(deployment: &mut Deployment, plan: Plan) -> Result<Rep
         assignments: plan.mapping.clone(),
         algorithm: summary.scheduler.clone(),
         predicted_makespan_secs: plan.new_secs,
+        costs: summary.costs.clone(),
     };
     let urls = deployment
         .backend

@@ -219,6 +219,7 @@ impl Deployment {
             roles: backend.roles(),
             placement: 0,
             replan: request.replan,
+            costs: placement.costs,
             startup: started.elapsed(),
         };
         Ok(Self::attach(backend, summary))

@@ -158,6 +158,16 @@ pub struct Placement {
     pub algorithm: String,
     /// What the scheduler expects one input's makespan to be (0: no model).
     pub predicted_makespan_secs: f64,
+    /// The tasks' costs it mapped with (network-aware schedulers).
+    pub costs: BTreeMap<String, TaskCost>,
+}
+
+/// A task as a network-aware scheduler weighs it: seconds on a reference
+/// core, and bytes sent to each child per input.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TaskCost {
+    pub cost_secs: f64,
+    pub output_bytes: u64,
 }
 
 impl Placement {
@@ -319,6 +329,10 @@ pub struct Summary {
     /// When to map again (from `up`'s flags, so that `submit` does the same).
     #[serde(default)]
     pub replan: ReplanOptions,
+    /// The tasks' costs the mapping was made with, for mapping again the
+    /// same way (empty for the schedulers that take none).
+    #[serde(default)]
+    pub costs: BTreeMap<String, TaskCost>,
     /// From the start of `up` to every role healthy.
     #[serde(skip)]
     pub startup: Duration,
@@ -520,6 +534,7 @@ mod tests {
             ],
             placement: 0,
             replan: Default::default(),
+            costs: Default::default(),
             startup: Duration::ZERO,
         }
     }

@@ -10,7 +10,7 @@ use super::health::HEALTH_TIMEOUT;
 /// How long DRUPE may take to know every node and measure every link: a
 /// first round over slow emulated links (5 Mbit/s) takes tens of seconds.
 const PROFILE_WAIT: Duration = Duration::from_secs(180);
-use super::model::{Agent, ControlPlane, Placement, PlacementRequest, Scheduler, Summary};
+use super::model::{Agent, ControlPlane, Placement, PlacementRequest, Scheduler, Summary, TaskCost};
 use super::Backend;
 use crate::exec_profile::{self, ExecProfile, ProfileOptions};
 use jupiter_common::app::App;
@@ -21,6 +21,7 @@ use jupiter_common::proto::wave::home::v1::{ScheduleRequest, TaskNode};
 use jupiter_common::proto::wave::worker::v1::wave_worker_client::WaveWorkerClient;
 use jupiter_common::proto::wave::worker::v1::HostTaskRequest;
 use jupiter_common::serve;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Maps `app` as `request` asks, through the roles `control` offers;
@@ -59,6 +60,7 @@ pub fn offline(app: &App, request: &PlacementRequest, nodes: &[String]) -> Resul
         assignments: mapping.assignments.into_iter().collect(),
         algorithm: mapping.algorithm,
         predicted_makespan_secs: 0.0,
+        costs: Default::default(),
     })
 }
 
@@ -76,9 +78,11 @@ async fn through_wave_home(
         execution_profile(app, request, backend)
     );
     nodes?;
+    let tasks = task_nodes(app, profile.as_ref());
+    let costs = costs_of(&tasks);
     let schedule = ScheduleRequest {
         algorithm: request.scheduler.name().to_string(),
-        tasks: task_nodes(app, profile.as_ref()),
+        tasks,
         nodes: vec![],
         static_mapping: request.static_mapping.clone().into_iter().collect(),
         seed: request.seed,
@@ -98,6 +102,11 @@ async fn through_wave_home(
         assignments: mapping.assignments.into_iter().collect(),
         algorithm: mapping.algorithm,
         predicted_makespan_secs: mapping.predicted_makespan_secs,
+        costs: if request.scheduler.network_aware() {
+            costs
+        } else {
+            Default::default()
+        },
     };
     host_tasks(app, &placement, agents).await?;
     Ok(placement)
@@ -132,7 +141,7 @@ pub async fn remap(
     let endpoints = summary.endpoints();
     let schedule = ScheduleRequest {
         algorithm: scheduler.name().to_string(),
-        tasks: profiled_tasks(app, scheduler, backend).await,
+        tasks: tasks_again(app, summary, backend).await,
         nodes: survivors.to_vec(),
         static_mapping: Default::default(),
         seed: 0,
@@ -154,20 +163,36 @@ pub async fn remap(
         assignments: mapping.assignments.into_iter().collect(),
         algorithm: mapping.algorithm,
         predicted_makespan_secs: mapping.predicted_makespan_secs,
+        costs: summary.costs.clone(),
     })
 }
 
 /// The app's tasks for mapping it again while it runs (after a node loss,
-/// or the profile drifted), with `scheduler`: profiled from the cache
-/// `up` filled (or measured again where the backend's tasks run).
-pub(super) async fn profiled_tasks(app: &App, scheduler: Scheduler, backend: &dyn Backend) -> Vec<TaskNode> {
+/// or the profile drifted): with the costs the deployment was mapped with,
+/// else profiled again as `up` would (from the cache beside the state
+/// file, or measured where the backend's tasks run).
+pub(super) async fn tasks_again(app: &App, summary: &Summary, backend: &dyn Backend) -> Vec<TaskNode> {
+    if app.tasks.iter().all(|t| summary.costs.contains_key(&t.name)) {
+        return app
+            .tasks
+            .iter()
+            .map(|t| {
+                let c = summary.costs[&t.name];
+                TaskNode {
+                    name: t.name.clone(),
+                    children: t.children.clone(),
+                    cost: c.cost_secs,
+                    output_bytes: c.output_bytes,
+                }
+            })
+            .collect();
+    }
     let request = PlacementRequest {
-        scheduler,
+        scheduler: super::recovery::scheduler_of(&summary.scheduler),
         static_mapping: Default::default(),
         seed: 0,
         python: "python3".into(),
         profile: ProfileOptions {
-            // Where `up` left it, as the config takes it.
             cache_dir: crate::state::default_path()
                 .ok()
                 .and_then(|p| exec_profile::cache::dir_beside(&p)),
@@ -177,6 +202,20 @@ pub(super) async fn profiled_tasks(app: &App, scheduler: Scheduler, backend: &dy
     };
     let profile = execution_profile(app, &request, backend).await;
     task_nodes(app, profile.as_ref())
+}
+
+/// Each task's cost and output size, as the mapping weighed them.
+fn costs_of(tasks: &[TaskNode]) -> BTreeMap<String, TaskCost> {
+    tasks
+        .iter()
+        .map(|t| {
+            let cost = TaskCost {
+                cost_secs: t.cost,
+                output_bytes: t.output_bytes,
+            };
+            (t.name.clone(), cost)
+        })
+        .collect()
 }
 
 fn task_nodes(app: &App, profile: Option<&ExecProfile>) -> Vec<TaskNode> {

@@ -85,6 +85,7 @@ pub(super) async fn recover(
         assignments: assignments.clone(),
         algorithm: summary.scheduler.clone(),
         predicted_makespan_secs: summary.predicted_makespan_secs,
+        costs: summary.costs.clone(),
     };
     deployment.backend.move_tasks(&app, &placement, &moves).await?;
     deployment.summary.mapping = assignments;

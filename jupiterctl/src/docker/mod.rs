@@ -64,6 +64,8 @@ struct Setup {
     worker_names: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     draining: BTreeMap<u32, Vec<String>>,
+    #[serde(default)]
+    placement: u32,
 }
 
 /// The role images: `<prefix>/<role>:<tag>`.
@@ -143,6 +145,9 @@ pub struct Docker {
     /// placement -> the workers it superseded, finishing the inputs of
     /// earlier placements (removed once none is left).
     draining: BTreeMap<u32, Vec<String>>,
+    /// The latest placement: a task moved after a node loss gets a worker
+    /// of this placement.
+    placement: u32,
 }
 
 impl Docker {
@@ -160,6 +165,7 @@ impl Docker {
             lost_nodes: Default::default(),
             worker_names: BTreeMap::new(),
             draining: BTreeMap::new(),
+            placement: 0,
         })
     }
 
@@ -172,16 +178,11 @@ impl Docker {
         setup: Option<&serde_json::Value>,
     ) -> Result<Self, DeployError> {
         let setup: Option<Setup> = setup.and_then(|s| serde_json::from_value(s.clone()).ok());
-        let (config, cgroup_parents, subnet, worker_names, draining) = match setup {
-            Some(s) => (
-                Some(s.config),
-                s.cgroup_parents,
-                s.subnet,
-                s.worker_names,
-                s.draining,
-            ),
-            None => (None, BTreeMap::new(), None, BTreeMap::new(), BTreeMap::new()),
-        };
+        let setup = setup.map(|s| {
+            let kept = (s.worker_names, s.draining, s.placement);
+            (Some(s.config), s.cgroup_parents, s.subnet, kept)
+        });
+        let (config, cgroup_parents, subnet, (worker_names, draining, placement)) = setup.unwrap_or_default();
         Ok(Self {
             engine: Engine::connect().await?,
             inventory: Inventory::of(summary),
@@ -193,6 +194,7 @@ impl Docker {
             lost_nodes: Default::default(),
             worker_names,
             draining,
+            placement,
         })
     }
 
@@ -473,11 +475,7 @@ impl Docker {
         let mut urls: BTreeMap<String, String> = BTreeMap::new();
         for task in &app.tasks {
             let node = placement.node_of(&task.name)?;
-            let name = format!(
-                "{}-{node}-{}",
-                self.inventory.id,
-                deployment::sanitize(&task.name)
-            );
+            let name = self.worker_name(node, &task.name, 0);
             // Two tasks whose names sanitise alike would share a container name.
             if let Some(first) = names.insert(name.clone(), task.name.clone()) {
                 return Err(DockerError::NameCollision {
@@ -500,6 +498,26 @@ impl Docker {
         // In the app's order, as the roles are listed.
         specs.sort_by_key(|s| app.tasks.iter().position(|t| Some(&t.name) == s.task.as_ref()));
         Ok(specs)
+    }
+
+    /// The container of `task`'s worker on `node` for `placement`: one name
+    /// per placement, as the old worker of a moved task keeps running.
+    fn worker_name(&self, node: &str, task: &str, placement: u32) -> String {
+        let name = format!("{}-{node}-{}", self.inventory.id, deployment::sanitize(task));
+        match placement {
+            0 => name,
+            p => format!("{name}-p{p}"),
+        }
+    }
+
+    /// Where each task's current worker answers, as the other roles reach it.
+    fn current_urls(&self) -> BTreeMap<String, String> {
+        self.inventory
+            .roles
+            .iter()
+            .filter(|r| r.role == Role::CirceWorker)
+            .filter_map(|r| Some((r.task.clone()?, worker_url(r.container.as_ref()?))))
+            .collect()
     }
 
     /// The container `name` of `task`'s worker on `node` for `placement`,
@@ -698,25 +716,28 @@ impl Backend for Docker {
     ) -> Result<(), DeployError> {
         let config = self.config()?;
         let home_url = self.spec(&config, Role::CirceHome, None).inner_url();
-        let moving = |task: Option<&String>| task.is_some_and(|t| moves.contains_key(t));
+        // Children are reached where they are now; a moved child answers
+        // to its old name too.
+        let urls = self.current_urls();
         let mut specs = Vec::new();
-        for mut spec in self.worker_specs(&config, app, placement, &home_url)? {
-            if !moving(spec.task.as_ref()) {
-                continue;
-            }
-            let task = spec.task.clone().unwrap_or_default();
+        for (task, node) in moves {
+            let name = self.worker_name(node, task, self.placement);
+            let mut spec =
+                self.worker_spec(&config, app, task, node, name, self.placement, &urls, &home_url)?;
+            debug_assert_eq!(placement.node_of(task).ok(), Some(node.as_str()));
             let old = self
                 .inventory
                 .roles
                 .iter()
-                .find(|r| r.role == Role::CirceWorker && r.task.as_ref() == Some(&task))
+                .find(|r| r.role == Role::CirceWorker && r.task.as_ref() == Some(task))
                 .and_then(|r| r.container.clone());
-            let names = self.worker_names.entry(task).or_default();
+            let names = self.worker_names.entry(task.clone()).or_default();
             names.extend(old);
             spec.aliases
                 .extend(names.iter().filter(|n| **n != spec.name).cloned());
             specs.push(spec);
         }
+        let moving = |task: Option<&String>| task.is_some_and(|t| moves.contains_key(t));
         self.inventory
             .roles
             .retain(|r| !(r.role == Role::CirceWorker && moving(r.task.as_ref())));
@@ -740,29 +761,13 @@ impl Backend for Docker {
     ) -> Result<BTreeMap<String, String>, DeployError> {
         let config = self.config()?;
         let home_url = self.spec(&config, Role::CirceHome, None).inner_url();
-        let port = Role::CirceWorker.port();
         // Where each task's worker of this placement answers: the current
         // one's, unless the task moves.
-        let mut urls: BTreeMap<String, String> = self
-            .inventory
-            .roles
-            .iter()
-            .filter(|r| r.role == Role::CirceWorker)
-            .filter_map(|r| {
-                Some((
-                    r.task.clone()?,
-                    format!("http://{}:{port}", r.container.as_ref()?),
-                ))
-            })
-            .collect();
+        let mut urls = self.current_urls();
         let mut names = BTreeMap::new();
         for (task, node) in moves {
-            let name = format!(
-                "{}-{node}-{}-p{placement}",
-                self.inventory.id,
-                deployment::sanitize(task)
-            );
-            urls.insert(task.clone(), format!("http://{name}:{port}"));
+            let name = self.worker_name(node, task, placement);
+            urls.insert(task.clone(), worker_url(&name));
             names.insert(task.clone(), name);
         }
         let mut specs = Vec::new();
@@ -792,6 +797,7 @@ impl Backend for Docker {
             !(r.role == Role::CirceWorker && r.container.as_ref().is_some_and(|c| superseded.contains(c)))
         });
         self.draining.entry(placement).or_default().extend(superseded);
+        self.placement = placement;
         Ok(names.keys().map(|t| (t.clone(), urls[t].clone())).collect())
     }
 
@@ -908,6 +914,7 @@ impl Backend for Docker {
             subnet: self.subnet,
             worker_names: self.worker_names.clone(),
             draining: self.draining.clone(),
+            placement: self.placement,
         });
         DeploymentState::Docker {
             network: self.network.clone(),
@@ -915,6 +922,11 @@ impl Backend for Docker {
             setup: setup.and_then(|s| serde_json::to_value(s).ok()),
         }
     }
+}
+
+/// A worker container's URL on the deployment's network.
+fn worker_url(container: &str) -> String {
+    format!("http://{container}:{}", Role::CirceWorker.port())
 }
 
 /// A worker's queue on its node's volume: one per task, and per

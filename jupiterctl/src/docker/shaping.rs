@@ -235,19 +235,56 @@ pub async fn shape(
     nodes: &[NodeSpec],
     local: Option<&str>,
 ) -> Result<(), ShapingError> {
+    apply(engine, container, node, nodes, local, egress_commands).await
+}
+
+/// Changes the rate (and delay) of `container`, shaped before by
+/// [`shape`], to what its node in `nodes` now says, in place (`tc qdisc
+/// replace` of the tbf and netem qdiscs only: the htb above them cannot be
+/// replaced by itself, and needs not be). What an operator's `tc change`
+/// does to a running node's link.
+pub async fn reshape(
+    engine: &Engine,
+    container: &str,
+    node: Option<&str>,
+    nodes: &[NodeSpec],
+    local: Option<&str>,
+) -> Result<(), ShapingError> {
+    apply(engine, container, node, nodes, local, rate_commands).await
+}
+
+/// The tc commands of one side of a container's link.
+type Commands = fn(&str, &Shape, Option<(&str, Direction)>) -> Vec<Vec<String>>;
+
+async fn apply(
+    engine: &Engine,
+    container: &str,
+    node: Option<&str>,
+    nodes: &[NodeSpec],
+    local: Option<&str>,
+    commands: Commands,
+) -> Result<(), ShapingError> {
     let Some(node) = nodes.iter().find(|n| Some(n.name.as_str()) == node) else {
         return Ok(());
     };
     let Some(shape) = Shape::of(node) else {
         return Ok(());
     };
-    shape_container(engine, container, &shape, local)
+    shape_container(engine, container, &shape, local, commands)
         .await
         .map_err(|what| ShapingError::Container {
             node: node.name.clone(),
             container: container.to_string(),
             what,
         })
+}
+
+/// The commands of [`egress_commands`] that set the rate and the delay.
+pub fn rate_commands(dev: &str, shape: &Shape, local: Option<(&str, Direction)>) -> Vec<Vec<String>> {
+    egress_commands(dev, shape, local)
+        .into_iter()
+        .filter(|c| c.iter().any(|w| w == "tbf" || w == "netem"))
+        .collect()
 }
 
 /// Shapes both directions of `container`'s eth0; the error says which
@@ -257,6 +294,7 @@ async fn shape_container(
     container: &str,
     shape: &Shape,
     local: Option<&str>,
+    commands: Commands,
 ) -> Result<(), String> {
     let pid = engine
         .run(&["inspect", "--format", "{{.State.Pid}}", container])
@@ -293,12 +331,12 @@ async fn shape_container(
             "no host veth has ifindex {peer_index} and points back at eth0 ({index}); not shaping anything"
         )
     })?;
-    for command in egress_commands("eth0", shape, local.map(|l| (l, Direction::Upload))) {
+    for command in commands("eth0", shape, local.map(|l| (l, Direction::Upload))) {
         let mut args = in_container(&["tc"]);
         args.extend(command);
         checked("nsenter", &args).await?;
     }
-    for command in egress_commands(&peer, shape, local.map(|l| (l, Direction::Download))) {
+    for command in commands(&peer, shape, local.map(|l| (l, Direction::Download))) {
         checked("tc", &command).await?;
     }
     Ok(())
@@ -406,6 +444,18 @@ mod tests {
         assert!(
             download[3].contains("match ip src 10.77.3.0/24 flowid 1:1"),
             "{download:?}"
+        );
+        // A new rate on a shaped link: only the leaves, in place.
+        assert_eq!(
+            joined(rate_commands(
+                "eth0",
+                &shape,
+                Some(("10.77.3.0/24", Direction::Upload))
+            )),
+            [
+                "qdisc replace dev eth0 parent 1:2 handle 20: tbf rate 20000000bit burst 12112 limit 262112",
+                "qdisc replace dev eth0 parent 20:1 handle 30: netem delay 40000us limit 1000",
+            ]
         );
     }
 
