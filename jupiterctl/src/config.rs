@@ -651,6 +651,35 @@ mod tests {
     }
 
     #[test]
+    fn replan_flags_default_to_twice_and_a_fifth_and_refuse_nonsense_by_name() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: DeployArgs,
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        mapped_app(dir.path());
+        let output = dir.path().join("out");
+        let config = |extra: &[&str]| {
+            let mut argv: Vec<std::ffi::OsString> = vec!["up".into(), dir.path().into()];
+            argv.extend(["--output".into(), output.clone().into_os_string()]);
+            argv.extend(extra.iter().map(std::ffi::OsString::from));
+            let cli = <Cli as clap::Parser>::try_parse_from(argv).expect("flags parse");
+            DeployConfig::try_from(&cli.args)
+        };
+        let defaults = config(&[]).expect("defaults").placement.replan;
+        assert_eq!(defaults, ReplanOptions { factor: 2.0, gain: 0.2 });
+        let off = config(&["--replan-factor", "0"]).expect("off").placement.replan;
+        assert!(!off.enabled());
+        let set = config(&["--replan-factor", "3", "--replan-gain", "35"]).expect("set");
+        assert_eq!(set.placement.replan, ReplanOptions { factor: 3.0, gain: 0.35 });
+        let err = config(&["--replan-factor", "0.5"]).unwrap_err().to_string();
+        assert_eq!(err, "--replan-factor must be 0 (never map again) or above 1, got 0.5");
+        let err = config(&["--replan-gain", "120"]).unwrap_err().to_string();
+        assert_eq!(err, "--replan-gain must be a percentage between 0 and 100, got 120");
+    }
+
+    #[test]
     fn the_apps_own_mapping_makes_the_offline_default_static() {
         let dir = tempfile::tempdir().expect("tmp");
         let app = mapped_app(dir.path());

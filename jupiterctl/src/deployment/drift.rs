@@ -292,6 +292,11 @@ async fn evaluate(
     let worth =
         plan.mapping != summary.mapping && plan.current_secs > 0.0 && plan.gain() > summary.replan.gain;
     if !worth {
+        tracing::info!(
+            current_ms = plan.current_secs * 1000.0,
+            new_ms = plan.new_secs * 1000.0,
+            "the profile drifted; keeping the mapping"
+        );
         eprintln!(
             "keeping the mapping: the new one is predicted at {:.0} ms against {:.0} ms now ({:+.0}%, {} needed)",
             plan.new_secs * 1000.0,
@@ -390,6 +395,7 @@ pub(super) async fn apply(deployment: &mut Deployment, plan: Plan) -> Result<Rep
             status,
         })?;
     let took = plan.noticed.elapsed();
+    tracing::info!(placement, %reason, took_ms = took.as_millis() as u64, "mapped again after the profile drifted");
     eprintln!(
         "new inputs take placement {placement} ({:.1} s after the drift was seen): {reason}",
         took.as_secs_f64()
