@@ -668,15 +668,33 @@ mod tests {
             DeployConfig::try_from(&cli.args)
         };
         let defaults = config(&[]).expect("defaults").placement.replan;
-        assert_eq!(defaults, ReplanOptions { factor: 2.0, gain: 0.2 });
+        assert_eq!(
+            defaults,
+            ReplanOptions {
+                factor: 2.0,
+                gain: 0.2
+            }
+        );
         let off = config(&["--replan-factor", "0"]).expect("off").placement.replan;
         assert!(!off.enabled());
         let set = config(&["--replan-factor", "3", "--replan-gain", "35"]).expect("set");
-        assert_eq!(set.placement.replan, ReplanOptions { factor: 3.0, gain: 0.35 });
+        assert_eq!(
+            set.placement.replan,
+            ReplanOptions {
+                factor: 3.0,
+                gain: 0.35
+            }
+        );
         let err = config(&["--replan-factor", "0.5"]).unwrap_err().to_string();
-        assert_eq!(err, "--replan-factor must be 0 (never map again) or above 1, got 0.5");
+        assert_eq!(
+            err,
+            "--replan-factor must be 0 (never map again) or above 1, got 0.5"
+        );
         let err = config(&["--replan-gain", "120"]).unwrap_err().to_string();
-        assert_eq!(err, "--replan-gain must be a percentage between 0 and 100, got 120");
+        assert_eq!(
+            err,
+            "--replan-gain must be a percentage between 0 and 100, got 120"
+        );
     }
 
     #[test]

@@ -22,13 +22,16 @@ use jupiter_common::app::{App, TaskRunner};
 use jupiter_common::cli::RunnerFlags;
 use jupiter_common::role::{Role, RoleArgs};
 use jupiter_common::serve::{url_of, wait_healthy};
+use jupiter_common::sync::LockExt;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
-use supervisor::{Launch, Supervised};
+use supervisor::{Launch, RoleStop, Stops, Supervised};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -84,12 +87,16 @@ pub struct Local {
     pid: u32,
     /// The roles, when this process runs them.
     here: Option<Here>,
+    /// How many of the roles' stops [`Backend::stopped`] has dealt with.
+    seen: Mutex<usize>,
+    /// Nodes lost and recovered from (`--processes`).
+    lost_nodes: Mutex<BTreeSet<String>>,
 }
 
 impl Local {
     /// A deployment this process will bring up and run.
     pub fn new(app_name: &str, config: LocalConfig) -> Self {
-        let (stopped, _) = watch::channel(None);
+        let (stops, _) = watch::channel(Vec::new());
         Self {
             inventory: Inventory::new(deployment::new_id(app_name), config.output.clone()),
             pid: std::process::id(),
@@ -97,8 +104,10 @@ impl Local {
                 config,
                 shutdown: CancellationToken::new(),
                 slots: BTreeMap::new(),
-                stopped: Arc::new(stopped),
+                stops: Arc::new(stops),
             }),
+            seen: Mutex::new(0),
+            lost_nodes: Mutex::default(),
         }
     }
 
@@ -108,6 +117,8 @@ impl Local {
             inventory: Inventory::of(summary),
             pid,
             here: None,
+            seen: Mutex::new(0),
+            lost_nodes: Mutex::default(),
         }
     }
 
@@ -149,27 +160,47 @@ impl Local {
 
     /// What stopped the deployment for good: a role of this process that
     /// ended, a supervised role in a crash loop, or the `up` process gone.
-    async fn first_stop(&self) -> String {
-        match &self.here {
-            Some(here) => {
-                let mut first = here.stopped.subscribe();
-                loop {
-                    if let Some(reason) = first.borrow_and_update().clone() {
-                        return format!("{reason}; `jupiterctl down` stops the rest");
+    /// With `--processes`, a role of a node that keeps crashing (its
+    /// folder gone, its disk full) is the node lost: its tasks move.
+    async fn first_stop(&self) -> Stopped {
+        let Some(here) = &self.here else {
+            while process::alive(self.pid) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            return Stopped::Broken(format!(
+                "the deployment's process {} is gone, and every role it ran with it",
+                self.pid
+            ));
+        };
+        let mut stops = here.stops.subscribe();
+        loop {
+            let new: Vec<RoleStop> = {
+                let all = stops.borrow_and_update();
+                let mut seen = self.seen.locked();
+                let new = all[(*seen).min(all.len())..].to_vec();
+                *seen = all.len();
+                new
+            };
+            for stop in new {
+                match stop.node {
+                    Some(node) if here.config.processes.is_some() => {
+                        // A stop of a node already recovered from (its
+                        // roles kept crashing until they were stopped) is
+                        // not news.
+                        if self.lost_nodes.locked().insert(node.clone()) {
+                            return Stopped::NodesLost {
+                                report: format!("node {node} is lost: {}", stop.reason),
+                                nodes: vec![node],
+                            };
+                        }
                     }
-                    if first.changed().await.is_err() {
-                        return std::future::pending().await;
+                    _ => {
+                        return Stopped::Broken(format!("{}; `jupiterctl down` stops the rest", stop.reason))
                     }
                 }
             }
-            None => {
-                while process::alive(self.pid) {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                format!(
-                    "the deployment's process {} is gone, and every role it ran with it",
-                    self.pid
-                )
+            if stops.changed().await.is_err() {
+                return std::future::pending().await;
             }
         }
     }
@@ -181,9 +212,9 @@ struct Here {
     shutdown: CancellationToken,
     /// label -> slot.
     slots: BTreeMap<String, Slot>,
-    /// The first role that stopped on its own (in this process) or keeps
+    /// Every role that stopped on its own (in this process) or keeps
     /// crashing (as its own process), and why.
-    stopped: Arc<watch::Sender<Option<String>>>,
+    stops: Stops,
 }
 
 /// Starts a role on a listener: its crate's `serve` with its configuration.
@@ -200,8 +231,9 @@ enum Slot {
         start: Starter,
         task: JoinHandle<()>,
     },
-    /// A process of its own.
-    Process(Supervised),
+    /// A process of its own, and a copy of its listening socket (a task
+    /// that moves to another node keeps its port).
+    Process { process: Supervised, listener: OwnedFd },
 }
 
 impl Here {
@@ -218,25 +250,14 @@ impl Here {
                     .into_std()
                     .map_err(|e| DeployError::backend(LocalError::Bind(e)))?
                     .into();
-                let logs = self.config.workdir.join("logs");
-                std::fs::create_dir_all(&logs).map_err(|source| {
-                    DeployError::backend(LocalError::Workdir {
-                        dir: logs.clone(),
-                        source,
-                    })
-                })?;
-                let launch = Launch {
-                    label: label.clone(),
-                    program: program.clone(),
-                    args: command.serve_args(),
-                    listener,
-                    log: logs.join(format!("{}.log", label.replace(' ', "-"))),
-                };
-                Slot::Process(Supervised::start(
-                    launch,
-                    self.shutdown.clone(),
-                    self.stopped.clone(),
-                ))
+                let spare = listener
+                    .try_clone()
+                    .map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+                let process = self.supervise(&label, instance.node.clone(), program, command, listener)?;
+                Slot::Process {
+                    process,
+                    listener: spare,
+                }
             }
             None => {
                 let addr = listener
@@ -251,12 +272,77 @@ impl Here {
         Ok(())
     }
 
+    /// Starts `command` as a process of its own, logging to
+    /// WORKDIR/logs/, on `listener`.
+    fn supervise(
+        &self,
+        label: &str,
+        node: Option<String>,
+        program: &std::path::Path,
+        command: RoleCommand,
+        listener: OwnedFd,
+    ) -> Result<Supervised, DeployError> {
+        let logs = self.config.workdir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|source| {
+            DeployError::backend(LocalError::Workdir {
+                dir: logs.clone(),
+                source,
+            })
+        })?;
+        let launch = Launch {
+            label: label.to_string(),
+            node,
+            program: program.to_path_buf(),
+            args: command.serve_args(),
+            listener,
+            log: logs.join(format!("{}.log", label.replace(' ', "-"))),
+        };
+        Ok(Supervised::start(launch, &self.shutdown, self.stops.clone()))
+    }
+
+    /// Stops the process of role `label` and starts `command` in its
+    /// place, on the same port (a task's worker moved to `node`).
+    async fn replace(&mut self, label: &str, node: &str, command: RoleCommand) -> Result<(), DeployError> {
+        let Some(program) = self.config.processes.clone() else {
+            return Err(DeployError::Unsupported {
+                what: format!("moving {label}"),
+                backend: "local",
+                why: "its roles run inside one process (--processes runs each on its own)".into(),
+            });
+        };
+        let Some(Slot::Process { process, listener }) = self.slots.get_mut(label) else {
+            return Err(DeployError::NoSuchRole { what: label.into() });
+        };
+        process.stop().await;
+        let bind = |e| DeployError::backend(LocalError::Bind(e));
+        let handed = listener.try_clone().map_err(bind)?;
+        let spare = listener.try_clone().map_err(bind)?;
+        let process = self.supervise(label, Some(node.to_string()), &program, command, handed)?;
+        self.slots.insert(
+            label.to_string(),
+            Slot::Process {
+                process,
+                listener: spare,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops the roles `labels` for good (a lost node's).
+    async fn stop_roles(&mut self, labels: &[String]) {
+        for label in labels {
+            if let Some(Slot::Process { process, .. }) = self.slots.get_mut(label) {
+                process.stop().await;
+            }
+        }
+    }
+
     /// Runs a role until shutdown; a role that ends before is reported
-    /// through `stopped`.
+    /// through `stops`.
     fn spawn(&self, label: String, start: &Starter, listener: TcpListener) -> JoinHandle<()> {
         let serving = start(listener, self.shutdown.clone().cancelled_owned());
         let shutdown = self.shutdown.clone();
-        let stopped = self.stopped.clone();
+        let stops = self.stops.clone();
         tokio::spawn(async move {
             let result = serving.await;
             if shutdown.is_cancelled() {
@@ -270,7 +356,13 @@ impl Here {
                 Err(e) => format!("{label} stopped: {}", jupiter_common::error::explain(e.as_ref())),
             };
             tracing::error!("{reason}");
-            stopped.send_if_modified(|first| first.is_none() && first.replace(reason).is_none());
+            stops.send_modify(|stops| {
+                stops.push(RoleStop {
+                    label,
+                    node: None,
+                    reason,
+                })
+            });
         })
     }
 
@@ -283,7 +375,7 @@ impl Here {
             return Err(DeployError::NoSuchRole { what: label });
         };
         match slot {
-            Slot::Process(process) => {
+            Slot::Process { process, .. } => {
                 process.kill_and_wait_restart().await.map_err(|source| {
                     DeployError::backend(LocalError::Restart {
                         role: label.clone(),
@@ -313,7 +405,7 @@ impl Here {
                 Slot::Task { task, .. } => {
                     let _ = task.await;
                 }
-                Slot::Process(process) => process.stopped().await,
+                Slot::Process { process, .. } => process.stopped().await,
             }
         });
         // Supervised processes get their own grace period (SIGTERM, then
@@ -508,7 +600,62 @@ impl Backend for Local {
     }
 
     async fn stopped(&self) -> Stopped {
-        Stopped::Broken(self.first_stop().await)
+        self.first_stop().await
+    }
+
+    /// `--processes`: each moved task's worker starts again on its new
+    /// node's folder, on the same port (parents and circe-home push where
+    /// they did); the lost node's other roles are stopped, so that DRUPE
+    /// sees it gone.
+    async fn move_tasks(
+        &mut self,
+        app: &App,
+        placement: &Placement,
+        moves: &BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        let urls: BTreeMap<String, String> = self
+            .inventory
+            .roles
+            .iter()
+            .filter(|r| r.role == Role::CirceWorker)
+            .filter_map(|r| Some((r.task.clone()?, r.url.clone())))
+            .collect();
+        let home = self.inventory.url(Role::CirceHome);
+        let lost = self.lost_nodes.locked().clone();
+        let sick: Vec<String> = self
+            .inventory
+            .roles
+            .iter()
+            .filter(|r| r.role != Role::CirceWorker && r.node.as_ref().is_some_and(|n| lost.contains(n)))
+            .map(RoleInstance::label)
+            .collect();
+        let here = self.here("moving tasks")?;
+        let config = here.config.clone();
+        here.stop_roles(&sick).await;
+        let mut moved = Vec::new();
+        for (task, node) in moves {
+            debug_assert_eq!(placement.node_of(task).ok(), Some(node.as_str()));
+            let command = commands::circe_worker(&config, app, task, node, &urls, &home);
+            let label = format!("{} {task}", Role::CirceWorker);
+            here.replace(&label, node, command).await?;
+            moved.push(label);
+        }
+        for role in &mut self.inventory.roles {
+            if let (Role::CirceWorker, Some(task)) = (role.role, &role.task) {
+                if let Some(node) = moves.get(task) {
+                    role.node = Some(node.clone());
+                }
+            }
+        }
+        let roles: Vec<RoleInstance> = self
+            .inventory
+            .roles
+            .iter()
+            .filter(|r| moved.contains(&r.label()))
+            .cloned()
+            .collect();
+        wait_roles_healthy(&roles).await?;
+        Ok(())
     }
 
     async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {
@@ -547,7 +694,7 @@ impl Backend for Local {
             return roles;
         };
         for role in &mut roles {
-            if let Some(Slot::Process(process)) = here.slots.get(&role.label()) {
+            if let Some(Slot::Process { process, .. }) = here.slots.get(&role.label()) {
                 let state = process.state();
                 role.pid = state.pid;
                 role.restarts = Some(state.restarts);

@@ -35,6 +35,19 @@ const EARLY: Duration = Duration::from_secs(2);
 /// How long a stopping role has between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// A role that stopped for good, or keeps crashing: which, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleStop {
+    /// The role's label (`circe-worker join`, `drupe-droplet node1`).
+    pub label: String,
+    /// The node it ran on, if it runs on one.
+    pub node: Option<String>,
+    pub reason: String,
+}
+
+/// Every role stop of a deployment, in order (a log, never shortened).
+pub type Stops = Arc<watch::Sender<Vec<RoleStop>>>;
+
 /// What is known of a supervised role process now.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessState {
@@ -52,13 +65,18 @@ pub struct Supervised {
     /// Changes each time an incarnation starts.
     started: watch::Receiver<u32>,
     pub log: PathBuf,
-    task: JoinHandle<()>,
+    /// None once waited for.
+    task: Option<JoinHandle<()>>,
+    /// Stops this role alone (a child of the deployment's shutdown).
+    own: CancellationToken,
 }
 
 /// What a supervisor starts: the program, its arguments (without
 /// `--listen`), the socket and the log file.
 pub struct Launch {
     pub label: String,
+    /// The node the role runs on, for its stops.
+    pub node: Option<String>,
     pub program: PathBuf,
     pub args: Vec<String>,
     pub listener: OwnedFd,
@@ -66,29 +84,33 @@ pub struct Launch {
 }
 
 impl Supervised {
-    /// Starts `launch` and keeps it running until `shutdown`; a crash loop
-    /// is reported once through `crash_loop`.
-    pub fn start(
-        launch: Launch,
-        shutdown: CancellationToken,
-        crash_loop: Arc<watch::Sender<Option<String>>>,
-    ) -> Self {
+    /// Starts `launch` and keeps it running until `shutdown` (or
+    /// [`Supervised::stop`]); a crash loop is added to `stops`.
+    pub fn start(launch: Launch, shutdown: &CancellationToken, stops: Stops) -> Self {
         let state = Arc::new(Mutex::new(ProcessState::default()));
         let (started_tx, started) = watch::channel(0);
         let log = launch.log.clone();
+        let own = shutdown.child_token();
         let task = tokio::spawn(keep_running(
             launch,
             state.clone(),
             started_tx,
-            shutdown,
-            crash_loop,
+            own.clone(),
+            stops,
         ));
         Self {
             state,
             started,
             log,
-            task,
+            task: Some(task),
+            own,
         }
+    }
+
+    /// Stops this role for good (SIGTERM, then SIGKILL after a grace).
+    pub async fn stop(&mut self) {
+        self.own.cancel();
+        self.stopped().await;
     }
 
     pub fn state(&self) -> ProcessState {
@@ -116,9 +138,13 @@ impl Supervised {
             .ok_or_else(|| std::io::Error::other("the role exited again at once"))
     }
 
-    /// Waits for the supervisor to have stopped its process.
+    /// Waits for the supervisor to have stopped its process (at once if
+    /// it was waited for already).
     pub async fn stopped(&mut self) {
-        let _ = (&mut self.task).await;
+        if let Some(task) = self.task.as_mut() {
+            let _ = task.await;
+            self.task = None;
+        }
     }
 }
 
@@ -127,7 +153,7 @@ async fn keep_running(
     state: Arc<Mutex<ProcessState>>,
     started: watch::Sender<u32>,
     shutdown: CancellationToken,
-    crash_loop: Arc<watch::Sender<Option<String>>>,
+    stops: Stops,
 ) {
     let mut backoff = Duration::ZERO;
     let mut early_deaths = 0;
@@ -174,14 +200,22 @@ async fn keep_running(
             after_ms = backoff.as_millis() as u64,
             "role process ended; starting it again"
         );
-        if early_deaths == CRASH_LOOP {
+        // Again every five early deaths: a stop the deployment set aside
+        // (a node already recovered from) costs nothing to say twice.
+        if early_deaths > 0 && early_deaths % CRASH_LOOP == 0 {
             let reason = format!(
                 "{} keeps exiting within {} s of starting ({exit}); its log is {}",
                 launch.label,
                 EARLY.as_secs(),
                 launch.log.display()
             );
-            crash_loop.send_if_modified(|first| first.is_none() && first.replace(reason).is_none());
+            stops.send_modify(|stops| {
+                stops.push(RoleStop {
+                    label: launch.label.clone(),
+                    node: launch.node.clone(),
+                    reason,
+                })
+            });
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
@@ -277,6 +311,7 @@ mod tests {
         let addr = listener.local_addr().expect("address");
         let launch = Launch {
             label: "test-role".into(),
+            node: None,
             program: "sh".into(),
             args: vec!["-c".into(), script.into()],
             listener: listener.into(),
@@ -304,8 +339,8 @@ mod tests {
         let script = format!("readlink /proc/$$/fd/3 >> {}; exec sleep 30", marks.display());
         let (launch, _) = launch(dir.path(), &script);
         let shutdown = CancellationToken::new();
-        let (crash_loop, _) = watch::channel(None);
-        let mut process = Supervised::start(launch, shutdown.clone(), Arc::new(crash_loop));
+        let (stops, _) = watch::channel(Vec::new());
+        let mut process = Supervised::start(launch, &shutdown, Arc::new(stops));
         let first = wait_for_pid(&process).await;
         let killed_at = Instant::now();
         let second = process.kill_and_wait_restart().await.expect("restarted");
@@ -338,13 +373,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (launch, _) = launch(dir.path(), "echo bad flags >&2; exit 3");
         let shutdown = CancellationToken::new();
-        let (crash_loop, mut reported) = watch::channel(None);
+        let (stops, mut reported) = watch::channel(Vec::new());
         let started = Instant::now();
-        let mut process = Supervised::start(launch, shutdown.clone(), Arc::new(crash_loop));
+        let mut process = Supervised::start(launch, &shutdown, Arc::new(stops));
         let reason = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                if let Some(reason) = reported.borrow_and_update().clone() {
-                    return reason;
+                if let Some(stop) = reported.borrow_and_update().first().cloned() {
+                    assert_eq!(stop.label, "test-role");
+                    return stop.reason;
                 }
                 reported.changed().await.expect("supervisor alive");
             }
