@@ -3,7 +3,7 @@
 //! live in this process keeps it in the foreground until Ctrl-C or `down`.
 
 use jupiterctl::config::{self, DeployArgs, DeployConfig};
-use jupiterctl::deployment::Deployment;
+use jupiterctl::deployment::{Backend, Deployment, Summary};
 use jupiterctl::state::{self, StateError};
 use std::process::ExitCode;
 
@@ -64,22 +64,35 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Until SIGTERM or Ctrl-C: rewrites the state file whenever a role
-/// changes (a supervised process restarted with a new pid), so that
-/// `status` in another shell shows the roles as they run now.
+/// Until SIGTERM or Ctrl-C: watches the deployment (a lost node is
+/// recovered from here, where its roles run) and rewrites the state file
+/// whenever a role or the mapping changes (a supervised process restarted
+/// with a new pid, a task moved), so that `status` and `submit` in another
+/// shell see the deployment as it runs now.
 async fn keep_state_current(deployment: &mut Deployment, path: &std::path::Path) {
-    let mut stop = std::pin::pin!(jupiter_common::telemetry::shutdown_signal());
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
-        }
-        let roles = deployment.backend().roles();
-        if roles != deployment.summary.roles {
-            deployment.summary.roles = roles;
-            if let Err(e) = state::write(path, &deployment.state()) {
+    let mut written = deployment.state();
+    let sync = |summary: &Summary, backend: &dyn Backend| {
+        let now = backend.state(Summary {
+            roles: backend.roles(),
+            ..summary.clone()
+        });
+        if now.summary().roles != written.summary().roles
+            || now.summary().mapping != written.summary().mapping
+        {
+            if let Err(e) = state::write(path, &now) {
                 tracing::warn!(error = %e, "updating the state file");
             }
+            written = now;
+        }
+    };
+    let stop = jupiter_common::telemetry::shutdown_signal();
+    tokio::select! {
+        () = stop => {}
+        reason = deployment.stopped_with(sync) => {
+            // What is left keeps serving as it can, until Ctrl-C or `down`.
+            eprintln!("{reason}");
+            jupiter_common::telemetry::shutdown_signal().await;
         }
     }
+    deployment.summary.roles = deployment.backend().roles();
 }

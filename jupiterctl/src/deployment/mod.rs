@@ -30,7 +30,10 @@ use crate::exec_profile::{ExecProfile, ProfileError, ProfileOptions};
 use jupiter_common::app::App;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often [`Deployment::stopped_with`] ticks.
+pub const TICK: Duration = Duration::from_millis(250);
 
 /// Where and how a deployment's roles run: the local process, Docker, a
 /// Kubernetes cluster. A value is either a deployment being brought up
@@ -267,10 +270,27 @@ impl Deployment {
     /// Meanwhile, on a deployment mapped by heft or cpop, a drift of the
     /// profile may give new inputs a new mapping ([`drift`]).
     pub async fn stopped(&mut self) -> String {
+        self.stopped_with(|_, _| {}).await
+    }
+
+    /// [`Deployment::stopped`], calling `tick` with the deployment as it is
+    /// now every [`TICK`] and after each recovery or re-mapping (`up`
+    /// keeps the state file current with it).
+    pub async fn stopped_with(&mut self, mut tick: impl FnMut(&Summary, &dyn Backend)) -> String {
         loop {
-            let event = tokio::select! {
-                stopped = self.backend.stopped() => Ok(stopped),
-                event = self.watch.next(&self.summary, self.backend.as_ref()) => Err(event),
+            let event = {
+                // Neither future is dropped between ticks: the backend's
+                // watch keeps its own timers.
+                let backend = self.backend.stopped();
+                let watch = self.watch.next(&self.summary, self.backend.as_ref());
+                tokio::pin!(backend, watch);
+                loop {
+                    tokio::select! {
+                        stopped = &mut backend => break Ok(stopped),
+                        event = &mut watch => break Err(event),
+                        () = tokio::time::sleep(TICK) => tick(&self.summary, self.backend.as_ref()),
+                    }
+                }
             };
             match event {
                 Ok(Stopped::Broken(reason)) => return reason,
@@ -296,6 +316,7 @@ impl Deployment {
                     Err(e) => eprintln!("removing the workers placement {placement} superseded: {e}"),
                 },
             }
+            tick(&self.summary, self.backend.as_ref());
         }
     }
 

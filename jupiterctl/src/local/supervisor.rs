@@ -6,10 +6,11 @@
 //!
 //! A process that ends while the deployment runs (any signal, any exit
 //! code) is started again at once; one that keeps dying soon after it
-//! starts is started again after a growing pause. Five deaths in a row
-//! within two seconds of starting are a crash loop: the deployment reports
-//! it (a role that cannot start will not start by retrying), and the
-//! supervisor keeps trying anyway.
+//! starts is started again after a growing pause. Five exits (or deaths by
+//! any signal but SIGKILL, which comes from outside) in a row within two
+//! seconds of starting are a crash loop: the deployment reports it (a role
+//! that cannot start will not start by retrying; with `--processes` its
+//! node is lost), and the supervisor keeps trying anyway.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -160,13 +161,17 @@ async fn keep_running(
     let mut incarnation = 0;
     loop {
         let began = Instant::now();
+        let mut killed = false;
         let exit = match spawn(&launch) {
             Ok(mut child) => {
                 state.locked().pid = child.id();
                 incarnation += 1;
                 started.send_replace(incarnation);
                 tokio::select! {
-                    status = child.wait() => describe(status),
+                    status = child.wait() => {
+                        killed = was_killed(&status);
+                        describe(status)
+                    }
                     () = shutdown.cancelled() => {
                         stop(&mut child).await;
                         state.locked().pid = None;
@@ -192,7 +197,14 @@ async fn keep_running(
         } else {
             backoff = (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
         }
-        early_deaths = if lived < EARLY { early_deaths + 1 } else { 0 };
+        // SIGKILL comes from outside (an operator, a test, a chaos tool):
+        // the role is started again like any other, but such deaths do not
+        // make a crash loop, which means the role cannot start by itself.
+        early_deaths = match (lived < EARLY, killed) {
+            (false, _) => 0,
+            (true, true) => early_deaths,
+            (true, false) => early_deaths + 1,
+        };
         tracing::warn!(
             role = %launch.label,
             exit = %exit,
@@ -275,6 +287,12 @@ async fn stop(child: &mut tokio::process::Child) {
     }
 }
 
+/// Whether the process was SIGKILLed.
+fn was_killed(status: &std::io::Result<ExitStatus>) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    matches!(status, Ok(s) if s.signal() == Some(libc::SIGKILL))
+}
+
 fn describe(status: std::io::Result<ExitStatus>) -> String {
     use std::os::unix::process::ExitStatusExt;
     match status {
@@ -339,7 +357,7 @@ mod tests {
         let script = format!("readlink /proc/$$/fd/3 >> {}; exec sleep 30", marks.display());
         let (launch, _) = launch(dir.path(), &script);
         let shutdown = CancellationToken::new();
-        let (stops, _) = watch::channel(Vec::new());
+        let (stops, reported) = watch::channel(Vec::new());
         let mut process = Supervised::start(launch, &shutdown, Arc::new(stops));
         let first = wait_for_pid(&process).await;
         let killed_at = Instant::now();
@@ -363,9 +381,17 @@ mod tests {
         assert_eq!(lines.len(), 2, "{seen}");
         assert!(lines[0].starts_with("socket:["), "fd 3 is a socket: {seen}");
         assert_eq!(lines[0], lines[1], "the same socket across restarts");
+        // SIGKILLs from outside, however quick, are no crash loop.
+        for _ in 0..5 {
+            process.kill_and_wait_restart().await.expect("restarted");
+        }
+        assert_eq!(process.state().restarts, 6);
+        assert!(reported.borrow().is_empty(), "{:?}", reported.borrow());
+        let last = wait_for_pid(&process).await;
         shutdown.cancel();
         process.stopped().await;
         assert!(!crate::process::alive(second), "stopped with the deployment");
+        assert!(!crate::process::alive(last), "stopped with the deployment");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
