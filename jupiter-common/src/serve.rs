@@ -176,6 +176,9 @@ async fn check_health(address: &str) -> Result<(), Unhealthy> {
     let channel = Endpoint::from_shared(address.to_string())
         .map_err(Unhealthy::Address)?
         .connect_timeout(Duration::from_secs(1))
+        // A socket that accepts and never answers (a stopped process whose
+        // listening socket is still held, a frozen one) is not healthy.
+        .timeout(Duration::from_secs(2))
         .connect()
         .await
         .map_err(Unhealthy::Connect)?;

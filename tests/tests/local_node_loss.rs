@@ -118,6 +118,17 @@ async fn a_node_whose_workers_cannot_come_back_is_lost_and_its_tasks_move() {
             assert_eq!(role.pid, None, "{} of the lost node is stopped", role.label());
         }
     }
+    // `status` says so at once: the lost node's ports are closed.
+    let asked = Instant::now();
+    for (role, health) in deployment.health().await {
+        let lost = role.node.as_deref() == Some(victim.as_str());
+        assert_eq!(health.healthy, !lost, "{}: {:?}", role.label(), health.detail);
+    }
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "health took {:?}",
+        asked.elapsed()
+    );
     eprintln!(
         "node {victim} lost with {done_then} of {INPUTS} done: noticed {:.1} s after its workers were killed, {} moved and {} inputs replayed {:.0} ms later",
         recovery.noticed.duration_since(broken_at).as_secs_f64(),

@@ -328,10 +328,11 @@ impl Here {
         Ok(())
     }
 
-    /// Stops the roles `labels` for good (a lost node's).
+    /// Stops the roles `labels` for good (a lost node's), and closes their
+    /// ports: a caller is refused rather than left waiting in the backlog.
     async fn stop_roles(&mut self, labels: &[String]) {
         for label in labels {
-            if let Some(Slot::Process { process, .. }) = self.slots.get_mut(label) {
+            if let Some(Slot::Process { mut process, .. }) = self.slots.remove(label) {
                 process.stop().await;
             }
         }
