@@ -1,7 +1,8 @@
 //! A lost node on the local backend with `--processes`: every role its own
-//! process. Mid-run the join task's node loses its folder (replaced by a
-//! file, as a failed disk would leave it) and its circe-workers are
-//! SIGKILLed: restarted, they cannot open their queues and keep exiting.
+//! process. Mid-run the join task's node freezes, loses its folder
+//! (replaced by a file, as a failed disk would leave it) and its
+//! circe-workers are SIGKILLed: restarted, they cannot open their queues
+//! and keep exiting.
 //! That crash loop is the node lost: its tasks move to the surviving nodes
 //! on the same ports, its other roles are stopped, circe-home replays every
 //! unfinished input, and all 60 finish exactly once, byte-exact.
@@ -56,8 +57,13 @@ async fn a_node_whose_workers_cannot_come_back_is_lost_and_its_tasks_move() {
             while finished(&output) < 3 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            // The node's disk is gone: a file where its folder was (the
-            // folder moved aside at once, as its workers still write).
+            // The node freezes, its disk is gone (a file where its folder
+            // was), and it dies: frozen first, so that no task of it meets
+            // the missing folder while alive (that input would fail, not
+            // be replayed: see README, Faults).
+            for pid in &on_victim {
+                jupiterctl::process::signal(*pid, libc::SIGSTOP).expect("SIGSTOP");
+            }
             let aside = node_dir.with_extension("gone");
             std::fs::rename(&node_dir, &aside).expect("move the node's folder aside");
             std::fs::write(&node_dir, b"not a folder").expect("a file in its place");
