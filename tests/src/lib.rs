@@ -2,6 +2,7 @@
 //! deterministic inputs, deployment options in a private temporary folder,
 //! and byte-exact checks of what reached the output folder.
 
+pub mod cli;
 pub mod docker;
 pub mod expected;
 

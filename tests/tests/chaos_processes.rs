@@ -6,15 +6,13 @@
 //! finish exactly once, with byte-exact outputs and nothing extra, and the
 //! supervisor must have counted every restart.
 
-use jupiter_tests::{assert_outputs, example, expected, expected_for, jupiterctl_bin, Sandbox};
-use jupiterctl::deployment::RoleInstance;
+use jupiter_tests::cli::{down, pid_of, recorded, role_label, roles, wait_new_pid, Up};
+use jupiter_tests::{assert_outputs, example, expected, expected_for, Sandbox};
 use jupiterctl::process;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::process::Command;
 
 const INPUTS: usize = 200;
 const WORKER_KILLS: usize = 20;
@@ -35,125 +33,16 @@ fn big_inputs(sandbox: &Sandbox) -> PathBuf {
     dir
 }
 
-struct Cli {
-    bin: PathBuf,
-    state: PathBuf,
-}
-
-impl Cli {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bin);
-        command
-            .args(args)
-            .env("JUPITER_STATE", &self.state)
-            .kill_on_drop(true);
-        command
-    }
-
-    async fn status(&self) -> Option<Value> {
-        let out = self
-            .command(&["status", "--json"])
-            .stderr(Stdio::null())
-            .output()
-            .await
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
-    }
-}
-
-/// The pid `status --json` gives the role labelled like `label`
-/// (`circe-home`, `circe-worker join`).
-fn pid_of(status: &Value, label: &str) -> Option<u32> {
-    roles(status)
-        .into_iter()
-        .find(|r| role_label(r) == label)
-        .and_then(|r| r["pid"].as_u64())
-        .map(|p| p as u32)
-}
-
-fn roles(status: &Value) -> Vec<Value> {
-    status["roles"].as_array().cloned().unwrap_or_default()
-}
-
-/// How `status` names a role (`circe-home`, `circe-worker join`).
-fn role_label(role: &Value) -> String {
-    serde_json::from_value::<RoleInstance>(role.clone())
-        .map(|r| r.label())
-        .unwrap_or_default()
-}
-
-/// The roles as the state file records them now (what `status --json`
-/// reports, without its health checks: fast enough to aim kills with).
-fn recorded(cli: &Cli) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(&cli.state).ok()?).ok()
-}
-
-/// Waits until the state file shows `label` running as a process other
-/// than `old` (the supervisor restarted it and `up` recorded it).
-async fn wait_new_pid(cli: &Cli, label: &str, old: u32) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = recorded(cli) {
-            if let Some(pid) = pid_of(&status, label) {
-                if pid != old {
-                    return pid;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{label} was not restarted within 20 s of its SIGKILL"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn wait_for_state(state: &Path, up: &mut tokio::process::Child) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !state.exists() {
-        if let Ok(Some(status)) = up.try_wait() {
-            panic!("`jupiterctl up --processes` exited before the deployment was up: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the deployment was not up within 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_roles_come_back_and_every_input_finishes_exactly_once() {
     let sandbox = Sandbox::new();
     let inputs = big_inputs(&sandbox);
-    let cli = Cli {
-        bin: jupiterctl_bin().await,
-        state: sandbox.path("state.json"),
-    };
-    let work = sandbox.path("work");
-    let output = sandbox.path("output");
-    let up_log = std::fs::File::create(sandbox.path("up.log")).expect("log");
-    let mut up = cli
-        .command(&[
-            "up",
-            &example("fanjoin").display().to_string(),
-            "--processes",
-            "--nodes",
-            "3",
-            "--scheduler",
-            "random",
-            "--seed",
-            "12",
-            "--workdir",
-            &work.display().to_string(),
-            "--output",
-            &output.display().to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stderr(up_log)
-        .spawn()
-        .expect("jupiterctl up starts");
-    wait_for_state(&cli.state, &mut up).await;
+    let Up {
+        cli,
+        process: mut up,
+        output,
+        ..
+    } = Up::start(&sandbox, &example("fanjoin"), 12).await;
     let status = cli.status().await.expect("status --json answers");
     let all = roles(&status);
     assert!(
@@ -261,13 +150,7 @@ async fn sigkilled_roles_come_back_and_every_input_finishes_exactly_once() {
         "each role logs to a file of its own: {home}"
     );
 
-    let down = cli.command(&["down"]).output().await.expect("down runs");
-    assert!(
-        down.status.success(),
-        "down: {}",
-        String::from_utf8_lossy(&down.stderr)
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(20), up.wait()).await;
+    down(&cli, &mut up).await;
     for pid in roles(&status).iter().filter_map(|r| r["pid"].as_u64()) {
         assert!(!process::alive(pid as u32), "role process {pid} outlived `down`");
     }

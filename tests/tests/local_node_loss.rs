@@ -9,14 +9,32 @@
 
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
+use jupiter_tests::cli::{down, roles, Up};
 use jupiter_tests::{assert_outputs, example, expected, expected_for, jupiterctl_bin, random, Sandbox};
 use jupiterctl::deployment::Deployment;
 use jupiterctl::local::Local;
 use jupiterctl::session;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const INPUTS: usize = 60;
+
+/// Freezes the processes `pids` of a node, replaces its folder `dir` by a
+/// file (a failed disk), then kills them: frozen first, so that no task of
+/// theirs meets the missing folder while alive (that input would fail, not
+/// be replayed: see README, Faults).
+fn lose_node(dir: &Path, pids: &[u32]) {
+    for pid in pids {
+        jupiterctl::process::signal(*pid, libc::SIGSTOP).expect("SIGSTOP");
+    }
+    let aside = dir.with_extension("gone");
+    std::fs::rename(dir, &aside).expect("move the node's folder aside");
+    std::fs::write(dir, b"not a folder").expect("a file in its place");
+    for pid in pids {
+        jupiterctl::process::signal(*pid, libc::SIGKILL).expect("SIGKILL");
+    }
+}
 
 /// Output folders of finished inputs (circe-home's own data is hidden).
 fn finished(output: &Path) -> usize {
@@ -57,19 +75,7 @@ async fn a_node_whose_workers_cannot_come_back_is_lost_and_its_tasks_move() {
             while finished(&output) < 3 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            // The node freezes, its disk is gone (a file where its folder
-            // was), and it dies: frozen first, so that no task of it meets
-            // the missing folder while alive (that input would fail, not
-            // be replayed: see README, Faults).
-            for pid in &on_victim {
-                jupiterctl::process::signal(*pid, libc::SIGSTOP).expect("SIGSTOP");
-            }
-            let aside = node_dir.with_extension("gone");
-            std::fs::rename(&node_dir, &aside).expect("move the node's folder aside");
-            std::fs::write(&node_dir, b"not a folder").expect("a file in its place");
-            for pid in &on_victim {
-                jupiterctl::process::signal(*pid, libc::SIGKILL).expect("SIGKILL");
-            }
+            lose_node(&node_dir, &on_victim);
             (Instant::now(), finished(&output))
         })
     };
@@ -143,4 +149,73 @@ async fn a_node_whose_workers_cannot_come_back_is_lost_and_its_tasks_move() {
         recovery.took.as_secs_f64() * 1000.0,
     );
     deployment.down().await.expect("down");
+}
+
+/// The same through the CLI, as a user runs it: `jupiterctl up
+/// --processes` in one process, `jupiterctl submit` in another. The `up`
+/// process notices and recovers (the roles are its children), rewrites
+/// the state file, and `submit` just sees every input finish; `status
+/// --json` then shows the recovery, the new mapping and the lost node's
+/// roles down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_recovers_a_lost_node_while_submit_waits() {
+    let sandbox = Sandbox::new();
+    let inputs = sandbox.inputs(INPUTS, "in", ".txt");
+    let Up {
+        cli,
+        process: mut up,
+        work,
+        output,
+    } = Up::start(&sandbox, &example("fanjoin"), 3).await;
+    let status = cli.status().await.expect("status --json answers");
+    let victim = status["mapping"]["join"]
+        .as_str()
+        .expect("join is mapped")
+        .to_string();
+    let on_victim: Vec<u32> = roles(&status)
+        .iter()
+        .filter(|r| r["role"] == "circe-worker" && r["node"] == victim.as_str())
+        .filter_map(|r| r["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    assert!(!on_victim.is_empty());
+
+    let submit = cli
+        .command(&["submit", &inputs.display().to_string(), "--timeout", "120"])
+        .stdin(Stdio::null())
+        .output();
+    let breaker = async {
+        while finished(&output) < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lose_node(&work.join("nodes").join(&victim), &on_victim);
+        finished(&output)
+    };
+    let (submitted, done_then) = tokio::join!(submit, breaker);
+    let submitted = submitted.expect("submit ran");
+    let stdout = String::from_utf8_lossy(&submitted.stdout);
+    assert!(done_then < INPUTS, "lost mid-run ({done_then} of {INPUTS} done)");
+    assert!(
+        submitted.status.success() && stdout.contains(&format!("{INPUTS}/{INPUTS} inputs ok")),
+        "every input ok, each once:\n{stdout}\n{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    for (input, files) in expected_for(&inputs, expected::fanjoin) {
+        assert_outputs(&output, &input, &files);
+    }
+
+    let status = cli.status().await.expect("status --json answers");
+    let recoveries = status["recoveries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(recoveries.len(), 1, "{status}");
+    let reason = recoveries[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&format!("node {victim} is lost")), "{reason}");
+    assert_ne!(
+        status["mapping"]["join"],
+        victim.as_str(),
+        "the state file has the new mapping"
+    );
+    for role in roles(&status) {
+        let lost = role["node"] == victim.as_str();
+        assert_eq!(role["healthy"], !lost, "{role}");
+    }
+    down(&cli, &mut up).await;
 }
