@@ -110,15 +110,9 @@ pub trait Backend: Send + Sync {
     /// After a node loss: starts the workers of the tasks in `moves`
     /// (task -> its new node) on their new nodes, reached by their parents
     /// and circe-home at their old names, and records them in
-    /// [`Backend::roles`] in place of the lost ones. `placement` is the
-    /// mapping with the moves applied.
-    async fn move_tasks(
-        &mut self,
-        app: &App,
-        placement: &Placement,
-        moves: &BTreeMap<String, String>,
-    ) -> Result<(), DeployError> {
-        let _ = (app, placement);
+    /// [`Backend::roles`] in place of the lost ones.
+    async fn move_tasks(&mut self, app: &App, moves: &BTreeMap<String, String>) -> Result<(), DeployError> {
+        let _ = app;
         Err(DeployError::Unsupported {
             what: format!(
                 "moving {} to surviving nodes",
@@ -141,16 +135,14 @@ pub trait Backend: Send + Sync {
     /// children's workers of that placement, while the task's current
     /// worker keeps running for the inputs in flight. Returns each new
     /// worker's URL, as the other roles reach it (task -> URL); the new
-    /// workers replace the old ones in [`Backend::roles`]. `mapping` is
-    /// the new mapping, whole.
+    /// workers replace the old ones in [`Backend::roles`].
     async fn add_placement(
         &mut self,
         app: &App,
-        mapping: &Placement,
         moves: &BTreeMap<String, String>,
         placement: u32,
     ) -> Result<BTreeMap<String, String>, DeployError> {
-        let _ = (app, mapping, moves, placement);
+        let _ = (app, moves, placement);
         Err(DeployError::Unsupported {
             what: "mapping the tasks again while inputs run".into(),
             backend: self.state(Summary::default()).backend(),

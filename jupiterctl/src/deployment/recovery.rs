@@ -15,7 +15,7 @@
 //! work in flight.
 
 use super::placement;
-use super::{DeployError, Deployment, Placement, Scheduler};
+use super::{DeployError, Deployment, Scheduler};
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::home::v1::ReplayRequest;
@@ -81,13 +81,7 @@ pub(super) async fn recover(
         moves.insert(task.clone(), new.clone());
         moved.insert(task.clone(), (old, new));
     }
-    let placement = Placement {
-        assignments: assignments.clone(),
-        algorithm: summary.scheduler.clone(),
-        predicted_makespan_secs: summary.predicted_makespan_secs,
-        costs: summary.costs.clone(),
-    };
-    deployment.backend.move_tasks(&app, &placement, &moves).await?;
+    deployment.backend.move_tasks(&app, &moves).await?;
     deployment.summary.mapping = assignments;
     deployment.summary.roles = deployment.backend.roles();
     let what: Vec<String> = moved

@@ -474,8 +474,7 @@ impl Docker {
         let mut names: BTreeMap<String, String> = BTreeMap::new();
         let mut urls: BTreeMap<String, String> = BTreeMap::new();
         for task in &app.tasks {
-            let node = placement.node_of(&task.name)?;
-            let name = self.worker_name(node, &task.name, 0);
+            let name = self.worker_name(placement.node_of(&task.name)?, &task.name, 0);
             // Two tasks whose names sanitise alike would share a container name.
             if let Some(first) = names.insert(name.clone(), task.name.clone()) {
                 return Err(DockerError::NameCollision {
@@ -485,19 +484,15 @@ impl Docker {
                 }
                 .into());
             }
-            urls.insert(
-                task.name.clone(),
-                format!("http://{name}:{}", Role::CirceWorker.port()),
-            );
+            urls.insert(task.name.clone(), worker_url(&name));
         }
-        let mut specs = Vec::new();
-        for (name, task) in names {
-            let node = placement.node_of(&task)?;
-            specs.push(self.worker_spec(config, app, &task, node, name, 0, &urls, home_url)?);
-        }
-        // In the app's order, as the roles are listed.
-        specs.sort_by_key(|s| app.tasks.iter().position(|t| Some(&t.name) == s.task.as_ref()));
-        Ok(specs)
+        app.tasks
+            .iter()
+            .map(|task| {
+                let node = placement.node_of(&task.name)?;
+                self.worker_spec(config, app, &task.name, node, 0, &urls, home_url)
+            })
+            .collect()
     }
 
     /// The container of `task`'s worker on `node` for `placement`: one name
@@ -520,8 +515,9 @@ impl Docker {
             .collect()
     }
 
-    /// The container `name` of `task`'s worker on `node` for `placement`,
-    /// pushing to its children at `urls` (task -> URL).
+    /// The container of `task`'s worker on `node` for `placement` (named
+    /// by [`Docker::worker_name`]), pushing to its children at `urls` (task
+    /// -> URL).
     #[allow(clippy::too_many_arguments)]
     fn worker_spec(
         &self,
@@ -529,7 +525,6 @@ impl Docker {
         app: &App,
         task: &str,
         node: &str,
-        name: String,
         placement: u32,
         urls: &BTreeMap<String, String>,
         home_url: &str,
@@ -544,7 +539,7 @@ impl Docker {
             .map(|t| t.children.clone())
             .unwrap_or_default();
         let mut worker = self.spec(config, Role::CirceWorker, Some(spec));
-        worker.name = name;
+        worker.name = self.worker_name(node, task, placement);
         worker.task = Some(task.to_string());
         // Tasks from host 10 up, in the app's order, a block per placement:
         // fixed, unique per node.
@@ -708,12 +703,7 @@ impl Backend for Docker {
     /// replays what was in flight), answering also to every name the task's
     /// worker had before (a network alias), so that its parents and
     /// circe-home reach it where they always did.
-    async fn move_tasks(
-        &mut self,
-        app: &App,
-        placement: &Placement,
-        moves: &BTreeMap<String, String>,
-    ) -> Result<(), DeployError> {
+    async fn move_tasks(&mut self, app: &App, moves: &BTreeMap<String, String>) -> Result<(), DeployError> {
         let config = self.config()?;
         let home_url = self.spec(&config, Role::CirceHome, None).inner_url();
         // Children are reached where they are now; a moved child answers
@@ -721,10 +711,7 @@ impl Backend for Docker {
         let urls = self.current_urls();
         let mut specs = Vec::new();
         for (task, node) in moves {
-            let name = self.worker_name(node, task, self.placement);
-            let mut spec =
-                self.worker_spec(&config, app, task, node, name, self.placement, &urls, &home_url)?;
-            debug_assert_eq!(placement.node_of(task).ok(), Some(node.as_str()));
+            let mut spec = self.worker_spec(&config, app, task, node, self.placement, &urls, &home_url)?;
             let old = self
                 .inventory
                 .roles
@@ -755,7 +742,6 @@ impl Backend for Docker {
     async fn add_placement(
         &mut self,
         app: &App,
-        mapping: &Placement,
         moves: &BTreeMap<String, String>,
         placement: u32,
     ) -> Result<BTreeMap<String, String>, DeployError> {
@@ -764,26 +750,13 @@ impl Backend for Docker {
         // Where each task's worker of this placement answers: the current
         // one's, unless the task moves.
         let mut urls = self.current_urls();
-        let mut names = BTreeMap::new();
         for (task, node) in moves {
-            let name = self.worker_name(node, task, placement);
-            urls.insert(task.clone(), worker_url(&name));
-            names.insert(task.clone(), name);
+            urls.insert(task.clone(), worker_url(&self.worker_name(node, task, placement)));
         }
-        let mut specs = Vec::new();
-        for (task, name) in &names {
-            let node = mapping.node_of(task)?;
-            specs.push(self.worker_spec(
-                &config,
-                app,
-                task,
-                node,
-                name.clone(),
-                placement,
-                &urls,
-                &home_url,
-            )?);
-        }
+        let specs = moves
+            .iter()
+            .map(|(task, node)| self.worker_spec(&config, app, task, node, placement, &urls, &home_url))
+            .collect::<Result<Vec<_>, _>>()?;
         let moving = |task: Option<&String>| task.is_some_and(|t| moves.contains_key(t));
         let superseded: Vec<String> = self
             .inventory
@@ -798,7 +771,7 @@ impl Backend for Docker {
         });
         self.draining.entry(placement).or_default().extend(superseded);
         self.placement = placement;
-        Ok(names.keys().map(|t| (t.clone(), urls[t].clone())).collect())
+        Ok(moves.keys().map(|t| (t.clone(), urls[t].clone())).collect())
     }
 
     async fn retire(&mut self, placement: u32) -> Result<Vec<String>, DeployError> {

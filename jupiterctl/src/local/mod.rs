@@ -608,12 +608,7 @@ impl Backend for Local {
     /// node's folder, on the same port (parents and circe-home push where
     /// they did); the lost node's other roles are stopped, so that DRUPE
     /// sees it gone.
-    async fn move_tasks(
-        &mut self,
-        app: &App,
-        placement: &Placement,
-        moves: &BTreeMap<String, String>,
-    ) -> Result<(), DeployError> {
+    async fn move_tasks(&mut self, app: &App, moves: &BTreeMap<String, String>) -> Result<(), DeployError> {
         let urls: BTreeMap<String, String> = self
             .inventory
             .roles
@@ -630,32 +625,28 @@ impl Backend for Local {
             .filter(|r| r.role != Role::CirceWorker && r.node.as_ref().is_some_and(|n| lost.contains(n)))
             .map(RoleInstance::label)
             .collect();
-        let here = self.here("moving tasks")?;
-        let config = here.config.clone();
-        here.stop_roles(&sick).await;
+        // Only the process that runs the roles can move them.
+        self.here("moving tasks")?;
         let mut moved = Vec::new();
-        for (task, node) in moves {
-            debug_assert_eq!(placement.node_of(task).ok(), Some(node.as_str()));
-            let command = commands::circe_worker(&config, app, task, node, &urls, &home);
-            let label = format!("{} {task}", Role::CirceWorker);
-            here.replace(&label, node, command).await?;
-            moved.push(label);
-        }
         for role in &mut self.inventory.roles {
             if let (Role::CirceWorker, Some(task)) = (role.role, &role.task) {
                 if let Some(node) = moves.get(task) {
                     role.node = Some(node.clone());
+                    moved.push(role.clone());
                 }
             }
         }
-        let roles: Vec<RoleInstance> = self
-            .inventory
-            .roles
-            .iter()
-            .filter(|r| moved.contains(&r.label()))
-            .cloned()
-            .collect();
-        wait_roles_healthy(&roles).await?;
+        let here = self.here("moving tasks")?;
+        let config = here.config.clone();
+        here.stop_roles(&sick).await;
+        for role in &moved {
+            let (Some(task), Some(node)) = (&role.task, &role.node) else {
+                continue;
+            };
+            let command = commands::circe_worker(&config, app, task, node, &urls, &home);
+            here.replace(&role.label(), node, command).await?;
+        }
+        wait_roles_healthy(&moved).await?;
         Ok(())
     }
 
