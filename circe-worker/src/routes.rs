@@ -55,7 +55,8 @@ pub struct Routes {
     path: PathBuf,
     /// The flags' routes, in the task's children's order (or circe-home).
     default: Vec<Downstream>,
-    table: Mutex<(Table, Clients)>,
+    /// The routes set since: the file's table is read off them.
+    set: Mutex<Clients>,
 }
 
 impl Routes {
@@ -75,23 +76,21 @@ impl Routes {
             task: task.to_string(),
             path,
             default,
-            table: Mutex::new((table, clients)),
+            set: Mutex::new(clients),
         })
     }
 
     /// Where the outputs of an input of `placement` go, one per child in
     /// the task's order (or circe-home alone).
     pub fn of(&self, placement: u32) -> Vec<Downstream> {
-        let table = self.table.locked();
+        let set = self.set.locked();
         self.default
             .iter()
             .map(|target| {
                 let Downstream::Worker { task, .. } = target else {
                     return target.clone();
                 };
-                table
-                    .1
-                    .range((0, task.clone())..=(placement, task.clone()))
+                set.range((0, task.clone())..=(placement, task.clone()))
                     .rfind(|((_, child), _)| child == task)
                     .map_or_else(|| target.clone(), |(_, d)| d.clone())
             })
@@ -111,10 +110,12 @@ impl Routes {
                 children: known.join(", "),
             });
         }
-        let mut table = self.table.locked().0.clone();
-        table.entry(placement).or_default().extend(children);
-        let clients = clients(&table)?;
-        let json = serde_json::to_vec_pretty(&table).map_err(|source| RoutesError::Corrupt {
+        let mut clients = self.set.locked().clone();
+        for (child, url) in children {
+            let target = worker(&child, &url)?;
+            clients.insert((placement, child), target);
+        }
+        let json = serde_json::to_vec_pretty(&table_of(&clients)).map_err(|source| RoutesError::Corrupt {
             path: self.path.clone(),
             source,
         })?;
@@ -124,7 +125,7 @@ impl Routes {
                 path: self.path.clone(),
                 source,
             })?;
-        *self.table.locked() = (table, clients);
+        *self.set.locked() = clients;
         Ok(())
     }
 }
@@ -134,15 +135,31 @@ fn clients(table: &Table) -> Result<Clients, RoutesError> {
     let mut clients = BTreeMap::new();
     for (placement, children) in table {
         for (child, url) in children {
-            let target = Downstream::worker(child, url).map_err(|source| RoutesError::BadUrl {
-                child: child.clone(),
-                url: url.clone(),
-                source,
-            })?;
-            clients.insert((*placement, child.clone()), target);
+            clients.insert((*placement, child.clone()), worker(child, url)?);
         }
     }
     Ok(clients)
+}
+
+/// The table of the routes `clients` go to, as the file keeps it.
+fn table_of(clients: &Clients) -> Table {
+    let mut table = Table::new();
+    for ((placement, child), target) in clients {
+        table
+            .entry(*placement)
+            .or_default()
+            .insert(child.clone(), target.url().to_string());
+    }
+    table
+}
+
+/// `child`'s worker at `url`.
+fn worker(child: &str, url: &str) -> Result<Downstream, RoutesError> {
+    Downstream::worker(child, url).map_err(|source| RoutesError::BadUrl {
+        child: child.to_string(),
+        url: url.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]

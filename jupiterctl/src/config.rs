@@ -334,10 +334,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
         placement.replan = replan(args)?;
         placement.profile.timeout = args.profiling.timeout.duration()?;
         placement.profile.reprofile = args.profiling.reprofile;
-        // Beside the state file; no cache where there is no place for one.
-        placement.profile.cache_dir = crate::state::default_path()
-            .ok()
-            .and_then(|p| crate::exec_profile::cache::dir_beside(&p));
+        placement.profile.cache_dir = crate::exec_profile::cache::default_dir();
         let nodes = match &args.node_list {
             Some(path) => node_list::load(path)?,
             None => node_list::uniform(args.nodes)?,
@@ -603,13 +600,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn shaped_node_lists_are_for_docker_only() {
+    /// `up APP_DIR --output DIR/out EXTRA...` as `up` checks it.
+    fn deploy_config(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Result<DeployConfig, ConfigError> {
         #[derive(clap::Parser)]
         struct Cli {
             #[command(flatten)]
             args: DeployArgs,
         }
+        let output = dir.join("out");
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["up".as_ref(), dir.as_os_str()];
+        argv.extend(["--output".as_ref(), output.as_os_str()]);
+        argv.extend(extra);
+        let cli = <Cli as clap::Parser>::try_parse_from(argv).expect("flags parse");
+        DeployConfig::try_from(&cli.args)
+    }
+
+    #[test]
+    fn shaped_node_lists_are_for_docker_only() {
         let dir = tempfile::tempdir().expect("tmp");
         mapped_app(dir.path());
         let list = dir.path().join("nodes.yaml");
@@ -618,20 +625,16 @@ mod tests {
             "nodes:\n  - {name: n0}\n  - {name: n1, bandwidth: 20Mbit, delay: 40ms}\n",
         )
         .expect("node list");
-        let output = dir.path().join("out");
         let config = |backend: &str| {
-            let cli = <Cli as clap::Parser>::try_parse_from([
-                "up".as_ref(),
-                dir.path().as_os_str(),
-                "--backend".as_ref(),
-                backend.as_ref(),
-                "--node-list".as_ref(),
-                list.as_os_str(),
-                "--output".as_ref(),
-                output.as_os_str(),
-            ])
-            .expect("flags parse");
-            DeployConfig::try_from(&cli.args)
+            deploy_config(
+                dir.path(),
+                &[
+                    "--backend".as_ref(),
+                    backend.as_ref(),
+                    "--node-list".as_ref(),
+                    list.as_os_str(),
+                ],
+            )
         };
         for backend in ["local", "kubernetes"] {
             let err = config(backend).unwrap_err().to_string();
@@ -652,20 +655,11 @@ mod tests {
 
     #[test]
     fn replan_flags_default_to_twice_and_a_fifth_and_refuse_nonsense_by_name() {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: DeployArgs,
-        }
         let dir = tempfile::tempdir().expect("tmp");
         mapped_app(dir.path());
-        let output = dir.path().join("out");
         let config = |extra: &[&str]| {
-            let mut argv: Vec<std::ffi::OsString> = vec!["up".into(), dir.path().into()];
-            argv.extend(["--output".into(), output.clone().into_os_string()]);
-            argv.extend(extra.iter().map(std::ffi::OsString::from));
-            let cli = <Cli as clap::Parser>::try_parse_from(argv).expect("flags parse");
-            DeployConfig::try_from(&cli.args)
+            let extra: Vec<&std::ffi::OsStr> = extra.iter().map(|a| a.as_ref()).collect();
+            deploy_config(dir.path(), &extra)
         };
         let defaults = config(&[]).expect("defaults").placement.replan;
         assert_eq!(

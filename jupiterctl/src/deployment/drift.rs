@@ -19,14 +19,14 @@
 //! latest, the first reading this watch saw); it moves to the current
 //! readings after every drift, taken or not, so one change is weighed once.
 
-use super::{placement, Backend, DeployError, Deployment, Placement, Summary};
+use super::{placement, Backend, DeployError, Deployment, Summary};
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::home::v1::{HomeStatusRequest, SetPlacementRequest};
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::Routes;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
-use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ProfileRequest, ResourceProfile};
+use jupiter_common::proto::drupe::central::v1::{NetworkProfile, ResourceProfile};
 use jupiter_common::proto::wave::home::v1::wave_home_client::WaveHomeClient;
 use jupiter_common::proto::wave::home::v1::ScheduleRequest;
 use jupiter_common::role::Role;
@@ -229,13 +229,10 @@ impl Watch {
     }
 }
 
+/// drupe-central's current profile (what wave-home maps over).
 async fn profile(central: &str) -> Result<(NetworkProfile, ResourceProfile), tonic::Status> {
-    let mut client = DrupeCentralClient::new(
-        serve::channel(central).map_err(|e| tonic::Status::unavailable(e.to_string()))?,
-    );
-    let network = client.get_network_profile(ProfileRequest {}).await?.into_inner();
-    let resources = client.get_resource_profile(ProfileRequest {}).await?.into_inner();
-    Ok((network, resources))
+    let channel = serve::channel(central).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    wave_home::network::drupe_profile(&mut DrupeCentralClient::new(channel)).await
 }
 
 /// Whether circe-home has no unfinished input of a placement before `placement`.
@@ -326,16 +323,7 @@ pub(super) async fn apply(deployment: &mut Deployment, plan: Plan) -> Result<Rep
         .iter()
         .map(|(t, (_, new))| (t.clone(), new.clone()))
         .collect();
-    let mapping = Placement {
-        assignments: plan.mapping.clone(),
-        algorithm: summary.scheduler.clone(),
-        predicted_makespan_secs: plan.new_secs,
-        costs: summary.costs.clone(),
-    };
-    let urls = deployment
-        .backend
-        .add_placement(&app, &mapping, &moves, placement)
-        .await?;
+    let urls = deployment.backend.add_placement(&app, &moves, placement).await?;
     // The parents that stay send the new placement's inputs to the moved
     // children; the moved tasks' new workers know from their flags.
     let roles = deployment.backend.roles();

@@ -193,9 +193,7 @@ pub(super) async fn tasks_again(app: &App, summary: &Summary, backend: &dyn Back
         seed: 0,
         python: "python3".into(),
         profile: ProfileOptions {
-            cache_dir: crate::state::default_path()
-                .ok()
-                .and_then(|p| exec_profile::cache::dir_beside(&p)),
+            cache_dir: exec_profile::cache::default_dir(),
             ..Default::default()
         },
         replan: Default::default(),

@@ -19,6 +19,12 @@ pub fn dir_beside(state_file: &Path) -> Option<PathBuf> {
     state_file.parent().map(|dir| dir.join("profiles"))
 }
 
+/// The cache folder beside the state file `up` and `run` use; none where
+/// there is no place for one.
+pub fn default_dir() -> Option<PathBuf> {
+    crate::state::default_path().ok().and_then(|p| dir_beside(&p))
+}
+
 /// Where the profile of the app whose hash is `hash` is kept.
 pub fn path(dir: &Path, hash: &str) -> PathBuf {
     dir.join(format!("{hash}.json"))
