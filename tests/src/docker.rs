@@ -57,6 +57,27 @@ pub async fn inspect(engine: &Engine, container: &str, format: &str) -> String {
         .expect("docker inspect")
 }
 
+/// The names of every running container of deployment `id` on `node`.
+pub async fn node_containers(engine: &Engine, id: &str, node: &str) -> Vec<String> {
+    let filter_node = format!("label=io.jupiter.node={node}");
+    let filter_dep = format!("label=io.jupiter.deployment={id}");
+    engine
+        .run(&[
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &filter_dep,
+            "--filter",
+            &filter_node,
+        ])
+        .await
+        .expect("the node's containers")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Three nodes that really differ in CPU and memory.
 pub fn three_nodes() -> Vec<NodeSpec> {
     [("edge0", 0.5, 256), ("edge1", 1.0, 384), ("cloud0", 1.5, 768)]

@@ -188,6 +188,23 @@ pub fn scheduled(scheduler: Scheduler, seed: u64) -> PlacementRequest {
     }
 }
 
+/// Inputs with an output folder in `output` (circe-home's own data, in a
+/// hidden folder, is not one).
+pub fn finished(output: &Path) -> usize {
+    std::fs::read_dir(output).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count()
+    })
+}
+
+/// Waits until at least `n` inputs have an output folder.
+pub async fn wait_finished(output: &Path, n: usize) {
+    while finished(output) < n {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Asserts that `<output>/<input>/` holds exactly the expected files, byte for byte.
 pub fn assert_outputs(output: &Path, input: &str, expected: &Expected) {
     let dir = output.join(input);

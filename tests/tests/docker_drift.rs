@@ -11,8 +11,10 @@
 
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::{HomeStatusRequest, InputResult};
-use jupiter_tests::docker::{backend_probing, engine_or_skip, ensure_images, inspect, Teardown};
-use jupiter_tests::{example, scheduled, Sandbox};
+use jupiter_tests::docker::{
+    backend_probing, engine_or_skip, ensure_images, inspect, node_containers, Teardown,
+};
+use jupiter_tests::{example, finished, scheduled, wait_finished, Sandbox};
 use jupiterctl::deployment::{Deployment, ProbeOptions, Scheduler};
 use jupiterctl::docker::engine::Engine;
 use jupiterctl::docker::shaping;
@@ -20,7 +22,6 @@ use jupiterctl::node_list::NodeSpec;
 use jupiterctl::report::median;
 use jupiterctl::session::{self, Pace};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const INPUTS: usize = 30;
@@ -40,44 +41,19 @@ fn nodes(b_bandwidth: u64) -> Vec<NodeSpec> {
         .collect()
 }
 
-/// Inputs with an output folder (circe-home's own data is hidden).
-fn finished(output: &Path) -> usize {
-    std::fs::read_dir(output).map_or(0, |d| {
-        d.flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .count()
-    })
-}
-
 /// Shapes every running container of node `node` of deployment `id` to
 /// `bits` per second, both ways, keeping same-node traffic unshaped.
 async fn reshape(engine: &Engine, id: &str, node: &str, bits: u64) {
-    let filters = [
-        format!("label=io.jupiter.deployment={id}"),
-        format!("label=io.jupiter.node={node}"),
-    ];
-    let names = engine
-        .run(&[
-            "ps",
-            "--format",
-            "{{.Names}}",
-            "--filter",
-            &filters[0],
-            "--filter",
-            &filters[1],
-        ])
-        .await
-        .expect("the node's containers");
     let nodes = nodes(bits);
-    for container in names.lines() {
+    for container in node_containers(engine, id, node).await {
         let ip = inspect(
             engine,
-            container,
+            &container,
             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
         )
         .await;
         let local = ip.rsplit_once('.').map(|(net, _)| format!("{net}.0/24"));
-        shaping::reshape(engine, container, Some(node), &nodes, local.as_deref())
+        shaping::reshape(engine, &container, Some(node), &nodes, local.as_deref())
             .await
             .expect("reshaping the node's link");
     }
@@ -124,9 +100,7 @@ async fn a_link_shaped_down_mid_run_moves_new_inputs_to_a_better_mapping() {
     let shaper = {
         let (engine, output, id) = (engine.clone(), output.clone(), id.clone());
         tokio::spawn(async move {
-            while finished(&output) < 3 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_finished(&output, 3).await;
             reshape(&engine, &id, "b", SLOW).await;
             (Instant::now(), finished(&output))
         })

@@ -13,55 +13,19 @@
 
 use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::{HomeStatus, HomeStatusRequest, InputResult};
-use jupiter_tests::docker::{backend, engine_or_skip, ensure_images, inspect, three_nodes, Teardown};
-use jupiter_tests::{assert_outputs, example, expected, expected_for, random, Sandbox};
+use jupiter_tests::docker::{
+    backend, engine_or_skip, ensure_images, inspect, node_containers, three_nodes, Teardown,
+};
+use jupiter_tests::{
+    assert_outputs, example, expected, expected_for, finished, random, wait_finished, Sandbox,
+};
 use jupiterctl::deployment::Deployment;
-use jupiterctl::docker::engine::Engine;
 use jupiterctl::session;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const INPUTS: usize = 60;
-
-/// Output folders of finished inputs (circe-home's own data is hidden).
-fn finished(output: &Path) -> usize {
-    std::fs::read_dir(output).map_or(0, |d| {
-        d.filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        })
-        .count()
-    })
-}
-
-/// Waits until at least `n` inputs have an output folder.
-async fn wait_finished(output: &Path, n: usize) {
-    while finished(output) < n {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The names of every container of deployment `id` on `node`.
-async fn node_containers(engine: &Engine, id: &str, node: &str) -> Vec<String> {
-    let filter_node = format!("label=io.jupiter.node={node}");
-    let filter_dep = format!("label=io.jupiter.deployment={id}");
-    engine
-        .run(&[
-            "ps",
-            "--format",
-            "{{.Names}}",
-            "--filter",
-            &filter_dep,
-            "--filter",
-            &filter_node,
-        ])
-        .await
-        .expect("the node's containers")
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 /// Every input ok, once: byte-exact outputs and no folder for anything else.
 fn assert_each_input_once(results: &[InputResult], inputs: &Path, output: &Path) {

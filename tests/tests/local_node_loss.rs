@@ -10,7 +10,9 @@
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
 use jupiter_tests::cli::{down, roles, Up};
-use jupiter_tests::{assert_outputs, example, expected, expected_for, jupiterctl_bin, random, Sandbox};
+use jupiter_tests::{
+    assert_outputs, example, expected, expected_for, finished, jupiterctl_bin, random, wait_finished, Sandbox,
+};
 use jupiterctl::deployment::Deployment;
 use jupiterctl::local::Local;
 use jupiterctl::session;
@@ -34,15 +36,6 @@ fn lose_node(dir: &Path, pids: &[u32]) {
     for pid in pids {
         jupiterctl::process::signal(*pid, libc::SIGKILL).expect("SIGKILL");
     }
-}
-
-/// Output folders of finished inputs (circe-home's own data is hidden).
-fn finished(output: &Path) -> usize {
-    std::fs::read_dir(output).map_or(0, |d| {
-        d.flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .count()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -72,9 +65,7 @@ async fn a_node_whose_workers_cannot_come_back_is_lost_and_its_tasks_move() {
     let breaker = {
         let output = output.clone();
         tokio::spawn(async move {
-            while finished(&output) < 3 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            wait_finished(&output, 3).await;
             lose_node(&node_dir, &on_victim);
             (Instant::now(), finished(&output))
         })
@@ -184,9 +175,7 @@ async fn up_recovers_a_lost_node_while_submit_waits() {
         .stdin(Stdio::null())
         .output();
     let breaker = async {
-        while finished(&output) < 3 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_finished(&output, 3).await;
         lose_node(&work.join("nodes").join(&victim), &on_victim);
         finished(&output)
     };

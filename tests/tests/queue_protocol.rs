@@ -79,15 +79,8 @@ async fn push_is_durable_idempotent_and_checked() {
     assert!(again.duplicate);
 
     // `left` ran once for d.txt and for nothing else.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let status = worker_status(&mut client).await;
-        if status.done + status.failed >= 1 || tokio::time::Instant::now() > deadline {
-            assert_eq!((status.done, status.failed), (1, 0), "{status:?}");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let status = wait_for_runs(&mut client, 1).await;
+    assert_eq!((status.done, status.failed), (1, 0), "{status:?}");
     let queue = sandbox.path("work").join("nodes");
     let leftovers: Vec<_> = walk(&queue)
         .into_iter()
@@ -134,7 +127,8 @@ async fn push_is_durable_idempotent_and_checked() {
         "the replayed pass ran and was retired",
     )
     .await;
-    let status = worker_status(&mut client).await;
+    // The marker is there just before the worker counts the run.
+    let status = wait_for_runs(&mut client, 2).await;
     assert_eq!((status.done, status.failed), (2, 0), "{status:?}");
 
     // At the join: a first pass that got `left`'s file but will never get
@@ -204,6 +198,19 @@ async fn worker_status(client: &mut CirceWorkerClient<tonic::transport::Channel>
         .await
         .expect("status")
         .into_inner()
+}
+
+/// The worker's status once it counts `runs` runs done or failed (or
+/// after 20 s, as it is then).
+async fn wait_for_runs(client: &mut CirceWorkerClient<tonic::transport::Channel>, runs: u64) -> WorkerStatus {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = worker_status(client).await;
+        if status.done + status.failed >= runs || tokio::time::Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// Waits (at most 20 s) until `path` is a file: `what` happened.
