@@ -342,8 +342,9 @@ async fn nodes_registering_together_get_one_round() {
     let mut config = config(&dir.path().join("central.redb"));
     config.probe_interval = Duration::from_secs(600);
     let (central, central_url, droplets) = start_three(config).await;
-    let first = wait_for(&central_url, "every link probed", |p| {
-        p.complete && p.links.len() == 6
+    // The round is counted just after its last link is recorded.
+    let first = wait_for(&central_url, "every link probed, the round counted", |p| {
+        p.complete && p.links.len() == 6 && p.rounds >= 1
     })
     .await;
     // Long enough for a second round of these small probes to start and end.
