@@ -112,6 +112,7 @@ impl Ledger {
             error,
             tasks: entry.reports.values().cloned().collect(),
             placement: entry.placement,
+            submitted_at_unix_nanos: entry.submitted_at.unwrap_or_default(),
         };
         self.publish(input, result);
         true
@@ -146,6 +147,7 @@ impl Ledger {
             error: String::new(),
             tasks: entry.reports.values().cloned().collect(),
             placement: entry.placement,
+            submitted_at_unix_nanos: entry.submitted_at.unwrap_or_default(),
         };
         self.publish(input, result);
         true

@@ -302,6 +302,7 @@ impl Worker {
                     queue_wait_ms: ms_between(ready_at, started),
                     run_ms: ms_between(started, finished),
                     hop_ms: ms_between(produced_at, started),
+                    started_at: started,
                 };
                 if let Err(e) = self.queue.write_done(&input, &record).await {
                     self.fail(&input, format!("recording outputs: {e}")).await;
@@ -432,6 +433,8 @@ impl Worker {
             hop_ms: record.hop_ms,
             error: String::new(),
             outputs: record.outputs.len() as u32,
+            started_at_unix_nanos: record.started_at,
+            sent_at_unix_nanos: started,
         };
         self.report(report).await;
         if let Err(e) = self.queue.finish(&input).await {

@@ -39,6 +39,10 @@ pub struct DoneRecord {
     pub queue_wait_ms: f64,
     pub run_ms: f64,
     pub hop_ms: f64,
+    /// When the run started (Unix nanoseconds; 0 in records of older
+    /// workers).
+    #[serde(default)]
+    pub started_at: i64,
 }
 
 #[derive(Debug, Clone)]

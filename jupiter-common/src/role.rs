@@ -68,6 +68,12 @@ impl Role {
         }
     }
 
+    /// The port of the role's Prometheus `/metrics` listener unless told
+    /// otherwise: its gRPC port + 2000 (9100, 9101, 9200, 9201, 9300, 9301).
+    pub const fn metrics_port(self) -> u16 {
+        self.port() + 2000
+    }
+
     pub const fn scope(self) -> Scope {
         match self {
             Role::DrupeCentral | Role::WaveHome | Role::CirceHome => Scope::Home,

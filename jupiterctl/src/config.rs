@@ -211,6 +211,13 @@ pub struct DeployArgs {
     /// than this many percent.
     #[arg(long, default_value_t = 20.0, value_name = "PERCENT")]
     pub replan_gain: f64,
+    /// Send every role's spans to this OTLP/gRPC endpoint (a collector,
+    /// Tempo, Jaeger: e.g. http://127.0.0.1:4317): one trace per input
+    /// across every role. Export is batched and never slows the inputs; a
+    /// collector that cannot be reached only loses spans (counted in
+    /// `jupiter_trace_spans_dropped_total`).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
@@ -390,6 +397,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                         true => Some(std::env::current_exe().map_err(ConfigError::Program)?),
                         false => None,
                     },
+                    otlp_endpoint: args.otlp_endpoint.clone(),
                 })
             }
             BackendKind::Docker => BackendConfig::Docker(DockerConfig {
@@ -401,6 +409,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 output: output_folder(args)?,
                 probe: probe(args)?,
                 runner: args.runner.clone(),
+                otlp_endpoint: args.otlp_endpoint.clone(),
             }),
             BackendKind::Kubernetes => {
                 // Only a node list restricts the cluster's nodes.
@@ -410,6 +419,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 };
                 let mut options = args.kube.options(&app, &args.images, named)?;
                 options.runner = args.runner.clone();
+                options.otlp_endpoint = args.otlp_endpoint.clone();
                 BackendConfig::Kubernetes(KubeConfig {
                     options,
                     wait: (args.ready_timeout > 0).then(|| Wait {

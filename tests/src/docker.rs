@@ -108,6 +108,7 @@ pub async fn backend_probing(
     let output = sandbox.path("output");
     std::fs::create_dir_all(&output).expect("output folder");
     let config = DockerConfig {
+        otlp_endpoint: None,
         nodes,
         images: Images {
             prefix: "jupiter".into(),

@@ -98,6 +98,7 @@ impl Sandbox {
     /// outputs live in this sandbox.
     pub fn local_config(&self, nodes: usize) -> LocalConfig {
         LocalConfig {
+            otlp_endpoint: None,
             nodes,
             workdir: self.path("work"),
             output: self.path("output"),

@@ -138,6 +138,7 @@ async fn docker_profiles_in_a_container_limited_like_the_fastest_node() {
     ensure_images().await;
     let app = App::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/chain")).expect("chain");
     let config = DockerConfig {
+        otlp_endpoint: None,
         nodes: three_nodes(),
         images: Images {
             prefix: "jupiter".into(),

@@ -302,6 +302,7 @@ async fn ensure_images(engine: &Engine, tag: &str) -> Result<()> {
 
 async fn trial(app: &App, name: &str, seed: u64, args: &Args, output: &Path) -> Result<Trial> {
     let config = DockerConfig {
+        otlp_endpoint: None,
         nodes: testbed(),
         images: Images {
             prefix: "jupiter".into(),

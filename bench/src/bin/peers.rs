@@ -137,6 +137,7 @@ fn local(app: &App, nodes: usize, dir: &Path, fresh: bool) -> Box<Local> {
     Box::new(Local::new(
         &app.name,
         LocalConfig {
+            otlp_endpoint: None,
             nodes,
             workdir: dir.join("work"),
             output: dir.join("out"),

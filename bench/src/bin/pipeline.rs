@@ -120,6 +120,7 @@ fn backend(app: &App, root: &Path, name: &str, args: &Args) -> Result<Box<dyn Ba
     Ok(Box::new(Local::new(
         &app.name,
         LocalConfig {
+            otlp_endpoint: None,
             nodes: args.nodes,
             workdir: root.join(name).join("work"),
             output: root.join(name).join("out"),

@@ -41,6 +41,7 @@ async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) 
         "local" => Box::new(Local::new(
             &app.name,
             LocalConfig {
+                otlp_endpoint: None,
                 nodes: args.nodes,
                 workdir: root.join("work"),
                 output: root.join("output"),
@@ -54,6 +55,7 @@ async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) 
             Docker::new(
                 &app.name,
                 DockerConfig {
+                    otlp_endpoint: None,
                     nodes: jupiterctl::node_list::uniform(args.nodes)?,
                     images: Images {
                         prefix: "jupiter".into(),

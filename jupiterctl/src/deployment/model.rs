@@ -202,6 +202,10 @@ pub struct RoleInstance {
     /// restarts it (`--processes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarts: Option<u32>,
+    /// Its Prometheus endpoint (`http://HOST:PORT/metrics`), where this
+    /// machine can reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
     /// Where its output goes, when it has a log file of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<PathBuf>,
@@ -217,6 +221,7 @@ impl RoleInstance {
             pid: None,
             container: None,
             restarts: None,
+            metrics: None,
             log: None,
         }
     }

@@ -53,6 +53,9 @@ pub struct DockerConfig {
     /// Fresh interpreters, timeouts and interpreter lifetimes for tasks
     /// that do not set their own (given to every circe-worker).
     pub runner: RunnerFlags,
+    /// `--otlp-endpoint`: where every role sends its spans (None: nowhere).
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// What the state file keeps of how a deployment was made.
@@ -415,6 +418,7 @@ impl Docker {
                 pid: None,
                 container: Some(spec.name),
                 restarts: None,
+                metrics: None,
                 log: None,
             });
         }

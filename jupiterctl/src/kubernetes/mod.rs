@@ -47,6 +47,8 @@ pub struct KubeOptions {
     /// Fresh interpreters, timeouts and interpreter lifetimes for tasks
     /// that do not set their own (given to every circe-worker).
     pub runner: jupiter_common::cli::RunnerFlags,
+    /// `--otlp-endpoint`: where every role sends its spans (None: nowhere).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Resource quantities by name (`cpu`, `memory`), as Kubernetes writes them.
@@ -83,6 +85,7 @@ impl Default for KubeOptions {
             rust_log: "info".to_string(),
             resources: Resources::modest(),
             runner: Default::default(),
+            otlp_endpoint: None,
         }
     }
 }

@@ -146,6 +146,7 @@ mod tests {
 
     fn config() -> LocalConfig {
         LocalConfig {
+            otlp_endpoint: None,
             nodes: 2,
             workdir: "/w".into(),
             output: "/out".into(),

@@ -55,6 +55,8 @@ pub struct LocalConfig {
     /// `--processes`: the `jupiterctl` binary that serves each role as its
     /// own process (None: every role inside this process).
     pub processes: Option<PathBuf>,
+    /// `--otlp-endpoint`: where every role sends its spans (None: nowhere).
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
