@@ -3,6 +3,10 @@
 //! name, labels, selectors, image, ports, env, probes, resources, volumes),
 //! with one deliberate difference: `app.kubernetes.io/managed-by` is
 //! `Helm` in the chart, so `jupiterctl down` never deletes a Helm release.
+//! The observability fields are compared too: the `metrics` port and the
+//! `prometheus.io/*` pod annotations (chart `metrics.enabled`, on by
+//! default as in render), and `OTEL_EXPORTER_OTLP_ENDPOINT` with and
+//! without an endpoint (chart `otlp.endpoint`, render's `otlp_endpoint`).
 //!
 //! No `helm` binary can be installed here, so the templates are rendered by
 //! a small renderer for exactly the subset helm/README.md documents; it
@@ -292,6 +296,7 @@ fn values_for(options: &KubeOptions, render: &BTreeMap<(String, String), Value>)
         "resources": {"requests": options.resources.requests, "limits": options.resources.limits},
         "nodes": options.nodes,
         "circeHome": {"ingress": ingress, "appItems": items},
+        "otlp": {"endpoint": options.otlp_endpoint.clone().unwrap_or_default()},
     });
     let release = json!({
         "Name": options.deployment,
@@ -322,6 +327,7 @@ fn custom_options() -> KubeOptions {
     options.nodes = vec!["node0".into(), "node1".into()];
     options.rust_log = "debug,h2=info".into();
     options.resources.limits.insert("memory".into(), "1Gi".into());
+    options.otlp_endpoint = Some("http://tempo.monitoring:4317".into());
     options
 }
 
@@ -364,6 +370,110 @@ fn chart_defaults_are_render_defaults() {
     );
 }
 
+/// The pod template of the object `kind/name` in `objects`.
+fn pod_of<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str, name: &str) -> &'a Value {
+    &objects[&(kind.to_string(), name.to_string())]["spec"]["template"]
+}
+
+fn kind_of(role: &str) -> &'static str {
+    if role == "drupe-droplet" || role == "wave-worker" {
+        "DaemonSet"
+    } else {
+        "Deployment"
+    }
+}
+
+/// What the comparisons above rely on, said outright: render (and so the
+/// chart) gives every role its metrics port, the scrape annotations, and
+/// the OTLP variable exactly when there is an endpoint.
+#[test]
+fn both_sides_carry_metrics_and_the_otlp_endpoint_only_when_set() {
+    for (options, endpoint) in [
+        (custom_options(), Some("http://tempo.monitoring:4317")),
+        (dummy_options(), None),
+    ] {
+        let render = rendered(&options);
+        let (values, release) = values_for(&options, &render);
+        let chart = comparable(chart_objects(&values, &release, no_edit));
+        for role in ROLES {
+            let port = Role::ALL
+                .iter()
+                .find(|r| r.name() == role)
+                .unwrap()
+                .metrics_port();
+            for (side, objects) in [("render", &render), ("chart", &chart)] {
+                let pod = pod_of(objects, kind_of(role), role);
+                let annotations = &pod["metadata"]["annotations"];
+                assert_eq!(annotations["prometheus.io/scrape"], "true", "{side} {role}");
+                assert_eq!(
+                    annotations["prometheus.io/port"],
+                    port.to_string(),
+                    "{side} {role}"
+                );
+                assert_eq!(annotations["prometheus.io/path"], "/metrics", "{side} {role}");
+                let container = &pod["spec"]["containers"][0];
+                let metrics = container["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["name"] == "metrics")
+                    .unwrap_or_else(|| panic!("{side} {role}: no metrics port"));
+                assert_eq!(metrics["containerPort"], port, "{side} {role}");
+                let otlp: Vec<&Value> = container["env"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT")
+                    .collect();
+                match endpoint {
+                    Some(url) => assert_eq!(
+                        otlp,
+                        [&json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": url})]
+                    ),
+                    None => assert!(otlp.is_empty(), "{side} {role}: {otlp:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// `metrics.enabled: false` takes out exactly the metrics port and the
+/// annotations (render has no such switch: its roles always serve metrics).
+#[test]
+fn metrics_disabled_drops_the_port_and_the_annotations_only() {
+    let options = dummy_options();
+    let render = rendered(&options);
+    let (values, release) = values_for(&options, &render);
+    // values.yaml's defaults but for the switch (as chart_defaults_are_render_defaults).
+    let values = json!({"circeHome": values["circeHome"], "metrics": {"enabled": false}});
+    let chart = comparable(chart_objects(&values, &release, no_edit));
+    let mut diffs = differences(&chart, &render);
+    diffs.sort();
+    let mut expected = Vec::new();
+    for role in ROLES {
+        let port = Role::ALL
+            .iter()
+            .find(|r| r.name() == role)
+            .unwrap()
+            .metrics_port();
+        let at = format!("{}/{role}.spec.template", kind_of(role));
+        // The chart's single port against render's two is a length
+        // mismatch: reported for the whole list.
+        let grpc = json!({"name": "grpc", "containerPort": port - 2000, "protocol": "TCP"});
+        let both = json!([grpc.clone(), {"name": "metrics", "containerPort": port, "protocol": "TCP"}]);
+        expected.push(format!(
+            "{at}.metadata.annotations: chart null vs render {}",
+            json!({"prometheus.io/path": "/metrics", "prometheus.io/port": port.to_string(), "prometheus.io/scrape": "true"})
+        ));
+        expected.push(format!(
+            "{at}.spec.containers[0].ports: chart {} vs render {both}",
+            json!([grpc])
+        ));
+    }
+    expected.sort();
+    assert_eq!(diffs, expected);
+}
+
 #[test]
 fn drift_on_either_side_is_caught() {
     let options = custom_options();
@@ -385,6 +495,50 @@ fn drift_on_either_side_is_caught() {
         diffs
             .iter()
             .any(|d| d.contains("DaemonSet/wave-worker") && d.contains("containerPort")),
+        "{diffs:?}"
+    );
+
+    // A metrics port changed in the chart only (Prometheus would scrape a
+    // port nothing listens on).
+    let metrics = Role::CirceHome.metrics_port();
+    let edited = comparable(chart_objects(&values, &release, |name, src| {
+        if name == "circe-home.yaml" {
+            assert!(
+                src.contains(&format!("prometheus.io/port: \"{metrics}\"")),
+                "{src}"
+            );
+            src.replace(
+                &format!("prometheus.io/port: \"{metrics}\""),
+                "prometheus.io/port: \"9399\"",
+            )
+        } else {
+            src
+        }
+    }));
+    let diffs = differences(&edited, &render);
+    assert!(
+        diffs.iter().any(
+            |d| d.contains("Deployment/circe-home.spec.template.metadata.annotations.prometheus.io/port")
+        ),
+        "{diffs:?}"
+    );
+
+    // The OTLP variable left out of one role in the chart only.
+    let edited = comparable(chart_objects(&values, &release, |name, src| {
+        if name == "wave-home.yaml" {
+            src.replace(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            )
+        } else {
+            src
+        }
+    }));
+    let diffs = differences(&edited, &render);
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains("Deployment/wave-home") && d.contains("OTLP")),
         "{diffs:?}"
     );
 

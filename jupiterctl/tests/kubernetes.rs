@@ -178,6 +178,7 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
     let bodies: Vec<&Value> = applied.iter().map(|r| r.body.as_ref().unwrap()).collect();
     every_object_is_labelled(&applied, &bodies);
     workloads_have_image_port_probes_and_services(&bodies);
+    every_pod_can_be_scraped(&bodies);
     roles_know_where_the_others_are(&bodies);
     workers_are_pinned_and_wired(&bodies, &mapping);
     the_app_ships_in_a_config_map(&bodies);
@@ -244,7 +245,8 @@ fn workloads_have_image_port_probes_and_services(bodies: &[&Value]) {
         assert_eq!(c["ports"][0]["containerPort"], port);
         assert_eq!(c["readinessProbe"]["grpc"]["port"], port, "{role}");
         assert_eq!(c["livenessProbe"]["grpc"]["port"], port, "{role}");
-        // No OTLP endpoint until the roles export traces.
+        // No --otlp-endpoint given: no OTLP variable (the roles then export
+        // no traces), rather than an empty one.
         assert_eq!(
             env_value(by_name(bodies, kind, role), "OTEL_EXPORTER_OTLP_ENDPOINT"),
             None
@@ -268,6 +270,79 @@ fn workloads_have_image_port_probes_and_services(bodies: &[&Value]) {
         } else {
             assert!(svc["clusterIP"].is_null(), "{role}: a load-balancing ClusterIP");
         }
+    }
+}
+
+/// Every workload (home roles, per-node roles, each task's worker): a
+/// container port named `metrics` at its role's metrics port, and the pod
+/// annotations that point Prometheus' pod discovery at it.
+fn every_pod_can_be_scraped(bodies: &[&Value]) {
+    let workloads: Vec<&&Value> = bodies
+        .iter()
+        .filter(|b| b["kind"] == "Deployment" || b["kind"] == "DaemonSet")
+        .collect();
+    assert_eq!(workloads.len(), 3 + 2 + 7);
+    for w in workloads {
+        let component = w["metadata"]["labels"]["app.kubernetes.io/component"]
+            .as_str()
+            .unwrap();
+        let role = jupiter_common::role::Role::ALL
+            .into_iter()
+            .find(|r| r.name() == component)
+            .unwrap();
+        let port = role.metrics_port();
+        let name = w["metadata"]["name"].as_str().unwrap();
+        let template = &w["spec"]["template"];
+        assert_eq!(
+            template["metadata"]["annotations"],
+            json!({
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": port.to_string(),
+                "prometheus.io/path": "/metrics",
+            }),
+            "{name}"
+        );
+        let ports = template["spec"]["containers"][0]["ports"].as_array().unwrap();
+        assert!(
+            ports.contains(&json!({"name": "metrics", "containerPort": port, "protocol": "TCP"})),
+            "{name}: {ports:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_otlp_endpoint_reaches_every_role_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mapping_path, _) = mapping_file(dir.path());
+    let server = ApiServer::new(Behaviour {
+        ready_after_reads: 1,
+        ..Default::default()
+    });
+    let endpoint = "http://tempo.monitoring:4317";
+    up(
+        &server,
+        &[
+            "--mapping",
+            mapping_path.to_str().unwrap(),
+            "--otlp-endpoint",
+            endpoint,
+        ],
+    )
+    .await;
+    let requests = server.requests();
+    let bodies: Vec<&Value> = applies(&requests)
+        .into_iter()
+        .map(|r| r.body.as_ref().unwrap())
+        .filter(|b| b["kind"] == "Deployment" || b["kind"] == "DaemonSet")
+        .collect();
+    assert_eq!(bodies.len(), 3 + 2 + 7);
+    for body in bodies {
+        assert_eq!(
+            env_value(body, "OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+            Some(endpoint),
+            "{}",
+            body["metadata"]["name"]
+        );
     }
 }
 
@@ -504,7 +579,7 @@ fn render_is_deterministic_yaml_over_the_default_nodes() {
                 .unwrap();
             assert!(["node0", "node1", "node2"].contains(&node), "{node}");
         }
-        // No OTLP endpoint until the roles export traces.
+        // No --otlp-endpoint (render has none): no OTLP variable.
         assert!(!serde_yaml::to_string(d).unwrap().contains("OTEL_EXPORTER"));
     }
     // No --nodes: the DaemonSets are not restricted.

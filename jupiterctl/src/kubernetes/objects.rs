@@ -3,7 +3,7 @@
 //! object of a deployment shares. [`super::manifests`] puts them together.
 
 use super::names::{self, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, LABEL_TASK};
-use super::roles::{container, data_volume, Role, APP_VOLUME};
+use super::roles::{container, data_volume, metrics_annotations, Role, APP_VOLUME};
 use super::KubeOptions;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -95,10 +95,15 @@ pub fn all_labels(
     labels
 }
 
-pub fn template(labels: &BTreeMap<String, String>, spec: PodSpec) -> PodTemplateSpec {
+/// The pod template of `role`: its labels, and the annotations that tell
+/// Prometheus where its metrics are (on the pods, where pod discovery
+/// reads them, so every node's droplet and every task's worker is scraped
+/// on its own).
+pub fn template(labels: &BTreeMap<String, String>, role: Role, spec: PodSpec) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels.clone()),
+            annotations: Some(metrics_annotations(role)),
             ..Default::default()
         }),
         spec: Some(spec),
@@ -122,7 +127,7 @@ pub fn deployment_of(
                 match_labels: Some(selector_labels(deployment, role, extra.get(LABEL_TASK))),
                 ..Default::default()
             },
-            template: template(&labels, spec),
+            template: template(&labels, role, spec),
             ..Default::default()
         }),
         ..Default::default()
@@ -138,7 +143,7 @@ pub fn daemon_set(role: Role, ns: &str, deployment: &str, spec: PodSpec) -> Daem
                 match_labels: Some(selector_labels(deployment, role, None)),
                 ..Default::default()
             },
-            template: template(&labels, spec),
+            template: template(&labels, role, spec),
             ..Default::default()
         }),
         ..Default::default()

@@ -1,5 +1,7 @@
-//! The six roles as containers: image, port, probes, environment and data
-//! volumes. The Helm chart mirrors this file (tests/helm_chart.rs checks it).
+//! The six roles as containers: image, ports (gRPC and Prometheus
+//! metrics), probes, environment, data volumes and the annotations that let
+//! a cluster's Prometheus find them. The Helm chart mirrors this file
+//! (tests/helm_chart.rs checks it).
 
 use super::KubeOptions;
 use jupiter_common::env as var;
@@ -34,6 +36,13 @@ const DATA_VOLUME: &str = "data";
 pub const APP_VOLUME: &str = "app";
 /// circe-home writes the egress outputs next to its data, on the same volume.
 pub const OUTPUT_DIR: &str = "/var/lib/jupiter/home/output";
+
+/// The standard OpenTelemetry variable every role reads its trace
+/// collector from (unset: no trace export).
+pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// The path every role serves Prometheus text at, on its metrics port.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// A plain `NAME=value` variable.
 pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
@@ -99,7 +108,24 @@ pub fn base_env(role: Role, options: &KubeOptions) -> Vec<EnvVar> {
         }
     }
     vars.push(env("RUST_LOG", options.rust_log.clone()));
+    // Only when asked: a role told an endpoint that answers nothing would
+    // only count dropped spans, so unset means "no export" (the roles'
+    // own default), not an empty value.
+    if let Some(endpoint) = options.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        vars.push(env(OTLP_ENDPOINT, endpoint));
+    }
     vars
+}
+
+/// The pod annotations by which a cluster's Prometheus (the usual
+/// `kubernetes_sd_configs` pod job, or the community chart's default)
+/// finds the role's metrics: no ServiceMonitor CRD needed.
+pub fn metrics_annotations(role: Role) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("prometheus.io/scrape".to_string(), "true".to_string()),
+        ("prometheus.io/port".to_string(), role.metrics_port().to_string()),
+        ("prometheus.io/path".to_string(), METRICS_PATH.to_string()),
+    ])
 }
 
 /// gRPC health (`grpc.health.v1`, service "") on the role's port: the same
@@ -151,12 +177,22 @@ pub fn container(role: Role, options: &KubeOptions, env: Vec<EnvVar>) -> Contain
         name: role.name().to_string(),
         image: Some(role.image(&options.image_prefix, &options.image_tag)),
         image_pull_policy: Some(options.image_pull_policy.clone()),
-        ports: Some(vec![ContainerPort {
-            name: Some("grpc".to_string()),
-            container_port: i32::from(role.port()),
-            protocol: Some("TCP".to_string()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("grpc".to_string()),
+                container_port: i32::from(role.port()),
+                protocol: Some("TCP".to_string()),
+                ..Default::default()
+            },
+            // Named, so a PodMonitor or a relabelling can pick it by name;
+            // the role listens there by default (`--metrics-listen`).
+            ContainerPort {
+                name: Some("metrics".to_string()),
+                container_port: i32::from(role.metrics_port()),
+                protocol: Some("TCP".to_string()),
+                ..Default::default()
+            },
+        ]),
         env: Some(env),
         readiness_probe: Some(probe(role, 2, 3)),
         // Generous: a busy worker must not be killed for a slow answer.
