@@ -19,6 +19,8 @@ pub struct Args {
     /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::CirceHome.default_listen())]
     pub listen: String,
+    #[command(flatten)]
+    pub telemetry: jupiter_common::telemetry::TelemetryFlags,
     /// The app folder (app.yaml or an original Jupiter configuration.txt).
     #[arg(long, env = env::APP)]
     pub app: PathBuf,
@@ -49,6 +51,7 @@ impl Args {
             })
             .collect::<Result<_>>()?;
         Ok(Config {
+            telemetry: self.telemetry.settings(Role::CirceHome, None, None)?,
             data_dir: self.data_dir.clone(),
             output_dir: self.output.clone(),
             ingress,

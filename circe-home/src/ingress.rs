@@ -7,8 +7,8 @@
 use crate::Ingress;
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::serve;
+use jupiter_common::serve::Channel;
 use std::collections::HashMap;
-use tonic::transport::Channel;
 
 /// An ingress task's worker under some placement.
 #[derive(Debug, Clone)]

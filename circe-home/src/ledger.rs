@@ -247,6 +247,11 @@ impl Ledger {
         self.results.subscribe()
     }
 
+    /// How `input` finished, if it did.
+    pub fn result(&self, input: &str) -> Option<&InputResult> {
+        self.inputs.get(input)?.result.as_ref()
+    }
+
     pub fn finished(&self) -> Vec<InputResult> {
         self.finished
             .iter()

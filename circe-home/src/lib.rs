@@ -24,10 +24,14 @@ use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, PushAck};
 use jupiter_common::serve::{self, ServeError};
 use jupiter_common::sync::LockExt;
 use jupiter_common::task::Tasks;
+use jupiter_common::telemetry::spans::at_unix_nanos;
+use jupiter_common::telemetry::{OpenSpan, Telemetry};
 use jupiter_common::transfer::{
-    check_name, file_chunks, push_until_acked, read_header, receive_durably, Origin,
+    check_name, file_chunks, push_counting_retries, read_header, receive_durably, Origin,
 };
 use ledger::Ledger;
+use opentelemetry::trace::{FutureExt as _, SpanKind};
+use opentelemetry::KeyValue;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
@@ -40,6 +44,9 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status, Streaming};
 
+/// The call that feeds an ingress worker, as its spans name it.
+const PUSH_RPC: (&str, &str) = ("jupiter.circe.worker.v1.CirceWorker", "Push");
+
 /// An ingress task and its worker's URL.
 #[derive(Debug, Clone)]
 pub struct Ingress {
@@ -50,6 +57,8 @@ pub struct Ingress {
 /// What circe-home needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Spans and metrics: `--otlp-endpoint`, `--metrics-listen`.
+    pub telemetry: jupiter_common::telemetry::Settings,
     /// Where submitted inputs are kept until they are fed.
     pub data_dir: PathBuf,
     /// Where outputs land: `<output_dir>/<input id>/<file>`.
@@ -64,6 +73,8 @@ pub struct Config {
 /// Everything that stops circe-home from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Telemetry(#[from] jupiter_common::telemetry::TelemetryError),
     #[error("--app: {0}")]
     App(#[from] AppError),
     #[error(transparent)]
@@ -99,12 +110,16 @@ pub struct Home {
     journal: Arc<Mutex<Journal>>,
     /// Inputs being fed to the ingress workers: they end with the server.
     feeds: Tasks,
+    telemetry: Telemetry,
+    /// The span of each input in flight (the root of its trace), ended
+    /// when the input finishes.
+    spans: Arc<Mutex<HashMap<String, OpenSpan>>>,
 }
 
 impl Home {
     /// Creates the folders and the ingress workers' channels, so that a bad
     /// folder or address is reported before anything is served.
-    pub fn new(config: Config) -> Result<Self> {
+    pub fn new(config: Config, telemetry: Telemetry) -> Result<Self> {
         for dir in [
             config.data_dir.join("inputs"),
             config.data_dir.join("tmp"),
@@ -141,12 +156,18 @@ impl Home {
                 "replayed the journal"
             );
         }
+        telemetry
+            .metrics()
+            .gauge("jupiter_inputs_in_flight", &[])
+            .set(ledger.unfinished().len() as f64);
         Ok(Self {
             config: Arc::new(config),
             ingress: Arc::new(Mutex::new(ingress)),
             ledger: Arc::new(Mutex::new(ledger)),
             journal: Arc::new(Mutex::new(journal)),
             feeds: Tasks::new(),
+            telemetry,
+            spans: Arc::default(),
         })
     }
 
@@ -164,6 +185,7 @@ impl Home {
             apply(&mut self.ledger(), event)
         };
         if let Some(input) = finished {
+            self.finished(&input);
             let kept = self.config.data_dir.join("inputs").join(&input);
             if let Err(e) = std::fs::remove_file(&kept) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -172,6 +194,34 @@ impl Home {
             }
         }
         Ok(())
+    }
+
+    /// Counts a finished input and ends its span where its makespan ends.
+    fn finished(&self, input: &str) {
+        let Some(result) = self.ledger().result(input).cloned() else {
+            return;
+        };
+        let metrics = self.telemetry.metrics();
+        metrics.gauge("jupiter_inputs_in_flight", &[]).decrement(1.0);
+        if result.ok {
+            metrics.counter("jupiter_inputs_done_total", &[]).increment(1);
+            metrics
+                .histogram("jupiter_input_makespan_seconds", &[])
+                .record(result.makespan_ms / 1000.0);
+        } else {
+            metrics.counter("jupiter_inputs_failed_total", &[]).increment(1);
+        }
+        if let Some(span) = self.spans.locked().remove(input) {
+            span.set(KeyValue::new("jupiter.ok", result.ok));
+            span.set(KeyValue::new("jupiter.makespan_ms", result.makespan_ms));
+            if result.ok {
+                let end = result.submitted_at_unix_nanos + (result.makespan_ms * 1e6) as i64;
+                span.end_at(at_unix_nanos(end));
+            } else {
+                span.fail(result.error.clone());
+                span.end();
+            }
+        }
     }
 
     /// Feeds again every input that was submitted and has not finished:
@@ -223,6 +273,14 @@ impl Home {
             );
             return;
         };
+        // Under the input's span; an input resumed after a restart of
+        // circe-home starts a trace of its own.
+        let parent = self
+            .spans
+            .locked()
+            .get(&input)
+            .map(OpenSpan::context)
+            .unwrap_or_default();
         let mut sends = tokio::task::JoinSet::new();
         for worker in workers {
             let header = FileHeader {
@@ -237,14 +295,21 @@ impl Home {
             };
             let ingress::Worker { task, url, client } = worker;
             let path = path.clone();
+            let (telemetry, parent) = (self.telemetry.clone(), parent.clone());
             sends.spawn(async move {
                 let what = format!("input {} to {task} at {url}", header.input_id);
-                let pushed = push_until_acked(&what, || {
+                let push = telemetry.push(&parent, &header.input_id, "home", &task, PUSH_RPC);
+                let (pushed, retries) = push_counting_retries(&what, || {
                     let mut client = client.clone();
                     let chunks = file_chunks(header.clone(), Some(path.clone()), Origin::Owned);
                     async move { client.push(chunks).await.map(|ack| ack.into_inner()) }
                 })
+                .with_context(push.context())
                 .await;
+                match &pushed {
+                    Ok(ack) => push.end(ack.bytes, retries, None),
+                    Err(status) => push.end(0, retries, Some(status.message())),
+                }
                 (task, pushed)
             });
         }
@@ -390,15 +455,31 @@ impl CirceHome for Home {
                 return Err(status);
             }
         };
+        let at = unix_nanos();
         let submitted = Event::Submitted(Submitted {
             input: input.clone(),
-            at_unix_nanos: unix_nanos(),
+            at_unix_nanos: at,
             placement: self.ledger().placement(),
         });
         if let Err(status) = self.record(submitted) {
             self.ledger().release(&input);
             return Err(status);
         }
+        let metrics = self.telemetry.metrics();
+        metrics
+            .counter("jupiter_inputs_submitted_total", &[])
+            .increment(1);
+        metrics.gauge("jupiter_inputs_in_flight", &[]).increment(1.0);
+        // The input's trace: under the Submit call, from the instant its
+        // makespan starts to the one it ends.
+        let span = self.telemetry.open(
+            "input",
+            SpanKind::Internal,
+            &opentelemetry::Context::current(),
+            at_unix_nanos(at),
+            vec![KeyValue::new("jupiter.input_id", input.clone())],
+        );
+        self.spans.locked().insert(input.clone(), span);
         self.feeds.spawn(self.clone().feed(input.clone(), path, size));
         Ok(Response::new(SubmitAck { input_id: input }))
     }
@@ -492,12 +573,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let home = Home::new(config)?;
+    let telemetry = Telemetry::start(&config.telemetry).await?;
+    let home = Home::new(config, telemetry.clone())?;
     let _feeds = home.feeds.close_on_drop();
     home.resume();
     let mut routes = RoutesBuilder::default();
     routes.add_service(CirceHomeServer::new(home));
-    serve::serve(listener, routes, &[CirceHomeServer::<Home>::NAME], shutdown).await?;
+    serve::serve(
+        listener,
+        &telemetry,
+        routes,
+        &[CirceHomeServer::<Home>::NAME],
+        shutdown,
+    )
+    .await?;
+    telemetry.flush().await;
     Ok(())
 }
 
@@ -509,13 +599,15 @@ mod tests {
     use jupiter_common::proto::circe::worker::v1::{
         file_chunk::Kind, Routes, RoutesAck, StatusRequest, WorkerStatus,
     };
+    use jupiter_common::role::Role;
+    use jupiter_common::serve::Channel;
     use std::path::Path;
     use std::time::Duration;
-    use tonic::transport::Channel;
     use tonic::Code;
 
     fn config(dir: &Path, ingress: &str) -> Config {
         Config {
+            telemetry: jupiter_common::telemetry::Settings::off(jupiter_common::role::Role::CirceHome),
             data_dir: dir.join("data"),
             output_dir: dir.join("output"),
             ingress: vec![Ingress {
@@ -554,7 +646,11 @@ mod tests {
     #[tokio::test]
     async fn set_placement_takes_only_the_next_one_and_known_ingress_tasks() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let home = Home::new(config(dir.path(), "http://w0:7301")).expect("home");
+        let home = Home::new(
+            config(dir.path(), "http://w0:7301"),
+            Telemetry::off(Role::CirceHome),
+        )
+        .expect("home");
         let error = set(&home, placement(2, &[("task0", "http://w1:7301")]))
             .await
             .expect_err("a skipped placement");
@@ -609,12 +705,20 @@ mod tests {
     #[tokio::test]
     async fn a_restart_restores_the_placement_and_its_ingress_workers() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let home = Home::new(config(dir.path(), "http://w0:7301")).expect("home");
+        let home = Home::new(
+            config(dir.path(), "http://w0:7301"),
+            Telemetry::off(Role::CirceHome),
+        )
+        .expect("home");
         set(&home, placement(1, &[("task0", "http://w1:7301")]))
             .await
             .expect("1");
         drop(home);
-        let home = Home::new(config(dir.path(), "http://w0:7301")).expect("restarted home");
+        let home = Home::new(
+            config(dir.path(), "http://w0:7301"),
+            Telemetry::off(Role::CirceHome),
+        )
+        .expect("restarted home");
         assert_eq!(home.ledger().placement(), 1);
         assert_eq!(urls(&home, 0), ["task0=http://w0:7301"]);
         assert_eq!(urls(&home, 1), ["task0=http://w1:7301"]);
@@ -644,7 +748,10 @@ mod tests {
             let mut routes = RoutesBuilder::default();
             routes.add_service(CirceWorkerServer::new(worker.clone()));
             let names = [CirceWorkerServer::<Self>::NAME];
-            tokio::spawn(async move { serve::serve(listener, routes, &names, std::future::pending()).await });
+            tokio::spawn(async move {
+                let telemetry = Telemetry::off(Role::CirceWorker);
+                serve::serve(listener, &telemetry, routes, &names, std::future::pending()).await
+            });
             (worker, url)
         }
 

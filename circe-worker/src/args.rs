@@ -19,6 +19,8 @@ pub struct Args {
     /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::CirceWorker.default_listen())]
     pub listen: String,
+    #[command(flatten)]
+    pub telemetry: jupiter_common::telemetry::TelemetryFlags,
     /// The app folder.
     #[arg(long, env = env::APP)]
     pub app: PathBuf,
@@ -69,6 +71,9 @@ impl Args {
             .collect::<Result<_>>()?;
         check_url("home", &self.home)?;
         Ok(Config {
+            telemetry: self
+                .telemetry
+                .settings(Role::CirceWorker, Some(&self.node), Some(&self.task))?,
             task,
             app_dir: app.dir,
             node: self.node.clone(),

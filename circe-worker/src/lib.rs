@@ -26,7 +26,13 @@ use jupiter_common::proto::circe::worker::v1::FileHeader;
 use jupiter_common::serve::{self, ServeError};
 use jupiter_common::sync::LockExt;
 use jupiter_common::task::Tasks;
+use jupiter_common::telemetry::propagation::{from_traceparent, traceparent};
+use jupiter_common::telemetry::spans::at_unix_nanos;
+use jupiter_common::telemetry::{OpenSpan, Telemetry};
 use jupiter_common::transfer::push_until_acked;
+use metrics::{Counter, Gauge, Histogram};
+use opentelemetry::trace::{FutureExt as _, SpanKind, TraceContextExt as _};
+use opentelemetry::{Context, KeyValue};
 use queue::{DoneRecord, Queue, HOME_SOURCE};
 use routes::Routes;
 use sender::Downstream;
@@ -38,6 +44,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+/// The calls outputs go by, as their spans name them.
+const PUSH_RPC: (&str, &str) = ("jupiter.circe.worker.v1.CirceWorker", "Push");
+const DELIVER_RPC: (&str, &str) = ("jupiter.circe.home.v1.CirceHome", "Deliver");
+
 /// A child task and where its worker listens.
 #[derive(Debug, Clone)]
 pub struct ChildEndpoint {
@@ -48,6 +58,8 @@ pub struct ChildEndpoint {
 /// Everything one worker needs.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Spans and metrics: `--otlp-endpoint`, `--metrics-listen`.
+    pub telemetry: jupiter_common::telemetry::Settings,
     pub task: TaskSpec,
     pub app_dir: PathBuf,
     pub node: String,
@@ -65,6 +77,8 @@ pub struct Config {
 /// Everything that stops a worker from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Telemetry(#[from] jupiter_common::telemetry::TelemetryError),
     #[error("--app: {0}")]
     App(#[from] AppError),
     #[error("--task {task:?} is not in the app at {}", app.display())]
@@ -93,6 +107,9 @@ struct Counters {
     /// Latest producer timestamp seen per input (for the hop time; a
     /// restart forgets it, which only shortens the measured hop).
     produced_at: HashMap<String, i64>,
+    /// The context of the call that brought each input's latest file: the
+    /// parent of the input's task span.
+    arrived_under: HashMap<String, Context>,
     running: u32,
     sending: u32,
     done: u64,
@@ -106,7 +123,7 @@ pub(crate) struct Worker {
     sources: Vec<String>,
     /// Where outputs go, per placement.
     routes: Routes,
-    home: CirceHomeClient<tonic::transport::Channel>,
+    home: CirceHomeClient<jupiter_common::serve::Channel>,
     legacy_runner: PathBuf,
     /// Warm interpreters of a legacy task (none with --fresh-interpreter).
     warm: Option<warm::Pool>,
@@ -114,10 +131,44 @@ pub(crate) struct Worker {
     counters: Mutex<Counters>,
     /// Task runs and deliveries: they end with the worker's server.
     tasks: Tasks,
+    telemetry: Telemetry,
+    /// The worker's histograms and counters, labelled once.
+    timings: Timings,
+}
+
+/// This worker's per-task series.
+struct Timings {
+    run: Histogram,
+    queue_wait: Histogram,
+    transfer: Histogram,
+    ok: Counter,
+    failed: Counter,
+    depth: Gauge,
+}
+
+impl Timings {
+    fn new(telemetry: &Telemetry, task: &str, node: &str) -> Self {
+        let m = telemetry.metrics();
+        let labels = [("task", task), ("node", node)];
+        let runs = |outcome| {
+            m.counter(
+                "jupiter_task_runs_total",
+                &[labels[0], labels[1], ("outcome", outcome)],
+            )
+        };
+        Self {
+            run: m.histogram("jupiter_task_run_seconds", &labels),
+            queue_wait: m.histogram("jupiter_task_queue_wait_seconds", &labels),
+            transfer: m.histogram("jupiter_task_transfer_seconds", &labels),
+            ok: runs("ok"),
+            failed: runs("failed"),
+            depth: m.gauge("jupiter_queue_depth", &labels),
+        }
+    }
 }
 
 impl Worker {
-    fn new(mut config: Config) -> Result<Arc<Self>> {
+    fn new(mut config: Config, telemetry: Telemetry) -> Result<Arc<Self>> {
         let python_task = matches!(config.task.runner, TaskRunner::Python { .. });
         if python_task {
             config.python = runner::resolve_python(&config.python);
@@ -153,7 +204,10 @@ impl Worker {
         } else {
             config.task.parents.clone()
         };
+        let timings = Timings::new(&telemetry, &config.task.name, &config.node);
         Ok(Arc::new(Self {
+            telemetry,
+            timings,
             slots: Semaphore::new(config.task.parallelism.max(1)),
             config,
             queue,
@@ -169,6 +223,13 @@ impl Worker {
 
     fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
         self.counters.locked()
+    }
+
+    /// Inputs waiting here: files arriving, or complete and waiting for a slot.
+    fn show_depth(&self, c: &Counters) {
+        self.timings
+            .depth
+            .set((c.partial.len() + c.ready_at.len()) as f64);
     }
 
     fn spawn(self: &Arc<Self>, fut: impl Future<Output = ()> + Send + 'static) {
@@ -193,7 +254,7 @@ impl Worker {
         for (input, record) in recovered.to_send {
             self.counters().scheduled.insert(input.clone());
             let worker = self.clone();
-            self.spawn(async move { worker.deliver(input, record).await });
+            self.spawn(async move { worker.deliver(input, record, OpenSpan::default()).await });
         }
         for input in recovered.pending {
             self.on_arrival(&input);
@@ -218,10 +279,18 @@ impl Worker {
         if pass.attempt > 0 {
             self.drop_superseded(id, pass.attempt);
         }
+        // Called in the Push call that brought the file: its span is the
+        // parent of the input's task span.
+        let cx = Context::current();
+        if cx.span().span_context().is_valid() {
+            self.counters().arrived_under.insert(input.to_string(), cx);
+        }
         match self.queue.complete(input, &self.sources) {
             Ok(true) => {}
             Ok(false) => {
-                self.counters().partial.insert(input.to_string());
+                let mut c = self.counters();
+                c.partial.insert(input.to_string());
+                self.show_depth(&c);
                 return;
             }
             Err(e) => {
@@ -229,7 +298,7 @@ impl Worker {
                 return;
             }
         };
-        let produced_at;
+        let (produced_at, ready_at, parent);
         {
             let mut c = self.counters();
             if !c.scheduled.insert(input.to_string()) {
@@ -239,10 +308,27 @@ impl Worker {
             let now = unix_nanos();
             c.ready_at.insert(input.to_string(), now);
             produced_at = c.produced_at.remove(input).unwrap_or(now);
+            parent = c.arrived_under.remove(input).unwrap_or_default();
+            ready_at = now;
+            self.show_depth(&c);
         }
+        let (id, pass) = replay::split(input);
+        let span = self.telemetry.open(
+            format!("task {}", self.config.task.name),
+            SpanKind::Internal,
+            &parent,
+            at_unix_nanos(ready_at),
+            vec![
+                KeyValue::new("jupiter.input_id", id.to_string()),
+                KeyValue::new("jupiter.task", self.config.task.name.clone()),
+                KeyValue::new("jupiter.node", self.config.node.clone()),
+                KeyValue::new("jupiter.attempt", i64::from(pass.attempt)),
+                KeyValue::new("jupiter.placement", i64::from(pass.placement)),
+            ],
+        );
         let worker = self.clone();
         let input = input.to_string();
-        self.spawn(async move { worker.process(input, produced_at).await });
+        self.spawn(async move { worker.process(input, produced_at, span).await });
     }
 
     /// A replay supersedes the input's earlier passes still waiting here
@@ -265,7 +351,9 @@ impl Worker {
             for key in &stale {
                 c.partial.remove(key);
                 c.produced_at.remove(key);
+                c.arrived_under.remove(key);
             }
+            self.show_depth(&c);
             stale
         };
         for key in stale {
@@ -280,7 +368,7 @@ impl Worker {
     }
 
     /// Runs the task for one complete input, then sends its outputs on.
-    async fn process(self: Arc<Self>, input: String, produced_at: i64) {
+    async fn process(self: Arc<Self>, input: String, produced_at: i64, span: OpenSpan) {
         let Ok(_slot) = self.slots.acquire().await else {
             return;
         };
@@ -288,14 +376,36 @@ impl Worker {
         let ready_at = {
             let mut c = self.counters();
             c.running += 1;
-            c.ready_at.remove(&input).unwrap_or(started)
+            let ready_at = c.ready_at.remove(&input).unwrap_or(started);
+            self.show_depth(&c);
+            ready_at
         };
+        let parent = span.context();
+        self.telemetry.record(
+            "queue wait",
+            &parent,
+            at_unix_nanos(ready_at),
+            at_unix_nanos(started),
+            Vec::new(),
+        );
         let result = self.run(&input).await;
         let finished = unix_nanos();
         self.counters().running -= 1;
         drop(_slot);
+        let run = self.telemetry.record(
+            "run",
+            &parent,
+            at_unix_nanos(started),
+            at_unix_nanos(finished),
+            Vec::new(),
+        );
+        self.timings
+            .queue_wait
+            .record(ms_between(ready_at, started) / 1000.0);
+        self.timings.run.record(ms_between(started, finished) / 1000.0);
         match result {
             Ok(outputs) => {
+                run.set(KeyValue::new("jupiter.exit", "ok"));
                 let record = DoneRecord {
                     outputs,
                     produced_at: finished,
@@ -303,14 +413,19 @@ impl Worker {
                     run_ms: ms_between(started, finished),
                     hop_ms: ms_between(produced_at, started),
                     started_at: started,
+                    trace: traceparent(&parent),
                 };
                 if let Err(e) = self.queue.write_done(&input, &record).await {
-                    self.fail(&input, format!("recording outputs: {e}")).await;
+                    self.fail(&input, format!("recording outputs: {e}"), &span).await;
                     return;
                 }
-                self.deliver(input, record).await;
+                self.deliver(input, record, span).await;
             }
-            Err(e) => self.fail(&input, e).await,
+            Err(e) => {
+                run.set(KeyValue::new("jupiter.exit", e.to_string()));
+                run.fail(e.to_string());
+                self.fail(&input, e, &span).await
+            }
         }
     }
 
@@ -341,8 +456,10 @@ impl Worker {
         Ok(outputs)
     }
 
-    async fn fail(&self, input: &str, error: impl ToString) {
+    async fn fail(&self, input: &str, error: impl ToString, span: &OpenSpan) {
         let error = error.to_string();
+        self.timings.failed.increment(1);
+        span.fail(error.clone());
         tracing::warn!(task = %self.config.task.name, input, %error, "task failed");
         if let Err(e) = self.queue.write_failed(input, &error).await {
             tracing::error!(input, error = %e, "recording failure");
@@ -355,14 +472,30 @@ impl Worker {
             error,
             ..Default::default()
         })
+        .with_context(span.context())
         .await;
+        span.end();
     }
 
     /// Sends every output to every child it is routed to (or home), then
     /// reports and retires the input.
-    async fn deliver(self: Arc<Self>, input: String, record: DoneRecord) {
+    async fn deliver(self: Arc<Self>, input: String, record: DoneRecord, span: OpenSpan) {
         self.counters().sending += 1;
         let started = unix_nanos();
+        // A delivery resumed after a restart has no open task span: its
+        // transfer goes under the kept one.
+        let parent = match span.context() {
+            cx if cx.span().span_context().is_valid() => cx,
+            _ => from_traceparent(&record.trace),
+        };
+        let transfer = self.telemetry.open(
+            "transfer",
+            SpanKind::Internal,
+            &parent,
+            at_unix_nanos(started),
+            Vec::new(),
+        );
+        let under = transfer.context();
         let routed = if self.config.children.is_empty() {
             vec![record.outputs.iter().map(String::as_str).collect()]
         } else {
@@ -390,24 +523,43 @@ impl Worker {
                 produced_at_unix_nanos: record.produced_at,
             };
             let out_dir = out_dir.clone();
+            let (worker, under) = (self.clone(), under.clone());
             sends.spawn(async move {
-                if files.is_empty() {
-                    return target.push(header, None).await.map(|_| ());
+                let from = worker.config.task.name.as_str();
+                let (to, rpc) = match &target {
+                    sender::Downstream::Home(_) => ("home", DELIVER_RPC),
+                    worker => (worker.name(), PUSH_RPC),
+                };
+                let push = worker.telemetry.push(&under, &header.input_id, from, to, rpc);
+                let (mut bytes, mut retries) = (0, 0);
+                let sent = async {
+                    if files.is_empty() {
+                        let (ack, tries) = target.push(header, None).await;
+                        retries += tries;
+                        return ack.map(|_| ());
+                    }
+                    for name in files {
+                        let path = out_dir.join(&name);
+                        let size = tokio::fs::metadata(&path)
+                            .await
+                            .map_err(|e| tonic::Status::internal(format!("output {name}: {e}")))?
+                            .len();
+                        let header = FileHeader {
+                            file_name: name,
+                            size,
+                            ..header.clone()
+                        };
+                        let (ack, tries) = target.push(header, Some(path)).await;
+                        retries += tries;
+                        ack?;
+                        bytes += size;
+                    }
+                    Ok(())
                 }
-                for name in files {
-                    let path = out_dir.join(&name);
-                    let size = tokio::fs::metadata(&path)
-                        .await
-                        .map_err(|e| tonic::Status::internal(format!("output {name}: {e}")))?
-                        .len();
-                    let header = FileHeader {
-                        file_name: name,
-                        size,
-                        ..header.clone()
-                    };
-                    target.push(header, Some(path)).await?;
-                }
-                Ok(())
+                .with_context(push.context())
+                .await;
+                push.end(bytes, retries, sent.as_ref().err().map(tonic::Status::message));
+                sent
             });
         }
         let mut error = None;
@@ -419,24 +571,31 @@ impl Worker {
             }
         }
         self.counters().sending -= 1;
+        let sent = unix_nanos();
         if let Some(error) = error {
-            self.fail(&input, error).await;
+            transfer.fail(error.clone());
+            transfer.end_at(at_unix_nanos(sent));
+            self.fail(&input, error, &span).await;
             return;
         }
+        transfer.end_at(at_unix_nanos(sent));
+        self.timings.transfer.record(ms_between(started, sent) / 1000.0);
+        self.timings.ok.increment(1);
         let report = TaskReport {
             input_id: replay::split(&input).0.to_string(),
             task: self.config.task.name.clone(),
             node: self.config.node.clone(),
             queue_wait_ms: record.queue_wait_ms,
             run_ms: record.run_ms,
-            transfer_ms: ms_between(started, unix_nanos()),
+            transfer_ms: ms_between(started, sent),
             hop_ms: record.hop_ms,
             error: String::new(),
             outputs: record.outputs.len() as u32,
             started_at_unix_nanos: record.started_at,
             sent_at_unix_nanos: started,
         };
-        self.report(report).await;
+        self.report(report).with_context(parent).await;
+        span.end_at(at_unix_nanos(sent));
         if let Err(e) = self.queue.finish(&input).await {
             tracing::error!(input, error = %e, "retiring input");
         }
@@ -472,9 +631,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let worker = Worker::new(config)?;
+    let telemetry = Telemetry::start(&config.telemetry).await?;
+    let worker = Worker::new(config, telemetry.clone())?;
     let _tasks = worker.tasks.close_on_drop();
     worker.recover()?;
     service::serve(worker, listener, shutdown).await?;
+    telemetry.flush().await;
     Ok(())
 }

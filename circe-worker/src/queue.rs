@@ -43,6 +43,10 @@ pub struct DoneRecord {
     /// workers).
     #[serde(default)]
     pub started_at: i64,
+    /// The task span's `traceparent` (empty when not traced): a transfer
+    /// resumed after a restart stays in the input's trace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace: String,
 }
 
 #[derive(Debug, Clone)]

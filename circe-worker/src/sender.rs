@@ -5,9 +5,9 @@
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileHeader, PushAck};
-use jupiter_common::transfer::{file_chunks, push_until_acked, Origin};
+use jupiter_common::serve::Channel;
+use jupiter_common::transfer::{file_chunks, push_counting_retries, Origin};
 use std::path::PathBuf;
-use tonic::transport::Channel;
 use tonic::Status;
 
 /// Where outputs go.
@@ -59,14 +59,15 @@ impl Downstream {
 
     /// Pushes one file (or an empty marker when `path` is `None`) until it
     /// is acknowledged. Gives up only on errors that a retry cannot fix.
-    pub async fn push(&self, header: FileHeader, path: Option<PathBuf>) -> Result<PushAck, Status> {
+    /// Also says how many attempts failed on the way.
+    pub async fn push(&self, header: FileHeader, path: Option<PathBuf>) -> (Result<PushAck, Status>, u32) {
         let what = format!(
             "{} of input {} to {}",
             header.file_name,
             header.input_id,
             self.name()
         );
-        push_until_acked(&what, || {
+        push_counting_retries(&what, || {
             let (mut target, header, path) = (self.clone(), header.clone(), path.clone());
             async move { target.push_once(header, path).await }
         })

@@ -152,6 +152,14 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let mut routes = RoutesBuilder::default();
+    let telemetry = worker.telemetry.clone();
     routes.add_service(CirceWorkerServer::new(Service(worker)));
-    serve::serve(listener, routes, &[CirceWorkerServer::<Service>::NAME], shutdown).await
+    serve::serve(
+        listener,
+        &telemetry,
+        routes,
+        &[CirceWorkerServer::<Service>::NAME],
+        shutdown,
+    )
+    .await
 }

@@ -18,6 +18,8 @@ pub struct Args {
     /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::DrupeCentral.default_listen())]
     pub listen: String,
+    #[command(flatten)]
+    pub telemetry: jupiter_common::telemetry::TelemetryFlags,
     /// The embedded profile database (created if missing; keep it across restarts).
     #[arg(
         long,
@@ -122,6 +124,7 @@ impl Args {
         }
         let probe_max_bytes = parse_size(&self.probe_max_bytes).map_err(Error::ProbeMaxBytes)?;
         Ok(Config {
+            telemetry: self.telemetry.settings(Role::DrupeCentral, None, None)?,
             db: self.db.clone(),
             probe_min_secs: self.probe_min_secs,
             probe_max_bytes,

@@ -28,6 +28,7 @@ use jupiter_common::proto::drupe::central::v1::{
 use jupiter_common::proto::drupe::droplet::v1::NodeResources;
 use jupiter_common::serve::{self, ServeError};
 use jupiter_common::sync::LockExt;
+use jupiter_common::telemetry::Telemetry;
 use jupiter_common::transfer::check_name;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -48,6 +49,8 @@ use tonic::{Request, Response, Status};
 /// How drupe-central probes and when it gives up on a node.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Spans and metrics: `--otlp-endpoint`, `--metrics-listen`.
+    pub telemetry: jupiter_common::telemetry::Settings,
     /// The embedded database file.
     pub db: PathBuf,
     /// Time between the starts of two probe rounds.
@@ -78,6 +81,7 @@ pub struct Config {
 impl Config {
     pub fn new(db: PathBuf) -> Self {
         Self {
+            telemetry: jupiter_common::telemetry::Settings::off(jupiter_common::role::Role::DrupeCentral),
             db,
             probe_interval: Duration::from_secs(60),
             probe_sizes: vec![64 * 1024, 256 * 1024, 1024 * 1024],
@@ -95,6 +99,10 @@ impl Config {
 /// Everything that stops drupe-central from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Flag(#[from] jupiter_common::cli::FlagError),
+    #[error(transparent)]
+    Telemetry(#[from] jupiter_common::telemetry::TelemetryError),
     #[error("--probe-sizes: {0}")]
     ProbeSize(#[from] SizeError),
     #[error("--probe-sizes needs at least one size")]
@@ -127,6 +135,7 @@ struct State {
 
 struct Inner {
     config: Config,
+    telemetry: Telemetry,
     state: Mutex<State>,
     /// Taken (closed) when the server stops, even if a call still holds a clone.
     store: Mutex<Option<Store>>,
@@ -146,7 +155,7 @@ pub struct Central {
 impl Central {
     /// Opens the store and loads what it held. Stored nodes get a fresh
     /// grace period: they are unreachable only if they stay silent.
-    pub fn open(config: Config) -> Result<Self> {
+    pub fn open(config: Config, telemetry: Telemetry) -> Result<Self> {
         let (store, loaded) = Store::open(&config.db)?;
         let now = Instant::now();
         let mut state = State::default();
@@ -172,6 +181,7 @@ impl Central {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
+                telemetry,
                 state: Mutex::new(state),
                 store: Mutex::new(Some(store)),
                 updates: broadcast::channel(4096).0,
@@ -306,6 +316,17 @@ impl Central {
                 .links
                 .insert((link.from.clone(), link.to.clone()), link.clone());
         }
+        let metrics = self.inner.telemetry.metrics();
+        let labels = [("from", link.from.as_str()), ("to", link.to.as_str())];
+        let (bandwidth, rtt) = match link.reachable {
+            true => (link.bandwidth_bytes_per_sec, link.latency_ms / 1000.0),
+            // An unreachable link carries nothing.
+            false => (0.0, f64::NAN),
+        };
+        metrics
+            .gauge("jupiter_link_bandwidth_bytes_per_second", &labels)
+            .set(bandwidth);
+        metrics.gauge("jupiter_link_rtt_seconds", &labels).set(rtt);
         self.publish(vec![ProfileUpdate {
             update: Some(Update::Link(link)),
         }]);
@@ -321,6 +342,11 @@ impl Central {
 
     fn finish_round(&self) {
         self.state().rounds += 1;
+        self.inner
+            .telemetry
+            .metrics()
+            .counter("jupiter_probe_rounds_total", &[])
+            .increment(1);
     }
 }
 
@@ -412,7 +438,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let central = Central::open(config)?;
+    let telemetry = Telemetry::start(&config.telemetry).await?;
+    let central = Central::open(config, telemetry.clone())?;
     let running = Running {
         central: central.clone(),
         prober: AbortOnDropHandle::new(tokio::spawn(prober::run(central.clone()))),
@@ -426,8 +453,16 @@ pub async fn serve(
     };
     let mut routes = RoutesBuilder::default();
     routes.add_service(DrupeCentralServer::new(central));
-    let result = serve::serve(listener, routes, &[DrupeCentralServer::<Central>::NAME], shutdown).await;
+    let result = serve::serve(
+        listener,
+        &telemetry,
+        routes,
+        &[DrupeCentralServer::<Central>::NAME],
+        shutdown,
+    )
+    .await;
     drop(running);
+    telemetry.flush().await;
     Ok(result?)
 }
 

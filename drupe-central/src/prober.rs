@@ -5,7 +5,9 @@ use jupiter_common::proto::drupe::central::v1::LinkProfile;
 use jupiter_common::proto::drupe::droplet::v1::drupe_droplet_client::DrupeDropletClient;
 use jupiter_common::proto::drupe::droplet::v1::{LinkMeasurement, ProbeRequest};
 use jupiter_common::serve;
-use std::time::Duration;
+use opentelemetry::trace::{FutureExt as _, SpanKind};
+use opentelemetry::{Context, KeyValue};
+use std::time::{Duration, SystemTime};
 
 /// Nodes that register together are probed together: after a wake-up the
 /// prober waits this long for more to arrive.
@@ -61,12 +63,21 @@ async fn round(central: &Central) {
         return;
     }
     let started = std::time::Instant::now();
+    // Each round is a trace of its own: one span per link probed under it.
+    let telemetry = &central.inner.telemetry;
+    let span = telemetry.open(
+        "probe round",
+        SpanKind::Internal,
+        &Context::new(),
+        SystemTime::now(),
+        vec![KeyValue::new("jupiter.nodes", n as i64)],
+    );
     for step in 1..n {
         for batch in step_batches(n, step) {
             let probes = batch.into_iter().map(|i| {
                 let (from, from_address) = &nodes[i];
                 let (to, to_address) = &nodes[(i + step) % n];
-                probe(central, from, from_address, to, to_address)
+                probe(central, from, from_address, to, to_address).with_context(span.context())
             });
             if central.inner.config.probe_sequential {
                 for probe in probes {
@@ -78,6 +89,7 @@ async fn round(central: &Central) {
         }
     }
     central.finish_round();
+    span.end();
     tracing::info!(nodes = n, took = ?started.elapsed(), "probe round done");
 }
 
@@ -127,6 +139,19 @@ pub(crate) fn round_sizes(
 
 async fn probe(central: &Central, from: &str, from_address: &str, to: &str, to_address: &str) {
     let config = &central.inner.config;
+    let span = central.inner.telemetry.open(
+        format!("probe {from}->{to}"),
+        SpanKind::Client,
+        &Context::current(),
+        SystemTime::now(),
+        vec![
+            KeyValue::new("jupiter.link.from", from.to_string()),
+            KeyValue::new("jupiter.link.to", to.to_string()),
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", "jupiter.drupe.droplet.v1.DrupeDroplet"),
+            KeyValue::new("rpc.method", "ProbeLink"),
+        ],
+    );
     let previous = central.previous_link(from, to);
     let request = ProbeRequest {
         peer: to.to_string(),
@@ -152,11 +177,18 @@ async fn probe(central: &Central, from: &str, from_address: &str, to: &str, to_a
             .map_err(|s| s.message().to_string())
     };
     // The droplet enforces the probe timeout; this one covers a droplet that hangs.
+    let asked = asked.with_context(span.context());
     let measurement = match tokio::time::timeout(config.probe_timeout + Duration::from_secs(5), asked).await {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => failed(from, to, format!("{from}'s droplet did not answer: {e}")),
         Err(_) => failed(from, to, format!("{from}'s droplet did not answer in time")),
     };
+    if measurement.error.is_empty() {
+        span.set(KeyValue::new("jupiter.link.rtt_ms", measurement.rtt_ms));
+    } else {
+        span.fail(measurement.error.clone());
+    }
+    span.end();
     let previous_probes = previous.map_or(0, |p| p.probes);
     central.record_link(profile_of(measurement, previous_probes, config.probe_min_secs));
 }

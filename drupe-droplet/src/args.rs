@@ -19,6 +19,8 @@ pub struct Args {
     /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::DrupeDroplet.default_listen())]
     pub listen: String,
+    #[command(flatten)]
+    pub telemetry: jupiter_common::telemetry::TelemetryFlags,
     /// Name of this node.
     #[arg(long, env = env::NODE)]
     pub node: String,
@@ -54,6 +56,9 @@ impl Args {
             check_url("advertise", advertise)?;
         }
         Ok(Config {
+            telemetry: self
+                .telemetry
+                .settings(Role::DrupeDroplet, Some(&self.node), None)?,
             node: self.node.clone(),
             central: self.central.clone(),
             report_interval: Duration::from_secs_f64(self.interval),

@@ -20,7 +20,9 @@ use jupiter_common::proto::drupe::droplet::v1::drupe_droplet_server::{DrupeDropl
 use jupiter_common::proto::drupe::droplet::v1::{
     EchoReply, EchoRequest, LinkMeasurement, NodeResources, Payload, ProbeRequest, ResourcesRequest, SinkAck,
 };
+use jupiter_common::serve::Channel;
 use jupiter_common::serve::{self, ServeError};
+use jupiter_common::telemetry::Telemetry;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,12 +30,13 @@ use tokio::net::TcpListener;
 use tokio_util::task::AbortOnDropHandle;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// What a droplet needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Spans and metrics: `--otlp-endpoint`, `--metrics-listen`.
+    pub telemetry: jupiter_common::telemetry::Settings,
     /// Name of the node this droplet profiles.
     pub node: String,
     /// drupe-central's URL (`http://host:port`).
@@ -50,6 +53,8 @@ pub struct Config {
 /// Everything that stops a droplet from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Telemetry(#[from] jupiter_common::telemetry::TelemetryError),
     #[error("--interval must be a positive number of seconds, got {0}")]
     Interval(f64),
     #[error("--measure-speed is answered by the drupe-droplet binary: run `drupe-droplet --measure-speed`")]
@@ -71,6 +76,7 @@ pub struct Droplet {
     advertise: String,
     /// The node's speed readings and own CPU use.
     monitor: monitor::Monitor,
+    telemetry: Telemetry,
 }
 
 /// How long the first report waits for the first speed reading: it takes
@@ -80,11 +86,12 @@ const FIRST_READING_WAIT: Duration = Duration::from_secs(3);
 
 impl Droplet {
     /// A droplet reached at `advertise`.
-    pub fn new(config: Config, advertise: String) -> Self {
+    pub fn new(config: Config, advertise: String, telemetry: Telemetry) -> Self {
         Self {
             config,
             advertise,
             monitor: monitor::Monitor::new(),
+            telemetry,
         }
     }
 
@@ -93,6 +100,17 @@ impl Droplet {
         r.node = self.config.node.clone();
         r.address = self.advertise.clone();
         self.monitor.fill(&mut r);
+        let metrics = self.telemetry.metrics();
+        let node = [("node", r.node.as_str())];
+        metrics
+            .gauge("jupiter_node_cpu_utilization", &node)
+            .set(r.cpu_load);
+        metrics
+            .gauge("jupiter_node_memory_used_bytes", &node)
+            .set(r.memory_total_bytes.saturating_sub(r.memory_free_bytes) as f64);
+        metrics
+            .gauge("jupiter_node_memory_total_bytes", &node)
+            .set(r.memory_total_bytes as f64);
         r
     }
 }
@@ -164,12 +182,21 @@ pub async fn serve(
         }
     };
     tracing::info!(node = %config.node, %advertise, "drupe-droplet serving");
+    let telemetry = Telemetry::start(&config.telemetry).await?;
     let central = DrupeCentralClient::new(serve::channel(&config.central).map_err(Error::Central)?);
-    let droplet = Droplet::new(config, advertise);
+    let droplet = Droplet::new(config, advertise, telemetry.clone());
     let _speed = AbortOnDropHandle::new(tokio::spawn(droplet.monitor.clone().run()));
     let _reporter = AbortOnDropHandle::new(tokio::spawn(report_loop(droplet.clone(), central)));
     let mut routes = RoutesBuilder::default();
     routes.add_service(DrupeDropletServer::new(droplet));
-    serve::serve(listener, routes, &[DrupeDropletServer::<Droplet>::NAME], shutdown).await?;
+    serve::serve(
+        listener,
+        &telemetry,
+        routes,
+        &[DrupeDropletServer::<Droplet>::NAME],
+        shutdown,
+    )
+    .await?;
+    telemetry.flush().await;
     Ok(())
 }

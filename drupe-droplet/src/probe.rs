@@ -156,7 +156,7 @@ async fn measure(request: &ProbeRequest) -> Result<(f64, Vec<SizeSample>), Strin
 
 /// Streams `size` bytes to the peer `repeats` times; the fastest counts.
 async fn send(
-    client: &mut DrupeDropletClient<tonic::transport::Channel>,
+    client: &mut DrupeDropletClient<jupiter_common::serve::Channel>,
     block: &Bytes,
     size: u64,
     repeats: u32,

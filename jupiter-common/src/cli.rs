@@ -15,6 +15,8 @@ pub enum FlagError {
         url: String,
         source: tonic::transport::Error,
     },
+    #[error("--{flag} {address:?} is not HOST:PORT (or `off`)")]
+    BadAddress { flag: String, address: String },
 }
 
 /// Parses a `TASK=URL` flag value.

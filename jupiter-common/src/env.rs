@@ -25,6 +25,15 @@ pub const TASK_TIMEOUT: &str = "JUPITER_TASK_TIMEOUT";
 /// `--max-calls`: calls after which a warm interpreter is replaced.
 pub const MAX_CALLS: &str = "JUPITER_MAX_CALLS";
 
+/// `--otlp-endpoint`: the standard OpenTelemetry variable.
+pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// `--metrics-listen`: where a role serves Prometheus `/metrics`.
+pub const METRICS_LISTEN: &str = "JUPITER_METRICS_LISTEN";
+/// `--deployment`: the deployment a role belongs to (a trace attribute).
+pub const DEPLOYMENT: &str = "JUPITER_DEPLOYMENT";
+/// How many times a supervisor started this role again after it died.
+pub const RESTARTS: &str = "JUPITER_RESTARTS";
+
 // drupe-central.
 pub const DRUPE_DB: &str = "JUPITER_DRUPE_DB";
 pub const PROBE_INTERVAL: &str = "JUPITER_PROBE_INTERVAL";

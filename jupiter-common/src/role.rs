@@ -119,6 +119,9 @@ pub trait RoleArgs: clap::Parser + Send + 'static {
     /// The address to listen on (`--listen`).
     fn listen(&self) -> &str;
 
+    /// `--otlp-endpoint`, `--metrics-listen`, `--deployment`.
+    fn telemetry(&self) -> &crate::telemetry::TelemetryFlags;
+
     /// The checked configuration; bad flags are reported before anything
     /// is bound.
     fn config(&self) -> Result<Self::Config, Self::Error>;
@@ -148,6 +151,10 @@ macro_rules! impl_role_args {
 
             fn listen(&self) -> &str {
                 &self.listen
+            }
+
+            fn telemetry(&self) -> &$crate::telemetry::TelemetryFlags {
+                &self.telemetry
             }
 
             fn config(&self) -> ::std::result::Result<crate::Config, crate::Error> {
@@ -243,7 +250,7 @@ pub async fn listen(address: &str) -> std::io::Result<TcpListener> {
 /// until SIGTERM or Ctrl-C; on error print it with its causes and exit 1.
 pub fn main<A: RoleArgs>() -> ExitCode {
     let args = A::parse();
-    crate::telemetry::init(false);
+    crate::telemetry::init_role(args.telemetry().otlp_endpoint.is_some());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

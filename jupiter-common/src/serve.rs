@@ -4,6 +4,8 @@
 
 use crate::connection::Severable;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::telemetry::propagation::{ServerTraceLayer, TracedChannel};
+use crate::telemetry::Telemetry;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -11,7 +13,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Endpoint, Server};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -40,10 +42,16 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// The channel every role's clients use: each call carries the caller's
+/// trace context.
+pub type Channel = TracedChannel;
+
 /// Serves `routes` (the role's own services, named in `services` so health
-/// can report each) with health and reflection added.
+/// can report each) with health and reflection added; each call of the
+/// role's own services gets a span when `telemetry` traces.
 pub async fn serve(
     listener: TcpListener,
+    telemetry: &Telemetry,
     mut routes: RoutesBuilder,
     services: &[&str],
     shutdown: impl Future<Output = ()> + Send,
@@ -80,6 +88,7 @@ pub async fn serve(
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
+        .layer(ServerTraceLayer::new(telemetry.tracer().cloned()))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
@@ -101,8 +110,14 @@ pub async fn serve(
 }
 
 /// A lazily connecting channel to `address` (`http://host:port`), tuned like
-/// the server, so callers can be built before their peer is up.
+/// the server, so callers can be built before their peer is up; its calls
+/// carry the caller's trace context.
 pub fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
+    plain_channel(address).map(TracedChannel::new)
+}
+
+/// [`channel`] without trace context (what the span exporter itself uses).
+pub fn plain_channel(address: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(address.to_string())?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
@@ -203,6 +218,7 @@ mod tests {
         tokio::spawn(async move {
             let _ = serve(
                 listener,
+                &Telemetry::off(crate::role::Role::CirceHome),
                 RoutesBuilder::default(),
                 &[service],
                 std::future::pending(),

@@ -605,7 +605,17 @@ pub const PUSH_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(1
 /// Calls `attempt` (one push of a file) until it is acknowledged, backing
 /// off (capped, with jitter: [`crate::retry`]) between tries; gives up only on a [`permanent`] error. Receivers are
 /// idempotent, so a retry after a lost acknowledgement is harmless.
-pub async fn push_until_acked<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, Status>
+pub async fn push_until_acked<T, F, Fut>(what: &str, attempt: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    push_counting_retries(what, attempt).await.0
+}
+
+/// [`push_until_acked`], also saying how many attempts failed before the
+/// last one (retries, for spans and metrics).
+pub async fn push_counting_retries<T, F, Fut>(what: &str, mut attempt: F) -> (Result<T, Status>, u32)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Status>>,
@@ -614,8 +624,8 @@ where
     let mut attempts = 0u32;
     loop {
         match attempt().await {
-            Ok(ack) => return Ok(ack),
-            Err(status) if permanent(&status) => return Err(status),
+            Ok(ack) => return (Ok(ack), attempts),
+            Err(status) if permanent(&status) => return (Err(status), attempts),
             Err(status) => {
                 attempts += 1;
                 if attempts % 20 == 1 {

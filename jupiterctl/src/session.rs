@@ -8,11 +8,11 @@ use jupiter_common::proto::circe::home::v1::{InputResult, WatchRequest};
 use jupiter_common::proto::circe::worker::v1::FileHeader;
 use jupiter_common::retry::Backoff;
 use jupiter_common::serve;
+use jupiter_common::serve::Channel;
 use jupiter_common::transfer::{file_chunks, Origin};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tonic::transport::Channel;
 
 /// How many submissions are in the air at once.
 const SUBMIT_CONCURRENCY: usize = 16;

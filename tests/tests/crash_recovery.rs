@@ -24,8 +24,9 @@ async fn wait_done(client: &session_client::Client, at_least: u64) -> u64 {
 }
 
 mod session_client {
-    pub type Client =
-        jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient<tonic::transport::Channel>;
+    pub type Client = jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient<
+        jupiter_common::serve::Channel,
+    >;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

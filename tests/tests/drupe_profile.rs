@@ -53,6 +53,7 @@ async fn start_central(config: CentralConfig, listener: TcpListener) -> Role {
 async fn start_droplet(node: &str, central: &str, listener: TcpListener) -> Role {
     let stop = CancellationToken::new();
     let config = DropletConfig {
+        telemetry: jupiter_common::telemetry::Settings::off(jupiter_common::role::Role::DrupeDroplet),
         node: node.into(),
         central: central.into(),
         report_interval: Duration::from_millis(200),

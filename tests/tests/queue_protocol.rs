@@ -192,7 +192,7 @@ async fn push_is_durable_idempotent_and_checked() {
     deployment.down().await.expect("down");
 }
 
-async fn worker_status(client: &mut CirceWorkerClient<tonic::transport::Channel>) -> WorkerStatus {
+async fn worker_status(client: &mut CirceWorkerClient<jupiter_common::serve::Channel>) -> WorkerStatus {
     client
         .status(StatusRequest {})
         .await
@@ -202,7 +202,10 @@ async fn worker_status(client: &mut CirceWorkerClient<tonic::transport::Channel>
 
 /// The worker's status once it counts `runs` runs done or failed (or
 /// after 20 s, as it is then).
-async fn wait_for_runs(client: &mut CirceWorkerClient<tonic::transport::Channel>, runs: u64) -> WorkerStatus {
+async fn wait_for_runs(
+    client: &mut CirceWorkerClient<jupiter_common::serve::Channel>,
+    runs: u64,
+) -> WorkerStatus {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let status = worker_status(client).await;
@@ -291,6 +294,7 @@ async fn a_new_placement_takes_new_inputs_to_the_moved_task() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let new_join = format!("http://{}", listener.local_addr().expect("addr"));
     let config = circe_worker::Config {
+        telemetry: jupiter_common::telemetry::Settings::off(jupiter_common::role::Role::CirceWorker),
         task,
         app_dir: app.dir.clone(),
         node: "elsewhere".into(),

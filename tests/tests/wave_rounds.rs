@@ -3,7 +3,9 @@
 
 use jupiter_common::proto::wave::home::v1::wave_home_client::WaveHomeClient;
 use jupiter_common::proto::wave::home::v1::{ScheduleRequest, TaskNode};
+use jupiter_common::role::Role;
 use jupiter_common::serve::{channel, url_of, wait_healthy};
+use jupiter_common::telemetry::Settings;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -44,6 +46,7 @@ async fn setup() -> Setup {
     let home_url = url_of(&home).expect("url");
     // WAVE-random needs no DRUPE; the URL is never called.
     let config = wave_home::Config {
+        telemetry: jupiter_common::telemetry::Settings::off(jupiter_common::role::Role::WaveHome),
         central: "http://127.0.0.1:1".into(),
         advertise: None,
     };
@@ -61,7 +64,14 @@ async fn setup() -> Setup {
             late = Some(listener);
         } else {
             let stop = stop.clone().cancelled_owned();
-            tokio::spawn(wave_worker::serve(wave_worker::Config { node }, listener, stop));
+            tokio::spawn(wave_worker::serve(
+                wave_worker::Config {
+                    node,
+                    telemetry: Settings::off(Role::WaveWorker),
+                },
+                listener,
+                stop,
+            ));
         }
     }
     Setup {
@@ -90,7 +100,10 @@ async fn a_late_agent_is_waited_for() {
     let stop = s.stop.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        let config = wave_worker::Config { node: "node2".into() };
+        let config = wave_worker::Config {
+            node: "node2".into(),
+            telemetry: Settings::off(Role::WaveWorker),
+        };
         wave_worker::serve(config, listener, stop.cancelled_owned()).await
     });
     let mapping = WaveHomeClient::new(channel(&s.home).expect("channel"))

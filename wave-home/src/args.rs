@@ -16,6 +16,8 @@ pub struct Args {
     /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::WaveHome.default_listen())]
     pub listen: String,
+    #[command(flatten)]
+    pub telemetry: jupiter_common::telemetry::TelemetryFlags,
     /// URL agents reach this wave-home at (default: the listening address).
     #[arg(long, env = env::ADVERTISE)]
     pub advertise: Option<String>,
@@ -32,6 +34,7 @@ impl Args {
             check_url("advertise", advertise)?;
         }
         Ok(Config {
+            telemetry: self.telemetry.settings(Role::WaveHome, None, None)?,
             central: self.central.clone(),
             advertise: self.advertise.clone(),
         })

@@ -21,20 +21,23 @@ use jupiter_common::proto::wave::home::v1::wave_home_server::{WaveHome, WaveHome
 use jupiter_common::proto::wave::home::v1::{
     AssignmentReply, AssignmentReport, FailureAck, FailureReport, GetMappingRequest, Mapping, ScheduleRequest,
 };
+use jupiter_common::serve::Channel;
 use jupiter_common::serve::{self, ServeError};
 use jupiter_common::sync::LockExt;
+use jupiter_common::telemetry::Telemetry;
 use offline::Algorithm;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// What wave-home needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Spans and metrics: `--otlp-endpoint`, `--metrics-listen`.
+    pub telemetry: jupiter_common::telemetry::Settings,
     /// drupe-central's URL: nodes and the profile come from there.
     pub central: String,
     /// The URL agents reach this wave-home at; `serve` defaults it to the
@@ -45,6 +48,8 @@ pub struct Config {
 /// Everything that stops wave-home from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Telemetry(#[from] jupiter_common::telemetry::TelemetryError),
     #[error(transparent)]
     Flag(#[from] FlagError),
     #[error("drupe-central's address: {0}")]
@@ -63,18 +68,24 @@ pub struct Home {
     advertise: String,
     rounds: Arc<wave::Rounds>,
     last: Arc<Mutex<Option<Mapping>>>,
+    telemetry: Telemetry,
 }
 
 impl Home {
     /// `central` is drupe-central's URL, asked for the node list;
     /// `advertise` is this wave-home's URL as agents reach it.
-    pub fn new(central: &str, advertise: &str) -> Result<Self, tonic::transport::Error> {
+    pub fn new(
+        central: &str,
+        advertise: &str,
+        telemetry: Telemetry,
+    ) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
             central: DrupeCentralClient::new(serve::channel(central)?),
             central_url: central.to_string(),
             advertise: advertise.to_string(),
             rounds: Arc::default(),
             last: Arc::default(),
+            telemetry,
         })
     }
 
@@ -147,6 +158,8 @@ impl WaveHome for Home {
             }
         };
         *self.last.locked() = Some(mapping.clone());
+        let metrics = self.telemetry.metrics();
+        metrics.counter("jupiter_mappings_total", &[]).increment(1);
         tracing::info!(algorithm = %mapping.algorithm, ?mapping.assignments, "mapping ready");
         Ok(Response::new(mapping))
     }
@@ -189,9 +202,18 @@ pub async fn serve(
         Some(url) => url,
         None => serve::url_of(&listener).map_err(ServeError::Io)?,
     };
-    let home = Home::new(&config.central, &advertise).map_err(Error::Central)?;
+    let telemetry = Telemetry::start(&config.telemetry).await?;
+    let home = Home::new(&config.central, &advertise, telemetry.clone()).map_err(Error::Central)?;
     let mut routes = RoutesBuilder::default();
     routes.add_service(WaveHomeServer::new(home));
-    serve::serve(listener, routes, &[WaveHomeServer::<Home>::NAME], shutdown).await?;
+    serve::serve(
+        listener,
+        &telemetry,
+        routes,
+        &[WaveHomeServer::<Home>::NAME],
+        shutdown,
+    )
+    .await?;
+    telemetry.flush().await;
     Ok(())
 }

@@ -27,7 +27,7 @@ pub enum NetworkError {
 
 /// The current network and resource profile from drupe-central.
 pub async fn drupe_profile(
-    central: &mut DrupeCentralClient<tonic::transport::Channel>,
+    central: &mut DrupeCentralClient<jupiter_common::serve::Channel>,
 ) -> Result<(NetworkProfile, ResourceProfile), tonic::Status> {
     let unavailable =
         |e: tonic::Status| tonic::Status::unavailable(format!("asking drupe-central: {}", e.message()));

@@ -12,6 +12,8 @@ pub struct Args {
     /// inherited as file descriptor N (a supervisor that keeps the port).
     #[arg(long, env = env::LISTEN, default_value_t = Role::WaveWorker.default_listen())]
     pub listen: String,
+    #[command(flatten)]
+    pub telemetry: jupiter_common::telemetry::TelemetryFlags,
     /// Name of this node.
     #[arg(long, env = env::NODE)]
     pub node: String,
@@ -21,6 +23,9 @@ impl Args {
     /// The configuration: every value of these flags is usable.
     pub fn config(&self) -> Result<Config> {
         Ok(Config {
+            telemetry: self
+                .telemetry
+                .settings(Role::WaveWorker, Some(&self.node), None)?,
             node: self.node.clone(),
         })
     }

@@ -24,6 +24,8 @@ use tonic::{Request, Response, Status};
 /// What a wave-worker needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Spans and metrics: `--otlp-endpoint`, `--metrics-listen`.
+    pub telemetry: jupiter_common::telemetry::Settings,
     /// The node this agent speaks for.
     pub node: String,
 }
@@ -31,6 +33,10 @@ pub struct Config {
 /// Everything that stops a wave-worker from serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Flag(#[from] jupiter_common::cli::FlagError),
+    #[error(transparent)]
+    Telemetry(#[from] jupiter_common::telemetry::TelemetryError),
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
@@ -87,10 +93,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let telemetry = jupiter_common::telemetry::Telemetry::start(&config.telemetry).await?;
     let agent = Agent::new(config.node);
     let _appointments = agent.appointments.close_on_drop();
     let mut routes = RoutesBuilder::default();
     routes.add_service(WaveWorkerServer::new(agent));
-    serve::serve(listener, routes, &[WaveWorkerServer::<Agent>::NAME], shutdown).await?;
+    serve::serve(
+        listener,
+        &telemetry,
+        routes,
+        &[WaveWorkerServer::<Agent>::NAME],
+        shutdown,
+    )
+    .await?;
+    telemetry.flush().await;
     Ok(())
 }

@@ -50,6 +50,7 @@ async fn first_profile(n: usize) -> Result<Duration> {
     let started = Instant::now();
     for (i, listener) in listeners.into_iter().enumerate() {
         let config = DropletConfig {
+            telemetry: jupiter_common::telemetry::Settings::off(jupiter_common::role::Role::DrupeDroplet),
             node: format!("node{i}"),
             central: central_url.clone(),
             report_interval: Duration::from_secs(5),

@@ -14,7 +14,10 @@ use jupiter_common::proto::circe::home::v1::{
 };
 use jupiter_common::proto::circe::worker::v1::circe_worker_client::CirceWorkerClient;
 use jupiter_common::proto::circe::worker::v1::{FileChunk, FileHeader, StatusRequest};
+use jupiter_common::role::Role;
 use jupiter_common::serve;
+use jupiter_common::serve::Channel;
+use jupiter_common::telemetry::{Settings, Telemetry};
 use jupiter_common::transfer::{file_chunks, Origin};
 use std::io::{Read, Write};
 use std::net::{TcpListener as StdListener, TcpStream};
@@ -22,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 #[derive(Parser, Debug)]
@@ -313,17 +315,24 @@ async fn main() -> Result<()> {
     let home_url = serve::url_of(&home_listener)?;
     let mut routes = RoutesBuilder::default();
     routes.add_service(CirceHomeServer::new(FakeHome));
-    let home = tokio::spawn(serve::serve(
-        home_listener,
-        routes,
-        &[CirceHomeServer::<FakeHome>::NAME],
-        stopped(stop_rx.clone()),
-    ));
+    let home_stopped = stopped(stop_rx.clone());
+    let home = tokio::spawn(async move {
+        let telemetry = Telemetry::off(Role::CirceHome);
+        serve::serve(
+            home_listener,
+            &telemetry,
+            routes,
+            &[CirceHomeServer::<FakeHome>::NAME],
+            home_stopped,
+        )
+        .await
+    });
 
     // The real worker of dst.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let worker_url = serve::url_of(&listener)?;
     let config = circe_worker::Config {
+        telemetry: Settings::off(Role::CirceWorker),
         task: dst,
         app_dir: app.dir.clone(),
         node: "bench".into(),

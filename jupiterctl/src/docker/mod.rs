@@ -231,7 +231,11 @@ impl Docker {
     }
 
     fn spec(&self, config: &DockerConfig, role: Role, node: Option<&NodeSpec>) -> ContainerSpec {
-        let mut spec = ContainerSpec::new(&self.inventory.id, role, config.images.of(role), node);
+        let mut spec = ContainerSpec::new(&self.inventory.id, role, config.images.of(role), node)
+            .env(jupiter_common::env::DEPLOYMENT, self.inventory.id.clone());
+        if let Some(endpoint) = &config.otlp_endpoint {
+            spec = spec.env(jupiter_common::env::OTLP_ENDPOINT, endpoint.clone());
+        }
         spec.cgroup_parent = node.and_then(|n| self.cgroup_parents.get(&n.name).cloned());
         let host = match role {
             Role::DrupeCentral | Role::DrupeDroplet => Some(2),
@@ -416,9 +420,14 @@ impl Docker {
                 task: spec.task.clone(),
                 url: urls[&spec.name].clone(),
                 pid: None,
+                // Each role serves metrics on its default port.
+                metrics: Some(format!(
+                    "http://{}:{}/metrics",
+                    addresses[&spec.name],
+                    spec.role.metrics_port()
+                )),
                 container: Some(spec.name),
                 restarts: None,
-                metrics: None,
                 log: None,
             });
         }

@@ -39,6 +39,18 @@ impl RoleCommand {
         self
     }
 
+    /// Where the role sends spans and serves metrics, and the deployment
+    /// it belongs to.
+    pub fn telemetry(self, metrics_listen: &str, otlp_endpoint: Option<&str>, deployment: &str) -> Self {
+        let command = self
+            .flag("metrics-listen", metrics_listen)
+            .flag("deployment", deployment);
+        match otlp_endpoint {
+            Some(endpoint) => command.flag("otlp-endpoint", endpoint),
+            None => command,
+        }
+    }
+
     /// `jupiterctl serve ROLE ARGS…`
     pub fn serve_args(&self) -> Vec<String> {
         let mut args = vec!["serve".to_string(), self.role.name().to_string()];

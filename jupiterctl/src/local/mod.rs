@@ -147,9 +147,16 @@ impl Local {
         listener: TcpListener,
         command: RoleCommand,
     ) -> Result<(), DeployError> {
+        let metrics = free_loopback_port().map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+        let id = self.inventory.id.clone();
         let here = self.here("starting a role")?;
         let in_process = here.config.processes.is_none();
+        let command = command.telemetry(&metrics.to_string(), here.config.otlp_endpoint.as_deref(), &id);
         here.start(&instance, listener, command)?;
+        let instance = RoleInstance {
+            metrics: Some(format!("http://{metrics}/metrics")),
+            ..instance
+        };
         // A role in this process has this process's pid; a supervised one
         // has its own, which [`Backend::roles`] reads live.
         let instance = RoleInstance {
@@ -462,6 +469,13 @@ where
     }))
 }
 
+/// A loopback address whose port is free now: a role's metrics listener
+/// binds it by itself (also as a process of its own, and again after a
+/// restart).
+fn free_loopback_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
 /// A fresh loopback port and its URL.
 async fn bind() -> Result<(TcpListener, String), DeployError> {
     let bound = async {
@@ -638,6 +652,7 @@ impl Backend for Local {
                 }
             }
         }
+        let id = self.inventory.id.clone();
         let here = self.here("moving tasks")?;
         let config = here.config.clone();
         here.stop_roles(&sick).await;
@@ -645,7 +660,16 @@ impl Backend for Local {
             let (Some(task), Some(node)) = (&role.task, &role.node) else {
                 continue;
             };
-            let command = commands::circe_worker(&config, app, task, node, &urls, &home);
+            let metrics = role
+                .metrics
+                .as_deref()
+                .and_then(|url| url.strip_prefix("http://")?.strip_suffix("/metrics"))
+                .unwrap_or("off");
+            let command = commands::circe_worker(&config, app, task, node, &urls, &home).telemetry(
+                metrics,
+                config.otlp_endpoint.as_deref(),
+                &id,
+            );
             here.replace(&role.label(), node, command).await?;
         }
         wait_roles_healthy(&moved).await?;

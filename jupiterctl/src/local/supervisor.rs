@@ -162,7 +162,8 @@ async fn keep_running(
     loop {
         let began = Instant::now();
         let mut killed = false;
-        let exit = match spawn(&launch) {
+        let restarted = state.locked().restarts;
+        let exit = match spawn(&launch, restarted) {
             Ok(mut child) => {
                 state.locked().pid = child.id();
                 incarnation += 1;
@@ -239,7 +240,7 @@ async fn keep_running(
 /// Starts one incarnation: its own process group (a Ctrl-C meant for
 /// jupiterctl is not also delivered to it), killed if jupiterctl dies, the
 /// socket on [`LISTEN_FD`], output appended to the log.
-fn spawn(launch: &Launch) -> std::io::Result<tokio::process::Child> {
+fn spawn(launch: &Launch, restarts: u32) -> std::io::Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -251,6 +252,8 @@ fn spawn(launch: &Launch) -> std::io::Result<tokio::process::Child> {
         .arg(format!("fd:{LISTEN_FD}"))
         // Log files are read as text, not through a terminal.
         .env("NO_COLOR", "1")
+        // The role exports it as `jupiter_role_restarts_total`.
+        .env(jupiter_common::env::RESTARTS, restarts.to_string())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
