@@ -392,20 +392,27 @@ impl Worker {
         let finished = unix_nanos();
         self.counters().running -= 1;
         drop(_slot);
-        let run = self.telemetry.record(
+        let exit = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let run = self.telemetry.open(
             "run",
+            SpanKind::Internal,
             &parent,
             at_unix_nanos(started),
-            at_unix_nanos(finished),
-            Vec::new(),
+            vec![KeyValue::new("jupiter.exit", exit.clone())],
         );
+        if result.is_err() {
+            run.fail(exit);
+        }
+        run.end_at(at_unix_nanos(finished));
         self.timings
             .queue_wait
             .record(ms_between(ready_at, started) / 1000.0);
         self.timings.run.record(ms_between(started, finished) / 1000.0);
         match result {
             Ok(outputs) => {
-                run.set(KeyValue::new("jupiter.exit", "ok"));
                 let record = DoneRecord {
                     outputs,
                     produced_at: finished,
@@ -421,11 +428,7 @@ impl Worker {
                 }
                 self.deliver(input, record, span).await;
             }
-            Err(e) => {
-                run.set(KeyValue::new("jupiter.exit", e.to_string()));
-                run.fail(e.to_string());
-                self.fail(&input, e, &span).await
-            }
+            Err(e) => self.fail(&input, e, &span).await,
         }
     }
 

@@ -89,6 +89,8 @@ async fn round(central: &Central) {
         }
     }
     central.finish_round();
+    // A round cut short (the deployment going down) ends without it.
+    span.set(KeyValue::new("jupiter.links", (n * (n - 1)) as i64));
     span.end();
     tracing::info!(nodes = n, took = ?started.elapsed(), "probe round done");
 }

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod docker;
 pub mod expected;
+pub mod otlp;
 
 use jupiter_common::app::App;
 use jupiter_common::proto::drupe::central::v1::drupe_central_client::DrupeCentralClient;
