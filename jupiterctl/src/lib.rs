@@ -7,7 +7,8 @@
 //! model, the `Backend` trait, placement) → the backends [`local`],
 //! [`docker`], [`kubernetes`] → [`config`] (flags to a backend) → the
 //! commands. [`session`], [`report`], [`profile`], [`node_list`] and the
-//! other leaves import none of them.
+//! other leaves import none of them ([`report_html`] reads the deployment
+//! model's `Summary`, nothing more).
 
 pub mod config;
 pub mod deployment;
@@ -20,7 +21,9 @@ pub mod node_list;
 pub mod process;
 pub mod profile;
 pub mod report;
+pub mod report_html;
 pub mod run;
 pub mod session;
 pub mod state;
 pub mod status;
+pub mod trace_tree;

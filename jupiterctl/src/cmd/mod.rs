@@ -6,11 +6,13 @@ pub mod down;
 pub mod exec_profile;
 pub mod profile;
 pub mod render;
+pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod serve;
 pub mod status;
 pub mod submit;
+pub mod trace;
 pub mod up;
 
 use clap::{Parser, Subcommand};
@@ -24,7 +26,8 @@ use std::process::ExitCode;
 nodes, CIRCE runs one worker per task and streams every input through the DAG.\n\n\
 Quick start:\n  jupiterctl run examples/dummy_app            # 3 emulated nodes, sample inputs, outputs in ./jupiter-output\n  \
 jupiterctl up examples/fanjoin &               # stay up\n  jupiterctl submit my-input.txt                 # from another shell\n  \
-jupiterctl status\n  jupiterctl down"
+jupiterctl status\n  jupiterctl report -o run.html                  # a picture of the run\n  \
+jupiterctl down"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,6 +46,14 @@ pub enum Command {
     Status(status::Args),
     /// Stop the running deployment and remove everything it made.
     Down(down::Args),
+    /// Write one self-contained HTML page of the running deployment's inputs so far:
+    /// DAG, timeline per node, makespans, predicted vs measured, per-task table.
+    #[command(long_about = report::LONG_ABOUT)]
+    Report(report::Args),
+    /// Print one finished input's span tree: every task with its queue wait,
+    /// run and transfer, as offsets from the input's submission.
+    #[command(long_about = trace::LONG_ABOUT)]
+    Trace(trace::Args),
     /// Print the manifests of an app's deployment (no cluster needed):
     /// `jupiterctl render APP --backend kubernetes > app.yaml`.
     Render(render::Args),
@@ -76,6 +87,8 @@ impl Command {
             Command::Submit(args) => submit::execute(args).await,
             Command::Status(args) => status::execute(args).await,
             Command::Down(args) => down::execute(args).await,
+            Command::Report(args) => report::execute(args).await,
+            Command::Trace(args) => trace::execute(args).await,
             Command::Render(args) => render::execute(args),
             Command::Profile(args) => profile::execute(args).await,
             Command::ExecProfile(args) => exec_profile::execute(args).await,

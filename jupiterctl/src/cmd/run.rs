@@ -3,6 +3,7 @@
 
 use jupiterctl::config::{DeployArgs, DeployConfig};
 use jupiterctl::report;
+use jupiterctl::report_html::{self, DagTask, RunData};
 use jupiterctl::session::Pace;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,12 @@ pub struct Args {
     /// (default: all at once, pipelined).
     #[arg(long)]
     pub one_at_a_time: bool,
+    /// Also write one self-contained HTML page of the run here: the DAG
+    /// with its mapping, a timeline per node of every input's queue waits,
+    /// runs and transfers, the makespan histogram, predicted vs measured
+    /// and the per-task table (e.g. `--report run.html`).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
@@ -36,6 +43,9 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
          `jupiterctl up APP --backend kubernetes`, then `kubectl -n jupiter-NAME port-forward svc/circe-home 7300` \
          and `jupiterctl submit --circe-home http://127.0.0.1:7300 FILE...`"
     );
+    if let Some(path) = &args.report {
+        super::report::check_writable(path)?;
+    }
     let app = &config.app;
     let order: Vec<String> = app.tasks.iter().map(|t| t.name.clone()).collect();
     eprintln!(
@@ -91,5 +101,18 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
         println!("{line}");
     }
     println!("outputs in {}", summary.output.display());
+    if let Some(path) = &args.report {
+        let dag = DagTask::of_app(app);
+        let html = report_html::render(&RunData {
+            app: &app.name,
+            backend: &config.backend.describe(),
+            dag: &dag,
+            summary,
+            results: &outcome.results,
+            wall_ms: outcome.wall.as_secs_f64() * 1000.0,
+            alone: outcome.alone(),
+        });
+        super::report::write_page(path, &html)?;
+    }
     Ok(super::exit(outcome.all_ok()))
 }
