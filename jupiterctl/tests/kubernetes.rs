@@ -274,8 +274,9 @@ fn workloads_have_image_port_probes_and_services(bodies: &[&Value]) {
 }
 
 /// Every workload (home roles, per-node roles, each task's worker): a
-/// container port named `metrics` at its role's metrics port, and the pod
-/// annotations that point Prometheus' pod discovery at it.
+/// container port named `metrics` at its role's metrics port, the pod
+/// annotations that point Prometheus' pod discovery at it, and the
+/// deployment's name for its metrics' labels.
 fn every_pod_can_be_scraped(bodies: &[&Value]) {
     let workloads: Vec<&&Value> = bodies
         .iter()
@@ -300,6 +301,12 @@ fn every_pod_can_be_scraped(bodies: &[&Value]) {
                 "prometheus.io/port": port.to_string(),
                 "prometheus.io/path": "/metrics",
             }),
+            "{name}"
+        );
+        // Named in its metrics and spans, as on the other backends.
+        assert_eq!(
+            env_value(w, "JUPITER_DEPLOYMENT").as_deref(),
+            Some("dummy-app"),
             "{name}"
         );
         let ports = template["spec"]["containers"][0]["ports"].as_array().unwrap();

@@ -37,10 +37,6 @@ pub const APP_VOLUME: &str = "app";
 /// circe-home writes the egress outputs next to its data, on the same volume.
 pub const OUTPUT_DIR: &str = "/var/lib/jupiter/home/output";
 
-/// The standard OpenTelemetry variable every role reads its trace
-/// collector from (unset: no trace export).
-pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-
 /// The path every role serves Prometheus text at, on its metrics port.
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -108,11 +104,14 @@ pub fn base_env(role: Role, options: &KubeOptions) -> Vec<EnvVar> {
         }
     }
     vars.push(env("RUST_LOG", options.rust_log.clone()));
+    // The deployment every role names in its metrics (jupiter_role_info)
+    // and spans, as on the other backends: the dashboard filters by it.
+    vars.push(env(var::DEPLOYMENT, options.deployment.clone()));
     // Only when asked: a role told an endpoint that answers nothing would
     // only count dropped spans, so unset means "no export" (the roles'
     // own default), not an empty value.
     if let Some(endpoint) = options.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
-        vars.push(env(OTLP_ENDPOINT, endpoint));
+        vars.push(env(var::OTLP_ENDPOINT, endpoint));
     }
     vars
 }
