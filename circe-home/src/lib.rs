@@ -156,10 +156,19 @@ impl Home {
                 "replayed the journal"
             );
         }
-        telemetry
-            .metrics()
+        let metrics = telemetry.metrics();
+        metrics
             .gauge("jupiter_inputs_in_flight", &[])
             .set(ledger.unfinished().len() as f64);
+        // Every series from the start, at 0 until something happens: a
+        // dashboard's rate() has something to read from the first scrape.
+        for counter in [
+            "jupiter_inputs_submitted_total",
+            "jupiter_inputs_done_total",
+            "jupiter_inputs_failed_total",
+        ] {
+            metrics.counter(counter, &[]).increment(0);
+        }
         Ok(Self {
             config: Arc::new(config),
             ingress: Arc::new(Mutex::new(ingress)),

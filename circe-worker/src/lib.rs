@@ -238,6 +238,9 @@ impl Worker {
 
     /// Picks up what a previous run of this worker left in the queue.
     fn recover(self: &Arc<Self>) -> Result<()> {
+        // A `tracing` span: in a worker's own process it is exported through
+        // tracing-opentelemetry, like any `tracing` span of the roles.
+        let _span = tracing::info_span!("recover queue", jupiter.task = %self.config.task.name).entered();
         let recovered = self.queue.recover().map_err(|source| Error::Queue {
             dir: self.config.queue_dir.clone(),
             source,

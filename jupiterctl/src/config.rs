@@ -273,6 +273,8 @@ pub enum ConfigError {
     Kube(#[from] KubeError),
     #[error("writing the objects as YAML: {0}")]
     Yaml(serde_yaml::Error),
+    #[error(transparent)]
+    Flag(#[from] jupiter_common::cli::FlagError),
 }
 
 /// A checked deployment: the app, the scheduling, and where it runs.
@@ -397,7 +399,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                         true => Some(std::env::current_exe().map_err(ConfigError::Program)?),
                         false => None,
                     },
-                    otlp_endpoint: args.otlp_endpoint.clone(),
+                    otlp_endpoint: otlp_endpoint(args)?,
                 })
             }
             BackendKind::Docker => BackendConfig::Docker(DockerConfig {
@@ -409,7 +411,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 output: output_folder(args)?,
                 probe: probe(args)?,
                 runner: args.runner.clone(),
-                otlp_endpoint: args.otlp_endpoint.clone(),
+                otlp_endpoint: otlp_endpoint(args)?,
             }),
             BackendKind::Kubernetes => {
                 // Only a node list restricts the cluster's nodes.
@@ -419,7 +421,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 };
                 let mut options = args.kube.options(&app, &args.images, named)?;
                 options.runner = args.runner.clone();
-                options.otlp_endpoint = args.otlp_endpoint.clone();
+                options.otlp_endpoint = otlp_endpoint(args)?;
                 BackendConfig::Kubernetes(KubeConfig {
                     options,
                     wait: (args.ready_timeout > 0).then(|| Wait {
@@ -447,6 +449,16 @@ fn output_folder(args: &DeployArgs) -> Result<PathBuf, ConfigError> {
     };
     std::fs::create_dir_all(&args.output).map_err(bad)?;
     args.output.canonicalize().map_err(bad)
+}
+
+/// `--otlp-endpoint` (an empty OTEL_EXPORTER_OTLP_ENDPOINT is none).
+/// Checked here, so a bad URL is one clear error, not every role failing.
+fn otlp_endpoint(args: &DeployArgs) -> Result<Option<String>, ConfigError> {
+    let endpoint = args.otlp_endpoint.clone().filter(|e| !e.trim().is_empty());
+    if let Some(url) = &endpoint {
+        jupiter_common::cli::check_url("otlp-endpoint", url)?;
+    }
+    Ok(endpoint)
 }
 
 fn replan(args: &DeployArgs) -> Result<ReplanOptions, ConfigError> {
@@ -562,6 +574,10 @@ pub struct RenderArgs {
     pub kube: KubeFlags,
     #[command(flatten)]
     pub runner: RunnerFlags,
+    /// Every role sends its spans to this OTLP/gRPC endpoint (set as
+    /// OTEL_EXPORTER_OTLP_ENDPOINT in each container).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl RenderArgs {
@@ -578,6 +594,7 @@ impl RenderArgs {
         let mut options = self.kube.options(&app, &self.images, self.nodes.clone())?;
         options.mapping = mapping.assignments;
         options.runner = self.runner.clone();
+        options.otlp_endpoint = self.otlp_endpoint.clone().filter(|e| !e.trim().is_empty());
         let objects = crate::kubernetes::render(&app, &options)?;
         crate::kubernetes::to_yaml(&objects).map_err(ConfigError::Yaml)
     }
@@ -661,6 +678,36 @@ mod tests {
             .backend
             .describe()
             .contains("n1: 1 CPU, 512 MiB, 20 Mbit/s, 40ms delay"));
+    }
+
+    #[test]
+    fn the_otlp_endpoint_reaches_the_backend_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        mapped_app(dir.path());
+        let config = |extra: &[&str]| {
+            let extra: Vec<&std::ffi::OsStr> = extra.iter().map(|a| a.as_ref()).collect();
+            deploy_config(dir.path(), &extra)
+        };
+        let endpoint = |c: DeployConfig| match c.backend {
+            BackendConfig::Local(l) => l.otlp_endpoint,
+            BackendConfig::Docker(d) => d.otlp_endpoint,
+            BackendConfig::Kubernetes(k) => k.options.otlp_endpoint,
+        };
+        let set = config(&["--otlp-endpoint", "http://127.0.0.1:4317"]).expect("valid");
+        assert_eq!(endpoint(set).as_deref(), Some("http://127.0.0.1:4317"));
+        let docker = config(&["--backend", "docker", "--otlp-endpoint", "http://tempo:4317"]).expect("valid");
+        assert_eq!(endpoint(docker).as_deref(), Some("http://tempo:4317"));
+        assert_eq!(
+            endpoint(config(&["--otlp-endpoint", ""]).expect("empty is none")),
+            None
+        );
+        let err = config(&["--otlp-endpoint", "http://a b"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--otlp-endpoint \"http://a b\" is not a URL"),
+            "{err}"
+        );
     }
 
     #[test]

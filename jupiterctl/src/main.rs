@@ -8,8 +8,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
-    // A served role logs like its own binary; the CLI itself stays quiet.
-    jupiter_common::telemetry::init(!cli.command.serves());
+    // A served role logs (and traces) like its own binary; the CLI itself
+    // stays quiet.
+    match cli.command.served_otlp_endpoint() {
+        Some(export) => jupiter_common::telemetry::init_role(export),
+        None => jupiter_common::telemetry::init(true),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

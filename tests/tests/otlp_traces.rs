@@ -6,7 +6,7 @@
 //! holds nothing up.
 
 use jupiter_common::app::App;
-use jupiter_tests::otlp::{BlackHole, Receiver, Received};
+use jupiter_tests::otlp::{BlackHole, Received, Receiver};
 use jupiter_tests::{example, random, scheduled, Sandbox};
 use jupiterctl::deployment::{PlacementRequest, Scheduler};
 use jupiterctl::local::Local;
@@ -77,9 +77,9 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
         .wait_for(Duration::from_secs(10), |spans| {
             outcome.results.iter().all(|r| {
                 named(spans, "input").any(|s| s.attribute("jupiter.input_id").as_deref() == Some(&r.input_id))
-                    && tasks.iter().all(|t| {
-                        of_input(spans, &r.input_id).any(|s| s.span.name == format!("task {t}"))
-                    })
+                    && tasks
+                        .iter()
+                        .all(|t| of_input(spans, &r.input_id).any(|s| s.span.name == format!("task {t}")))
             })
         })
         .await;
@@ -95,8 +95,16 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
 
         // One root (circe-home's Submit call); every other span's parent
         // was received too: no link is broken across the processes.
-        let roots: Vec<&&Received> = in_trace.iter().filter(|s| s.span.parent_span_id.is_empty()).collect();
-        assert_eq!(roots.len(), 1, "input {input}: roots {:?}", roots.iter().map(|s| &s.span.name).collect::<Vec<_>>());
+        let roots: Vec<&&Received> = in_trace
+            .iter()
+            .filter(|s| s.span.parent_span_id.is_empty())
+            .collect();
+        assert_eq!(
+            roots.len(),
+            1,
+            "input {input}: roots {:?}",
+            roots.iter().map(|s| &s.span.name).collect::<Vec<_>>()
+        );
         assert_eq!(roots[0].span.name, "jupiter.circe.home.v1.CirceHome/Submit");
         assert_eq!(roots[0].service(), "jupiter-circe-home");
         assert_eq!(roots[0].attribute("rpc.system").as_deref(), Some("grpc"));
@@ -117,11 +125,19 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
         let input_span = named(&spans, "input")
             .find(|s| s.trace_id() == trace)
             .expect("the input's span");
-        close(&format!("input {input}"), input_span.duration_ms(), result.makespan_ms);
+        close(
+            &format!("input {input}"),
+            input_span.duration_ms(),
+            result.makespan_ms,
+        );
 
         for task in &app.tasks {
             let name = &task.name;
-            let report = result.tasks.iter().find(|r| &r.task == name).expect("a report per task");
+            let report = result
+                .tasks
+                .iter()
+                .find(|r| &r.task == name)
+                .expect("a report per task");
             // The task's span comes from its own worker...
             let span = in_trace
                 .iter()
@@ -146,10 +162,15 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
                 [] => assert_eq!(push.service(), "jupiter-circe-home"),
                 parents => {
                     let from = push.resource.get("jupiter.task").cloned().unwrap_or_default();
-                    assert!(parents.contains(&from), "{name} was pushed to by {from}, not a parent {parents:?}");
+                    assert!(
+                        parents.contains(&from),
+                        "{name} was pushed to by {from}, not a parent {parents:?}"
+                    );
                 }
             }
-            assert!(push.attribute("jupiter.bytes").is_some() && push.attribute("jupiter.attempts").is_some());
+            assert!(
+                push.attribute("jupiter.bytes").is_some() && push.attribute("jupiter.attempts").is_some()
+            );
 
             // Its queue wait, run and transfer are the report's, to 5 ms.
             let child = |part: &str| {
@@ -158,9 +179,17 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
                     .find(|s| s.span.name == part && s.parent_id() == span.span_id())
                     .unwrap_or_else(|| panic!("input {input}: task {name} has no {part} span"))
             };
-            close(&format!("{name} queue wait"), child("queue wait").duration_ms(), report.queue_wait_ms);
+            close(
+                &format!("{name} queue wait"),
+                child("queue wait").duration_ms(),
+                report.queue_wait_ms,
+            );
             close(&format!("{name} run"), child("run").duration_ms(), report.run_ms);
-            close(&format!("{name} transfer"), child("transfer").duration_ms(), report.transfer_ms);
+            close(
+                &format!("{name} transfer"),
+                child("transfer").duration_ms(),
+                report.transfer_ms,
+            );
             assert_eq!(child("run").attribute("jupiter.exit").as_deref(), Some("ok"));
             let whole = report.queue_wait_ms + report.run_ms + report.transfer_ms;
             assert!(
@@ -180,12 +209,19 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
     for round in rounds {
         assert_eq!(round.service(), "jupiter-drupe-central");
         assert!(round.span.parent_span_id.is_empty());
-        let nodes: usize = round.attribute("jupiter.nodes").and_then(|n| n.parse().ok()).expect("jupiter.nodes");
+        let nodes: usize = round
+            .attribute("jupiter.nodes")
+            .and_then(|n| n.parse().ok())
+            .expect("jupiter.nodes");
         let probes: Vec<&Received> = spans
             .iter()
             .filter(|s| s.span.name.starts_with("probe node") && s.parent_id() == round.span_id())
             .collect();
-        assert_eq!(probes.len(), nodes * (nodes - 1), "{nodes} nodes: every ordered pair probed");
+        assert_eq!(
+            probes.len(),
+            nodes * (nodes - 1),
+            "{nodes} nodes: every ordered pair probed"
+        );
         for probe in probes {
             assert!(spans.iter().any(|s| s.parent_id() == probe.span_id()
                 && s.span.name == "jupiter.drupe.droplet.v1.DrupeDroplet/ProbeLink"
@@ -193,15 +229,28 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
         }
     }
     // The mapping was asked of wave-home: its Schedule call is traced.
-    assert!(spans.iter().any(|s| s.span.name == "jupiter.wave.home.v1.WaveHome/Schedule"
-        && s.service() == "jupiter-wave-home"
-        && s.attribute("rpc.grpc.status_code").as_deref() == Some("0")));
+    assert!(spans
+        .iter()
+        .any(|s| s.span.name == "jupiter.wave.home.v1.WaveHome/Schedule"
+            && s.service() == "jupiter-wave-home"
+            && s.attribute("rpc.grpc.status_code").as_deref() == Some("0")));
     // Every role said who it is.
     let services: BTreeSet<&str> = spans.iter().map(Received::service).collect();
-    for service in ["jupiter-circe-home", "jupiter-circe-worker", "jupiter-drupe-central", "jupiter-drupe-droplet"] {
-        assert!(services.contains(service), "no spans from {service}: {services:?}");
+    for service in [
+        "jupiter-circe-home",
+        "jupiter-circe-worker",
+        "jupiter-drupe-central",
+        "jupiter-drupe-droplet",
+    ] {
+        assert!(
+            services.contains(service),
+            "no spans from {service}: {services:?}"
+        );
     }
-    assert!(spans.iter().all(|s| s.resource.get("jupiter.deployment").is_some_and(|d| !d.is_empty())));
+    assert!(spans.iter().all(|s| s
+        .resource
+        .get("jupiter.deployment")
+        .is_some_and(|d| !d.is_empty())));
 }
 
 /// An endpoint that accepts and never answers costs spans, not time:
@@ -236,4 +285,93 @@ async fn an_endpoint_that_never_answers_holds_nothing_up() {
         with.wall,
         without.wall
     );
+}
+
+/// The same with every role its own process (`run --processes`, the real
+/// binary): spans from many processes still form one trace per input, and
+/// a role binary's own `tracing` spans go out through tracing-opentelemetry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_processes_export_one_trace_per_input() {
+    let receiver = Receiver::start().await;
+    let sandbox = Sandbox::new();
+    let cli = jupiter_tests::cli::Cli {
+        bin: jupiter_tests::jupiterctl_bin().await,
+        state: sandbox.path("state.json"),
+    };
+    let (work, output) = (sandbox.path("work"), sandbox.path("output"));
+    let app_dir = example("dummy_app");
+    let run = cli
+        .command(&[
+            "run",
+            &app_dir.display().to_string(),
+            "--processes",
+            "--scheduler",
+            "random",
+            "--workdir",
+            &work.display().to_string(),
+            "--output",
+            &output.display().to_string(),
+            "--otlp-endpoint",
+            &receiver.url,
+        ])
+        .output()
+        .await
+        .expect("jupiterctl run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("3/3 inputs ok"), "{stdout}");
+    let app = App::load(&app_dir).expect("app");
+    let inputs: Vec<String> = std::fs::read_dir(app_dir.join("sample_input"))
+        .expect("samples")
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let spans = receiver
+        .wait_for(Duration::from_secs(10), |spans| {
+            inputs
+                .iter()
+                .all(|i| named(spans, "input").any(|s| s.attribute("jupiter.input_id").as_deref() == Some(i)))
+        })
+        .await;
+    let by_id: BTreeMap<String, &Received> = spans.iter().map(|s| (s.span_id(), s)).collect();
+    for input in &inputs {
+        let traces: BTreeSet<String> = of_input(&spans, input).map(Received::trace_id).collect();
+        assert_eq!(traces.len(), 1, "input {input} is in traces {traces:?}");
+        let trace = traces.into_iter().next().expect("one trace");
+        let in_trace: Vec<&Received> = spans.iter().filter(|s| s.trace_id() == trace).collect();
+        for task in &app.tasks {
+            assert!(
+                in_trace
+                    .iter()
+                    .any(|s| s.span.name == format!("task {}", task.name)
+                        && s.resource.get("jupiter.task") == Some(&task.name)),
+                "input {input}: no span from {}'s worker",
+                task.name
+            );
+        }
+        for span in &in_trace {
+            assert!(
+                span.span.parent_span_id.is_empty() || by_id.contains_key(&span.parent_id()),
+                "input {input}: {:?} of {} has a parent never received",
+                span.span.name,
+                span.service()
+            );
+        }
+        assert_eq!(
+            in_trace
+                .iter()
+                .filter(|s| s.span.parent_span_id.is_empty())
+                .count(),
+            1
+        );
+    }
+    // Each worker process's `tracing` span, through tracing-opentelemetry.
+    let recovered: BTreeSet<String> = named(&spans, "recover queue")
+        .filter(|s| s.service() == "jupiter-circe-worker")
+        .filter_map(|s| s.resource.get("jupiter.task").cloned())
+        .collect();
+    assert_eq!(recovered.len(), app.tasks.len(), "{recovered:?}");
 }

@@ -52,6 +52,12 @@ struct Args {
     processes: bool,
     #[arg(long, value_name = "PATH")]
     jupiterctl: Option<PathBuf>,
+    /// Measure what tracing costs instead: ROUNDS rounds of the throughput
+    /// pass without spans, with every role exporting to a real OTLP
+    /// receiver in this process, and exporting to an endpoint that never
+    /// answers, interleaved; prints each one's inputs/s and the ratios.
+    #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
+    tracing_overhead: usize,
 }
 
 /// The `jupiterctl` that serves the roles with `--processes`.
@@ -117,10 +123,21 @@ fn write_inputs(dir: &Path, prefix: &str, n: usize, size: usize) -> Result<Vec<P
 
 /// The local backend of pass `name`, in its own folders.
 fn backend(app: &App, root: &Path, name: &str, args: &Args) -> Result<Box<dyn Backend>> {
+    traced_backend(app, root, name, args, None)
+}
+
+/// [`backend`], its roles exporting spans to `endpoint`.
+fn traced_backend(
+    app: &App,
+    root: &Path,
+    name: &str,
+    args: &Args,
+    endpoint: Option<String>,
+) -> Result<Box<dyn Backend>> {
     Ok(Box::new(Local::new(
         &app.name,
         LocalConfig {
-            otlp_endpoint: None,
+            otlp_endpoint: endpoint,
             nodes: args.nodes,
             workdir: root.join(name).join("work"),
             output: root.join(name).join("out"),
@@ -234,10 +251,20 @@ impl Pass {
 }
 
 async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
-    let inputs = root.join("inputs");
+    traced_pass(app, root, "throughput", args, None).await
+}
+
+async fn traced_pass(
+    app: App,
+    root: &Path,
+    name: &str,
+    args: &Args,
+    endpoint: Option<String>,
+) -> Result<Pass> {
+    let inputs = root.join(name).join("inputs");
     write_inputs(&inputs, "in", args.inputs, args.input_size)?;
     let outcome = jupiterctl::run::run(
-        backend(&app, root, "throughput", args)?,
+        traced_backend(&app, root, name, args, endpoint)?,
         &app,
         &random(args),
         &[inputs],
@@ -290,6 +317,9 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&app_dir)?;
     write_app(&app_dir, args.parallelism)?;
     let app = App::load(&app_dir).context("loading the generated app")?;
+    if args.tracing_overhead > 0 {
+        return tracing_overhead(app, root.path(), &args).await;
+    }
 
     let sequential = if args.sequential > 0 {
         Some(sequential_pass(app.clone(), root.path(), &args).await?)
@@ -351,6 +381,81 @@ async fn main() -> Result<()> {
     }
     if throughput.ok == 0 {
         bail!("no input succeeded");
+    }
+    Ok(())
+}
+
+/// `--tracing-overhead`: the throughput pass without spans, exporting to a
+/// real receiver, and exporting to an endpoint that never answers, one
+/// after the other in each round so that drift of the machine hits all
+/// three alike.
+async fn tracing_overhead(app: App, root: &Path, args: &Args) -> Result<()> {
+    let receiver = jupiter_tests::otlp::Receiver::start().await;
+    let hole = jupiter_tests::otlp::BlackHole::start().await;
+    let kinds: [(&str, Option<String>); 3] = [
+        ("off", None),
+        ("receiver", Some(receiver.url.clone())),
+        ("unreachable", Some(hole.url.clone())),
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    for round in 0..args.tracing_overhead {
+        for (i, (kind, endpoint)) in kinds.iter().enumerate() {
+            let pass = traced_pass(
+                app.clone(),
+                root,
+                &format!("{kind}-{round}"),
+                args,
+                endpoint.clone(),
+            )
+            .await?;
+            if pass.ok != pass.inputs {
+                bail!(
+                    "{kind}: {} of {} inputs failed",
+                    pass.inputs - pass.ok,
+                    pass.inputs
+                );
+            }
+            let rate = pass.inputs as f64 / pass.wall_s.max(1e-9);
+            eprintln!("round {}: tracing {kind}: {rate:.1} inputs/s", round + 1);
+            rates[i].push(rate);
+        }
+    }
+    let spans = receiver.spans().len();
+    let off = median(&rates[0]);
+    let summary: Vec<serde_json::Value> = kinds
+        .iter()
+        .zip(&rates)
+        .map(|((kind, _), r)| {
+            serde_json::json!({
+                "tracing": kind,
+                "inputs_per_s": { "median": median(r), "all": r },
+                "throughput_vs_off": median(r) / off,
+            })
+        })
+        .collect();
+    if args.json {
+        let out = serde_json::json!({
+            "benchmark": "pipeline tracing overhead",
+            "machine": machine(),
+            "inputs": args.inputs,
+            "rounds": args.tracing_overhead,
+            "spans_received": spans,
+            "passes": summary,
+        });
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "tracing overhead: {} inputs at once through the 7-task DAG, {} rounds (median inputs/s)",
+            args.inputs, args.tracing_overhead
+        );
+        for ((kind, _), r) in kinds.iter().zip(&rates) {
+            println!(
+                "  {kind:<12} {:7.1} inputs/s   {:+5.1}% vs off",
+                median(r),
+                (median(r) / off - 1.0) * 100.0
+            );
+        }
+        println!("  the receiver got {spans} spans");
     }
     Ok(())
 }

@@ -20,20 +20,23 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 use opentelemetry_sdk::Resource;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::EnvFilter;
 
 /// How long a stopping role waits for its last spans to be sent.
 const FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
-/// Set by a role's own binary (one role per process): its tracer also
-/// becomes the process's global one, which `tracing` spans reach through
-/// `tracing-opentelemetry`.
-static ONE_ROLE_PROCESS: AtomicBool = AtomicBool::new(false);
+type Base = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
+type OtelLayer = tracing_opentelemetry::OpenTelemetryLayer<Base, Tracer>;
+
+/// Set up by a role's own binary (one role per process) that exports
+/// spans: the `tracing-opentelemetry` layer its [`Telemetry`] fills in
+/// with the role's tracer once it has one, so that the role's `tracing`
+/// spans go out as OTLP spans too.
+static TRACING_LAYER: OnceLock<tracing_subscriber::reload::Handle<Option<OtelLayer>, Base>> = OnceLock::new();
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`, or `warn` when
 /// `quiet`, as `jupiterctl` wants so its tables stay readable).
@@ -42,34 +45,26 @@ pub fn init(quiet: bool) {
 }
 
 /// [`init`] for a role's own binary; with `export` (an OTLP endpoint is
-/// set), `tracing` spans of the role's crates also become OTLP spans
-/// through `tracing-opentelemetry` and the global tracer
-/// [`Telemetry::start`] installs.
+/// set), the role's `tracing` spans also become OTLP spans through
+/// `tracing-opentelemetry`, once [`Telemetry::start`] has the role's tracer.
 pub fn init_role(export: bool) {
-    ONE_ROLE_PROCESS.store(true, Ordering::SeqCst);
     init_with(false, export);
 }
 
 fn init_with(quiet: bool, export: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter);
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let otel = export.then(|| {
-        tracing_opentelemetry::layer()
-            .with_tracer(opentelemetry::global::tracer("jupiter"))
-            .with_filter(tracing_subscriber::filter::Targets::new().with_targets([
-                ("drupe_central", tracing::Level::INFO),
-                ("drupe_droplet", tracing::Level::INFO),
-                ("wave_home", tracing::Level::INFO),
-                ("wave_worker", tracing::Level::INFO),
-                ("circe_home", tracing::Level::INFO),
-                ("circe_worker", tracing::Level::INFO),
-                ("jupiter_common", tracing::Level::INFO),
-            ]))
+        let (layer, handle) = tracing_subscriber::reload::Layer::new(None::<OtelLayer>);
+        let _ = TRACING_LAYER.set(handle);
+        layer
     });
-    let _ = tracing_subscriber::registry().with(logs).with(otel).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(logs)
+        .try_init();
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -294,8 +289,8 @@ fn tracer(
         .with_resource(resource)
         .build();
     let tracer = provider.tracer("jupiter");
-    if ONE_ROLE_PROCESS.load(Ordering::SeqCst) {
-        opentelemetry::global::set_tracer_provider(provider.clone());
+    if let Some(layer) = TRACING_LAYER.get() {
+        let _ = layer.modify(|l| *l = Some(tracing_opentelemetry::layer().with_tracer(tracer.clone())));
     }
     Ok((tracer, provider, flush))
 }

@@ -75,9 +75,13 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command serves a role (which logs like its binary).
-    pub fn serves(&self) -> bool {
-        matches!(self, Command::Serve { .. })
+    /// For a command that serves a role (which logs like its binary):
+    /// whether it exports spans.
+    pub fn served_otlp_endpoint(&self) -> Option<bool> {
+        match self {
+            Command::Serve { role } => Some(role.exports_spans()),
+            _ => None,
+        }
     }
 
     pub async fn execute(self) -> anyhow::Result<ExitCode> {

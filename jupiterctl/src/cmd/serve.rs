@@ -14,6 +14,24 @@ pub enum Role {
     CirceWorker(circe_worker::Args),
 }
 
+impl Role {
+    /// Whether the role was given an OTLP endpoint.
+    pub fn exports_spans(&self) -> bool {
+        let flags = match self {
+            Role::DrupeCentral(args) => args.telemetry(),
+            Role::DrupeDroplet(args) => args.telemetry(),
+            Role::WaveHome(args) => args.telemetry(),
+            Role::WaveWorker(args) => args.telemetry(),
+            Role::CirceHome(args) => args.telemetry(),
+            Role::CirceWorker(args) => args.telemetry(),
+        };
+        flags
+            .otlp_endpoint
+            .as_deref()
+            .is_some_and(|e| !e.trim().is_empty())
+    }
+}
+
 pub async fn execute(role: Role) -> anyhow::Result<ExitCode> {
     match role {
         Role::DrupeCentral(args) => serve(args).await,
