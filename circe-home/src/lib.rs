@@ -596,7 +596,6 @@ pub async fn serve(
         shutdown,
     )
     .await?;
-    telemetry.flush().await;
     Ok(())
 }
 

@@ -642,6 +642,5 @@ pub async fn serve(
     let _tasks = worker.tasks.close_on_drop();
     worker.recover()?;
     service::serve(worker, listener, shutdown).await?;
-    telemetry.flush().await;
     Ok(())
 }

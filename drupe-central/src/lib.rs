@@ -462,7 +462,6 @@ pub async fn serve(
     )
     .await;
     drop(running);
-    telemetry.flush().await;
     Ok(result?)
 }
 

@@ -197,6 +197,5 @@ pub async fn serve(
         shutdown,
     )
     .await?;
-    telemetry.flush().await;
     Ok(())
 }

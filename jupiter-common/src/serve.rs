@@ -106,6 +106,8 @@ pub async fn serve(
             }
         } => tracing::debug!("calls still open after the shutdown grace period; closing them"),
     }
+    // The role's last spans go out before it is gone.
+    telemetry.flush().await;
     Ok(())
 }
 

@@ -480,82 +480,60 @@ fn drift_on_either_side_is_caught() {
     let render = rendered(&options);
     let (values, release) = values_for(&options, &render);
 
+    // The differences found once `file` of the chart has `from` (which it
+    // must hold) replaced by `to`, the render left as it is.
+    let edit_chart = |file: &str, from: &str, to: &str| {
+        let edited = comparable(chart_objects(&values, &release, |name, src| {
+            if name == file {
+                assert!(src.contains(from), "{file} has no {from:?}: {src}");
+                src.replace(from, to)
+            } else {
+                src
+            }
+        }));
+        differences(&edited, &render)
+    };
+    let caught = |diffs: Vec<String>, all: &[&str]| {
+        assert!(
+            diffs.iter().any(|d| all.iter().all(|part| d.contains(part))),
+            "{all:?} not in {diffs:?}"
+        );
+    };
+
     // A port changed in the chart only (the chart's ports are the roles' own).
     let port = Role::WaveWorker.port();
-    let edited = comparable(chart_objects(&values, &release, |name, src| {
-        if name == "wave-worker.yaml" {
-            assert!(src.contains(&format!("containerPort: {port}")), "{src}");
-            src.replace(&format!("containerPort: {port}"), "containerPort: 7209")
-        } else {
-            src
-        }
-    }));
-    let diffs = differences(&edited, &render);
-    assert!(
-        diffs
-            .iter()
-            .any(|d| d.contains("DaemonSet/wave-worker") && d.contains("containerPort")),
-        "{diffs:?}"
+    caught(
+        edit_chart(
+            "wave-worker.yaml",
+            &format!("containerPort: {port}"),
+            "containerPort: 7209",
+        ),
+        &["DaemonSet/wave-worker", "containerPort"],
     );
-
     // A metrics port changed in the chart only (Prometheus would scrape a
     // port nothing listens on).
     let metrics = Role::CirceHome.metrics_port();
-    let edited = comparable(chart_objects(&values, &release, |name, src| {
-        if name == "circe-home.yaml" {
-            assert!(
-                src.contains(&format!("prometheus.io/port: \"{metrics}\"")),
-                "{src}"
-            );
-            src.replace(
-                &format!("prometheus.io/port: \"{metrics}\""),
-                "prometheus.io/port: \"9399\"",
-            )
-        } else {
-            src
-        }
-    }));
-    let diffs = differences(&edited, &render);
-    assert!(
-        diffs.iter().any(
-            |d| d.contains("Deployment/circe-home.spec.template.metadata.annotations.prometheus.io/port")
+    caught(
+        edit_chart(
+            "circe-home.yaml",
+            &format!("prometheus.io/port: \"{metrics}\""),
+            "prometheus.io/port: \"9399\"",
         ),
-        "{diffs:?}"
+        &["Deployment/circe-home.spec.template.metadata.annotations.prometheus.io/port"],
     );
-
     // The OTLP variable left out of one role in the chart only.
-    let edited = comparable(chart_objects(&values, &release, |name, src| {
-        if name == "wave-home.yaml" {
-            src.replace(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            )
-        } else {
-            src
-        }
-    }));
-    let diffs = differences(&edited, &render);
-    assert!(
-        diffs
-            .iter()
-            .any(|d| d.contains("Deployment/wave-home") && d.contains("OTLP")),
-        "{diffs:?}"
+    caught(
+        edit_chart(
+            "wave-home.yaml",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ),
+        &["Deployment/wave-home", "OTLP"],
     );
-
     // A headless Service turned into a load-balancing one in the chart only.
-    let edited = comparable(chart_objects(&values, &release, |name, src| {
-        if name == "drupe-droplet.yaml" {
-            src.replace("  clusterIP: None\n", "")
-        } else {
-            src
-        }
-    }));
-    let diffs = differences(&edited, &render);
-    assert!(
-        diffs
-            .iter()
-            .any(|d| d.contains("Service/drupe-droplet.spec.clusterIP")),
-        "{diffs:?}"
+    caught(
+        edit_chart("drupe-droplet.yaml", "  clusterIP: None\n", ""),
+        &["Service/drupe-droplet.spec.clusterIP"],
     );
 
     // A label changed in render only.

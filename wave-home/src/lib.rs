@@ -214,6 +214,5 @@ pub async fn serve(
         shutdown,
     )
     .await?;
-    telemetry.flush().await;
     Ok(())
 }

@@ -106,6 +106,5 @@ pub async fn serve(
         shutdown,
     )
     .await?;
-    telemetry.flush().await;
     Ok(())
 }

@@ -58,6 +58,15 @@ struct Args {
     /// answers, interleaved; prints each one's inputs/s and the ratios.
     #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
     tracing_overhead: usize,
+    /// Every role of the throughput pass sends its spans to this OTLP
+    /// endpoint.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// (internal) Serve an OTLP receiver: print its URL, then the number of
+    /// spans it got once stdin closes. `--tracing-overhead` runs it as its
+    /// own process, so that its work is not counted as the roles'.
+    #[arg(long, hide = true)]
+    otlp_receiver: bool,
 }
 
 /// The `jupiterctl` that serves the roles with `--processes`.
@@ -174,6 +183,9 @@ struct Pass {
     hop_no_wait_ms: Vec<f64>,
     run_ms: Vec<f64>,
     transfer_ms: Vec<f64>,
+    /// CPU time of this process (every role, not the tasks' processes) per
+    /// input, over the whole pass (up and down included).
+    cpu_ms_per_input: f64,
 }
 
 impl Pass {
@@ -204,6 +216,7 @@ impl Pass {
             "ok": self.ok,
             "wall_s": self.wall_s,
             "inputs_per_s": self.inputs as f64 / self.wall_s.max(1e-9),
+            "roles_cpu_ms_per_input": self.cpu_ms_per_input,
             "makespan_ms": { "median": median(&self.makespan_ms), "p95": percentile(&self.makespan_ms, 0.95) },
             "hop_ms": { "median": median(&self.hop_ms), "p95": percentile(&self.hop_ms, 0.95), "samples": self.hop_ms.len() },
             "hop_minus_slot_wait_ms": { "median": median(&self.hop_no_wait_ms), "p95": percentile(&self.hop_no_wait_ms, 0.95) },
@@ -251,7 +264,7 @@ impl Pass {
 }
 
 async fn throughput_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
-    traced_pass(app, root, "throughput", args, None).await
+    traced_pass(app, root, "throughput", args, args.otlp_endpoint.clone()).await
 }
 
 async fn traced_pass(
@@ -263,6 +276,7 @@ async fn traced_pass(
 ) -> Result<Pass> {
     let inputs = root.join(name).join("inputs");
     write_inputs(&inputs, "in", args.inputs, args.input_size)?;
+    let cpu = cpu_seconds();
     let outcome = jupiterctl::run::run(
         traced_backend(&app, root, name, args, endpoint)?,
         &app,
@@ -274,7 +288,9 @@ async fn traced_pass(
     )
     .await
     .context("throughput pass")?;
-    Ok(Pass::from_results(&outcome.results, outcome.wall))
+    let mut pass = Pass::from_results(&outcome.results, outcome.wall);
+    pass.cpu_ms_per_input = (cpu_seconds() - cpu) * 1000.0 / pass.inputs.max(1) as f64;
+    Ok(pass)
 }
 
 async fn sequential_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
@@ -310,6 +326,12 @@ async fn sequential_pass(app: App, root: &Path, args: &Args) -> Result<Pass> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if args.otlp_receiver {
+        return serve_receiver().await;
+    }
+    if args.tracing_overhead > 0 {
+        return tracing_overhead(&args).await;
+    }
     let root = tempfile::Builder::new()
         .prefix("jupiter-bench-pipeline")
         .tempdir()?;
@@ -317,9 +339,6 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&app_dir)?;
     write_app(&app_dir, args.parallelism)?;
     let app = App::load(&app_dir).context("loading the generated app")?;
-    if args.tracing_overhead > 0 {
-        return tracing_overhead(app, root.path(), &args).await;
-    }
 
     let sequential = if args.sequential > 0 {
         Some(sequential_pass(app.clone(), root.path(), &args).await?)
@@ -385,51 +404,110 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// `--tracing-overhead`: the throughput pass without spans, exporting to a
-/// real receiver, and exporting to an endpoint that never answers, one
-/// after the other in each round so that drift of the machine hits all
-/// three alike.
-async fn tracing_overhead(app: App, root: &Path, args: &Args) -> Result<()> {
+/// `--otlp-receiver`: a real OTLP receiver until stdin closes.
+async fn serve_receiver() -> Result<()> {
+    use tokio::io::AsyncReadExt;
     let receiver = jupiter_tests::otlp::Receiver::start().await;
+    println!("{}", receiver.url);
+    let mut rest = Vec::new();
+    tokio::io::stdin().read_to_end(&mut rest).await?;
+    println!("{}", receiver.spans().len());
+    Ok(())
+}
+
+/// CPU time (user + system) this process has used: the roles' work, as
+/// they all run in it (the tasks' own processes are not counted).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// `--tracing-overhead`: the throughput pass without spans, exporting to a
+/// real receiver (a process of its own), and exporting to an endpoint that
+/// never answers; each round runs the three in a rotated order so that a
+/// drifting machine (the disk's fsyncs) hits all three alike. Throughput is
+/// noisy here; the roles' CPU time per input is the steadier figure.
+async fn tracing_overhead(args: &Args) -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let mut receiver = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("--otlp-receiver")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the OTLP receiver")?;
+    let mut lines = tokio::io::BufReader::new(receiver.stdout.take().context("receiver's stdout")?).lines();
+    let url = lines.next_line().await?.context("the receiver's URL")?;
     let hole = jupiter_tests::otlp::BlackHole::start().await;
     let kinds: [(&str, Option<String>); 3] = [
         ("off", None),
-        ("receiver", Some(receiver.url.clone())),
+        ("receiver", Some(url)),
         ("unreachable", Some(hole.url.clone())),
     ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    let mut cpu_ms: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     for round in 0..args.tracing_overhead {
-        for (i, (kind, endpoint)) in kinds.iter().enumerate() {
-            let pass = traced_pass(
-                app.clone(),
-                root,
-                &format!("{kind}-{round}"),
-                args,
-                endpoint.clone(),
-            )
-            .await?;
-            if pass.ok != pass.inputs {
+        for k in 0..kinds.len() {
+            let i = (k + round) % kinds.len();
+            let (kind, endpoint) = &kinds[i];
+            // Each pass in a fresh process: a process that ran passes
+            // before forks its tasks more slowly (its memory has grown),
+            // which would be charged to whichever pass came later.
+            let mut pass = tokio::process::Command::new(std::env::current_exe()?);
+            pass.args(["--json", "--sequential", "0"])
+                .args(["--inputs", &args.inputs.to_string()])
+                .args(["--nodes", &args.nodes.to_string()])
+                .args(["--parallelism", &args.parallelism.to_string()])
+                .args(["--input-size", &args.input_size.to_string()])
+                .args(["--seed", &args.seed.to_string()]);
+            if args.processes {
+                pass.arg("--processes");
+                if let Some(path) = &args.jupiterctl {
+                    pass.arg("--jupiterctl").arg(path);
+                }
+            }
+            if let Some(endpoint) = endpoint {
+                pass.args(["--otlp-endpoint", endpoint]);
+            }
+            let out = pass.output().await.context("running a pass")?;
+            if !out.status.success() {
                 bail!(
-                    "{kind}: {} of {} inputs failed",
-                    pass.inputs - pass.ok,
-                    pass.inputs
+                    "tracing {kind}: the pass failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
                 );
             }
-            let rate = pass.inputs as f64 / pass.wall_s.max(1e-9);
-            eprintln!("round {}: tracing {kind}: {rate:.1} inputs/s", round + 1);
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("the pass's JSON")?;
+            let throughput = &json["throughput"];
+            if throughput["ok"] != throughput["inputs"] {
+                bail!("tracing {kind}: not every input succeeded: {throughput}");
+            }
+            let rate = throughput["inputs_per_s"].as_f64().unwrap_or(0.0);
+            let per_input = throughput["roles_cpu_ms_per_input"].as_f64().unwrap_or(0.0);
+            eprintln!(
+                "round {}: tracing {kind}: {rate:.1} inputs/s, roles' CPU {per_input:.2} ms per input",
+                round + 1
+            );
             rates[i].push(rate);
+            cpu_ms[i].push(per_input);
         }
     }
-    let spans = receiver.spans().len();
-    let off = median(&rates[0]);
+    drop(receiver.stdin.take());
+    let spans = lines.next_line().await?.unwrap_or_default();
+    let _ = receiver.wait().await;
+    let (off_rate, off_cpu) = (median(&rates[0]), median(&cpu_ms[0]));
     let summary: Vec<serde_json::Value> = kinds
         .iter()
-        .zip(&rates)
-        .map(|((kind, _), r)| {
+        .enumerate()
+        .map(|(i, (kind, _))| {
             serde_json::json!({
                 "tracing": kind,
-                "inputs_per_s": { "median": median(r), "all": r },
-                "throughput_vs_off": median(r) / off,
+                "inputs_per_s": { "median": median(&rates[i]), "all": rates[i] },
+                "cpu_ms_per_input": { "median": median(&cpu_ms[i]), "all": cpu_ms[i] },
+                "throughput_vs_off": median(&rates[i]) / off_rate,
+                "cpu_vs_off": median(&cpu_ms[i]) / off_cpu,
             })
         })
         .collect();
@@ -445,15 +523,24 @@ async fn tracing_overhead(app: App, root: &Path, args: &Args) -> Result<()> {
         println!("{}", serde_json::to_string(&out)?);
     } else {
         println!(
-            "tracing overhead: {} inputs at once through the 7-task DAG, {} rounds (median inputs/s)",
+            "tracing overhead: {} inputs at once through the 7-task DAG, {} rounds (medians)",
             args.inputs, args.tracing_overhead
         );
-        for ((kind, _), r) in kinds.iter().zip(&rates) {
-            println!(
-                "  {kind:<12} {:7.1} inputs/s   {:+5.1}% vs off",
-                median(r),
-                (median(r) / off - 1.0) * 100.0
+        for (i, (kind, _)) in kinds.iter().enumerate() {
+            let rate = format!(
+                "  {kind:<12} {:7.1} inputs/s ({:+5.1}% vs off)",
+                median(&rates[i]),
+                (median(&rates[i]) / off_rate - 1.0) * 100.0
             );
+            // With --processes the roles' CPU is in their own processes.
+            match args.processes {
+                true => println!("{rate}"),
+                false => println!(
+                    "{rate}   roles' CPU {:6.2} ms per input ({:+5.1}% vs off)",
+                    median(&cpu_ms[i]),
+                    (median(&cpu_ms[i]) / off_cpu - 1.0) * 100.0
+                ),
+            }
         }
         println!("  the receiver got {spans} spans");
     }

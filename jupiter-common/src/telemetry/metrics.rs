@@ -8,6 +8,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, R
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::task::AbortOnDropHandle;
 
 const METADATA: Metadata<'static> = Metadata::new("jupiter", Level::INFO, None);
 
@@ -314,20 +315,19 @@ pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Serves `GET /metrics` (any path, in fact) on `listener` until the
 /// returned task is aborted.
-pub fn serve(metrics: Metrics, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+pub fn serve(metrics: Metrics, listener: tokio::net::TcpListener) -> AbortOnDropHandle<()> {
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
-    tokio::spawn(async move {
-        let upkeep = {
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        let _upkeep = {
             let metrics = metrics.clone();
-            tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(UPKEEP_INTERVAL).await;
                     metrics.upkeep();
                 }
-            })
+            }))
         };
-        let _upkeep = AbortOnDrop(upkeep);
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -359,16 +359,7 @@ pub fn serve(metrics: Metrics, listener: tokio::net::TcpListener) -> tokio::task
                     .await;
             });
         }
-    })
-}
-
-/// Aborts a task when dropped.
-pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    }))
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ struct Inner {
     queue: Option<export::QueueProcessor>,
     metrics: Metrics,
     metrics_addr: Option<SocketAddr>,
-    _listener: Option<self::metrics::AbortOnDrop>,
+    _listener: Option<tokio_util::task::AbortOnDropHandle<()>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -154,8 +154,7 @@ impl Telemetry {
                 match listen_metrics(address, matches!(settings.metrics, MetricsListen::At(_))).await {
                     Ok(listener) => {
                         let addr = listener.local_addr().ok();
-                        let task = self::metrics::serve(metrics.clone(), listener);
-                        (addr, Some(self::metrics::AbortOnDrop(task)))
+                        (addr, Some(self::metrics::serve(metrics.clone(), listener)))
                     }
                     Err(source) if matches!(settings.metrics, MetricsListen::At(_)) => {
                         return Err(TelemetryError::MetricsListen {
