@@ -16,6 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The tests of this file one at a time: each runs a whole deployment and
+/// times it, and three at once on two cores would time the machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn run(
     sandbox: &Sandbox,
     app: &App,
@@ -61,6 +65,7 @@ fn close(what: &str, span_ms: f64, report_ms: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_input_is_one_trace_across_every_role_it_passed() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let receiver = Receiver::start().await;
     let sandbox = Sandbox::new();
     let app = App::load(&example("dummy_app")).expect("the legacy example loads");
@@ -258,6 +263,7 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
 /// the deployment still goes down promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_endpoint_that_never_answers_holds_nothing_up() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let app = App::load(&example("dummy_app")).expect("the legacy example loads");
     let plain = Sandbox::new();
     let inputs = vec![plain.inputs(20, "in", ".txt")];
@@ -292,6 +298,7 @@ async fn an_endpoint_that_never_answers_holds_nothing_up() {
 /// a role binary's own `tracing` spans go out through tracing-opentelemetry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_processes_export_one_trace_per_input() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let receiver = Receiver::start().await;
     let sandbox = Sandbox::new();
     let cli = jupiter_tests::cli::Cli {

@@ -15,7 +15,7 @@ pub const QUEUE: usize = 8192;
 /// Spans per export call.
 const BATCH: usize = 512;
 /// How long a span waits for its batch to fill before it goes anyway.
-const LINGER: Duration = Duration::from_millis(500);
+const LINGER: Duration = Duration::from_millis(200);
 /// One export call's limit: an endpoint that does not answer loses its
 /// batch instead of holding up the next ones.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -26,7 +26,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// How long a stopping role waits for its last spans to be sent.
+/// How long a stopping role waits for its last spans to be sent: with the
+/// server's own 2 s for open calls, within the 5 s a supervisor gives a
+/// role between SIGTERM and SIGKILL.
 const FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
 type Base = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
