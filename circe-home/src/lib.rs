@@ -449,6 +449,7 @@ impl CirceHome for Home {
             header.input_id.clone()
         };
         check_name("input_id", &input)?;
+        jupiter_common::telemetry::spans::tag_input(&input);
         if !self.ledger().reserve(&input) {
             return Err(Status::already_exists(format!(
                 "input {input:?} was already submitted: every input needs its own file name"
@@ -496,6 +497,7 @@ impl CirceHome for Home {
     async fn deliver(&self, request: Request<Streaming<FileChunk>>) -> Result<Response<PushAck>, Status> {
         let mut stream = request.into_inner();
         let header = read_header(&mut stream).await?;
+        jupiter_common::telemetry::spans::tag_input(&header.input_id);
         if !self.config.egress.contains(&header.from_task) {
             return Err(Status::invalid_argument(format!(
                 "{:?} is not an egress task; only {:?} deliver home",
@@ -531,6 +533,7 @@ impl CirceHome for Home {
     async fn report_task(&self, request: Request<TaskReport>) -> Result<Response<ReportAck>, Status> {
         let report = request.into_inner();
         check_name("input_id", &report.input_id)?;
+        jupiter_common::telemetry::spans::tag_input(&report.input_id);
         self.record(Event::Report(report))?;
         Ok(Response::new(ReportAck {}))
     }

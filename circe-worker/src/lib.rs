@@ -384,12 +384,13 @@ impl Worker {
             ready_at
         };
         let parent = span.context();
+        let id = KeyValue::new("jupiter.input_id", replay::split(&input).0.to_string());
         self.telemetry.record(
             "queue wait",
             &parent,
             at_unix_nanos(ready_at),
             at_unix_nanos(started),
-            Vec::new(),
+            vec![id.clone()],
         );
         let result = self.run(&input).await;
         let finished = unix_nanos();
@@ -404,7 +405,7 @@ impl Worker {
             SpanKind::Internal,
             &parent,
             at_unix_nanos(started),
-            vec![KeyValue::new("jupiter.exit", exit.clone())],
+            vec![KeyValue::new("jupiter.exit", exit.clone()), id],
         );
         if result.is_err() {
             run.fail(exit);
@@ -499,7 +500,10 @@ impl Worker {
             SpanKind::Internal,
             &parent,
             at_unix_nanos(started),
-            Vec::new(),
+            vec![KeyValue::new(
+                "jupiter.input_id",
+                replay::split(&input).0.to_string(),
+            )],
         );
         let under = transfer.context();
         let routed = if self.config.children.is_empty() {

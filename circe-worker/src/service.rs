@@ -26,6 +26,7 @@ impl CirceWorker for Service {
         let worker = &self.0;
         let mut stream = request.into_inner();
         let header = read_header(&mut stream).await?;
+        jupiter_common::telemetry::spans::tag_input(&header.input_id);
         let source = if header.from_task.is_empty() {
             HOME_SOURCE
         } else {

@@ -126,6 +126,17 @@ async fn each_input_is_one_trace_across_every_role_it_passed() {
             }
         }
 
+        // Every span of the trace is about the input and says so.
+        for span in &in_trace {
+            assert_eq!(
+                span.attribute("jupiter.input_id").as_deref(),
+                Some(input.as_str()),
+                "span {:?} of {} does not name its input",
+                span.span.name,
+                span.service()
+            );
+        }
+
         // The input's span lasts its makespan.
         let input_span = named(&spans, "input")
             .find(|s| s.trace_id() == trace)

@@ -12,6 +12,17 @@ pub fn at_unix_nanos(nanos: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64)
 }
 
+/// Names the input the current call is about on the call's span (the
+/// server span [`super::propagation::ServerTraceLayer`] opened): every span
+/// about an input carries `jupiter.input_id`.
+pub fn tag_input(input: &str) {
+    let cx = Context::current();
+    let span = cx.span();
+    if span.is_recording() {
+        span.set_attribute(KeyValue::new("jupiter.input_id", input.to_string()));
+    }
+}
+
 /// A span still open; nothing at all when the role exports no spans.
 /// Clones share the span.
 #[derive(Clone, Debug, Default)]
