@@ -324,6 +324,9 @@ async fn a_node_cut_off_for_25_s_loses_and_duplicates_nothing() {
                     .expect("docker network connect");
             }
             let healed_at = Instant::now();
+            // Counted at the heal itself, not after DRUPE saw the node back
+            // (by then the rest may well have finished).
+            let done_at_heal = finished(&output);
             let mut back = None;
             while healed_at.elapsed() < Duration::from_secs(40) {
                 if drupe_sees(&central, &victim).await == Some((true, true)) {
@@ -332,7 +335,7 @@ async fn a_node_cut_off_for_25_s_loses_and_duplicates_nothing() {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            (done_at_cut, finished(&output), marked_down, back)
+            (done_at_cut, done_at_heal, marked_down, back)
         }
     };
     let cutter = tokio::spawn(cutter);
