@@ -375,6 +375,15 @@ fn pod_of<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str, name: 
     &objects[&(kind.to_string(), name.to_string())]["spec"]["template"]
 }
 
+/// The metrics port of the role named `role`.
+fn metrics_port(role: &str) -> u16 {
+    Role::ALL
+        .iter()
+        .find(|r| r.name() == role)
+        .unwrap_or_else(|| panic!("no role {role}"))
+        .metrics_port()
+}
+
 fn kind_of(role: &str) -> &'static str {
     if role == "drupe-droplet" || role == "wave-worker" {
         "DaemonSet"
@@ -396,11 +405,7 @@ fn both_sides_carry_metrics_and_the_otlp_endpoint_only_when_set() {
         let (values, release) = values_for(&options, &render);
         let chart = comparable(chart_objects(&values, &release, no_edit));
         for role in ROLES {
-            let port = Role::ALL
-                .iter()
-                .find(|r| r.name() == role)
-                .unwrap()
-                .metrics_port();
+            let port = metrics_port(role);
             for (side, objects) in [("render", &render), ("chart", &chart)] {
                 let pod = pod_of(objects, kind_of(role), role);
                 let annotations = &pod["metadata"]["annotations"];
@@ -451,11 +456,7 @@ fn metrics_disabled_drops_the_port_and_the_annotations_only() {
     diffs.sort();
     let mut expected = Vec::new();
     for role in ROLES {
-        let port = Role::ALL
-            .iter()
-            .find(|r| r.name() == role)
-            .unwrap()
-            .metrics_port();
+        let port = metrics_port(role);
         let at = format!("{}/{role}.spec.template", kind_of(role));
         // The chart's single port against render's two is a length
         // mismatch: reported for the whole list.
