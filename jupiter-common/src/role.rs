@@ -206,17 +206,38 @@ pub async fn run<A: RoleArgs>(
 /// clients that connect while the role restarts wait in its backlog
 /// instead of being refused.
 pub async fn listen(address: &str) -> std::io::Result<TcpListener> {
+    match address.strip_prefix("fd:") {
+        Some(fd) => adopt(listening_fd(fd)?),
+        None => TcpListener::bind(address).await,
+    }
+}
+
+/// Like [`listen`], but an inherited `fd:N` is duplicated rather than
+/// owned: the role can be started again on it in the same process (the
+/// local backend keeps a role's metrics socket across the role's
+/// restarts, so its port is never free for another to take).
+pub async fn listen_shared(address: &str) -> std::io::Result<TcpListener> {
     let Some(fd) = address.strip_prefix("fd:") else {
         return TcpListener::bind(address).await;
     };
-    let fd: std::os::fd::RawFd = fd.parse().map_err(|_| {
+    let fd = listening_fd(fd)?;
+    // SAFETY: F_DUPFD_CLOEXEC only reads `fd` and returns a new descriptor.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    adopt(copy)
+}
+
+/// The descriptor `fd:N` names, if it is a listening socket: anything else
+/// is refused before it is owned (and closed) as one.
+fn listening_fd(number: &str) -> std::io::Result<std::os::fd::RawFd> {
+    let fd: std::os::fd::RawFd = number.parse().map_err(|_| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "fd:N needs a file descriptor number",
         )
     })?;
-    // Only a listening TCP socket may be adopted: anything else is refused
-    // before it is owned (and closed) as one.
     let mut accepting: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `accepting`.
@@ -238,9 +259,14 @@ pub async fn listen(address: &str) -> std::io::Result<TcpListener> {
             format!("file descriptor {fd} is not a listening socket"),
         ));
     }
+    Ok(fd)
+}
+
+/// Owns a listening socket checked by [`listening_fd`] (or a copy of one).
+fn adopt(fd: std::os::fd::RawFd) -> std::io::Result<TcpListener> {
     use std::os::fd::FromRawFd;
-    // SAFETY: fd is an open listening socket (checked above) that this
-    // process was given to own.
+    // SAFETY: fd is an open listening socket that this process was given
+    // (or made) to own.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
     listener.set_nonblocking(true)?;
     TcpListener::from_std(listener)

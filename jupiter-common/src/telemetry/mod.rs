@@ -230,7 +230,7 @@ impl Drop for Inner {
 async fn listen_metrics(address: &str, insist: bool) -> std::io::Result<tokio::net::TcpListener> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
-        match crate::role::listen(address).await {
+        match crate::role::listen_shared(address).await {
             Err(e)
                 if insist
                     && e.kind() == std::io::ErrorKind::AddrInUse

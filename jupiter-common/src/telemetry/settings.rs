@@ -14,7 +14,10 @@ pub struct TelemetryFlags {
     #[arg(long, env = env::OTLP_ENDPOINT, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// Serve Prometheus metrics at http://HOST:PORT/metrics; `off` to
-    /// serve none. Default: every interface, the role's gRPC port + 2000.
+    /// serve none; `fd:N` for a listening socket inherited as descriptor N
+    /// (used, not consumed: jupiterctl's local backend holds each role's
+    /// metrics port this way for the deployment's life). Default: every
+    /// interface, the role's gRPC port + 2000.
     #[arg(long, env = env::METRICS_LISTEN, value_name = "HOST:PORT")]
     pub metrics_listen: Option<String>,
     /// The deployment this role belongs to (the `jupiter.deployment`
@@ -31,7 +34,8 @@ pub enum MetricsListen {
     /// The role's default port: taken if free, else the role goes on
     /// without metrics (several roles of one process, as in tests).
     Default(String),
-    /// An address given on purpose: failing to bind it fails the role.
+    /// An address given on purpose (`HOST:PORT` or `fd:N`): failing to
+    /// bind it fails the role.
     At(String),
 }
 

@@ -26,7 +26,7 @@ use jupiter_common::sync::LockExt;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -147,14 +147,19 @@ impl Local {
         listener: TcpListener,
         command: RoleCommand,
     ) -> Result<(), DeployError> {
-        let metrics = free_loopback_port().map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
+        let (metrics, metrics_addr) =
+            metrics_socket().map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
         let id = self.inventory.id.clone();
         let here = self.here("starting a role")?;
         let in_process = here.config.processes.is_none();
-        let command = command.telemetry(&metrics.to_string(), here.config.otlp_endpoint.as_deref(), &id);
-        here.start(&instance, listener, command)?;
+        let flag = match in_process {
+            true => format!("fd:{}", metrics.as_raw_fd()),
+            false => supervisor::metrics_flag(),
+        };
+        let command = command.telemetry(&flag, here.config.otlp_endpoint.as_deref(), &id);
+        here.start(&instance, listener, metrics, command)?;
         let instance = RoleInstance {
-            metrics: Some(format!("http://{metrics}/metrics")),
+            metrics: Some(format!("http://{metrics_addr}/metrics")),
             ..instance
         };
         // A role in this process has this process's pid; a supervised one
@@ -235,14 +240,21 @@ type Starter = Arc<
 
 enum Slot {
     /// A task of this process.
+    /// `_metrics` is the socket its `--metrics-listen fd:N` names: held
+    /// here (never read) so that every start of the role finds it open.
     Task {
         addr: SocketAddr,
         start: Starter,
         task: JoinHandle<()>,
+        _metrics: OwnedFd,
     },
-    /// A process of its own, and a copy of its listening socket (a task
-    /// that moves to another node keeps its port).
-    Process { process: Supervised, listener: OwnedFd },
+    /// A process of its own, and a copy of its listening and metrics
+    /// sockets (a task that moves to another node keeps its ports).
+    Process {
+        process: Supervised,
+        listener: OwnedFd,
+        metrics: OwnedFd,
+    },
 }
 
 impl Here {
@@ -250,6 +262,7 @@ impl Here {
         &mut self,
         instance: &RoleInstance,
         listener: TcpListener,
+        metrics: OwnedFd,
         command: RoleCommand,
     ) -> Result<(), DeployError> {
         let label = instance.label();
@@ -259,13 +272,15 @@ impl Here {
                     .into_std()
                     .map_err(|e| DeployError::backend(LocalError::Bind(e)))?
                     .into();
-                let spare = listener
-                    .try_clone()
-                    .map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
-                let process = self.supervise(&label, instance.node.clone(), program, command, listener)?;
+                let bind = |e| DeployError::backend(LocalError::Bind(e));
+                let spare = listener.try_clone().map_err(bind)?;
+                let handed = metrics.try_clone().map_err(bind)?;
+                let process =
+                    self.supervise(&label, instance.node.clone(), program, command, listener, handed)?;
                 Slot::Process {
                     process,
                     listener: spare,
+                    metrics,
                 }
             }
             None => {
@@ -274,7 +289,12 @@ impl Here {
                     .map_err(|e| DeployError::backend(LocalError::Bind(e)))?;
                 let start = starter(&command)?;
                 let task = self.spawn(label.clone(), &start, listener);
-                Slot::Task { addr, start, task }
+                Slot::Task {
+                    addr,
+                    start,
+                    task,
+                    _metrics: metrics,
+                }
             }
         };
         self.slots.insert(label, slot);
@@ -290,6 +310,7 @@ impl Here {
         program: &std::path::Path,
         command: RoleCommand,
         listener: OwnedFd,
+        metrics: OwnedFd,
     ) -> Result<Supervised, DeployError> {
         let logs = self.config.workdir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|source| {
@@ -304,6 +325,7 @@ impl Here {
             program: program.to_path_buf(),
             args: command.serve_args(),
             listener,
+            metrics: Some(metrics),
             log: logs.join(format!("{}.log", label.replace(' ', "-"))),
         };
         Ok(Supervised::start(launch, &self.shutdown, self.stops.clone()))
@@ -319,19 +341,34 @@ impl Here {
                 why: "its roles run inside one process (--processes runs each on its own)".into(),
             });
         };
-        let Some(Slot::Process { process, listener }) = self.slots.get_mut(label) else {
+        let Some(Slot::Process {
+            process,
+            listener,
+            metrics,
+        }) = self.slots.get_mut(label)
+        else {
             return Err(DeployError::NoSuchRole { what: label.into() });
         };
         process.stop().await;
         let bind = |e| DeployError::backend(LocalError::Bind(e));
         let handed = listener.try_clone().map_err(bind)?;
         let spare = listener.try_clone().map_err(bind)?;
-        let process = self.supervise(label, Some(node.to_string()), &program, command, handed)?;
+        let metrics_handed = metrics.try_clone().map_err(bind)?;
+        let metrics = metrics.try_clone().map_err(bind)?;
+        let process = self.supervise(
+            label,
+            Some(node.to_string()),
+            &program,
+            command,
+            handed,
+            metrics_handed,
+        )?;
         self.slots.insert(
             label.to_string(),
             Slot::Process {
                 process,
                 listener: spare,
+                metrics,
             },
         );
         Ok(())
@@ -393,7 +430,9 @@ impl Here {
                     })
                 })?;
             }
-            Slot::Task { addr, start, task } => {
+            Slot::Task {
+                addr, start, task, ..
+            } => {
                 task.abort();
                 let _ = task.await;
                 let (addr, start) = (*addr, start.clone());
@@ -469,11 +508,14 @@ where
     }))
 }
 
-/// A loopback address whose port is free now: a role's metrics listener
-/// binds it by itself (also as a process of its own, and again after a
-/// restart).
-fn free_loopback_port() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+/// A role's metrics socket on a fresh loopback port, and its address. It
+/// stays bound for the role's life (the role is handed a copy each time it
+/// starts): a port only reserved by number could be taken by anything that
+/// binds port 0 before the role binds it.
+fn metrics_socket() -> std::io::Result<(OwnedFd, SocketAddr)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    Ok((listener.into(), addr))
 }
 
 /// A fresh loopback port and its URL.
@@ -660,13 +702,9 @@ impl Backend for Local {
             let (Some(task), Some(node)) = (&role.task, &role.node) else {
                 continue;
             };
-            let metrics = role
-                .metrics
-                .as_deref()
-                .and_then(|url| url.strip_prefix("http://")?.strip_suffix("/metrics"))
-                .unwrap_or("off");
+            // The moved worker serves metrics on the socket its slot holds.
             let command = commands::circe_worker(&config, app, task, node, &urls, &home).telemetry(
-                metrics,
+                &supervisor::metrics_flag(),
                 config.otlp_endpoint.as_deref(),
                 &id,
             );

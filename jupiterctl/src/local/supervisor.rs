@@ -2,7 +2,9 @@
 //! kept running. The supervisor holds the role's listening socket and hands
 //! it to every incarnation as file descriptor 3 (`--listen fd:3`), so a
 //! restarted role answers on the same port, and clients that connect while
-//! it is down wait in the socket's backlog instead of being refused.
+//! it is down wait in the socket's backlog instead of being refused. Its
+//! metrics socket is held the same way, on descriptor 4, so no other
+//! program can take that port between two incarnations.
 //!
 //! A process that ends while the deployment runs (any signal, any exit
 //! code) is started again at once; one that keeps dying soon after it
@@ -25,6 +27,8 @@ use jupiter_common::sync::LockExt;
 
 /// The descriptor a role process finds its listening socket on.
 pub const LISTEN_FD: i32 = 3;
+/// The descriptor a role process finds its metrics socket on.
+pub const METRICS_FD: i32 = 4;
 /// A process that lived this long was healthy: its next death restarts it
 /// at once again.
 const STABLE: Duration = Duration::from_secs(2);
@@ -81,7 +85,15 @@ pub struct Launch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub listener: OwnedFd,
+    /// The metrics socket, handed over as [`METRICS_FD`] (the role is told
+    /// `--metrics-listen fd:4` by whoever built `args`).
+    pub metrics: Option<OwnedFd>,
     pub log: PathBuf,
+}
+
+/// The `--metrics-listen` value of a supervised role given a metrics socket.
+pub fn metrics_flag() -> String {
+    format!("fd:{METRICS_FD}")
 }
 
 impl Supervised {
@@ -260,23 +272,43 @@ fn spawn(launch: &Launch, restarts: u32) -> std::io::Result<tokio::process::Chil
         .process_group(0)
         .kill_on_drop(true);
     jupiter_common::child::die_with_parent(&mut command);
-    let fd = launch.listener.as_raw_fd();
-    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and
-    // exec.
+    let mut handed = vec![(launch.listener.as_raw_fd(), LISTEN_FD)];
+    if let Some(metrics) = &launch.metrics {
+        handed.push((metrics.as_raw_fd(), METRICS_FD));
+    }
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between
+    // fork and exec, on a vector allocated before the fork.
     unsafe {
-        command.pre_exec(move || {
-            if fd == LISTEN_FD {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(fd, LISTEN_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        command.pre_exec(move || place_fds(&handed));
     }
     command.spawn()
+}
+
+/// Puts each `(from, to)` descriptor at `to`, without close-on-exec. Every
+/// source is first copied above the targets, so one source sitting on
+/// another's target is not clobbered. Runs between fork and exec.
+fn place_fds(handed: &[(libc::c_int, libc::c_int)]) -> std::io::Result<()> {
+    const ABOVE: libc::c_int = 10;
+    let mut copies = [0 as libc::c_int; 2];
+    let copies = &mut copies[..handed.len().min(2)];
+    for (copy, (from, _)) in copies.iter_mut().zip(handed) {
+        // SAFETY: F_DUPFD reads `from` and returns a new descriptor.
+        *copy = unsafe { libc::fcntl(*from, libc::F_DUPFD, ABOVE) };
+        if *copy < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    for (copy, (_, to)) in copies.iter().zip(handed) {
+        // SAFETY: dup2 and close only act on descriptors this child owns;
+        // dup2 leaves the target without close-on-exec.
+        unsafe {
+            if libc::dup2(*copy, *to) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(*copy);
+        }
+    }
+    Ok(())
 }
 
 /// SIGTERM (the role's graceful path), then SIGKILL after a grace period.
@@ -336,6 +368,7 @@ mod tests {
             program: "sh".into(),
             args: vec!["-c".into(), script.into()],
             listener: listener.into(),
+            metrics: None,
             log: dir.join("role.log"),
         };
         (launch, addr)
