@@ -20,6 +20,7 @@ pub use args::Args;
 use jupiter_common::app::{AppError, TaskRunner, TaskSpec};
 use jupiter_common::cli::FlagError;
 use jupiter_common::clock::{ms_between, unix_nanos};
+use jupiter_common::dirlock::{DirLock, LockError as DirLockError};
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::home::v1::TaskReport;
 use jupiter_common::proto::circe::worker::v1::FileHeader;
@@ -93,7 +94,12 @@ pub enum Error {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Routes(#[from] routes::RoutesError),
+    #[error("queue directory: {0}")]
+    Lock(#[from] DirLockError),
 }
+
+/// How long a worker waits for another owner of its queue folder to let go.
+const QUEUE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -134,6 +140,9 @@ pub(crate) struct Worker {
     telemetry: Telemetry,
     /// The worker's histograms and counters, labelled once.
     timings: Timings,
+    /// The queue folder is this worker's alone while it lives: held until
+    /// the last of its tasks is gone (each holds the worker).
+    _lock: DirLock,
 }
 
 /// This worker's per-task series.
@@ -168,7 +177,7 @@ impl Timings {
 }
 
 impl Worker {
-    fn new(mut config: Config, telemetry: Telemetry) -> Result<Arc<Self>> {
+    fn new(mut config: Config, telemetry: Telemetry, lock: DirLock) -> Result<Arc<Self>> {
         let python_task = matches!(config.task.runner, TaskRunner::Python { .. });
         if python_task {
             config.python = runner::resolve_python(&config.python);
@@ -206,6 +215,7 @@ impl Worker {
         };
         let timings = Timings::new(&telemetry, &config.task.name, &config.node);
         Ok(Arc::new(Self {
+            _lock: lock,
             telemetry,
             timings,
             slots: Semaphore::new(config.task.parallelism.max(1)),
@@ -642,7 +652,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let telemetry = Telemetry::start(&config.telemetry).await?;
-    let worker = Worker::new(config, telemetry.clone())?;
+    // A previous incarnation in this process (a restart) may still be
+    // tearing its tasks down: its runs and sends must end before this one
+    // recovers the queue they work on.
+    let lock = DirLock::acquire(&config.queue_dir, QUEUE_LOCK_WAIT).await?;
+    let worker = Worker::new(config, telemetry.clone(), lock)?;
     let _tasks = worker.tasks.close_on_drop();
     worker.recover()?;
     service::serve(worker, listener, shutdown).await?;

@@ -8,6 +8,7 @@ pub mod child;
 pub mod cli;
 pub mod clock;
 pub mod connection;
+pub mod dirlock;
 pub mod durable;
 pub mod env;
 pub mod error;

@@ -91,3 +91,67 @@ async fn killed_workers_restart_on_their_queue_and_lose_nothing() {
     }
     deployment.down().await.expect("down");
 }
+
+/// The body of `GET /metrics` at `url` (`http://HOST:PORT/metrics`), over a
+/// plain socket: the exporter speaks HTTP/1.1.
+async fn scrape(url: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or(url);
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+/// A role's metrics port is held by jupiterctl for the deployment's life,
+/// not only reserved by number: nothing else can bind it, and a role
+/// killed and started again serves metrics on it at once (a port given
+/// back between two starts was once taken by a parallel test's bind to
+/// port 0, and the role never started).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_role_serves_metrics_on_the_port_jupiterctl_holds() {
+    let sandbox = Sandbox::new();
+    let app = App::load(&example("dummy_app")).expect("example loads");
+    let mut deployment = sandbox.deploy_local(&app, 3, 5).await;
+    let roles = deployment.summary.roles.clone();
+    assert!(roles.len() > 10, "roles: {roles:?}");
+    for role in &roles {
+        let url = role
+            .metrics
+            .as_deref()
+            .unwrap_or_else(|| panic!("{} has no metrics URL", role.label()));
+        let address = url.trim_start_matches("http://").trim_end_matches("/metrics");
+        let taken = std::net::TcpListener::bind(address)
+            .map(|_| ())
+            .map_err(|e| e.kind());
+        assert_eq!(
+            taken,
+            Err(std::io::ErrorKind::AddrInUse),
+            "{}'s metrics port {address} is free for anyone",
+            role.label()
+        );
+        let body = scrape(url).await.expect("scrape");
+        assert!(body.contains("jupiter_role_info"), "{}: {body}", role.label());
+    }
+
+    let worker = roles
+        .iter()
+        .find(|r| r.label() == "circe-worker task4")
+        .expect("task4's worker");
+    deployment
+        .restart("circe-worker task4")
+        .await
+        .expect("task4 restarts");
+    let url = worker.metrics.as_deref().expect("metrics URL");
+    let body = scrape(url).await.expect("scrape after the restart");
+    assert!(body.contains("jupiter_role_info"), "{body}");
+    deployment.down().await.expect("down");
+}
