@@ -78,6 +78,7 @@ impl Args {
             app_dir: app.dir,
             node: self.node.clone(),
             queue_dir: self.queue_dir.clone(),
+            limits: self.runner.limits.limits(),
             children,
             home: self.home.clone(),
             python: self.python.clone(),

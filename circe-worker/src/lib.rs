@@ -65,6 +65,8 @@ pub struct Config {
     pub app_dir: PathBuf,
     pub node: String,
     pub queue_dir: PathBuf,
+    /// What pushes may announce, and how many inputs may wait at once.
+    pub limits: jupiter_common::limits::Limits,
     pub children: Vec<ChildEndpoint>,
     /// circe-home's URL: egress outputs and task reports go there.
     pub home: String,
@@ -107,6 +109,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 struct Counters {
     /// Inputs with some files, not complete yet.
     partial: HashSet<String>,
+    /// When each partial input's first file came (this run of the worker):
+    /// `--input-timeout` counts from it.
+    waiting_since: HashMap<String, std::time::Instant>,
     /// Inputs complete, waiting for a free slot; value: when they became ready.
     ready_at: HashMap<String, i64>,
     scheduled: HashSet<String>,
@@ -120,6 +125,8 @@ struct Counters {
     sending: u32,
     done: u64,
     failed: u64,
+    /// Why the last file was refused, while the queue's disk is full.
+    storage_full: Option<String>,
 }
 
 /// The worker's shared state: its queue, its downstreams and its tasks.
@@ -283,6 +290,17 @@ impl Worker {
         }
     }
 
+    /// Whether a file of `input` may come in: an input already here always
+    /// may; a new one only while fewer than `--max-waiting-inputs` inputs
+    /// wait for their parents' files.
+    pub(crate) fn admit(&self, input: &str) -> Result<(), tonic::Status> {
+        let c = self.counters();
+        if c.partial.contains(input) || c.scheduled.contains(input) || c.ready_at.contains_key(input) {
+            return Ok(());
+        }
+        self.config.limits.check_waiting(c.partial.len())
+    }
+
     /// A file (or marker) for `input` is durable: run the task if it is complete.
     pub(crate) fn on_arrival(self: &Arc<Self>, input: &str) {
         if self.counters().scheduled.contains(input) || self.queue.is_closed(input) {
@@ -303,6 +321,9 @@ impl Worker {
             Ok(false) => {
                 let mut c = self.counters();
                 c.partial.insert(input.to_string());
+                c.waiting_since
+                    .entry(input.to_string())
+                    .or_insert_with(std::time::Instant::now);
                 self.show_depth(&c);
                 return;
             }
@@ -318,6 +339,7 @@ impl Worker {
                 return;
             }
             c.partial.remove(input);
+            c.waiting_since.remove(input);
             let now = unix_nanos();
             c.ready_at.insert(input.to_string(), now);
             produced_at = c.produced_at.remove(input).unwrap_or(now);
@@ -363,6 +385,7 @@ impl Worker {
                 .collect();
             for key in &stale {
                 c.partial.remove(key);
+                c.waiting_since.remove(key);
                 c.produced_at.remove(key);
                 c.arrived_under.remove(key);
             }
@@ -377,6 +400,47 @@ impl Worker {
                     tracing::error!(input = %key, error = %e, "retiring a superseded pass");
                 }
             });
+        }
+    }
+
+    /// `--input-timeout`: fails, now and then, the inputs that have waited
+    /// longer than it for their parents' files, naming what is missing.
+    async fn expire_waiting(self: Arc<Self>, timeout: std::time::Duration) {
+        let every = (timeout / 4).clamp(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(1),
+        );
+        loop {
+            tokio::time::sleep(every).await;
+            let expired: Vec<(String, std::time::Duration)> = {
+                let mut c = self.counters();
+                let expired: Vec<(String, std::time::Duration)> = c
+                    .waiting_since
+                    .iter()
+                    .map(|(input, since)| (input.clone(), since.elapsed()))
+                    .filter(|(_, waited)| *waited > timeout)
+                    .collect();
+                for (input, _) in &expired {
+                    c.partial.remove(input);
+                    c.waiting_since.remove(input);
+                    c.produced_at.remove(input);
+                    c.arrived_under.remove(input);
+                }
+                self.show_depth(&c);
+                expired
+            };
+            for (input, waited) in expired {
+                let missing = match self.queue.missing(&input, &self.sources) {
+                    Ok(missing) => missing.join(", "),
+                    Err(e) => format!("unknown ({e})"),
+                };
+                let error = format!(
+                    "waited {:.1} s for its parents' files, past --input-timeout {:.1} s; missing: {missing}",
+                    waited.as_secs_f64(),
+                    timeout.as_secs_f64()
+                );
+                self.fail(&input, error, &OpenSpan::default()).await;
+            }
         }
     }
 
@@ -659,6 +723,9 @@ pub async fn serve(
     let worker = Worker::new(config, telemetry.clone(), lock)?;
     let _tasks = worker.tasks.close_on_drop();
     worker.recover()?;
+    if let Some(timeout) = worker.config.limits.input_timeout {
+        worker.spawn(worker.clone().expire_waiting(timeout));
+    }
     service::serve(worker, listener, shutdown).await?;
     Ok(())
 }

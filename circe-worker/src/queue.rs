@@ -177,6 +177,31 @@ impl Queue {
         Ok(true)
     }
 
+    /// The sources of `sources` that have not sent every file of `input`
+    /// they announced, each said as "task2 (no files)" or "task3 (1 of 3
+    /// files)"; circe-home is [`HOME_SOURCE`].
+    pub fn missing(&self, input: &str, sources: &[String]) -> io::Result<Vec<String>> {
+        let found = self.sources_of(input)?;
+        let mut missing = Vec::new();
+        for source in sources {
+            let name = if source == HOME_SOURCE {
+                "circe-home"
+            } else {
+                source.as_str()
+            };
+            match found.get(source) {
+                None => missing.push(format!("{name} (no files)")),
+                Some((count, dir)) => {
+                    let have = count_files(dir)?;
+                    if have < *count as usize {
+                        missing.push(format!("{name} ({have} of {count} files)"));
+                    }
+                }
+            }
+        }
+        Ok(missing)
+    }
+
     /// The input files of `input`, source by source in `sources` order,
     /// each source's files by name.
     pub fn input_files(&self, input: &str, sources: &[String]) -> io::Result<Vec<PathBuf>> {

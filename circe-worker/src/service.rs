@@ -20,11 +20,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 struct Service(Arc<Worker>);
 
-#[tonic::async_trait]
-impl CirceWorker for Service {
-    async fn push(&self, request: Request<Streaming<FileChunk>>) -> Result<Response<PushAck>, Status> {
+impl Service {
+    /// One pushed file into the queue: checked, limited, written durably.
+    async fn receive(&self, mut stream: Streaming<FileChunk>) -> Result<Response<PushAck>, Status> {
         let worker = &self.0;
-        let mut stream = request.into_inner();
         let header = read_header(&mut stream).await?;
         jupiter_common::telemetry::spans::tag_input(&header.input_id);
         let source = if header.from_task.is_empty() {
@@ -59,6 +58,11 @@ impl CirceWorker for Service {
         if worker.queue.is_closed(input) {
             return duplicate(0);
         }
+        worker
+            .config
+            .limits
+            .check_header(header.file_count, header.size)?;
+        worker.admit(input)?;
         worker.note_produced(input, header.produced_at_unix_nanos);
         let count = header.file_count;
         if count == 0 {
@@ -116,6 +120,33 @@ impl CirceWorker for Service {
             bytes: written,
         }))
     }
+}
+
+/// A push refused because the queue's disk is full (see [`io_status`]).
+fn is_storage_full(status: &Status) -> bool {
+    status.code() == tonic::Code::ResourceExhausted
+        && status
+            .message()
+            .starts_with(jupiter_common::transfer::STORAGE_FULL)
+}
+
+#[tonic::async_trait]
+impl CirceWorker for Service {
+    async fn push(&self, request: Request<Streaming<FileChunk>>) -> Result<Response<PushAck>, Status> {
+        let result = self.receive(request.into_inner()).await;
+        // What `status` says about this worker's disk: full since the last
+        // refused file, fine again once a file is written.
+        match &result {
+            Err(status) if is_storage_full(status) => {
+                tracing::warn!(task = %self.0.config.task.name, node = %self.0.config.node,
+                    error = %status.message(), "queue storage full: refusing files");
+                self.0.counters().storage_full = Some(status.message().to_string());
+            }
+            Ok(ack) if ack.get_ref().bytes > 0 => self.0.counters().storage_full = None,
+            _ => {}
+        }
+        result
+    }
 
     async fn set_routes(&self, request: Request<Routes>) -> Result<Response<RoutesAck>, Status> {
         let Routes { placement, children } = request.into_inner();
@@ -143,6 +174,7 @@ impl CirceWorker for Service {
             sending: c.sending,
             done: c.done,
             failed: c.failed,
+            storage_full: c.storage_full.clone().unwrap_or_default(),
         }))
     }
 }

@@ -104,13 +104,17 @@ pub struct RunnerFlags {
     /// Seconds one run of a task may take, for tasks without their own
     /// `timeout:`. A run past it is killed (a Python task's interpreter too,
     /// the next input gets a new one) and only that input fails.
-    #[arg(long, env = crate::env::TASK_TIMEOUT, value_name = "SECS", value_parser = parse_timeout)]
+    #[arg(long, env = crate::env::TASK_TIMEOUT, value_name = "SECS", value_parser = parse_secs)]
     pub task_timeout: Option<std::time::Duration>,
     /// Python tasks: replace each warm interpreter after this many calls
     /// (for scripts that leak), unless the task sets its own `max_calls:`.
     #[arg(long, env = crate::env::MAX_CALLS, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_calls: Option<u64>,
+    /// What a worker accepts from the network.
+    #[command(flatten)]
+    #[serde(default)]
+    pub limits: crate::limits::LimitFlags,
 }
 
 impl RunnerFlags {
@@ -133,12 +137,18 @@ impl RunnerFlags {
         if let Some(max) = self.max_calls {
             vars.push((crate::env::MAX_CALLS, max.to_string()));
         }
+        vars.extend(
+            self.limits
+                .changed()
+                .into_iter()
+                .map(|(_, var, value)| (var, value)),
+        );
         vars
     }
 }
 
-/// A number of seconds > 0.
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+/// A number of seconds > 0 (a `--…-timeout` flag).
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
     match s.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
             Ok(std::time::Duration::from_secs_f64(secs))

@@ -24,6 +24,14 @@ pub const FRESH_INTERPRETER: &str = "JUPITER_FRESH_INTERPRETER";
 pub const TASK_TIMEOUT: &str = "JUPITER_TASK_TIMEOUT";
 /// `--max-calls`: calls after which a warm interpreter is replaced.
 pub const MAX_CALLS: &str = "JUPITER_MAX_CALLS";
+/// `--max-files-per-input`: files one producer may send for one input.
+pub const MAX_FILES_PER_INPUT: &str = "JUPITER_MAX_FILES_PER_INPUT";
+/// `--max-file-size`: bytes one pushed file may have.
+pub const MAX_FILE_SIZE: &str = "JUPITER_MAX_FILE_SIZE";
+/// `--max-waiting-inputs`: inputs a worker holds, waiting for parents, at once.
+pub const MAX_WAITING_INPUTS: &str = "JUPITER_MAX_WAITING_INPUTS";
+/// `--input-timeout`: seconds an input may wait for its parents' files.
+pub const INPUT_TIMEOUT: &str = "JUPITER_INPUT_TIMEOUT";
 
 /// `--otlp-endpoint`: the standard OpenTelemetry variable.
 pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";

@@ -12,6 +12,7 @@ pub mod dirlock;
 pub mod durable;
 pub mod env;
 pub mod error;
+pub mod limits;
 pub mod proto;
 pub mod retry;
 pub mod role;

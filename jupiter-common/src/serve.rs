@@ -36,6 +36,8 @@ const MAX_FRAME: u32 = 4 * 1024 * 1024;
 pub enum ServeError {
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("Jupiter's own descriptor set: {0}")]
+    Descriptors(#[from] prost::DecodeError),
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("listener: {0}")]
@@ -60,13 +62,11 @@ pub async fn serve(
     for name in services {
         reporter.set_service_status(*name, ReportedStatus::Serving).await;
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection(services)?
+        .with_service_name(REFLECTION_V1)
         .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection(services)?
+        .with_service_name(REFLECTION_V1ALPHA)
         .build_v1alpha()?;
     routes
         .add_service(health)
@@ -109,6 +109,54 @@ pub async fn serve(
     // The role's last spans go out before it is gone.
     telemetry.flush().await;
     Ok(())
+}
+
+/// The reflection names of health and of the two reflection services.
+pub const HEALTH: &str = "grpc.health.v1.Health";
+pub const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+pub const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Reflection of exactly `services` and health: their proto files (and
+/// what those import), and only their names listed. A client listing a
+/// role's services sees what it serves, not every Jupiter service.
+fn reflection(services: &[&str]) -> Result<tonic_reflection::server::Builder<'static>, ServeError> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_file_descriptor_set(served_files(services)?)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(HEALTH);
+    for name in services {
+        builder = builder.with_service_name(*name);
+    }
+    Ok(builder)
+}
+
+/// The files of Jupiter's descriptor set that define one of `services`,
+/// with everything they import.
+fn served_files(services: &[&str]) -> Result<prost_types::FileDescriptorSet, ServeError> {
+    use prost::Message;
+    let all = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)?;
+    let defines = |file: &prost_types::FileDescriptorProto| {
+        file.service
+            .iter()
+            .any(|s| services.contains(&format!("{}.{}", file.package(), s.name()).as_str()))
+    };
+    let mut keep: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut next: Vec<String> = all
+        .file
+        .iter()
+        .filter(|f| defines(f))
+        .map(|f| f.name().to_string())
+        .collect();
+    while let Some(name) = next.pop() {
+        if keep.insert(name.clone()) {
+            if let Some(file) = all.file.iter().find(|f| f.name() == name) {
+                next.extend(file.dependency.iter().cloned());
+            }
+        }
+    }
+    Ok(prost_types::FileDescriptorSet {
+        file: all.file.into_iter().filter(|f| keep.contains(f.name())).collect(),
+    })
 }
 
 /// A lazily connecting channel to `address` (`http://host:port`), tuned like

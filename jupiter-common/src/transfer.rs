@@ -197,14 +197,20 @@ pub async fn read_header(stream: &mut tonic::Streaming<FileChunk>) -> Result<Fil
 
 /// A name that becomes one path component: no separators, no `.`/`..`.
 pub fn check_name(field: &str, name: &str) -> Result<(), Status> {
+    if name.len() > crate::limits::MAX_NAME_LEN {
+        return Err(Status::invalid_argument(format!(
+            "header.{field} is {} bytes long, over the limit of {} bytes (one path component)",
+            name.len(),
+            crate::limits::MAX_NAME_LEN
+        )));
+    }
     let bad = name.is_empty()
         || name == "."
         || name == ".."
         || name.starts_with('.')
         || name.contains('/')
         || name.contains('\\')
-        || name.contains('\0')
-        || name.len() > 255;
+        || name.contains('\0');
     if bad {
         return Err(Status::invalid_argument(format!(
             "header.{field} {name:?} is not a valid file name"
@@ -637,7 +643,20 @@ where
     }
 }
 
+/// How a refusal for a full disk begins (so a receiver can tell it apart).
+pub const STORAGE_FULL: &str = "queue storage is full";
+
+/// A storage error as a status: a full disk (or quota) is ResourceExhausted,
+/// which senders retry; anything else is Internal.
 pub fn io_status(e: std::io::Error) -> Status {
+    let full = e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+    if full {
+        return Status::resource_exhausted(format!(
+            "{STORAGE_FULL} ({e}): the file was not kept; the sender retries until space is freed"
+        ));
+    }
     Status::internal(format!("queue storage: {e}"))
 }
 

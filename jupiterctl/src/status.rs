@@ -198,14 +198,20 @@ pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) 
     }
     out.push_str("  TASK                 NODE      WAITING  RUNNING  SENDING     DONE   FAILED\n");
     for (task, w) in &e.workers {
-        let line = match worker_status(&w.address).await {
-            Ok(s) => format!(
-                "{:>7}  {:>7}  {:>7}  {:>7}  {:>7}",
-                s.waiting, s.running, s.sending, s.done, s.failed
+        let (line, storage_full) = match worker_status(&w.address).await {
+            Ok(s) => (
+                format!(
+                    "{:>7}  {:>7}  {:>7}  {:>7}  {:>7}",
+                    s.waiting, s.running, s.sending, s.done, s.failed
+                ),
+                Some(s.storage_full),
             ),
-            Err(err) => format!("unreachable: {err}"),
+            Err(err) => (format!("unreachable: {err}"), None),
         };
         let _ = writeln!(out, "  {task:<20} {:<8}  {line}", w.node);
+        if let Some(full) = storage_full.filter(|f| !f.is_empty()) {
+            let _ = writeln!(out, "  ! {task} on {} is out of space: {full}", w.node);
+        }
     }
     out.push_str("\nINPUTS\n");
     match home_status(&e.circe_home).await {

@@ -51,6 +51,19 @@ async fn health(address: &str, service: &str) -> ServingStatus {
         .status()
 }
 
+/// The code a health check of `service` ends with (`Ok` if it answered).
+async fn health_code(address: &str, service: &str) -> tonic::Code {
+    match HealthClient::new(channel(address).await)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+    {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_lists_its_services_and_is_serving() {
     let sandbox = Sandbox::new();
@@ -74,17 +87,27 @@ async fn every_role_lists_its_services_and_is_serving() {
     }
     assert_eq!(roles.len(), 3 + 2 * 3 + 4);
     for (address, service) in roles {
-        let services = list_services(&address).await;
-        for wanted in [
-            service,
-            "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection",
-        ] {
-            assert!(
-                services.iter().any(|s| s == wanted),
-                "{address} lists {wanted}: {services:?}"
-            );
-        }
+        // Exactly the role's own service, health and reflection: not every
+        // Jupiter service.
+        let mut services = list_services(&address).await;
+        services.sort();
+        let mut want = vec![
+            service.to_string(),
+            "grpc.health.v1.Health".to_string(),
+            "grpc.reflection.v1.ServerReflection".to_string(),
+        ];
+        want.sort();
+        assert_eq!(services, want, "{address} lists exactly its services");
+        let stranger = if service.contains("DrupeCentral") {
+            "jupiter.circe.home.v1.CirceHome"
+        } else {
+            "jupiter.drupe.central.v1.DrupeCentral"
+        };
+        assert_eq!(
+            health_code(&address, stranger).await,
+            tonic::Code::NotFound,
+            "{address}: health of a service it does not serve"
+        );
         assert_eq!(
             health(&address, "").await,
             ServingStatus::Serving,

@@ -299,6 +299,7 @@ async fn a_new_placement_takes_new_inputs_to_the_moved_task() {
         app_dir: app.dir.clone(),
         node: "elsewhere".into(),
         queue_dir: sandbox.path("join-p1"),
+        limits: Default::default(),
         children: vec![],
         home: home.clone(),
         python: "python3".into(),

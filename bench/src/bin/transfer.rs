@@ -337,6 +337,7 @@ async fn main() -> Result<()> {
         app_dir: app.dir.clone(),
         node: "bench".into(),
         queue_dir: root.join("queue"),
+        limits: Default::default(),
         children: vec![],
         home: home_url.clone(),
         python: "python3".into(),

@@ -132,6 +132,9 @@ fn runner_flags(command: RoleCommand, runner: &RunnerFlags) -> RoleCommand {
     if let Some(max) = runner.max_calls {
         command = command.flag("max-calls", max);
     }
+    for (flag, _, value) in runner.limits.changed() {
+        command = command.flag(flag, value);
+    }
     command
 }
 
@@ -167,6 +170,10 @@ mod tests {
                 fresh_interpreter: true,
                 task_timeout: Some(std::time::Duration::from_secs(7)),
                 max_calls: Some(3),
+                limits: jupiter_common::limits::LimitFlags {
+                    max_file_size: 1 << 20,
+                    ..Default::default()
+                },
             },
             probe: ProbeOptions::default(),
             processes: None,
@@ -222,6 +229,7 @@ mod tests {
         assert_eq!(worker.task.timeout, Some(std::time::Duration::from_secs(7)));
         assert_eq!(worker.task.max_calls, Some(3));
         assert!(worker.task.fresh_interpreter);
+        assert_eq!(worker.limits.max_file_size, 1 << 20);
         let home = parse::<circe_home::Args>(&circe_home(&config, &app, &urls))
             .config()
             .expect("home");
