@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod docker;
 pub mod expected;
+pub mod grpcurl;
 pub mod otlp;
 
 use jupiter_common::app::App;

