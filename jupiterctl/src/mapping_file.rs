@@ -1,6 +1,7 @@
 //! Static mapping files: YAML (or JSON) `task: node` pairs.
 
 use crate::deployment::Scheduler;
+use jupiter_common::app::text::{self, TextError};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -14,16 +15,19 @@ pub enum MappingFileError {
 
 pub fn load(path: &Path) -> Result<BTreeMap<String, String>, MappingFileError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| MappingFileError::Read {
-        path: shown.clone(),
-        source,
+    let text = text::read(path).map_err(|e| match e {
+        TextError::Io(source) => MappingFileError::Read {
+            path: shown.clone(),
+            source,
+        },
+        TextError::NotUtf8(at) => MappingFileError::Parse {
+            path: shown.clone(),
+            detail: at.to_string(),
+        },
     })?;
     serde_yaml::from_str(&text).map_err(|e| MappingFileError::Parse {
         path: shown,
-        detail: match e.location() {
-            Some(l) => format!("line {} column {}: {e}", l.line(), l.column()),
-            None => e.to_string(),
-        },
+        detail: text::yaml_error(&e),
     })
 }
 

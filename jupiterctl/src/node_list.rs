@@ -20,6 +20,7 @@
 //!
 //! Without a list, `--nodes N` gives N nodes `node0..` with the defaults.
 
+use jupiter_common::app::text::{self, quote, TextError};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -62,7 +63,7 @@ pub enum NodeListError {
     Read { path: String, source: std::io::Error },
     #[error("node list {path}: {detail}")]
     Parse { path: String, detail: String },
-    #[error("node list {path}: node {index} ({name:?}): {detail}")]
+    #[error("node list {path}: node {index} ({}): {detail}", quote(name))]
     Node {
         path: String,
         index: usize,
@@ -76,13 +77,16 @@ pub enum NodeListError {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping with a `nodes:` list")]
 struct File {
     nodes: Vec<Entry>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a node: a mapping of name, cpus, memory, bandwidth, delay"
+)]
 struct Entry {
     name: String,
     cpus: Option<f64>,
@@ -110,22 +114,32 @@ pub fn uniform(count: usize) -> Result<Vec<NodeSpec>, NodeListError> {
 /// Reads a node list file.
 pub fn load(path: &Path) -> Result<Vec<NodeSpec>, NodeListError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| NodeListError::Read {
-        path: shown.clone(),
-        source,
+    let text = text::read(path).map_err(|e| match e {
+        TextError::Io(source) => NodeListError::Read {
+            path: shown.clone(),
+            source,
+        },
+        TextError::NotUtf8(at) => NodeListError::Parse {
+            path: shown.clone(),
+            detail: at.to_string(),
+        },
     })?;
     parse(&text, &shown)
 }
 
 /// Parses a node list; `path` only names it in errors.
 pub fn parse(text: &str, path: &str) -> Result<Vec<NodeSpec>, NodeListError> {
-    let file: File = serde_yaml::from_str(text).map_err(|e| NodeListError::Parse {
+    let syntax = |detail: String| NodeListError::Parse {
         path: path.to_string(),
-        detail: match e.location() {
-            Some(l) => format!("line {} column {}: {e}", l.line(), l.column()),
-            None => e.to_string(),
-        },
-    })?;
+        detail,
+    };
+    // The YAML parser names a control character by its byte offset only.
+    if let Some((line, column, c)) = text::yaml_control_character(text) {
+        return Err(syntax(format!(
+            "line {line} column {column}: control character {c:?} is not allowed in YAML (is this a text file?)"
+        )));
+    }
+    let file: File = serde_yaml::from_str(text).map_err(|e| syntax(text::yaml_error(&e)))?;
     if file.nodes.is_empty() {
         return Err(NodeListError::Empty { path: path.into() });
     }
@@ -189,12 +203,12 @@ fn valid_name(name: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 enum MemoryError {
     #[error("{0} is not a size")]
-    NotText(String),
-    #[error("{0:?} is not a size (try 512MiB or 2GiB)")]
+    NotText(&'static str),
+    #[error("{} is not a size (try 512MiB or 2GiB)", quote(.0))]
     NotANumber(String),
-    #[error("{text:?}: unknown unit {unit:?} (use MiB or GiB)")]
+    #[error("{}: unknown unit {} (use MiB or GiB)", quote(text), quote(unit))]
     Unit { text: String, unit: String },
-    #[error("{0:?} is below the 16MiB a container needs")]
+    #[error("{} is below the 16MiB a container needs", quote(.0))]
     TooSmall(String),
 }
 
@@ -203,7 +217,7 @@ fn parse_memory(value: &serde_yaml::Value) -> Result<u64, MemoryError> {
     let text = match value {
         serde_yaml::Value::Number(n) => n.to_string(),
         serde_yaml::Value::String(s) => s.trim().to_string(),
-        other => return Err(MemoryError::NotText(format!("{other:?}"))),
+        other => return Err(MemoryError::NotText(kind(other))),
     };
     let lower = text.to_ascii_lowercase();
     let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit() && c != '.') {
@@ -230,6 +244,18 @@ fn parse_memory(value: &serde_yaml::Value) -> Result<u64, MemoryError> {
         return Err(MemoryError::TooSmall(text));
     }
     Ok(bytes)
+}
+
+/// What a YAML value that is not a scalar is, in the user's words.
+fn kind(value: &serde_yaml::Value) -> &'static str {
+    match value {
+        serde_yaml::Value::Null => "an empty value",
+        serde_yaml::Value::Bool(_) => "true/false",
+        serde_yaml::Value::Sequence(_) => "a list",
+        serde_yaml::Value::Mapping(_) => "a mapping",
+        serde_yaml::Value::Tagged(_) => "a tagged value",
+        serde_yaml::Value::Number(_) | serde_yaml::Value::String(_) => "a scalar",
+    }
 }
 
 /// The text of a scalar YAML value, numbers included.
@@ -259,24 +285,27 @@ fn number_and_unit(text: &str) -> Option<(f64, String)> {
 #[derive(Debug, thiserror::Error)]
 enum BandwidthError {
     #[error("{0} is not a rate (try 20Mbit)")]
-    NotText(String),
-    #[error("{0:?} is not a rate (try 20Mbit, 500kbit or 1Gbit)")]
+    NotText(&'static str),
+    #[error("{} is not a rate (try 20Mbit, 500kbit or 1Gbit)", quote(.0))]
     NotANumber(String),
-    #[error("{text:?}: {unit:?} is ambiguous (tc reads it as bytes per second, most people as bits); write {suggest}")]
+    #[error(
+        "{}: {unit:?} is ambiguous (tc reads it as bytes per second, most people as bits); write {suggest}",
+        quote(text)
+    )]
     Ambiguous {
         text: String,
         unit: String,
         suggest: String,
     },
-    #[error("{text:?}: unknown unit {unit:?} (use bit, kbit, Mbit or Gbit)")]
+    #[error("{}: unknown unit {} (use bit, kbit, Mbit or Gbit)", quote(text), quote(unit))]
     Unit { text: String, unit: String },
-    #[error("{0:?} is out of range (100kbit to 100Gbit)")]
+    #[error("{} is out of range (100kbit to 100Gbit)", quote(.0))]
     Range(String),
 }
 
 /// `20Mbit`, `500kbit`, `1gbit`, `20000000` -> bits per second.
 fn parse_bandwidth(value: &serde_yaml::Value) -> Result<u64, BandwidthError> {
-    let text = scalar_text(value).ok_or_else(|| BandwidthError::NotText(format!("{value:?}")))?;
+    let text = scalar_text(value).ok_or_else(|| BandwidthError::NotText(kind(value)))?;
     let (n, unit) = number_and_unit(&text).ok_or_else(|| BandwidthError::NotANumber(text.clone()))?;
     let factor: f64 = match unit.as_str() {
         "" | "bit" => 1.0,
@@ -311,20 +340,20 @@ fn parse_bandwidth(value: &serde_yaml::Value) -> Result<u64, BandwidthError> {
 #[derive(Debug, thiserror::Error)]
 enum DelayError {
     #[error("{0} is not a duration (try 40ms)")]
-    NotText(String),
-    #[error("{0:?} is not a duration (try 40ms or 0.2s)")]
+    NotText(&'static str),
+    #[error("{} is not a duration (try 40ms or 0.2s)", quote(.0))]
     NotANumber(String),
-    #[error("{0:?} needs a unit: ms or s")]
+    #[error("{} needs a unit: ms or s", quote(.0))]
     NoUnit(String),
-    #[error("{text:?}: unknown unit {unit:?} (use ms or s)")]
+    #[error("{}: unknown unit {} (use ms or s)", quote(text), quote(unit))]
     Unit { text: String, unit: String },
-    #[error("{0:?} is out of range (more than 0, at most 10s)")]
+    #[error("{} is out of range (more than 0, at most 10s)", quote(.0))]
     Range(String),
 }
 
 /// `40ms`, `0.2s` -> a duration.
 fn parse_delay(value: &serde_yaml::Value) -> Result<Duration, DelayError> {
-    let text = scalar_text(value).ok_or_else(|| DelayError::NotText(format!("{value:?}")))?;
+    let text = scalar_text(value).ok_or_else(|| DelayError::NotText(kind(value)))?;
     let (n, unit) = number_and_unit(&text).ok_or_else(|| DelayError::NotANumber(text.clone()))?;
     let secs = match unit.as_str() {
         "" => return Err(DelayError::NoUnit(text)),

@@ -14,8 +14,9 @@ use std::path::Path;
 
 use super::error::{AppError, Location};
 use super::{
-    check_task_name, finish_graph, is_sink_name, resolve, App, AppFormat, Route, TaskRunner, TaskSpec,
+    check_task_name, finish_graph, is_sink_name, resolve, text, App, AppFormat, Route, TaskRunner, TaskSpec,
 };
+use text::quote;
 
 struct TaskLine<'a> {
     line: usize,
@@ -26,7 +27,7 @@ struct TaskLine<'a> {
 }
 
 pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
-    let text = std::fs::read_to_string(file).map_err(|e| AppError::io(file, e))?;
+    let text = super::read_text(file)?;
     let err = |line: usize, msg: String| AppError::invalid(file, Location::line(line), msg);
     // (1-based line number, tokens) of every non-blank line.
     let mut lines = text
@@ -50,8 +51,8 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         err(
             count_line,
             format!(
-                "the first line must be the number of tasks (a positive integer), got {:?}",
-                count_tokens.join(" ")
+                "the first line must be the number of tasks (a positive integer), got {}",
+                quote(&count_tokens.join(" "))
             ),
         )
     })?;
@@ -69,6 +70,17 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         ));
     }
     let jupiter = task_lines[0].1.get(1).is_some_and(|t| t.parse::<u64>().is_ok());
+    let rest: Vec<(usize, Vec<&str>)> = lines.collect();
+    // Jupiter: nothing may follow. Said first, since a miscounted file
+    // would otherwise be refused for a child on a line past the count.
+    if let (true, Some((line, _))) = (jupiter, rest.first()) {
+        return Err(err(
+            *line,
+            format!(
+                "task count mismatch: line {count_line} announces {count} tasks but more task lines follow"
+            ),
+        ));
+    }
 
     let mut parsed: Vec<TaskLine> = Vec::with_capacity(count);
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -79,7 +91,7 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
         if let Some(prev) = seen.insert(name, line) {
             return Err(err(
                 line,
-                format!("duplicate task {name:?} (already defined on line {prev})"),
+                format!("duplicate task {} (already defined on line {prev})", quote(name)),
             ));
         }
         let (wait, route, children) = if jupiter {
@@ -87,8 +99,8 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                 return Err(err(
                     line,
                     format!(
-                        "expected `task inputs_to_wait_for flag child...` (like the lines above), got {:?}",
-                        tokens.join(" ")
+                        "expected `task inputs_to_wait_for flag child...` (like the lines above), got {}",
+                        quote(&tokens.join(" "))
                     ),
                 ));
             }
@@ -100,8 +112,9 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                     err(
                         line,
                         format!(
-                            "task {name:?}: inputs_to_wait_for must be a positive integer, got {:?}",
-                            tokens[1]
+                            "task {}: inputs_to_wait_for must be a positive integer, got {}",
+                            quote(name),
+                            quote(tokens[1])
                         ),
                     )
                 })?;
@@ -114,8 +127,10 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                     return Err(err(
                         line,
                         format!(
-                            "task {name:?}: flag (3rd field) must be true (every output to every child) \
-                             or false (the i-th output to the i-th child), got {other:?}"
+                            "task {}: flag (3rd field) must be true (every output to every child) \
+                             or false (the i-th output to the i-th child), got {}",
+                            quote(name),
+                            quote(other)
                         ),
                     ))
                 }
@@ -140,9 +155,9 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             return Err(err(
                 t.line,
                 format!(
-                    "task {:?} lists a sink (home) beside tasks: results go home only from tasks \
+                    "task {} lists a sink (home) beside tasks: results go home only from tasks \
                      whose children are all sinks; give the home-bound outputs their own task",
-                    t.name
+                    quote(t.name)
                 ),
             ));
         }
@@ -151,41 +166,44 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                 continue;
             }
             if !seen.contains_key(c) {
-                return Err(err(t.line, format!("task {:?}: unknown child {c:?}", t.name)));
+                return Err(err(
+                    t.line,
+                    format!("task {}: unknown child {}", quote(t.name), quote(c)),
+                ));
             }
             if t.children[..j].contains(c) {
                 return Err(err(
                     t.line,
-                    format!("task {:?}: child {c:?} listed twice", t.name),
+                    format!("task {}: child {} listed twice", quote(t.name), quote(c)),
                 ));
             }
         }
     }
 
-    // Jupiter: nothing may follow; CIRCE: `task node` lines.
+    // CIRCE: `task node` lines (Jupiter's have been refused above).
     let mut static_mapping = BTreeMap::new();
     let mut mapped_on: HashMap<&str, usize> = HashMap::new();
-    for (line, tokens) in lines {
-        if jupiter {
-            return Err(err(
-                line,
-                format!("task count mismatch: line {count_line} announces {count} tasks but more task lines follow"),
-            ));
-        }
+    for (line, tokens) in rest {
         let [task, node] = tokens.as_slice() else {
             return Err(err(
                 line,
                 format!(
-                    "expected a static mapping line `task node` after the {count} task lines, got {:?}",
-                    tokens.join(" ")
+                    "expected a static mapping line `task node` after the {count} task lines, got {}",
+                    quote(&tokens.join(" "))
                 ),
             ));
         };
         if !seen.contains_key(task) {
-            return Err(err(line, format!("static mapping of unknown task {task:?}")));
+            return Err(err(
+                line,
+                format!("static mapping of unknown task {}", quote(task)),
+            ));
         }
         if let Some(prev) = mapped_on.insert(task, line) {
-            return Err(err(line, format!("task {task:?} already mapped on line {prev}")));
+            return Err(err(
+                line,
+                format!("task {} already mapped on line {prev}", quote(task)),
+            ));
         }
         static_mapping.insert(task.to_string(), node.to_string());
     }
@@ -198,8 +216,8 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             return Err(err(
                 t.line,
                 format!(
-                    "task {:?}: script {rel} not found at {}",
-                    t.name,
+                    "task {}: script {rel} not found at {}",
+                    quote(t.name),
                     script.display()
                 ),
             ));

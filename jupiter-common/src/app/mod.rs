@@ -9,6 +9,7 @@ mod legacy;
 mod resolve;
 #[cfg(test)]
 mod tests;
+pub mod text;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -154,6 +155,20 @@ impl App {
     }
 }
 
+/// The text of an app's description file; bytes that are not UTF-8 are a
+/// syntax error at their line and column.
+fn read_text(file: &Path) -> Result<String, AppError> {
+    text::read(file).map_err(|e| match e {
+        text::TextError::Io(e) => AppError::io(file, e),
+        text::TextError::NotUtf8(at) => AppError::Syntax {
+            file: file.to_path_buf(),
+            line: Some(at.line),
+            column: Some(at.column),
+            message: at.problem(),
+        },
+    })
+}
+
 /// Checks shared by both formats once the tasks are parsed: fills parents,
 /// rejects cycles.
 fn finish_graph(file: &Path, tasks: &mut [TaskSpec]) -> Result<(), AppError> {
@@ -177,7 +192,10 @@ pub(crate) fn is_sink_name(name: &str) -> bool {
 pub(crate) enum TaskNameError {
     #[error("task name is empty")]
     Empty,
-    #[error("invalid task name {name:?}: {bad:?} not allowed (use letters, digits, '_', '-', '.')")]
+    #[error(
+        "invalid task name {}: {bad:?} not allowed (use letters, digits, '_', '-', '.')",
+        text::quote(name)
+    )]
     Invalid { name: String, bad: char },
 }
 

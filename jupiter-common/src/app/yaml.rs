@@ -27,6 +27,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::error::{AppError, Location};
+use super::text::{quote, yaml_control_character};
 use super::{
     check_task_name, finish_graph, is_sink_name, resolve, App, AppFormat, Route, TaskRunner, TaskSpec,
 };
@@ -110,7 +111,7 @@ impl<'de> Deserialize<'de> for StrOrList {
 }
 
 pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
-    let text = std::fs::read_to_string(file).map_err(|e| AppError::io(file, e))?;
+    let text = super::read_text(file)?;
     let lines = Lines::new(&text);
     let invalid = |field: String, line: Option<usize>, msg: String| {
         AppError::invalid(file, Location::field(field, line), msg)
@@ -124,6 +125,15 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             Location::default(),
             "file is empty: an app.yaml needs at least a `tasks:` list",
         ));
+    }
+    // The YAML parser names a control character by its byte offset only.
+    if let Some((line, column, c)) = yaml_control_character(&text) {
+        return Err(AppError::Syntax {
+            file: file.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            message: format!("control character {c:?} is not allowed in YAML (is this a text file?)"),
+        });
     }
     let raw: RawApp = serde_yaml::from_str(&text).map_err(|e| syntax_error(file, e))?;
 
@@ -158,8 +168,8 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
                 format!("tasks[{i}].name"),
                 at(),
                 format!(
-                    "duplicate task name {:?} (already the name of tasks[{j}])",
-                    t.name
+                    "duplicate task name {} (already the name of tasks[{j}])",
+                    quote(&t.name)
                 ),
             ));
         }
@@ -208,15 +218,16 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             if !first_index.contains_key(c.as_str()) {
                 let hint = if is_sink_name(c) {
                     format!(
-                        "; {c:?} is a sink of the original format: leave `children` out for an egress task"
+                        "; {} is a sink of the original format: leave `children` out for an egress task",
+                        quote(c)
                     )
                 } else {
                     String::new()
                 };
-                return Err(invalid(field, line(), format!("unknown task {c:?}{hint}")));
+                return Err(invalid(field, line(), format!("unknown task {}{hint}", quote(c))));
             }
             if t.children[..j].contains(c) {
-                return Err(invalid(field, line(), format!("task {c:?} listed twice")));
+                return Err(invalid(field, line(), format!("task {} listed twice", quote(c))));
             }
         }
         tasks.push(TaskSpec {
@@ -243,7 +254,7 @@ pub(crate) fn load(file: &Path, dir: &Path) -> Result<App, AppError> {
             return Err(invalid(
                 format!("mapping.{task}"),
                 line,
-                format!("unknown task {task:?}"),
+                format!("unknown task {}", quote(&task)),
             ));
         }
         if node.trim().is_empty() {
@@ -283,8 +294,10 @@ fn runner(dir: &Path, i: usize, t: &RawTask, lines: &Lines) -> Result<TaskRunner
             "function",
             "give either `command:` (any executable) or `function:` (a Python function), not both".into(),
         )),
-        (None, None) => Err(error(
-            "command",
+        // Neither key is there to point at: the task's own first line.
+        (None, None) => Err((
+            format!("tasks[{i}].command"),
+            lines.task_line(i),
             "missing: give `command:` (any executable) or `function:` (a Python function, e.g. scripts/detect.py:task)".into(),
         )),
         (Some(command), None) => {

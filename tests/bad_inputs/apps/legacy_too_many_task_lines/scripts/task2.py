@@ -1,0 +1,2 @@
+def task(filename, pathin, pathout):
+    return [filename]
