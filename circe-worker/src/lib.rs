@@ -129,6 +129,17 @@ struct Counters {
     storage_full: Option<String>,
 }
 
+impl Counters {
+    /// An input that stops waiting here without running (superseded by a
+    /// replay, or past `--input-timeout`).
+    fn forget_waiting(&mut self, input: &str) {
+        self.partial.remove(input);
+        self.waiting_since.remove(input);
+        self.produced_at.remove(input);
+        self.arrived_under.remove(input);
+    }
+}
+
 /// The worker's shared state: its queue, its downstreams and its tasks.
 pub(crate) struct Worker {
     config: Config,
@@ -384,10 +395,7 @@ impl Worker {
                 .cloned()
                 .collect();
             for key in &stale {
-                c.partial.remove(key);
-                c.waiting_since.remove(key);
-                c.produced_at.remove(key);
-                c.arrived_under.remove(key);
+                c.forget_waiting(key);
             }
             self.show_depth(&c);
             stale
@@ -421,10 +429,7 @@ impl Worker {
                     .filter(|(_, waited)| *waited > timeout)
                     .collect();
                 for (input, _) in &expired {
-                    c.partial.remove(input);
-                    c.waiting_since.remove(input);
-                    c.produced_at.remove(input);
-                    c.arrived_under.remove(input);
+                    c.forget_waiting(input);
                 }
                 self.show_depth(&c);
                 expired

@@ -175,17 +175,7 @@ pub async fn read_header(stream: &mut tonic::Streaming<FileChunk>) -> Result<Fil
         Some(FileChunk {
             kind: Some(Kind::Header(header)),
         }) => {
-            check_name("input_id", &header.input_id)?;
-            if !header.file_name.is_empty() {
-                check_name("file_name", &header.file_name)?;
-            } else if header.file_count != 0 {
-                return Err(Status::invalid_argument(
-                    "header.file_name is empty but file_count is not 0",
-                ));
-            }
-            if !header.from_task.is_empty() {
-                check_name("from_task", &header.from_task)?;
-            }
+            check_header(&header)?;
             Ok(header)
         }
         Some(_) => Err(Status::invalid_argument(
@@ -193,6 +183,23 @@ pub async fn read_header(stream: &mut tonic::Streaming<FileChunk>) -> Result<Fil
         )),
         None => Err(Status::invalid_argument("empty file stream")),
     }
+}
+
+/// The checks every file header passes before anything is written: each
+/// name one safe path component, a file name whenever files are announced.
+pub fn check_header(header: &FileHeader) -> Result<(), Status> {
+    check_name("input_id", &header.input_id)?;
+    if !header.file_name.is_empty() {
+        check_name("file_name", &header.file_name)?;
+    } else if header.file_count != 0 {
+        return Err(Status::invalid_argument(
+            "header.file_name is empty but file_count is not 0",
+        ));
+    }
+    if !header.from_task.is_empty() {
+        check_name("from_task", &header.from_task)?;
+    }
+    Ok(())
 }
 
 /// A name that becomes one path component: no separators, no `.`/`..`.

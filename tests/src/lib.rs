@@ -58,6 +58,35 @@ pub fn images_target() -> PathBuf {
     checkout().join("target").join("images")
 }
 
+/// Every role of a deployment as (URL, the gRPC service it serves).
+pub fn role_services(e: &jupiterctl::deployment::Endpoints) -> Vec<(String, &'static str)> {
+    let mut roles = vec![
+        (e.drupe_central.clone(), "jupiter.drupe.central.v1.DrupeCentral"),
+        (e.wave_home.clone(), "jupiter.wave.home.v1.WaveHome"),
+        (e.circe_home.clone(), "jupiter.circe.home.v1.CirceHome"),
+    ];
+    for node in &e.nodes {
+        roles.push((
+            node.drupe_droplet.clone(),
+            "jupiter.drupe.droplet.v1.DrupeDroplet",
+        ));
+        roles.push((node.wave_worker.clone(), "jupiter.wave.worker.v1.WaveWorker"));
+    }
+    for worker in e.workers.values() {
+        roles.push((worker.address.clone(), "jupiter.circe.worker.v1.CirceWorker"));
+    }
+    roles
+}
+
+/// A Jupiter service that a role serving `service` does not serve.
+pub fn another_service(service: &str) -> &'static str {
+    if service.contains("DrupeCentral") {
+        "jupiter.circe.home.v1.CirceHome"
+    } else {
+        "jupiter.drupe.central.v1.DrupeCentral"
+    }
+}
+
 /// Expected output files of one input: (file name, bytes).
 pub type Expected = Vec<(String, Vec<u8>)>;
 

@@ -70,21 +70,7 @@ async fn every_role_lists_its_services_and_is_serving() {
     let app = App::load(&example("fanjoin")).expect("example loads");
     let deployment = sandbox.deploy_local(&app, 3, 2).await;
     let e = &deployment.summary.endpoints();
-    let mut roles = vec![
-        (e.drupe_central.clone(), "jupiter.drupe.central.v1.DrupeCentral"),
-        (e.wave_home.clone(), "jupiter.wave.home.v1.WaveHome"),
-        (e.circe_home.clone(), "jupiter.circe.home.v1.CirceHome"),
-    ];
-    for node in &e.nodes {
-        roles.push((
-            node.drupe_droplet.clone(),
-            "jupiter.drupe.droplet.v1.DrupeDroplet",
-        ));
-        roles.push((node.wave_worker.clone(), "jupiter.wave.worker.v1.WaveWorker"));
-    }
-    for worker in e.workers.values() {
-        roles.push((worker.address.clone(), "jupiter.circe.worker.v1.CirceWorker"));
-    }
+    let roles = jupiter_tests::role_services(e);
     assert_eq!(roles.len(), 3 + 2 * 3 + 4);
     for (address, service) in roles {
         // Exactly the role's own service, health and reflection: not every
@@ -98,11 +84,7 @@ async fn every_role_lists_its_services_and_is_serving() {
         ];
         want.sort();
         assert_eq!(services, want, "{address} lists exactly its services");
-        let stranger = if service.contains("DrupeCentral") {
-            "jupiter.circe.home.v1.CirceHome"
-        } else {
-            "jupiter.drupe.central.v1.DrupeCentral"
-        };
+        let stranger = jupiter_tests::another_service(service);
         assert_eq!(
             health_code(&address, stranger).await,
             tonic::Code::NotFound,

@@ -42,21 +42,7 @@ async fn grpcurl_lists_describes_and_health_checks_every_role() {
     let app = App::load(&example("fanjoin")).expect("example loads");
     let deployment = sandbox.deploy_local(&app, 3, 2).await;
     let e = deployment.summary.endpoints();
-    let mut roles = vec![
-        (e.drupe_central.clone(), "jupiter.drupe.central.v1.DrupeCentral"),
-        (e.wave_home.clone(), "jupiter.wave.home.v1.WaveHome"),
-        (e.circe_home.clone(), "jupiter.circe.home.v1.CirceHome"),
-    ];
-    for node in &e.nodes {
-        roles.push((
-            node.drupe_droplet.clone(),
-            "jupiter.drupe.droplet.v1.DrupeDroplet",
-        ));
-        roles.push((node.wave_worker.clone(), "jupiter.wave.worker.v1.WaveWorker"));
-    }
-    for worker in e.workers.values() {
-        roles.push((worker.address.clone(), "jupiter.circe.worker.v1.CirceWorker"));
-    }
+    let roles = jupiter_tests::role_services(&e);
     for (url, service) in &roles {
         let address = url.trim_start_matches("http://");
         // grpcurl 1.8.6 asks reflection v1alpha.
@@ -90,11 +76,7 @@ async fn grpcurl_lists_describes_and_health_checks_every_role() {
             "{address} health of {service}: {}",
             text(&out)
         );
-        let stranger = if service.contains("CirceHome") {
-            "jupiter.drupe.central.v1.DrupeCentral"
-        } else {
-            "jupiter.circe.home.v1.CirceHome"
-        };
+        let stranger = jupiter_tests::another_service(service);
         let request = format!("{{\"service\":\"{stranger}\"}}");
         let out = call(&["-d", &request, address, "grpc.health.v1.Health/Check"], None).await;
         assert!(
