@@ -208,3 +208,21 @@ fn bad_problems_name_the_field() {
         );
     }
 }
+
+/// Found by the `problem_json` fuzz target: next to a task of cost 1.1e28,
+/// a task of cost 1 starts and ends at the same float. The schedule is as
+/// exact as f64 allows, and validation judges durations at the scale of
+/// their times.
+#[test]
+fn huge_costs_beside_small_ones_still_validate() {
+    let json = r#"{"nodes": [{"name": "n0", "speed": 1}, {"name": "n1", "speed": 1}],
+        "links": [{"from": "n0", "to": "n1", "bandwidth": 1}],
+        "tasks": [{"name": "t0", "cost": 1}, {"name": "t1", "cost": 11111111111111111111111111111},
+                  {"name": "t2", "cost": 0}, {"name": "t3", "cost": 1}],
+        "edges": [{"from": "t0", "to": "t1", "data": 100}, {"from": "t0", "to": "t2", "data": 100},
+                  {"from": "t1", "to": "t3", "data": 100}, {"from": "t2", "to": "t3", "data": 200}]}"#;
+    let p = problem(json);
+    for a in BOTH {
+        schedule(&p, a).validate(&p).expect("valid at f64's precision");
+    }
+}
