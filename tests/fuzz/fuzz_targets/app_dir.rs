@@ -10,8 +10,11 @@ pub fn app_dir(file: &str) -> PathBuf {
         for sub in ["scripts", "tasks"] {
             std::fs::create_dir_all(dir.join(sub)).expect("app folder");
             for i in 0..10 {
-                std::fs::write(dir.join(sub).join(format!("task{i}.py")), "def task(f, i, o):\n    return []\n")
-                    .expect("script");
+                std::fs::write(
+                    dir.join(sub).join(format!("task{i}.py")),
+                    "def task(f, i, o):\n    return []\n",
+                )
+                .expect("script");
                 std::fs::write(dir.join(sub).join(format!("task{i}.sh")), "#!/bin/sh\n").expect("script");
             }
         }

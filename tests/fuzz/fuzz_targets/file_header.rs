@@ -15,10 +15,16 @@ fuzz_target!(|data: &[u8]| {
     if jupiter_common::transfer::check_header(&header).is_err() {
         return;
     }
-    if Limits::DEFAULT.check_header(header.file_count, header.size).is_err() {
+    if Limits::DEFAULT
+        .check_header(header.file_count, header.size)
+        .is_err()
+    {
         return;
     }
     for name in [&header.input_id, &header.file_name, &header.from_task] {
-        assert!(!name.contains('/') && name != ".." && name.len() <= 255, "{name:?} passed");
+        assert!(
+            !name.contains('/') && name != ".." && name.len() <= 255,
+            "{name:?} passed"
+        );
     }
 });
