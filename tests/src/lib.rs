@@ -87,6 +87,22 @@ pub fn another_service(service: &str) -> &'static str {
     }
 }
 
+/// Every file under `dir`, at any depth (none if `dir` is missing).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                all.extend(files_under(&path));
+            } else {
+                all.push(path);
+            }
+        }
+    }
+    all
+}
+
 /// Expected output files of one input: (file name, bytes).
 pub type Expected = Vec<(String, Vec<u8>)>;
 

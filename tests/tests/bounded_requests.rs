@@ -83,21 +83,9 @@ async fn status(client: &Client) -> WorkerStatus {
         .into_inner()
 }
 
-/// Every file under `dir/in`, whatever folder it is in.
+/// Every file queued in `dir/in`, whatever folder it is in.
 fn queued_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut next = vec![dir.join("in")];
-    while let Some(d) = next.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                next.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
+    jupiter_tests::files_under(&dir.join("in"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,7 +82,7 @@ async fn push_is_durable_idempotent_and_checked() {
     let status = wait_for_runs(&mut client, 1).await;
     assert_eq!((status.done, status.failed), (1, 0), "{status:?}");
     let queue = sandbox.path("work").join("nodes");
-    let leftovers: Vec<_> = walk(&queue)
+    let leftovers: Vec<_> = jupiter_tests::files_under(&queue)
         .into_iter()
         .filter(|p| p.parent().and_then(|d| d.file_name()) == Some("tmp".as_ref()))
         .collect();
@@ -90,7 +90,10 @@ async fn push_is_durable_idempotent_and_checked() {
     // Retired: its inputs and outputs are gone, only the marker stays.
     let left_queue = queue.join(&endpoints.workers["left"].node).join("queues/left");
     assert!(left_queue.join("finished/d.txt").is_file());
-    assert_eq!(walk(&left_queue.join("in")), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        jupiter_tests::files_under(&left_queue.join("in")),
+        Vec::<std::path::PathBuf>::new()
+    );
     for dir in ["work", "out"] {
         let left: Vec<_> = std::fs::read_dir(left_queue.join(dir))
             .expect("ls")
@@ -223,21 +226,6 @@ async fn wait_for_file(path: &std::path::Path, what: &str) {
         assert!(tokio::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut all = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                all.extend(walk(&path));
-            } else {
-                all.push(path);
-            }
-        }
-    }
-    all
 }
 
 /// A new placement end to end over real gRPC: `join` gets a second worker
