@@ -30,11 +30,39 @@ fn lose_node(dir: &Path, pids: &[u32]) {
     for pid in pids {
         jupiterctl::process::signal(*pid, libc::SIGSTOP).expect("SIGSTOP");
     }
+    for pid in pids {
+        wait_stopped(*pid);
+    }
     let aside = dir.with_extension("gone");
     std::fs::rename(dir, &aside).expect("move the node's folder aside");
     std::fs::write(dir, b"not a folder").expect("a file in its place");
     for pid in pids {
         jupiterctl::process::signal(*pid, libc::SIGKILL).expect("SIGKILL");
+    }
+}
+
+/// Waits until every thread of `pid` is stopped: `kill` only queues
+/// SIGSTOP, and a thread running on another core goes on for a moment
+/// (long enough, once in CI, to meet the missing folder).
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let all_stopped = || {
+        let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return true; // gone already
+        };
+        threads.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .map(|stat| {
+                    // The state follows the parenthesised command name.
+                    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+                    matches!(state, Some(Some('T' | 't' | 'Z' | 'X')))
+                })
+                .unwrap_or(true)
+        })
+    };
+    while !all_stopped() {
+        assert!(Instant::now() < deadline, "process {pid} did not stop within 5 s");
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
