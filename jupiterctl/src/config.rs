@@ -422,6 +422,10 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 let mut options = args.kube.options(&app, &args.images, named)?;
                 options.runner = args.runner.clone();
                 options.otlp_endpoint = otlp_endpoint(args)?;
+                if args.tls {
+                    let dir = crate::kubernetes::tls::dir(&options.deployment)?;
+                    options.tls = Some(crate::kubernetes::KubeTls::Make { dir });
+                }
                 BackendConfig::Kubernetes(KubeConfig {
                     options,
                     wait: (args.ready_timeout > 0).then(|| Wait {
@@ -578,6 +582,11 @@ pub struct RenderArgs {
     /// OTEL_EXPORTER_OTLP_ENDPOINT in each container).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// Mutual TLS from the existing Secret NAME in the namespace: each pod
+    /// mounts its own keys of it (ca.pem, ROLE.pem, ROLE-key.pem; README
+    /// "mTLS on Kubernetes"). No Secret is rendered.
+    #[arg(long, value_name = "NAME")]
+    pub tls_secret: Option<String>,
 }
 
 impl RenderArgs {
@@ -595,6 +604,10 @@ impl RenderArgs {
         options.mapping = mapping.assignments;
         options.runner = self.runner.clone();
         options.otlp_endpoint = self.otlp_endpoint.clone().filter(|e| !e.trim().is_empty());
+        options.tls = self
+            .tls_secret
+            .clone()
+            .map(|secret| crate::kubernetes::KubeTls::Existing { secret });
         let objects = crate::kubernetes::render(&app, &options)?;
         crate::kubernetes::to_yaml(&objects).map_err(ConfigError::Yaml)
     }

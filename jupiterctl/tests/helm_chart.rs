@@ -6,7 +6,9 @@
 //! The observability fields are compared too: the `metrics` port and the
 //! `prometheus.io/*` pod annotations (chart `metrics.enabled`, on by
 //! default as in render), and `OTEL_EXPORTER_OTLP_ENDPOINT` with and
-//! without an endpoint (chart `otlp.endpoint`, render's `otlp_endpoint`).
+//! without an endpoint (chart `otlp.endpoint`, render's `otlp_endpoint`),
+//! and mutual TLS from an existing Secret (chart `tls.existingSecret`,
+//! render's `--tls-secret`): volumes, items, mounts, env and probes.
 //!
 //! No `helm` binary can be installed here, so the templates are rendered by
 //! a small renderer for exactly the subset helm/README.md documents; it
@@ -15,7 +17,7 @@
 
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
-use jupiterctl::kubernetes::{self, KubeOptions};
+use jupiterctl::kubernetes::{self, KubeOptions, KubeTls};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -35,7 +37,7 @@ fn chart_dir() -> PathBuf {
 // ---- the template subset -------------------------------------------------
 
 /// Renders one template: text and `{{ }}` actions with `-` trimming;
-/// actions are `if PIPELINE` / `end` or a pipeline of a `.Values...` /
+/// actions are `if PIPELINE` / `else` / `end` or a pipeline of a `.Values...` /
 /// `.Release...` term or a literal through `quote`, `default X`, `toYaml`,
 /// `nindent N`.
 fn render_template(src: &str, context: &Value) -> Result<String, String> {
@@ -72,6 +74,9 @@ fn render_template(src: &str, context: &Value) -> Result<String, String> {
         let action = inner.trim_end_matches(" -").trim();
         if let Some(cond) = action.strip_prefix("if ") {
             active.push(truthy(&eval(cond, context)?));
+        } else if action == "else" {
+            let last = active.last_mut().ok_or("{{ else }} without {{ if }}")?;
+            *last = !*last;
         } else if action == "end" {
             active.pop().ok_or("{{ end }} without {{ if }}")?;
         } else if active.iter().all(|a| *a) {
@@ -297,6 +302,7 @@ fn values_for(options: &KubeOptions, render: &BTreeMap<(String, String), Value>)
         "nodes": options.nodes,
         "circeHome": {"ingress": ingress, "appItems": items},
         "otlp": {"endpoint": options.otlp_endpoint.clone().unwrap_or_default()},
+        "tls": {"existingSecret": options.tls.as_ref().map(|t| t.secret().to_string()).unwrap_or_default()},
     });
     let release = json!({
         "Name": options.deployment,
@@ -560,6 +566,130 @@ fn drift_on_either_side_is_caught() {
     assert!(!differences(&chart, &drifted).is_empty());
 }
 
+/// `tls.existingSecret` against `render --tls-secret`: the same objects,
+/// and on both sides every role mounts exactly its own three keys of the
+/// Secret, gets the variables naming them, and probes its port by TCP (the
+/// kubelet's gRPC probe cannot present a client certificate).
+#[test]
+fn chart_with_an_existing_tls_secret_renders_what_render_renders() {
+    for (mut options, defaults) in [(custom_options(), false), (dummy_options(), true)] {
+        options.tls = Some(KubeTls::Existing {
+            secret: "demo-tls".into(),
+        });
+        let render = rendered(&options);
+        let (mut values, release) = values_for(&options, &render);
+        assert_eq!(values["tls"]["existingSecret"], "demo-tls");
+        if defaults {
+            // values.yaml's defaults but for the app's and the Secret's
+            // (as chart_defaults_are_render_defaults).
+            values = json!({"circeHome": values["circeHome"], "tls": values["tls"]});
+        }
+        let chart = comparable(chart_objects(&values, &release, no_edit));
+        let diffs = differences(&chart, &render);
+        assert!(
+            diffs.is_empty(),
+            "chart and render differ with TLS:\n{}",
+            diffs.join("\n")
+        );
+        for role in ROLES {
+            let port = metrics_port(role) - 2000;
+            for (side, objects) in [("render", &render), ("chart", &chart)] {
+                let spec = &pod_of(objects, kind_of(role), role)["spec"];
+                let volumes: Vec<&Value> = spec["volumes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|v| v["name"] == "tls")
+                    .collect();
+                assert_eq!(
+                    volumes,
+                    [&json!({"name": "tls", "secret": {
+                        "secretName": "demo-tls",
+                        "defaultMode": 0o400,
+                        "items": [
+                            {"key": "ca.pem", "path": "ca.pem"},
+                            {"key": format!("{role}.pem"), "path": "cert.pem"},
+                            {"key": format!("{role}-key.pem"), "path": "key.pem"},
+                        ],
+                    }})],
+                    "{side} {role}"
+                );
+                let container = &spec["containers"][0];
+                assert!(
+                    container["volumeMounts"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&json!({"name": "tls", "mountPath": "/etc/jupiter/tls", "readOnly": true})),
+                    "{side} {role}"
+                );
+                let env: Vec<&Value> = container["env"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["name"].as_str().unwrap().starts_with("JUPITER_TLS_"))
+                    .collect();
+                assert_eq!(
+                    env,
+                    [
+                        &json!({"name": "JUPITER_TLS_CA", "value": "/etc/jupiter/tls/ca.pem"}),
+                        &json!({"name": "JUPITER_TLS_CERT", "value": "/etc/jupiter/tls/cert.pem"}),
+                        &json!({"name": "JUPITER_TLS_KEY", "value": "/etc/jupiter/tls/key.pem"}),
+                    ],
+                    "{side} {role}"
+                );
+                for probe in ["readinessProbe", "livenessProbe"] {
+                    assert_eq!(
+                        container[probe]["tcpSocket"],
+                        json!({"port": port}),
+                        "{side} {role}"
+                    );
+                    assert!(container[probe]["grpc"].is_null(), "{side} {role} {probe}");
+                }
+            }
+        }
+
+        // One role given another's key in the chart only is caught.
+        let edited = comparable(chart_objects(&values, &release, |name, src| {
+            if name == "wave-worker.yaml" {
+                assert!(src.contains("key: wave-worker-key.pem"));
+                src.replace("key: wave-worker-key.pem", "key: wave-home-key.pem")
+            } else {
+                src
+            }
+        }));
+        let diffs = differences(&edited, &render);
+        assert!(
+            diffs
+                .iter()
+                .any(|d| d.contains("DaemonSet/wave-worker") && d.contains("items[2].key")),
+            "{diffs:?}"
+        );
+    }
+}
+
+/// Without `tls.existingSecret` (values.yaml's default) no pod has a TLS
+/// volume, variable or TCP probe: the comparisons above then hold with
+/// render's plaintext objects, and this says it outright.
+#[test]
+fn without_a_tls_secret_nothing_of_tls_is_rendered() {
+    let options = dummy_options();
+    let render = rendered(&options);
+    let (values, release) = values_for(&options, &render);
+    let values = json!({"circeHome": values["circeHome"]});
+    let chart = comparable(chart_objects(&values, &release, no_edit));
+    for (side, objects) in [("render", &render), ("chart", &chart)] {
+        for object in objects.values() {
+            let text = object.to_string();
+            assert!(
+                !text.contains("JUPITER_TLS")
+                    && !text.contains("tcpSocket")
+                    && !text.contains("/etc/jupiter/tls"),
+                "{side}: {text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_renderer_refuses_what_it_does_not_know() {
     let context = json!({"Values": {"a": {"b": "x"}, "empty": ""}, "Release": {"Name": "r"}});
@@ -574,6 +704,18 @@ fn the_renderer_refuses_what_it_does_not_know() {
     assert_eq!(
         render_template("a\n  {{- if .Values.empty }}\nno\n  {{- end }}\nb", &context).unwrap(),
         "a\nb"
+    );
+    assert_eq!(
+        render_template("{{- if .Values.empty }}no{{- else }} yes{{- end }}", &context).unwrap(),
+        " yes"
+    );
+    assert_eq!(
+        render_template("{{- if .Values.a.b }} yes{{- else }}no{{- end }}", &context).unwrap(),
+        " yes"
+    );
+    assert!(
+        render_template("{{ else }}", &context).is_err(),
+        "else without if"
     );
     assert!(
         render_template("{{ .Values.a.c }}", &context).is_err(),

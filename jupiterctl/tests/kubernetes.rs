@@ -9,7 +9,7 @@ use clap::Parser;
 use jupiter_common::app::App;
 use jupiterctl::config::{BackendConfig, DeployArgs, DeployConfig, RenderArgs};
 use jupiterctl::deployment::{Deployment, DeploymentState};
-use jupiterctl::kubernetes::{self, KubeError, KubeOptions, Kubernetes, MAX_APP_BYTES};
+use jupiterctl::kubernetes::{self, KubeConfig, KubeError, KubeOptions, KubeTls, Kubernetes, MAX_APP_BYTES};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -52,6 +52,11 @@ fn render_cmd(extra: &[&str]) -> Result<String, jupiterctl::config::ConfigError>
 /// `up --backend kubernetes` of the dummy app with `extra` flags, against
 /// the stand-in: the same flags, checks and steps as the binary's `up`.
 async fn up(server: &ApiServer, extra: &[&str]) -> Deployment {
+    up_with(server, extra, |_| {}).await
+}
+
+/// [`up`], with the backend's configuration changed by `edit` first.
+async fn up_with(server: &ApiServer, extra: &[&str], edit: impl FnOnce(&mut KubeConfig)) -> Deployment {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
@@ -61,9 +66,10 @@ async fn up(server: &ApiServer, extra: &[&str]) -> Deployment {
     let mut argv = vec!["jupiterctl", app.to_str().unwrap(), "--backend", "kubernetes"];
     argv.extend_from_slice(extra);
     let config = DeployConfig::try_from(&Cli::parse_from(argv).args).expect("flags");
-    let BackendConfig::Kubernetes(kube) = config.backend.clone() else {
+    let BackendConfig::Kubernetes(mut kube) = config.backend.clone() else {
         panic!("a Kubernetes config");
     };
+    edit(&mut kube);
     let backend = Kubernetes::with_client(server.client(), kube);
     Deployment::up(Box::new(backend), &config.app, &config.placement)
         .await
@@ -518,11 +524,12 @@ async fn down_deletes_by_label_then_the_namespace_and_nothing_else() {
             format!("/apis/apps/v1/namespaces/{NS}/daemonsets"),
             format!("/api/v1/namespaces/{NS}/services"),
             format!("/api/v1/namespaces/{NS}/configmaps"),
+            format!("/api/v1/namespaces/{NS}/secrets"),
             format!("/api/v1/namespaces/{NS}"),
         ]
     );
     assert!(deletes.iter().all(|r| r.method == "DELETE"));
-    for r in &deletes[..4] {
+    for r in &deletes[..5] {
         assert_eq!(
             r.query.get("labelSelector").map(String::as_str),
             Some(SELECTOR),
@@ -532,7 +539,7 @@ async fn down_deletes_by_label_then_the_namespace_and_nothing_else() {
     }
     // The namespace: only the one checked (uid precondition), no selector.
     assert_eq!(
-        deletes[4].body.as_ref().unwrap()["preconditions"]["uid"],
+        deletes[5].body.as_ref().unwrap()["preconditions"]["uid"],
         "ns-uid"
     );
     // The only read is the namespace's own labels.
@@ -843,4 +850,267 @@ async fn a_deployment_found_again_reads_pods_restarts_roles_and_notices_a_lost_n
         .await
         .expect("the lost node is noticed");
     assert!(why.contains("kind-b") && !why.contains("kind-a"), "{why}");
+}
+
+/// Every workload among `bodies` with the role id whose keys it mounts:
+/// its name (a circe-worker's is its Service's, `circe-worker-<task>`).
+fn workloads<'a>(bodies: &[&'a Value]) -> Vec<(String, &'a Value)> {
+    bodies
+        .iter()
+        .filter(|b| b["kind"] == "Deployment" || b["kind"] == "DaemonSet")
+        .map(|b| (b["metadata"]["name"].as_str().unwrap().to_string(), *b))
+        .collect()
+}
+
+/// The pod of `workload` mounts exactly role `id`'s keys of Secret
+/// `secret`, names them in its environment, and probes its port by TCP.
+fn mounts_its_own_keys(id: &str, workload: &Value, secret: &str) {
+    let spec = &workload["spec"]["template"]["spec"];
+    let tls: Vec<&Value> = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["name"] == "tls")
+        .collect();
+    assert_eq!(
+        tls,
+        [&json!({"name": "tls", "secret": {
+            "secretName": secret,
+            "defaultMode": 0o400,
+            "items": [
+                {"key": "ca.pem", "path": "ca.pem"},
+                {"key": format!("{id}.pem"), "path": "cert.pem"},
+                {"key": format!("{id}-key.pem"), "path": "key.pem"},
+            ],
+        }})],
+        "{id}"
+    );
+    let container = &spec["containers"][0];
+    assert!(
+        container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "tls", "mountPath": "/etc/jupiter/tls", "readOnly": true})),
+        "{id}"
+    );
+    for (name, file) in [
+        ("JUPITER_TLS_CA", "ca.pem"),
+        ("JUPITER_TLS_CERT", "cert.pem"),
+        ("JUPITER_TLS_KEY", "key.pem"),
+    ] {
+        assert_eq!(
+            env_value(workload, name),
+            Some(format!("/etc/jupiter/tls/{file}")),
+            "{id}"
+        );
+    }
+    // The kubelet's gRPC probe has no client certificate: TCP on the port.
+    let port = container["ports"][0]["containerPort"].clone();
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(
+            container[probe]["tcpSocket"],
+            json!({"port": port}),
+            "{id} {probe}"
+        );
+        assert!(container[probe]["grpc"].is_null(), "{id} {probe}");
+    }
+}
+
+#[tokio::test]
+async fn up_with_tls_sends_the_certificates_secret_before_any_pod_and_each_pod_mounts_its_own_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mapping_path, _) = mapping_file(dir.path());
+    let tls_dir = dir.path().join("state").join("dummy-app").join("tls");
+    let server = ApiServer::new(Behaviour::default());
+    let flags = [
+        "--mapping",
+        mapping_path.to_str().unwrap(),
+        "--ready-timeout",
+        "0",
+        "--tls",
+    ];
+    let deployment = up_with(&server, &flags, |kube| {
+        // --tls puts the certificates beside the state file...
+        assert_eq!(
+            kube.options.tls,
+            Some(KubeTls::Make {
+                dir: kubernetes::tls::dir("dummy-app").unwrap()
+            })
+        );
+        assert!(kubernetes::tls::dir("dummy-app")
+            .unwrap()
+            .ends_with("dummy-app/tls"));
+        // ...which here is a temporary folder.
+        kube.options.tls = Some(KubeTls::Make { dir: tls_dir.clone() });
+    })
+    .await;
+    let requests = server.requests();
+    let applied = applies(&requests);
+    let bodies: Vec<&Value> = applied.iter().map(|r| r.body.as_ref().unwrap()).collect();
+
+    // The Secret right after the namespace, before the ConfigMap and any pod.
+    assert_eq!(bodies[0]["kind"], "Namespace");
+    assert_eq!(
+        applied[1].path,
+        format!("/api/v1/namespaces/{NS}/secrets/jupiter-tls")
+    );
+    assert_eq!(
+        applied[1].query.get("fieldManager").map(String::as_str),
+        Some("jupiterctl")
+    );
+    let secret = bodies[1];
+    assert_eq!(secret["kind"], "Secret");
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["metadata"]["namespace"], NS);
+    assert_eq!(
+        secret["metadata"]["labels"],
+        json!({
+            "app.kubernetes.io/name": "jupiter",
+            "app.kubernetes.io/component": "tls",
+            "app.kubernetes.io/instance": "dummy-app",
+            "app.kubernetes.io/managed-by": "jupiterctl",
+        })
+    );
+    assert_eq!(
+        applied.iter().filter(|r| r.path.contains("/secrets/")).count(),
+        1,
+        "one Secret"
+    );
+
+    // Its keys: the CA, and a certificate and a key per role id.
+    let mut ids: Vec<String> = [
+        "drupe-central",
+        "wave-home",
+        "circe-home",
+        "drupe-droplet",
+        "wave-worker",
+    ]
+    .map(String::from)
+    .to_vec();
+    ids.extend((0..7).map(|i| format!("circe-worker-task{i}")));
+    let mut expected_keys = BTreeSet::from(["ca.pem".to_string()]);
+    for id in &ids {
+        expected_keys.insert(format!("{id}.pem"));
+        expected_keys.insert(format!("{id}-key.pem"));
+    }
+    let decoded: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret.clone()).unwrap();
+    let data = decoded.data.unwrap();
+    assert_eq!(data.keys().cloned().collect::<BTreeSet<_>>(), expected_keys);
+    // The very files made for each role.
+    assert_eq!(data["ca.pem"].0, std::fs::read(tls_dir.join("ca.pem")).unwrap());
+    for id in &ids {
+        let role = tls_dir.join("roles").join(id);
+        assert_eq!(
+            data[&format!("{id}.pem")].0,
+            std::fs::read(role.join("cert.pem")).unwrap(),
+            "{id}"
+        );
+        assert_eq!(
+            data[&format!("{id}-key.pem")].0,
+            std::fs::read(role.join("key.pem")).unwrap(),
+            "{id}"
+        );
+        assert!(String::from_utf8_lossy(&data[&format!("{id}-key.pem")].0).contains("PRIVATE KEY"));
+    }
+
+    // Every pod: its own keys only, the variables, TCP probes, and the
+    // Secret's digest (a second `up` makes new certificates and so rolls
+    // every pod onto them).
+    let all = workloads(&bodies);
+    assert_eq!(all.len(), 3 + 2 + 7);
+    let checksum = &all[0].1["spec"]["template"]["metadata"]["annotations"]["jupiter.io/tls-checksum"];
+    assert!(checksum.as_str().is_some_and(|c| c.len() == 16), "{checksum}");
+    for (id, workload) in &all {
+        mounts_its_own_keys(id, workload, "jupiter-tls");
+        assert_eq!(
+            &workload["spec"]["template"]["metadata"]["annotations"]["jupiter.io/tls-checksum"], checksum,
+            "{id}"
+        );
+    }
+
+    // The user's files stay, for status, submit and grpcurl.
+    let client = deployment.backend().client_tls().expect("the user's files");
+    assert_eq!(client.ca, tls_dir.join("ca.pem"));
+    assert_eq!(client.cert, tls_dir.join("client.pem"));
+    assert_eq!(client.key, tls_dir.join("client-key.pem"));
+    client.load().expect("the user's identity loads");
+
+    // `down` deletes the Secret with the rest (by label) and the files.
+    deployment.down().await.expect("down");
+    let deletes: Vec<Request> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert!(deletes
+        .iter()
+        .any(|r| r.path == format!("/api/v1/namespaces/{NS}/secrets")
+            && r.query.get("labelSelector").map(String::as_str) == Some(SELECTOR)));
+    assert!(!tls_dir.exists(), "the certificates are removed at down");
+}
+
+#[tokio::test]
+async fn up_without_tls_sends_no_secret_and_keeps_grpc_probes() {
+    let server = ApiServer::new(Behaviour::default());
+    let deployment = up(
+        &server,
+        &["--scheduler", "random", "--seed", "7", "--ready-timeout", "0"],
+    )
+    .await;
+    assert!(deployment.backend().client_tls().is_none());
+    let requests = server.requests();
+    let bodies: Vec<&Value> = applies(&requests)
+        .iter()
+        .map(|r| r.body.as_ref().unwrap())
+        .collect();
+    assert!(!bodies.iter().any(|b| b["kind"] == "Secret"));
+    for (id, w) in workloads(&bodies) {
+        let text = w.to_string();
+        assert!(
+            !text.contains("JUPITER_TLS") && !text.contains("tls-checksum"),
+            "{id}"
+        );
+        assert!(w["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"].is_object());
+    }
+}
+
+#[test]
+fn render_with_a_tls_secret_mounts_it_in_every_pod_and_renders_no_secret() {
+    let yaml = render_cmd(&["--tls-secret", "my-tls"]).expect("render");
+    let docs: Vec<Value> = yaml
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2 + 6 + 4 + 14, "the same objects, no Secret");
+    assert!(!docs.iter().any(|d| d["kind"] == "Secret"));
+    let docs: Vec<&Value> = docs.iter().collect();
+    let all = workloads(&docs);
+    assert_eq!(all.len(), 3 + 2 + 7);
+    for (id, workload) in &all {
+        mounts_its_own_keys(id, workload, "my-tls");
+        // Nothing to digest: the Secret is someone else's.
+        assert!(workload["spec"]["template"]["metadata"]["annotations"]["jupiter.io/tls-checksum"].is_null());
+    }
+    // Otherwise the same objects as without TLS.
+    let plain = render_cmd(&[]).unwrap();
+    assert_eq!(plain.matches("---\n").count(), yaml.matches("---\n").count());
+
+    let err = render_cmd(&["--tls-secret", "Not_A_Name"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Not_A_Name") && err.contains("Secret"), "{err}");
+}
+
+#[test]
+fn tasks_whose_secret_keys_would_collide_are_refused_with_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_app(dir.path(), &["x", "x-key"], &[]);
+    let mut options = options_on_one_node(&app);
+    kubernetes::render(&app, &options).expect("no TLS, no keys");
+    options.tls = Some(KubeTls::Existing { secret: "s".into() });
+    let err = kubernetes::render(&app, &options).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, KubeError::TlsKeyCollision { .. }), "{text}");
+    assert!(text.contains("circe-worker-x-key.pem"), "{text}");
 }

@@ -5,7 +5,7 @@ use super::manifests::Object;
 use super::names::{self, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER};
 use super::KubeError;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
@@ -60,6 +60,7 @@ pub async fn apply(client: &Client, object: &Object) -> Result<(), KubeError> {
             .await
             .map(drop),
         Object::ConfigMap(o) => patch(client, namespace, name, &params, o).await,
+        Object::Secret(o) => patch(client, namespace, name, &params, o).await,
         Object::Service(o) => patch(client, namespace, name, &params, o).await,
         Object::Deployment(o) => patch(client, namespace, name, &params, o).await,
         Object::DaemonSet(o) => patch(client, namespace, name, &params, o).await,
@@ -158,7 +159,7 @@ async fn is_ready(client: &Client, object: &Object) -> Result<bool, KubeError> {
                 && status.updated_number_scheduled.unwrap_or(0) >= wanted
                 && status.number_ready >= wanted)
         }
-        Object::Namespace(_) | Object::ConfigMap(_) | Object::Service(_) => Ok(true),
+        Object::Namespace(_) | Object::ConfigMap(_) | Object::Secret(_) | Object::Service(_) => Ok(true),
     }
 }
 
@@ -183,6 +184,9 @@ pub async fn down(client: &Client, deployment: &str) -> Result<(), KubeError> {
     delete_labelled::<DaemonSet>(client, &ns, &selector).await?;
     delete_labelled::<Service>(client, &ns, &selector).await?;
     delete_labelled::<ConfigMap>(client, &ns, &selector).await?;
+    // The certificates of `up --tls` (a Secret someone else made for
+    // `render --tls-secret` carries no jupiterctl labels and stays).
+    delete_labelled::<Secret>(client, &ns, &selector).await?;
 
     let namespaces = Api::<Namespace>::all(client.clone());
     let Some(found) = namespaces

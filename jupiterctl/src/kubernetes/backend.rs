@@ -5,7 +5,9 @@
 //! step 3 applies one pinned circe-worker per task and waits again.
 
 use super::apply::{self, Wait};
-use super::{cluster, names, pods, render_roles, render_workers, roles, KubeError, KubeOptions};
+use super::{
+    cluster, names, pods, render_roles, render_workers, roles, tls, KubeError, KubeOptions, KubeTls, Object,
+};
 use crate::deployment::{
     Backend, ControlPlane, DeployError, DeploymentState, Health, Placement, RoleInstance, Summary,
 };
@@ -40,6 +42,12 @@ pub struct Kubernetes {
     /// The cluster nodes the deployment uses.
     nodes: Vec<String>,
     inventory: Inventory,
+    /// `--tls`: the user's certificate, key and CA, once made (or found
+    /// again beside the state file).
+    client_tls: Option<jupiter_common::tls::Files>,
+    /// `--tls`: the digest of the certificates' Secret, on every pod
+    /// template (see [`tls::CHECKSUM_ANNOTATION`]).
+    tls_checksum: Option<String>,
 }
 
 impl Kubernetes {
@@ -58,6 +66,8 @@ impl Kubernetes {
             wait: config.wait,
             nodes: Vec::new(),
             inventory,
+            client_tls: None,
+            tls_checksum: None,
         }
     }
 
@@ -71,6 +81,13 @@ impl Kubernetes {
         let mut found = Self::named(client, &summary.deployment)?;
         found.nodes = nodes.to_vec();
         found.inventory = Inventory::of(summary);
+        // `up --tls` left the user's files beside the state file; `down`
+        // removes them with the deployment, so there are files only while
+        // a deployment with TLS is up.
+        found.client_tls = tls::dir(&summary.deployment)
+            .ok()
+            .map(|dir| crate::tls::client_files(&dir))
+            .filter(|files| files.cert.is_file());
         Ok(found)
     }
 
@@ -95,6 +112,31 @@ impl Kubernetes {
         names::namespace(&self.options.deployment)
     }
 
+    /// `--tls`: makes the CA and every role's certificate (the user's
+    /// stay in `dir`), and returns the Secret that carries them.
+    fn make_certificates(&mut self, app: &App, dir: &std::path::Path) -> Result<Object, KubeError> {
+        let ns = self.namespace();
+        let members = tls::members(app, &ns)?;
+        // Certificates of an earlier deployment of this name are of another
+        // CA; none of them may linger beside the new ones.
+        remove_dir(dir);
+        let client = crate::tls::make(dir, &self.options.deployment, &members)?;
+        let secret = tls::secret(dir, &members, &self.options.deployment, &ns)?;
+        self.tls_checksum = Some(tls::checksum(&secret));
+        self.client_tls = Some(client);
+        Ok(Object::Secret(secret))
+    }
+
+    /// The certificates' folder, if this deployment keeps one.
+    fn tls_dir(&self) -> Option<std::path::PathBuf> {
+        match &self.options.tls {
+            Some(KubeTls::Make { dir }) => Some(dir.clone()),
+            Some(KubeTls::Existing { .. }) => None,
+            // Found again by name: the folder `up --tls` would have used.
+            None => tls::dir(&self.options.deployment).ok(),
+        }
+    }
+
     async fn apply(&self, objects: &[super::Object]) -> Result<(), DeployError> {
         eprintln!(
             "applying {} objects in namespace {}",
@@ -109,6 +151,16 @@ impl Kubernetes {
 #[derive(Debug, thiserror::Error)]
 #[error("no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
 pub struct NoCluster(#[source] kube::Error);
+
+/// Removes a certificates folder; one that cannot be removed is said, not
+/// fatal (the deployment itself is what matters).
+fn remove_dir(dir: &std::path::Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!("warning: could not remove {}: {e}", dir.display()),
+    }
+}
 
 async fn client() -> Result<Client, DeployError> {
     Client::try_default()
@@ -134,7 +186,15 @@ impl Backend for Kubernetes {
     async fn deploy_roles(&mut self, app: &App) -> Result<ControlPlane, DeployError> {
         let available = cluster::nodes(&self.client).await?;
         self.nodes = cluster::restrict(&available, &self.options.nodes)?;
-        let objects = render_roles(app, &self.options)?;
+        let mut objects = render_roles(app, &self.options)?;
+        if let Some(KubeTls::Make { dir }) = self.options.tls.clone() {
+            let secret = self.make_certificates(app, &dir)?;
+            // Right after the namespace: before any pod that mounts it.
+            objects.insert(1, secret);
+        }
+        if let Some(checksum) = &self.tls_checksum {
+            tls::annotate(&mut objects, checksum);
+        }
         self.apply(&objects).await?;
         for role in [Role::DrupeCentral, Role::WaveHome, Role::CirceHome] {
             self.inventory
@@ -157,7 +217,10 @@ impl Backend for Kubernetes {
 
     async fn start_workers(&mut self, app: &App, placement: &Placement) -> Result<(), DeployError> {
         self.options.mapping = placement.assignments.clone();
-        let objects = render_workers(app, &self.options)?;
+        let mut objects = render_workers(app, &self.options)?;
+        if let Some(checksum) = &self.tls_checksum {
+            tls::annotate(&mut objects, checksum);
+        }
         self.apply(&objects).await?;
         let services = names::task_services(app)?;
         for task in &app.tasks {
@@ -198,6 +261,12 @@ impl Backend for Kubernetes {
 
     async fn down(&mut self) -> Result<String, DeployError> {
         apply::down(&self.client, &self.options.deployment).await?;
+        // The CA's key is gone: with the deployment, its certificates are
+        // of no use to anyone.
+        if let Some(dir) = self.tls_dir() {
+            remove_dir(&dir);
+        }
+        self.client_tls = None;
         Ok(format!(
             "deployment {} deleted (namespace {})",
             self.options.deployment,
@@ -207,6 +276,10 @@ impl Backend for Kubernetes {
 
     fn inventory(&self) -> &Inventory {
         &self.inventory
+    }
+
+    fn client_tls(&self) -> Option<jupiter_common::tls::Files> {
+        self.client_tls.clone()
     }
 
     fn state(&self, summary: Summary) -> DeploymentState {

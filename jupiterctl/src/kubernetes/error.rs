@@ -52,6 +52,22 @@ pub enum KubeError {
          not deleting it"
     )]
     ForeignNamespace { namespace: String, deployment: String },
+    #[error("where to keep the deployment's certificates: {0}")]
+    TlsDir(#[source] crate::state::StateError),
+    #[error(transparent)]
+    TlsMake(#[from] crate::tls::TlsError),
+    #[error("reading certificate {path}: {source}")]
+    TlsRead { path: PathBuf, source: std::io::Error },
+    #[error("--tls-secret {name:?} is not a Kubernetes Secret name (lower-case letters, digits, '-' and '.', at most 253)")]
+    InvalidSecretName { name: String },
+    #[error(
+        "the TLS Secret would hold key {key:?} for both {first} and {second}; rename one of their tasks"
+    )]
+    TlsKeyCollision {
+        first: String,
+        second: String,
+        key: String,
+    },
 }
 
 impl KubeError {

@@ -6,10 +6,11 @@ use super::app_files::app_files;
 use super::names::{self, LABEL_NODE, LABEL_TASK};
 use super::objects::{daemon_set, deployment_of, headless_service, node_affinity, pod_spec, service};
 use super::roles::{self, base_env, Role};
+use super::tls;
 use super::{KubeError, KubeOptions};
 use jupiter_common::app::App;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
@@ -18,6 +19,8 @@ use std::collections::BTreeMap;
 pub enum Object {
     Namespace(Namespace),
     ConfigMap(ConfigMap),
+    /// Only `up --tls` makes one (the certificates); render never does.
+    Secret(Secret),
     Service(Service),
     Deployment(Deployment),
     DaemonSet(DaemonSet),
@@ -28,6 +31,7 @@ impl Object {
         match self {
             Object::Namespace(_) => "Namespace",
             Object::ConfigMap(_) => "ConfigMap",
+            Object::Secret(_) => "Secret",
             Object::Service(_) => "Service",
             Object::Deployment(_) => "Deployment",
             Object::DaemonSet(_) => "DaemonSet",
@@ -38,6 +42,7 @@ impl Object {
         match self {
             Object::Namespace(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
             Object::DaemonSet(o) => &o.metadata,
@@ -59,6 +64,7 @@ impl Object {
         let value = match self {
             Object::Namespace(o) => serde_json::to_value(o),
             Object::ConfigMap(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
             Object::Deployment(o) => serde_json::to_value(o),
             Object::DaemonSet(o) => serde_json::to_value(o),
@@ -87,6 +93,7 @@ pub fn render_roles(app: &App, options: &KubeOptions) -> Result<Vec<Object>, Kub
     let deployment = options.deployment.as_str();
     let ns = names::namespace(deployment);
     let files = app_files(app, deployment, &ns)?;
+    check_tls(app, options)?;
 
     let mut objects = vec![
         Object::Namespace(Namespace {
@@ -111,7 +118,8 @@ pub fn render_roles(app: &App, options: &KubeOptions) -> Result<Vec<Object>, Kub
         if role == Role::CirceHome {
             env.insert(1, roles::env(jupiter_common::env::INGRESS, ingress.clone()));
         }
-        let pod = pod_spec(role, options, env, role == Role::CirceHome, &files.items);
+        let mut pod = pod_spec(role, options, env, role == Role::CirceHome, &files.items);
+        tls::mount(&mut pod, options, role.name());
         objects.push(Object::Deployment(deployment_of(
             role.name(),
             &ns,
@@ -132,6 +140,7 @@ pub fn render_roles(app: &App, options: &KubeOptions) -> Result<Vec<Object>, Kub
     for role in [Role::DrupeDroplet, Role::WaveWorker] {
         let mut pod = pod_spec(role, options, base_env(role, options), false, &[]);
         pod.affinity = node_affinity(&options.nodes);
+        tls::mount(&mut pod, options, role.name());
         objects.push(Object::DaemonSet(daemon_set(role, &ns, deployment, pod)));
         objects.push(Object::Service(headless_service(role, &ns, deployment)));
     }
@@ -147,6 +156,7 @@ pub fn render_workers(app: &App, options: &KubeOptions) -> Result<Vec<Object>, K
     let deployment = options.deployment.as_str();
     let ns = names::namespace(deployment);
     let files = app_files(app, deployment, &ns)?;
+    check_tls(app, options)?;
     let mut objects = Vec::new();
     for task in &app.tasks {
         let service_name = &services[&task.name];
@@ -171,6 +181,7 @@ pub fn render_workers(app: &App, options: &KubeOptions) -> Result<Vec<Object>, K
             "kubernetes.io/hostname".to_string(),
             node.clone(),
         )]));
+        tls::mount(&mut pod, options, service_name);
         let extra = BTreeMap::from([
             (
                 LABEL_TASK.to_string(),
@@ -195,6 +206,17 @@ pub fn render_workers(app: &App, options: &KubeOptions) -> Result<Vec<Object>, K
         )));
     }
     Ok(objects)
+}
+
+/// A usable Secret name, and one key per role in it.
+fn check_tls(app: &App, options: &KubeOptions) -> Result<(), KubeError> {
+    match &options.tls {
+        None => Ok(()),
+        Some(choice) => {
+            tls::check_secret(choice.secret())?;
+            tls::check_keys(app)
+        }
+    }
 }
 
 /// Every task mapped, to a node that carries a droplet and a wave-worker,

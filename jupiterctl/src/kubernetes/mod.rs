@@ -17,6 +17,7 @@ pub mod names;
 mod objects;
 mod pods;
 pub mod roles;
+pub mod tls;
 
 use jupiter_common::app::App;
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub use apply::{apply, down, up, wait_ready, Wait};
 pub use backend::{KubeConfig, Kubernetes};
 pub use error::KubeError;
 pub use manifests::{render, render_roles, render_workers, to_yaml, Object};
+pub use tls::KubeTls;
 
 /// What a deployment is rendered from, besides the app.
 #[derive(Debug, Clone)]
@@ -49,6 +51,9 @@ pub struct KubeOptions {
     pub runner: jupiter_common::cli::RunnerFlags,
     /// `--otlp-endpoint`: where every role sends its spans (None: nowhere).
     pub otlp_endpoint: Option<String>,
+    /// Mutual TLS: the certificates jupiterctl makes (`up --tls`) or an
+    /// existing Secret (`render --tls-secret`); None: plaintext.
+    pub tls: Option<KubeTls>,
 }
 
 /// Resource quantities by name (`cpu`, `memory`), as Kubernetes writes them.
@@ -86,6 +91,7 @@ impl Default for KubeOptions {
             resources: Resources::modest(),
             runner: Default::default(),
             otlp_endpoint: None,
+            tls: None,
         }
     }
 }
