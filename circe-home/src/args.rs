@@ -21,6 +21,8 @@ pub struct Args {
     pub listen: String,
     #[command(flatten)]
     pub telemetry: jupiter_common::telemetry::TelemetryFlags,
+    #[command(flatten)]
+    pub tls: jupiter_common::tls::TlsFlags,
     /// The app folder (app.yaml or an original Jupiter configuration.txt).
     #[arg(long, env = env::APP)]
     pub app: PathBuf,

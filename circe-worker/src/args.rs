@@ -21,6 +21,8 @@ pub struct Args {
     pub listen: String,
     #[command(flatten)]
     pub telemetry: jupiter_common::telemetry::TelemetryFlags,
+    #[command(flatten)]
+    pub tls: jupiter_common::tls::TlsFlags,
     /// The app folder.
     #[arg(long, env = env::APP)]
     pub app: PathBuf,

@@ -20,6 +20,8 @@ pub struct Args {
     pub listen: String,
     #[command(flatten)]
     pub telemetry: jupiter_common::telemetry::TelemetryFlags,
+    #[command(flatten)]
+    pub tls: jupiter_common::tls::TlsFlags,
     /// The embedded profile database (created if missing; keep it across restarts).
     #[arg(
         long,

@@ -33,6 +33,14 @@ pub const MAX_WAITING_INPUTS: &str = "JUPITER_MAX_WAITING_INPUTS";
 /// `--input-timeout`: seconds an input may wait for its parents' files.
 pub const INPUT_TIMEOUT: &str = "JUPITER_INPUT_TIMEOUT";
 
+/// `--tls-ca`: the deployment's CA certificate (PEM); with the next two,
+/// the role speaks only mutual TLS.
+pub const TLS_CA: &str = "JUPITER_TLS_CA";
+/// `--tls-cert`: the role's own certificate (PEM), signed by the CA.
+pub const TLS_CERT: &str = "JUPITER_TLS_CERT";
+/// `--tls-key`: the role's private key (PEM).
+pub const TLS_KEY: &str = "JUPITER_TLS_KEY";
+
 /// `--otlp-endpoint`: the standard OpenTelemetry variable.
 pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// `--metrics-listen`: where a role serves Prometheus `/metrics`.

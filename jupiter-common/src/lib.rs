@@ -21,4 +21,5 @@ pub mod spares;
 pub mod sync;
 pub mod task;
 pub mod telemetry;
+pub mod tls;
 pub mod transfer;

@@ -122,6 +122,9 @@ pub trait RoleArgs: clap::Parser + Send + 'static {
     /// `--otlp-endpoint`, `--metrics-listen`, `--deployment`.
     fn telemetry(&self) -> &crate::telemetry::TelemetryFlags;
 
+    /// `--tls-ca`, `--tls-cert`, `--tls-key`.
+    fn tls(&self) -> &crate::tls::TlsFlags;
+
     /// The checked configuration; bad flags are reported before anything
     /// is bound.
     fn config(&self) -> Result<Self::Config, Self::Error>;
@@ -157,6 +160,10 @@ macro_rules! impl_role_args {
                 &self.telemetry
             }
 
+            fn tls(&self) -> &$crate::tls::TlsFlags {
+                &self.tls
+            }
+
             fn config(&self) -> ::std::result::Result<crate::Config, crate::Error> {
                 <$args>::config(self)
             }
@@ -177,17 +184,23 @@ pub enum RunError {
     #[error("binding {address}: {source}")]
     Bind { address: String, source: std::io::Error },
     #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
     Role(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Checks the flags, binds `--listen`, logs where the role listens and
-/// serves until `shutdown`.
+/// serves until `shutdown`. With `--tls-*` the whole process (the role's
+/// server and every channel it opens) speaks only mutual TLS.
 pub async fn run<A: RoleArgs>(
     args: A,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let boxed = |e: A::Error| RunError::Role(Box::new(e));
     let config = args.config().map_err(boxed)?;
+    if let Some(identity) = args.tls().load()? {
+        crate::tls::use_everywhere(identity);
+    }
     let address = args.listen().to_string();
     let listener = listen(&address).await.map_err(|source| RunError::Bind {
         address: address.clone(),
@@ -196,7 +209,12 @@ pub async fn run<A: RoleArgs>(
     let bound = listener
         .local_addr()
         .map_err(|source| RunError::Bind { address, source })?;
-    tracing::info!(role = %A::ROLE, address = %bound, "listening");
+    let tls = if crate::tls::for_listener(bound).is_some() {
+        "mutual TLS"
+    } else {
+        "plaintext"
+    };
+    tracing::info!(role = %A::ROLE, address = %bound, %tls, "listening");
     A::serve(config, listener, shutdown).await.map_err(boxed)
 }
 

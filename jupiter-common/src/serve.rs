@@ -6,6 +6,7 @@ use crate::connection::Severable;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::telemetry::propagation::{ServerTraceLayer, TracedChannel};
 use crate::telemetry::Telemetry;
+use crate::tls;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -50,7 +51,9 @@ pub type Channel = TracedChannel;
 
 /// Serves `routes` (the role's own services, named in `services` so health
 /// can report each) with health and reflection added; each call of the
-/// role's own services gets a span when `telemetry` traces.
+/// role's own services gets a span when `telemetry` traces. Where this
+/// process has a TLS identity for the listener's address (see [`tls`]),
+/// only mutual TLS is spoken.
 pub async fn serve(
     listener: TcpListener,
     telemetry: &Telemetry,
@@ -58,6 +61,7 @@ pub async fn serve(
     services: &[&str],
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let address = listener.local_addr()?;
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in services {
         reporter.set_service_status(*name, ReportedStatus::Serving).await;
@@ -84,7 +88,11 @@ pub async fn serve(
         })
     });
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(identity) = tls::for_listener(address) {
+        builder = builder.tls_config(identity.server())?;
+    }
+    let server = builder
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
@@ -161,14 +169,20 @@ fn served_files(services: &[&str]) -> Result<prost_types::FileDescriptorSet, Ser
 
 /// A lazily connecting channel to `address` (`http://host:port`), tuned like
 /// the server, so callers can be built before their peer is up; its calls
-/// carry the caller's trace context.
+/// carry the caller's trace context. Mutual TLS where this process has an
+/// identity for the address (see [`tls`]).
 pub fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
-    plain_channel(address).map(TracedChannel::new)
+    Ok(TracedChannel::new(tuned(endpoint(address)?)))
 }
 
-/// [`channel`] without trace context (what the span exporter itself uses).
+/// [`channel`] without trace context or Jupiter's TLS: what the span
+/// exporter uses to reach a collector, which is no member of the deployment.
 pub fn plain_channel(address: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(address.to_string())?
+    Ok(tuned(Endpoint::from_shared(address.to_string())?))
+}
+
+fn tuned(endpoint: Endpoint) -> tonic::transport::Channel {
+    endpoint
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
         // A partition leaves a connection open but dead: without pings its
@@ -181,7 +195,22 @@ pub fn plain_channel(address: &str) -> Result<tonic::transport::Channel, tonic::
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
-        .connect_lazy())
+        .connect_lazy()
+}
+
+/// The endpoint at `address`: over mutual TLS where this process has an
+/// identity for it, its `http://` read as `https://`.
+fn endpoint(address: &str) -> Result<Endpoint, tonic::transport::Error> {
+    match tls::for_server(address) {
+        None => Endpoint::from_shared(address.to_string()),
+        Some(identity) => {
+            let secure = match address.strip_prefix("http://") {
+                Some(rest) => format!("https://{rest}"),
+                None => address.to_string(),
+            };
+            Endpoint::from_shared(secure)?.tls_config(identity.client())
+        }
+    }
 }
 
 /// `http://` URL of a bound listener.
@@ -238,7 +267,7 @@ enum Unhealthy {
 }
 
 async fn check_health(address: &str) -> Result<(), Unhealthy> {
-    let channel = Endpoint::from_shared(address.to_string())
+    let channel = endpoint(address)
         .map_err(Unhealthy::Address)?
         .connect_timeout(Duration::from_secs(1))
         // A socket that accepts and never answers (a stopped process whose

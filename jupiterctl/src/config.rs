@@ -218,6 +218,12 @@ pub struct DeployArgs {
     /// `jupiter_trace_spans_dropped_total`).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// Mutual TLS between every role and from jupiterctl: a CA made for
+    /// this deployment signs a certificate per role and one for you
+    /// (`status --json` shows its files, for grpcurl); every server
+    /// refuses plaintext and any client without a certificate of this CA.
+    #[arg(long)]
+    pub tls: bool,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
@@ -400,6 +406,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                         false => None,
                     },
                     otlp_endpoint: otlp_endpoint(args)?,
+                    tls: args.tls,
                 })
             }
             BackendKind::Docker => BackendConfig::Docker(DockerConfig {
@@ -412,6 +419,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 probe: probe(args)?,
                 runner: args.runner.clone(),
                 otlp_endpoint: otlp_endpoint(args)?,
+                tls: args.tls,
             }),
             BackendKind::Kubernetes => {
                 // Only a node list restricts the cluster's nodes.
@@ -546,8 +554,16 @@ impl BackendConfig {
 }
 
 /// The deployment a state file describes, found again.
+/// Under `--tls`, this process then presents the user's certificate to
+/// every server it calls (it is a client of this one deployment).
 pub async fn attach(state: &DeploymentState) -> Result<Deployment, DeployError> {
     let summary = state.summary().clone();
+    if let Some(files) = &summary.tls {
+        let identity = files
+            .load()
+            .map_err(|e| DeployError::backend(crate::tls::TlsError::Load(e)))?;
+        jupiter_common::tls::use_everywhere(identity);
+    }
     let backend: Box<dyn Backend> = match state {
         DeploymentState::Local { pid, .. } => Box::new(Local::attach(*pid, &summary)),
         DeploymentState::Docker { network, setup, .. } => {

@@ -26,4 +26,5 @@ pub mod run;
 pub mod session;
 pub mod state;
 pub mod status;
+pub mod tls;
 pub mod trace_tree;

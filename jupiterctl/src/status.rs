@@ -37,6 +37,10 @@ pub struct Report {
     /// Every re-mapping after the profile drifted, oldest first (from
     /// circe-home; empty when it cannot be asked).
     pub replans: Vec<ReplanReport>,
+    /// Under `--tls`: the user's CA, certificate and key files (`ca`,
+    /// `cert`, `key`), as grpcurl's -cacert, -cert and -key take them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<jupiter_common::tls::Files>,
 }
 
 /// One recovery: `reason` (the node lost and where its tasks went),
@@ -134,6 +138,7 @@ pub fn report(deployment: &Deployment, health: &[(RoleInstance, Health)], histor
         placement: s.placement,
         recoveries: history.recoveries,
         replans: history.replans,
+        tls: s.tls.clone(),
     }
 }
 
@@ -151,11 +156,21 @@ pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) 
     let s = &deployment.summary;
     let backend = deployment.backend();
     let mut out = format!(
-        "app {} (backend {}, {})\n\nROLES\n",
+        "app {} (backend {}, {})\n",
         s.app.display(),
         deployment.backend_name(),
         backend.describe()
     );
+    if let Some(tls) = &s.tls {
+        let _ = writeln!(
+            out,
+            "mutual TLS: every role; your certificate {} (key {}, CA {})",
+            tls.cert.display(),
+            tls.key.display(),
+            tls.ca.display()
+        );
+    }
+    out.push_str("\nROLES\n");
     for (role, h) in health {
         let state = if h.healthy {
             "SERVING".to_string()

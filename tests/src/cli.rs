@@ -109,6 +109,11 @@ pub struct Up {
 
 impl Up {
     pub async fn start(sandbox: &crate::Sandbox, app: &Path, seed: u64) -> Self {
+        Self::start_with(sandbox, app, seed, &[]).await
+    }
+
+    /// [`Up::start`] with more flags for `up` (e.g. `--tls`).
+    pub async fn start_with(sandbox: &crate::Sandbox, app: &Path, seed: u64, more: &[&str]) -> Self {
         let cli = Cli {
             bin: crate::jupiterctl_bin().await,
             state: sandbox.path("state.json"),
@@ -119,21 +124,27 @@ impl Up {
         let (app, seed) = (app.display().to_string(), seed.to_string());
         let (work_arg, output_arg) = (work.display().to_string(), output.display().to_string());
         let mut process = cli
-            .command(&[
-                "up",
-                &app,
-                "--processes",
-                "--nodes",
-                "3",
-                "--scheduler",
-                "random",
-                "--seed",
-                &seed,
-                "--workdir",
-                &work_arg,
-                "--output",
-                &output_arg,
-            ])
+            .command(
+                &[
+                    "up",
+                    &app,
+                    "--processes",
+                    "--nodes",
+                    "3",
+                    "--scheduler",
+                    "random",
+                    "--seed",
+                    &seed,
+                    "--workdir",
+                    &work_arg,
+                    "--output",
+                    &output_arg,
+                ]
+                .iter()
+                .chain(more)
+                .copied()
+                .collect::<Vec<&str>>(),
+            )
             .stdin(Stdio::null())
             .stderr(up_log)
             .spawn()

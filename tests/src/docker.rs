@@ -117,6 +117,7 @@ pub async fn backend_probing(
         output: output.canonicalize().expect("output folder"),
         probe,
         runner: Default::default(),
+        tls: false,
     };
     Box::new(Docker::new(&app.name, config).await.expect("the engine answers"))
 }

@@ -6,6 +6,7 @@
 
 use jupiter_common::dirlock::DirLock;
 use std::path::PathBuf;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 use tokio::process::Command;
 
@@ -72,4 +73,52 @@ async fn works(program: &PathBuf) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// `grpcurl ARGS…` with `stdin` written to it, its output.
+pub async fn call(args: &[&str], stdin: Option<&str>) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(grpcurl().await)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("grpcurl starts");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().await.expect("grpcurl ends")
+}
+
+/// What grpcurl printed, stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The services `grpcurl ARGS… list` printed, sorted.
+pub fn listed(out: &Output) -> Vec<String> {
+    let mut listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    listed.sort();
+    listed
+}
+
+/// What `list` must print for a role serving `service`, sorted.
+pub fn served(service: &str) -> Vec<String> {
+    let mut want = vec![
+        service.to_string(),
+        "grpc.health.v1.Health".to_string(),
+        "grpc.reflection.v1alpha.ServerReflection".to_string(),
+    ];
+    want.sort();
+    want
 }

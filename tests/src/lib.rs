@@ -153,6 +153,7 @@ impl Sandbox {
             runner: Default::default(),
             probe: Default::default(),
             processes: None,
+            tls: false,
         }
     }
 

@@ -147,6 +147,7 @@ async fn docker_profiles_in_a_container_limited_like_the_fastest_node() {
         output: std::env::temp_dir(),
         probe: Default::default(),
         runner: Default::default(),
+        tls: false,
     };
     let id = format!("jupiter-test-exec-profile-{}", std::process::id());
     let profile =

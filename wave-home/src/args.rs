@@ -18,6 +18,8 @@ pub struct Args {
     pub listen: String,
     #[command(flatten)]
     pub telemetry: jupiter_common::telemetry::TelemetryFlags,
+    #[command(flatten)]
+    pub tls: jupiter_common::tls::TlsFlags,
     /// URL agents reach this wave-home at (default: the listening address).
     #[arg(long, env = env::ADVERTISE)]
     pub advertise: Option<String>,

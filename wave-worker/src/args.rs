@@ -14,6 +14,8 @@ pub struct Args {
     pub listen: String,
     #[command(flatten)]
     pub telemetry: jupiter_common::telemetry::TelemetryFlags,
+    #[command(flatten)]
+    pub tls: jupiter_common::tls::TlsFlags,
     /// Name of this node.
     #[arg(long, env = env::NODE)]
     pub node: String,

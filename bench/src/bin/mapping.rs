@@ -311,6 +311,7 @@ async fn trial(app: &App, name: &str, seed: u64, args: &Args, output: &Path) -> 
         output: output.to_path_buf(),
         probe: Default::default(),
         runner: Default::default(),
+        tls: false,
     };
     let backend = Box::new(Docker::new(&app.name, config).await?);
     let request = PlacementRequest {

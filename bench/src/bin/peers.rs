@@ -138,6 +138,7 @@ fn local(app: &App, nodes: usize, dir: &Path, fresh: bool) -> Box<Local> {
         &app.name,
         LocalConfig {
             otlp_endpoint: None,
+            tls: false,
             nodes,
             workdir: dir.join("work"),
             output: dir.join("out"),

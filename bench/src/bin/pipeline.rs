@@ -67,6 +67,14 @@ struct Args {
     /// own process, so that its work is not counted as the roles'.
     #[arg(long, hide = true)]
     otlp_receiver: bool,
+    /// Mutual TLS between every role and from this process (`run --tls`).
+    #[arg(long)]
+    tls: bool,
+    /// Measure what mutual TLS costs instead: ROUNDS rounds of the
+    /// throughput pass in plaintext and with --tls, interleaved; prints
+    /// each one's inputs/s and the ratio.
+    #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
+    tls_overhead: usize,
 }
 
 /// The `jupiterctl` that serves the roles with `--processes`.
@@ -154,6 +162,7 @@ fn traced_backend(
             runner: Default::default(),
             probe: Default::default(),
             processes: jupiterctl(args)?,
+            tls: args.tls,
         },
     )))
 }
@@ -332,6 +341,17 @@ async fn main() -> Result<()> {
     if args.tracing_overhead > 0 {
         return tracing_overhead(&args).await;
     }
+    if args.tls_overhead > 0 {
+        let kinds = [("plaintext", Vec::new()), ("tls", vec!["--tls".to_string()])];
+        let (rates, cpu_ms) = interleaved(&args, &kinds, args.tls_overhead).await?;
+        let summary = Comparison {
+            what: "tls",
+            kinds: &kinds,
+            rates: &rates,
+            cpu_ms: &cpu_ms,
+        };
+        return summary.print(&args, args.tls_overhead, serde_json::json!({}));
+    }
     let root = tempfile::Builder::new()
         .prefix("jupiter-bench-pipeline")
         .tempdir()?;
@@ -442,107 +462,152 @@ async fn tracing_overhead(args: &Args) -> Result<()> {
     let mut lines = tokio::io::BufReader::new(receiver.stdout.take().context("receiver's stdout")?).lines();
     let url = lines.next_line().await?.context("the receiver's URL")?;
     let hole = jupiter_tests::otlp::BlackHole::start().await;
-    let kinds: [(&str, Option<String>); 3] = [
-        ("off", None),
-        ("receiver", Some(url)),
-        ("unreachable", Some(hole.url.clone())),
+    let kinds = [
+        ("off", Vec::new()),
+        ("receiver", vec!["--otlp-endpoint".to_string(), url]),
+        (
+            "unreachable",
+            vec!["--otlp-endpoint".to_string(), hole.url.clone()],
+        ),
     ];
+    let (rates, cpu_ms) = interleaved(args, &kinds, args.tracing_overhead).await?;
+    drop(receiver.stdin.take());
+    let spans = lines.next_line().await?.unwrap_or_default();
+    let _ = receiver.wait().await;
+    let summary = Comparison {
+        what: "tracing",
+        kinds: &kinds,
+        rates: &rates,
+        cpu_ms: &cpu_ms,
+    };
+    summary.print(
+        args,
+        args.tracing_overhead,
+        serde_json::json!({ "spans_received": spans }),
+    )?;
+    if !args.json {
+        println!("  the receiver got {spans} spans");
+    }
+    Ok(())
+}
+
+/// `rounds` rounds of the throughput pass in each of `kinds` (a name and
+/// the flags that make it), each round in a rotated order so that a
+/// drifting machine (the disk's fsyncs) hits all alike, each pass in a
+/// fresh process: one that ran passes before forks its tasks more slowly
+/// (its memory has grown), which would be charged to whichever came later.
+/// Per kind: the inputs/s and the roles' CPU ms per input of every round.
+async fn interleaved(
+    args: &Args,
+    kinds: &[(&str, Vec<String>)],
+    rounds: usize,
+) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     let mut cpu_ms: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
-    for round in 0..args.tracing_overhead {
+    for round in 0..rounds {
         for k in 0..kinds.len() {
             let i = (k + round) % kinds.len();
-            let (kind, endpoint) = &kinds[i];
-            // Each pass in a fresh process: a process that ran passes
-            // before forks its tasks more slowly (its memory has grown),
-            // which would be charged to whichever pass came later.
+            let (kind, flags) = &kinds[i];
             let mut pass = tokio::process::Command::new(std::env::current_exe()?);
             pass.args(["--json", "--sequential", "0"])
                 .args(["--inputs", &args.inputs.to_string()])
                 .args(["--nodes", &args.nodes.to_string()])
                 .args(["--parallelism", &args.parallelism.to_string()])
                 .args(["--input-size", &args.input_size.to_string()])
-                .args(["--seed", &args.seed.to_string()]);
+                .args(["--seed", &args.seed.to_string()])
+                .args(flags);
             if args.processes {
                 pass.arg("--processes");
                 if let Some(path) = &args.jupiterctl {
                     pass.arg("--jupiterctl").arg(path);
                 }
             }
-            if let Some(endpoint) = endpoint {
-                pass.args(["--otlp-endpoint", endpoint]);
-            }
             let out = pass.output().await.context("running a pass")?;
             if !out.status.success() {
                 bail!(
-                    "tracing {kind}: the pass failed: {}",
+                    "{kind}: the pass failed: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
             let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("the pass's JSON")?;
             let throughput = &json["throughput"];
             if throughput["ok"] != throughput["inputs"] {
-                bail!("tracing {kind}: not every input succeeded: {throughput}");
+                bail!("{kind}: not every input succeeded: {throughput}");
             }
             let rate = throughput["inputs_per_s"].as_f64().unwrap_or(0.0);
             let per_input = throughput["roles_cpu_ms_per_input"].as_f64().unwrap_or(0.0);
             eprintln!(
-                "round {}: tracing {kind}: {rate:.1} inputs/s, roles' CPU {per_input:.2} ms per input",
+                "round {}: {kind}: {rate:.1} inputs/s, roles' CPU {per_input:.2} ms per input",
                 round + 1
             );
             rates[i].push(rate);
             cpu_ms[i].push(per_input);
         }
     }
-    drop(receiver.stdin.take());
-    let spans = lines.next_line().await?.unwrap_or_default();
-    let _ = receiver.wait().await;
-    let (off_rate, off_cpu) = (median(&rates[0]), median(&cpu_ms[0]));
-    let summary: Vec<serde_json::Value> = kinds
-        .iter()
-        .enumerate()
-        .map(|(i, (kind, _))| {
-            serde_json::json!({
-                "tracing": kind,
-                "inputs_per_s": { "median": median(&rates[i]), "all": rates[i] },
-                "cpu_ms_per_input": { "median": median(&cpu_ms[i]), "all": cpu_ms[i] },
-                "throughput_vs_off": median(&rates[i]) / off_rate,
-                "cpu_vs_off": median(&cpu_ms[i]) / off_cpu,
+    Ok((rates, cpu_ms))
+}
+
+/// The figures of [`interleaved`], each kind against the first.
+struct Comparison<'a> {
+    /// What is compared (`tracing`, `tls`).
+    what: &'static str,
+    kinds: &'a [(&'a str, Vec<String>)],
+    rates: &'a [Vec<f64>],
+    cpu_ms: &'a [Vec<f64>],
+}
+
+impl Comparison<'_> {
+    fn print(&self, args: &Args, rounds: usize, extra: serde_json::Value) -> Result<()> {
+        let (base_rate, base_cpu) = (median(&self.rates[0]), median(&self.cpu_ms[0]));
+        let base = self.kinds[0].0;
+        let passes: Vec<serde_json::Value> = self
+            .kinds
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, _))| {
+                serde_json::json!({
+                    self.what: kind,
+                    "inputs_per_s": { "median": median(&self.rates[i]), "all": self.rates[i] },
+                    "cpu_ms_per_input": { "median": median(&self.cpu_ms[i]), "all": self.cpu_ms[i] },
+                    format!("throughput_vs_{base}"): median(&self.rates[i]) / base_rate,
+                    format!("cpu_vs_{base}"): median(&self.cpu_ms[i]) / base_cpu,
+                })
             })
-        })
-        .collect();
-    if args.json {
-        let out = serde_json::json!({
-            "benchmark": "pipeline tracing overhead",
-            "machine": machine(),
-            "inputs": args.inputs,
-            "rounds": args.tracing_overhead,
-            "spans_received": spans,
-            "passes": summary,
-        });
-        println!("{}", serde_json::to_string(&out)?);
-    } else {
+            .collect();
+        if args.json {
+            let mut out = serde_json::json!({
+                "benchmark": format!("pipeline {} overhead", self.what),
+                "machine": machine(),
+                "inputs": args.inputs,
+                "rounds": rounds,
+                "passes": passes,
+            });
+            if let (Some(out), Some(extra)) = (out.as_object_mut(), extra.as_object()) {
+                out.extend(extra.clone());
+            }
+            println!("{}", serde_json::to_string(&out)?);
+            return Ok(());
+        }
         println!(
-            "tracing overhead: {} inputs at once through the 7-task DAG, {} rounds (medians)",
-            args.inputs, args.tracing_overhead
+            "{} overhead: {} inputs at once through the 7-task DAG, {rounds} rounds (medians)",
+            self.what, args.inputs
         );
-        for (i, (kind, _)) in kinds.iter().enumerate() {
+        for (i, (kind, _)) in self.kinds.iter().enumerate() {
             let rate = format!(
-                "  {kind:<12} {:7.1} inputs/s ({:+5.1}% vs off)",
-                median(&rates[i]),
-                (median(&rates[i]) / off_rate - 1.0) * 100.0
+                "  {kind:<12} {:7.1} inputs/s ({:+5.1}% vs {base})",
+                median(&self.rates[i]),
+                (median(&self.rates[i]) / base_rate - 1.0) * 100.0
             );
             // With --processes the roles' CPU is in their own processes.
             match args.processes {
                 true => println!("{rate}"),
                 false => println!(
-                    "{rate}   roles' CPU {:6.2} ms per input ({:+5.1}% vs off)",
-                    median(&cpu_ms[i]),
-                    (median(&cpu_ms[i]) / off_cpu - 1.0) * 100.0
+                    "{rate}   roles' CPU {:6.2} ms per input ({:+5.1}% vs {base})",
+                    median(&self.cpu_ms[i]),
+                    (median(&self.cpu_ms[i]) / base_cpu - 1.0) * 100.0
                 ),
             }
         }
-        println!("  the receiver got {spans} spans");
+        Ok(())
     }
-    Ok(())
 }

@@ -49,6 +49,7 @@ async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) 
                 runner: Default::default(),
                 probe: Default::default(),
                 processes: None,
+                tls: false,
             },
         )),
         "docker" => Box::new(
@@ -64,6 +65,7 @@ async fn backend(backend: &str, app: &App, args: &Args, root: &std::path::Path) 
                     output: root.join("output").canonicalize()?,
                     probe: Default::default(),
                     runner: Default::default(),
+                    tls: false,
                 },
             )
             .await?,

@@ -44,6 +44,12 @@ pub trait Backend: Send + Sync {
     /// The deployment's id, outputs and roles.
     fn inventory(&self) -> &Inventory;
 
+    /// The user's certificate, key and CA, where the deployment speaks
+    /// mutual TLS (`--tls`).
+    fn client_tls(&self) -> Option<jupiter_common::tls::Files> {
+        None
+    }
+
     /// The deployment's id: unique on this machine or cluster.
     fn id(&self) -> &str {
         &self.inventory().id
@@ -215,6 +221,7 @@ impl Deployment {
             placement: 0,
             replan: request.replan,
             costs: placement.costs,
+            tls: backend.client_tls(),
             startup: started.elapsed(),
         };
         Ok(Self::attach(backend, summary))

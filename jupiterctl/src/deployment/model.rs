@@ -338,6 +338,9 @@ pub struct Summary {
     /// same way (empty for the schedulers that take none).
     #[serde(default)]
     pub costs: BTreeMap<String, TaskCost>,
+    /// Under `--tls`: the user's certificate, key and the deployment's CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<jupiter_common::tls::Files>,
     /// From the start of `up` to every role healthy.
     #[serde(skip)]
     pub startup: Duration,
@@ -540,6 +543,7 @@ mod tests {
             placement: 0,
             replan: Default::default(),
             costs: Default::default(),
+            tls: None,
             startup: Duration::ZERO,
         }
     }

@@ -56,6 +56,10 @@ pub struct DockerConfig {
     /// `--otlp-endpoint`: where every role sends its spans (None: nowhere).
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
+    /// `--tls`: mutual TLS everywhere; each container gets its own
+    /// certificate folder, bind-mounted read-only.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// What the state file keeps of how a deployment was made.

@@ -162,6 +162,7 @@ mod tests {
     fn config() -> LocalConfig {
         LocalConfig {
             otlp_endpoint: None,
+            tls: false,
             nodes: 2,
             workdir: "/w".into(),
             output: "/out".into(),

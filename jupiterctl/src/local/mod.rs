@@ -57,6 +57,8 @@ pub struct LocalConfig {
     pub processes: Option<PathBuf>,
     /// `--otlp-endpoint`: where every role sends its spans (None: nowhere).
     pub otlp_endpoint: Option<String>,
+    /// `--tls`: mutual TLS everywhere, certificates under WORKDIR/tls.
+    pub tls: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,18 @@ pub struct Local {
     seen: Mutex<usize>,
     /// Nodes lost and recovered from (`--processes`).
     lost_nodes: Mutex<BTreeSet<String>>,
+    /// `--tls`: the certificates, once made.
+    tls: Option<Tls>,
+}
+
+/// A local deployment's certificates: every role's and the user's, under
+/// WORKDIR/tls.
+struct Tls {
+    dir: PathBuf,
+    client: jupiter_common::tls::Files,
+    /// What this process presents to the roles (its own calls and those
+    /// of the roles it runs inside itself).
+    identity: Arc<jupiter_common::tls::Identity>,
 }
 
 impl Local {
@@ -110,6 +124,7 @@ impl Local {
             }),
             seen: Mutex::new(0),
             lost_nodes: Mutex::default(),
+            tls: None,
         }
     }
 
@@ -121,6 +136,7 @@ impl Local {
             here: None,
             seen: Mutex::new(0),
             lost_nodes: Mutex::default(),
+            tls: None,
         }
     }
 
@@ -157,6 +173,8 @@ impl Local {
             false => supervisor::metrics_flag(),
         };
         let command = command.telemetry(&flag, here.config.otlp_endpoint.as_deref(), &id);
+        let command = with_tls(self.tls.as_ref(), command, &instance);
+        let here = self.here("starting a role")?;
         here.start(&instance, listener, metrics, command)?;
         let instance = RoleInstance {
             metrics: Some(format!("http://{metrics_addr}/metrics")),
@@ -498,14 +516,61 @@ where
     let config = args
         .config()
         .map_err(|e| flags(jupiter_common::error::explain(&e)))?;
+    let tls = args.tls().load().map_err(|e| flags(e.to_string()))?.map(Arc::new);
     Ok(Arc::new(move |listener, shutdown| {
         let config = config.clone();
+        // In process, the role's certificate is its listener's, not the
+        // whole process's (other deployments may share it).
+        if let (Some(identity), Ok(addr)) = (&tls, listener.local_addr()) {
+            jupiter_common::tls::serve_as(addr, identity.clone());
+        }
         Box::pin(async move {
             A::serve(config, listener, shutdown)
                 .await
                 .map_err(|e| Box::new(e) as BoxError)
         })
     }))
+}
+
+/// The deployment's certificates under WORKDIR/tls: the three home roles,
+/// a droplet and a wave-worker per node, a worker per task, and the user.
+fn make_tls(config: &LocalConfig, id: &str, app: &App) -> Result<Tls, DeployError> {
+    use crate::tls::Member;
+    let mut members: Vec<Member> = [Role::DrupeCentral, Role::WaveHome, Role::CirceHome]
+        .into_iter()
+        .map(|role| Member::new(role, None))
+        .collect();
+    for i in 0..config.nodes {
+        let node = format!("node{i}");
+        members.push(Member::new(Role::DrupeDroplet, Some(&node)));
+        members.push(Member::new(Role::WaveWorker, Some(&node)));
+    }
+    for task in &app.tasks {
+        members.push(Member::new(Role::CirceWorker, Some(&task.name)));
+    }
+    let dir = config.workdir.join("tls");
+    let client = crate::tls::make(&dir, id, &members).map_err(DeployError::backend)?;
+    let identity = client
+        .load()
+        .map_err(|e| DeployError::backend(crate::tls::TlsError::Load(e)))?;
+    Ok(Tls {
+        dir,
+        client,
+        identity: Arc::new(identity),
+    })
+}
+
+/// `command` with the role's certificate flags, under `--tls`; this
+/// process then presents the user's certificate to the role.
+fn with_tls(tls: Option<&Tls>, mut command: RoleCommand, role: &RoleInstance) -> RoleCommand {
+    let Some(tls) = tls else {
+        return command;
+    };
+    let of = role.task.as_deref().or(role.node.as_deref());
+    let files = crate::tls::role_files(&tls.dir, role.role, of);
+    command.args.extend(jupiter_common::tls::TlsFlags::args(&files));
+    jupiter_common::tls::dial_as(&role.url, tls.identity.clone());
+    command
 }
 
 /// A role's metrics socket on a fresh loopback port, and its address. It
@@ -589,6 +654,9 @@ impl Backend for Local {
             let python = config.python.clone();
             tokio::task::spawn_blocking(move || circe_worker::runner::resolve_python(&python));
         }
+        if config.tls {
+            self.tls = Some(make_tls(&config, &self.inventory.id, app)?);
+        }
         self.start(
             RoleInstance::new(Role::DrupeCentral, ""),
             commands::drupe_central(&config),
@@ -630,6 +698,13 @@ impl Backend for Local {
             urls.insert(task.name.clone(), url);
         }
         let (home, home_url) = bind().await?;
+        // Workers make their channels to each other and to circe-home as
+        // they start: each address must be known as TLS before any starts.
+        if let Some(tls) = &self.tls {
+            for url in urls.values().chain([&home_url]) {
+                jupiter_common::tls::dial_as(url, tls.identity.clone());
+            }
+        }
         let first_worker = self.inventory.roles.len();
         for task in &app.tasks {
             let node = placement.node_of(&task.name)?.to_string();
@@ -695,7 +770,14 @@ impl Backend for Local {
             }
         }
         let id = self.inventory.id.clone();
-        let here = self.here("moving tasks")?;
+        let tls = self.tls.as_ref();
+        let Some(here) = self.here.as_mut() else {
+            return Err(DeployError::Unsupported {
+                what: "moving tasks".into(),
+                backend: "local",
+                why: format!("its roles run inside process {}", self.pid),
+            });
+        };
         let config = here.config.clone();
         here.stop_roles(&sick).await;
         for role in &moved {
@@ -708,6 +790,7 @@ impl Backend for Local {
                 config.otlp_endpoint.as_deref(),
                 &id,
             );
+            let command = with_tls(tls, command, role);
             here.replace(&role.label(), node, command).await?;
         }
         wait_roles_healthy(&moved).await?;
@@ -723,6 +806,10 @@ impl Backend for Local {
     async fn down(&mut self) -> Result<String, DeployError> {
         if let Some(here) = &mut self.here {
             here.stop().await;
+            if self.tls.is_some() {
+                let urls: Vec<String> = self.inventory.roles.iter().map(|r| r.url.clone()).collect();
+                jupiter_common::tls::forget(&urls);
+            }
             return Ok("stopped".into());
         }
         let pid = self.pid;
@@ -739,6 +826,10 @@ impl Backend for Local {
 
     fn inventory(&self) -> &Inventory {
         &self.inventory
+    }
+
+    fn client_tls(&self) -> Option<jupiter_common::tls::Files> {
+        self.tls.as_ref().map(|tls| tls.client.clone())
     }
 
     /// The roles with, for those that are processes of their own, the
