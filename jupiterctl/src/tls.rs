@@ -65,6 +65,16 @@ impl Member {
     }
 }
 
+/// Where `up --tls` keeps the certificates of a deployment whose roles
+/// outlive it (Docker, Kubernetes): beside the state file,
+/// `<state folder>/<deployment>/tls/`, so that `status`, `submit` and
+/// grpcurl find the user's files.
+pub fn beside_state(deployment: &str) -> Result<PathBuf, crate::state::StateError> {
+    let state = crate::state::default_path()?;
+    let folder = state.parent().unwrap_or(Path::new("."));
+    Ok(folder.join(deployment).join("tls"))
+}
+
 /// The files of one role's identity under a deployment's TLS folder.
 pub fn role_files(dir: &Path, role: Role, of: Option<&str>) -> Files {
     Files::in_dir(&dir.join("roles").join(Member::new(role, of).id()))

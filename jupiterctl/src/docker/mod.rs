@@ -32,7 +32,8 @@ use jupiter_common::serve::{wait_healthy, NotHealthy};
 use jupiter_common::sync::LockExt;
 use spec::{ContainerSpec, DEPLOYMENT_LABEL, NODE_LABEL};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where the app folder appears inside the containers.
 const APP_MOUNT: &str = "/app";
@@ -40,6 +41,8 @@ const APP_MOUNT: &str = "/app";
 const OUTPUT_MOUNT: &str = "/output";
 /// Where a node's volume appears inside its containers.
 const NODE_MOUNT: &str = "/var/lib/jupiter";
+/// Where a role's certificate folder appears inside its container.
+const TLS_MOUNT: &str = "/etc/jupiter/tls";
 
 /// Where and how a Docker deployment runs.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -155,6 +158,9 @@ pub struct Docker {
     /// The latest placement: a task moved after a node loss gets a worker
     /// of this placement.
     placement: u32,
+    /// `--tls`: the certificates' folder (beside the state file), and what
+    /// this process presents to the roles.
+    tls: Option<(PathBuf, Arc<jupiter_common::tls::Identity>)>,
 }
 
 impl Docker {
@@ -173,6 +179,7 @@ impl Docker {
             worker_names: BTreeMap::new(),
             draining: BTreeMap::new(),
             placement: 0,
+            tls: None,
         })
     }
 
@@ -190,6 +197,18 @@ impl Docker {
             (Some(s.config), s.cgroup_parents, s.subnet, kept)
         });
         let (config, cgroup_parents, subnet, (worker_names, draining, placement)) = setup.unwrap_or_default();
+        // Workers started from here (a moved task) mount the certificates
+        // `up` made; this process is then the user (see `config::attach`).
+        let tls = match &summary.tls {
+            Some(files) => {
+                let identity = files
+                    .load()
+                    .map_err(|e| DeployError::backend(crate::tls::TlsError::Load(e)))?;
+                let dir = files.ca.parent().map(Path::to_path_buf).unwrap_or_default();
+                Some((dir, Arc::new(identity)))
+            }
+            None => None,
+        };
         Ok(Self {
             engine: Engine::connect().await?,
             inventory: Inventory::of(summary),
@@ -202,6 +221,7 @@ impl Docker {
             worker_names,
             draining,
             placement,
+            tls,
         })
     }
 
@@ -370,6 +390,7 @@ impl Docker {
     /// finds their addresses, waits until each answers its health check,
     /// and records them as roles; returns their outer URLs by name.
     async fn launch(&mut self, specs: Vec<ContainerSpec>) -> Result<BTreeMap<String, String>, DeployError> {
+        let specs: Vec<ContainerSpec> = specs.into_iter().map(|spec| self.with_tls(spec)).collect();
         let nodes = self
             .config
             .as_ref()
@@ -407,6 +428,11 @@ impl Docker {
                 )
             })
             .collect();
+        if let Some((_, identity)) = &self.tls {
+            for url in urls.values() {
+                jupiter_common::tls::dial_as(url, identity.clone());
+            }
+        }
         let checks: Vec<(String, String)> = urls.iter().map(|(n, u)| (n.clone(), u.clone())).collect();
         if let Err(NotHealthy { what, last, .. }) = wait_all_healthy(&checks).await {
             return Err(DockerError::NotHealthy {
@@ -436,6 +462,49 @@ impl Docker {
             });
         }
         Ok(urls)
+    }
+
+    /// The deployment's certificates beside the state file: the home roles,
+    /// a droplet and a wave-worker per node, a worker per task, the user.
+    fn make_tls(
+        &self,
+        config: &DockerConfig,
+        app: &App,
+    ) -> Result<(PathBuf, Arc<jupiter_common::tls::Identity>), DeployError> {
+        use crate::tls::Member;
+        let mut members: Vec<Member> = [Role::DrupeCentral, Role::WaveHome, Role::CirceHome]
+            .into_iter()
+            .map(|role| Member::new(role, None))
+            .collect();
+        for node in &config.nodes {
+            members.push(Member::new(Role::DrupeDroplet, Some(&node.name)));
+            members.push(Member::new(Role::WaveWorker, Some(&node.name)));
+        }
+        for task in &app.tasks {
+            members.push(Member::new(Role::CirceWorker, Some(&task.name)));
+        }
+        let dir = crate::tls::beside_state(&self.inventory.id).map_err(DeployError::backend)?;
+        let client = crate::tls::make(&dir, &self.inventory.id, &members).map_err(DeployError::backend)?;
+        let identity = client
+            .load()
+            .map_err(|e| DeployError::backend(crate::tls::TlsError::Load(e)))?;
+        Ok((dir, Arc::new(identity)))
+    }
+
+    /// `spec` with its role's certificate folder mounted read-only at
+    /// TLS_MOUNT and the variables that name its files, under `--tls`.
+    fn with_tls(&self, spec: ContainerSpec) -> ContainerSpec {
+        let Some((dir, _)) = &self.tls else {
+            return spec;
+        };
+        let of = spec.task.clone().or(spec.node.clone());
+        let files = crate::tls::role_files(dir, spec.role, of.as_deref());
+        let folder = files.ca.parent().map(Path::to_path_buf).unwrap_or_default();
+        let inside = jupiter_common::tls::Files::in_dir(Path::new(TLS_MOUNT));
+        spec.mount(format!("{}:{TLS_MOUNT}:ro", folder.display()))
+            .env(jupiter_common::env::TLS_CA, inside.ca.display().to_string())
+            .env(jupiter_common::env::TLS_CERT, inside.cert.display().to_string())
+            .env(jupiter_common::env::TLS_KEY, inside.key.display().to_string())
     }
 
     /// drupe-central, wave-home, and per node a droplet and a wave-worker.
@@ -650,6 +719,9 @@ impl Backend for Docker {
             dir: app.dir.clone(),
             source,
         })?;
+        if config.tls {
+            self.tls = Some(self.make_tls(&config, app)?);
+        }
         let label = format!("{DEPLOYMENT_LABEL}={}", self.inventory.id);
         self.create_network(&label).await?;
         for node in &config.nodes {
@@ -862,6 +934,9 @@ impl Backend for Docker {
             url: format!("http://{}:{}", address[&container], role.role.port()),
             ..role.clone()
         };
+        if let Some((_, identity)) = &self.tls {
+            jupiter_common::tls::dial_as(&now.url, identity.clone());
+        }
         wait_healthy(&role.label(), &now.url, HEALTH_TIMEOUT).await?;
         for r in &mut self.inventory.roles {
             if r.container.as_deref() == Some(container.as_str()) {
@@ -887,6 +962,10 @@ impl Backend for Docker {
                 Err(e) => return Err(e.into()),
             }
         };
+        // The certificates are worthless now; the user's go too.
+        if let Some(dir) = self.tls.as_ref().map(|(dir, _)| dir) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         Ok(format!(
             "removed Docker deployment {}: {removed}",
             self.inventory.id
@@ -895,6 +974,10 @@ impl Backend for Docker {
 
     fn inventory(&self) -> &Inventory {
         &self.inventory
+    }
+
+    fn client_tls(&self) -> Option<jupiter_common::tls::Files> {
+        self.tls.as_ref().map(|(dir, _)| crate::tls::client_files(dir))
     }
 
     fn state(&self, summary: Summary) -> DeploymentState {

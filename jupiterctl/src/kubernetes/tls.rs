@@ -71,9 +71,7 @@ impl KubeTls {
 /// file, `<state folder>/<deployment>/tls/`, so that the user's files
 /// outlive the `up` process (`status`, `submit` and grpcurl need them).
 pub fn dir(deployment: &str) -> Result<PathBuf, KubeError> {
-    let state = crate::state::default_path().map_err(KubeError::TlsDir)?;
-    let folder = state.parent().unwrap_or(Path::new("."));
-    Ok(folder.join(deployment).join("tls"))
+    crate::tls::beside_state(deployment).map_err(KubeError::TlsDir)
 }
 
 /// The keys of role `id` in the Secret: its certificate and its key.
