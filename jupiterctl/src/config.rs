@@ -557,13 +557,8 @@ impl BackendConfig {
 /// Under `--tls`, this process then presents the user's certificate to
 /// every server it calls (it is a client of this one deployment).
 pub async fn attach(state: &DeploymentState) -> Result<Deployment, DeployError> {
+    present_identity(state)?;
     let summary = state.summary().clone();
-    if let Some(files) = &summary.tls {
-        let identity = files
-            .load()
-            .map_err(|e| DeployError::backend(crate::tls::TlsError::Load(e)))?;
-        jupiter_common::tls::use_everywhere(identity);
-    }
     let backend: Box<dyn Backend> = match state {
         DeploymentState::Local { pid, .. } => Box::new(Local::attach(*pid, &summary)),
         DeploymentState::Docker { network, setup, .. } => {
@@ -572,6 +567,19 @@ pub async fn attach(state: &DeploymentState) -> Result<Deployment, DeployError> 
         DeploymentState::Kubernetes { nodes, .. } => Box::new(Kubernetes::attach(nodes, &summary).await?),
     };
     Ok(Deployment::attach(backend, summary))
+}
+
+/// Makes this process present the user's certificate of `state`'s
+/// deployment to every server it calls, if the deployment speaks TLS: also
+/// for a `--circe-home` given by hand (a port-forward).
+pub fn present_identity(state: &DeploymentState) -> Result<(), DeployError> {
+    if let Some(files) = &state.summary().tls {
+        let identity = files
+            .load()
+            .map_err(|e| DeployError::backend(crate::tls::TlsError::Load(e)))?;
+        jupiter_common::tls::use_everywhere(identity);
+    }
+    Ok(())
 }
 
 /// Nodes `render` maps onto when no `--nodes` is given (no cluster to ask).

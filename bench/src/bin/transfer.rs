@@ -49,6 +49,10 @@ struct Args {
     /// one left free.
     #[arg(long)]
     no_recycle: bool,
+    /// Push over mutual TLS (as `run --tls` does): certificates made for
+    /// this run; the TCP figures stay plaintext.
+    #[arg(long)]
+    tls: bool,
 }
 
 const IO_BUF: usize = 4 << 20;
@@ -304,6 +308,14 @@ async fn main() -> Result<()> {
     )?;
     let app = App::load(&app_dir)?;
     let dst = app.task("dst").context("dst task")?.clone();
+    if args.tls {
+        let member = jupiterctl::tls::Member::new(Role::CirceWorker, Some("dst"));
+        let tls = root.join("tls");
+        jupiterctl::tls::make(&tls, "transfer-bench", &[member])?;
+        // One process, one deployment: its servers and clients all use it.
+        let files = jupiterctl::tls::role_files(&tls, Role::CirceWorker, Some("dst"));
+        jupiter_common::tls::use_everywhere(files.load()?);
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -447,6 +459,7 @@ async fn main() -> Result<()> {
             "{}",
             serde_json::to_string(&serde_json::json!({
                 "benchmark": "transfer",
+                "tls": args.tls,
                 "machine": machine(),
                 "target_ratio": target,
                 "sizes": out,
@@ -455,8 +468,10 @@ async fn main() -> Result<()> {
     } else {
         let m = machine();
         println!(
-            "transfer: circe-worker Push vs plain TCP on loopback, both fsync+rename ({} cores, {} GiB)",
-            m["cores"], m["mem_gib"]
+            "transfer: circe-worker Push{} vs plain TCP on loopback, both fsync+rename ({} cores, {} GiB)",
+            if args.tls { " over mutual TLS" } else { "" },
+            m["cores"],
+            m["mem_gib"]
         );
         println!(
             "{:>8}  {:>4}  {:>12}  {:>14}  {:>8}  {:>6}  {:>16}",

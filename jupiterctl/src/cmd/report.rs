@@ -67,6 +67,7 @@ pub async fn home_results(args: &HomeArgs) -> anyhow::Result<(DeploymentState, V
         None => state::default_path()?,
     };
     let recorded = state::read(&path)?;
+    config::present_identity(&recorded)?;
     let circe_home = match &args.circe_home {
         Some(url) => url.clone(),
         None => {

@@ -30,7 +30,14 @@ pub struct Args {
 pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let files = session::expand_inputs(&args.paths)?;
     let mut deployment = match &args.circe_home {
-        Some(_) => None,
+        Some(_) => {
+            // A port-forward to a deployment up with --tls still needs
+            // the user's certificate, which its state file names.
+            if let Ok(state) = state::read(&state::default_path()?) {
+                config::present_identity(&state)?;
+            }
+            None
+        }
         None => Some(config::attach(&state::read(&state::default_path()?)?).await?),
     };
     let circe_home = match (&args.circe_home, &deployment) {
