@@ -15,6 +15,9 @@
 //! fails on anything outside it, so the chart cannot quietly grow past what
 //! this test checks.
 
+#[path = "support/pod_tls.rs"]
+mod pod_tls;
+
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
 use jupiterctl::kubernetes::{self, KubeOptions, KubeTls};
@@ -595,56 +598,12 @@ fn chart_with_an_existing_tls_secret_renders_what_render_renders() {
             let port = metrics_port(role) - 2000;
             for (side, objects) in [("render", &render), ("chart", &chart)] {
                 let spec = &pod_of(objects, kind_of(role), role)["spec"];
-                let volumes: Vec<&Value> = spec["volumes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|v| v["name"] == "tls")
-                    .collect();
+                pod_tls::mounts_its_own_keys(spec, role, "demo-tls", &format!("{side} {role}"));
                 assert_eq!(
-                    volumes,
-                    [&json!({"name": "tls", "secret": {
-                        "secretName": "demo-tls",
-                        "defaultMode": 0o400,
-                        "items": [
-                            {"key": "ca.pem", "path": "ca.pem"},
-                            {"key": format!("{role}.pem"), "path": "cert.pem"},
-                            {"key": format!("{role}-key.pem"), "path": "key.pem"},
-                        ],
-                    }})],
-                    "{side} {role}"
+                    spec["containers"][0]["ports"][0]["containerPort"],
+                    json!(port),
+                    "{side} {role}: the probed port is the role's"
                 );
-                let container = &spec["containers"][0];
-                assert!(
-                    container["volumeMounts"]
-                        .as_array()
-                        .unwrap()
-                        .contains(&json!({"name": "tls", "mountPath": "/etc/jupiter/tls", "readOnly": true})),
-                    "{side} {role}"
-                );
-                let env: Vec<&Value> = container["env"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|e| e["name"].as_str().unwrap().starts_with("JUPITER_TLS_"))
-                    .collect();
-                assert_eq!(
-                    env,
-                    [
-                        &json!({"name": "JUPITER_TLS_CA", "value": "/etc/jupiter/tls/ca.pem"}),
-                        &json!({"name": "JUPITER_TLS_CERT", "value": "/etc/jupiter/tls/cert.pem"}),
-                        &json!({"name": "JUPITER_TLS_KEY", "value": "/etc/jupiter/tls/key.pem"}),
-                    ],
-                    "{side} {role}"
-                );
-                for probe in ["readinessProbe", "livenessProbe"] {
-                    assert_eq!(
-                        container[probe]["tcpSocket"],
-                        json!({"port": port}),
-                        "{side} {role}"
-                    );
-                    assert!(container[probe]["grpc"].is_null(), "{side} {role} {probe}");
-                }
             }
         }
 

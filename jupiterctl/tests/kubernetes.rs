@@ -3,6 +3,8 @@
 
 #[path = "support/apiserver.rs"]
 mod apiserver;
+#[path = "support/pod_tls.rs"]
+mod pod_tls;
 
 use apiserver::{node, ApiServer, Behaviour, Request, NODES};
 use clap::Parser;
@@ -863,57 +865,9 @@ fn workloads<'a>(bodies: &[&'a Value]) -> Vec<(String, &'a Value)> {
 }
 
 /// The pod of `workload` mounts exactly role `id`'s keys of Secret
-/// `secret`, names them in its environment, and probes its port by TCP.
+/// `secret` (see `support/pod_tls.rs`).
 fn mounts_its_own_keys(id: &str, workload: &Value, secret: &str) {
-    let spec = &workload["spec"]["template"]["spec"];
-    let tls: Vec<&Value> = spec["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["name"] == "tls")
-        .collect();
-    assert_eq!(
-        tls,
-        [&json!({"name": "tls", "secret": {
-            "secretName": secret,
-            "defaultMode": 0o400,
-            "items": [
-                {"key": "ca.pem", "path": "ca.pem"},
-                {"key": format!("{id}.pem"), "path": "cert.pem"},
-                {"key": format!("{id}-key.pem"), "path": "key.pem"},
-            ],
-        }})],
-        "{id}"
-    );
-    let container = &spec["containers"][0];
-    assert!(
-        container["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .contains(&json!({"name": "tls", "mountPath": "/etc/jupiter/tls", "readOnly": true})),
-        "{id}"
-    );
-    for (name, file) in [
-        ("JUPITER_TLS_CA", "ca.pem"),
-        ("JUPITER_TLS_CERT", "cert.pem"),
-        ("JUPITER_TLS_KEY", "key.pem"),
-    ] {
-        assert_eq!(
-            env_value(workload, name),
-            Some(format!("/etc/jupiter/tls/{file}")),
-            "{id}"
-        );
-    }
-    // The kubelet's gRPC probe has no client certificate: TCP on the port.
-    let port = container["ports"][0]["containerPort"].clone();
-    for probe in ["readinessProbe", "livenessProbe"] {
-        assert_eq!(
-            container[probe]["tcpSocket"],
-            json!({"port": port}),
-            "{id} {probe}"
-        );
-        assert!(container[probe]["grpc"].is_null(), "{id} {probe}");
-    }
+    pod_tls::mounts_its_own_keys(&workload["spec"]["template"]["spec"], id, secret, id);
 }
 
 #[tokio::test]

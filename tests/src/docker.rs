@@ -127,6 +127,23 @@ pub fn jupiterctl_binary() -> std::path::PathBuf {
     crate::images_target().join("release").join("jupiterctl")
 }
 
+/// Runs the release `jupiterctl ARGS…` with the sandbox's state file and
+/// the test images: whether it succeeded, and its stdout then stderr.
+pub fn cli(sandbox: &crate::Sandbox, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(jupiterctl_binary())
+        .args(args)
+        .env("JUPITER_STATE", sandbox.path("state.json"))
+        .env("JUPITER_IMAGE_TAG", test_tag())
+        .output()
+        .expect("jupiterctl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// Removes deployment `id` when dropped, so a failing test leaves nothing
 /// behind in the engine (a passing one has already run `down`, and this
 /// finds nothing).

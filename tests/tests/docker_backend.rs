@@ -198,20 +198,7 @@ async fn the_cli_drives_a_docker_deployment_across_processes() {
         "nodes:\n  - {name: small, cpus: 0.5, memory: 256MiB}\n  - {name: big, cpus: 1.5, memory: 768MiB}\n",
     )
     .expect("node list");
-    let cli = |args: &[&str]| {
-        let output = std::process::Command::new(jupiter_tests::docker::jupiterctl_binary())
-            .args(args)
-            .env("JUPITER_STATE", sandbox.path("state.json"))
-            .env("JUPITER_IMAGE_TAG", jupiter_tests::docker::test_tag())
-            .output()
-            .expect("jupiterctl runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    };
+    let cli = |args: &[&str]| jupiter_tests::docker::cli(&sandbox, args);
     let app = example("dummy_app");
     let app = app.to_str().expect("utf-8 path");
     let output = sandbox.path("output");

@@ -4,7 +4,7 @@
 //! the files) and refuses plaintext; `submit` finishes the inputs over TLS;
 //! `down` removes the certificates. Skips loudly without a Docker engine.
 
-use jupiter_tests::docker::{engine_or_skip, ensure_images, inspect, test_tag, Teardown};
+use jupiter_tests::docker::{engine_or_skip, ensure_images, inspect, Teardown};
 use jupiter_tests::grpcurl::{self, text};
 use jupiter_tests::{example, Sandbox};
 use std::path::PathBuf;
@@ -16,20 +16,7 @@ async fn a_docker_deployment_speaks_only_mutual_tls() {
     };
     ensure_images().await;
     let sandbox = Sandbox::new();
-    let cli = |args: &[&str]| {
-        let output = std::process::Command::new(jupiter_tests::docker::jupiterctl_binary())
-            .args(args)
-            .env("JUPITER_STATE", sandbox.path("state.json"))
-            .env("JUPITER_IMAGE_TAG", test_tag())
-            .output()
-            .expect("jupiterctl runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    };
+    let cli = |args: &[&str]| jupiter_tests::docker::cli(&sandbox, args);
     let app = example("dummy_app");
     let output = sandbox.path("output");
     let (ok, up) = cli(&[
