@@ -292,9 +292,17 @@ fn adopt(fd: std::os::fd::RawFd) -> std::io::Result<TcpListener> {
 
 /// The whole `main` of a role binary: parse the flags, log to stderr, run
 /// until SIGTERM or Ctrl-C; on error print it with its causes and exit 1.
+/// `ROLE probe [FLAGS]` instead checks the role serving here (see [`probe`]).
 pub fn main<A: RoleArgs>() -> ExitCode {
-    let args = A::parse();
-    crate::telemetry::init_role(args.telemetry().otlp_endpoint.is_some());
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let probing = argv.get(1).is_some_and(|a| a == "probe");
+    if probing {
+        argv.remove(1);
+    }
+    let args = A::parse_from(argv);
+    if !probing {
+        crate::telemetry::init_role(args.telemetry().otlp_endpoint.is_some());
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -302,6 +310,15 @@ pub fn main<A: RoleArgs>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if probing {
+        return match runtime.block_on(probe(&args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{} is not healthy: {e}", A::ROLE);
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(args, crate::telemetry::shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -311,9 +328,49 @@ pub fn main<A: RoleArgs>() -> ExitCode {
     }
 }
 
+/// Asks the role that serves at `--listen` on this host (a wildcard
+/// address read as loopback) for its health, once, presenting the role's
+/// own certificate under `--tls-*`: Ok if it says SERVING. Kubernetes runs
+/// it as the exec probe of a pod that speaks only mutual TLS, since the
+/// kubelet's own gRPC probe presents no certificate.
+pub async fn probe<A: RoleArgs>(args: &A) -> Result<(), String> {
+    if let Some(identity) = args.tls().load().map_err(|e| e.to_string())? {
+        crate::tls::use_everywhere(identity);
+    }
+    let url = probe_url(args.listen())?;
+    crate::serve::wait_healthy(A::ROLE.name(), &url, std::time::Duration::ZERO)
+        .await
+        .map_err(|e| e.last)
+}
+
+/// The URL `probe` asks for a role listening at `listen`.
+fn probe_url(listen: &str) -> Result<String, String> {
+    if listen.starts_with("fd:") {
+        return Err(format!(
+            "--listen {listen}: an inherited socket has no address to probe"
+        ));
+    }
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("--listen {listen:?} is not HOST:PORT"))?;
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    Ok(format!("http://{}", std::net::SocketAddr::new(ip, addr.port())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_asks_loopback_for_a_wildcard_listener() {
+        assert_eq!(probe_url("0.0.0.0:7301").as_deref(), Ok("http://127.0.0.1:7301"));
+        assert_eq!(probe_url("[::]:7100").as_deref(), Ok("http://127.0.0.1:7100"));
+        assert_eq!(probe_url("10.0.0.5:1").as_deref(), Ok("http://10.0.0.5:1"));
+        assert!(probe_url("fd:3").is_err() && probe_url("nowhere").is_err());
+    }
 
     #[test]
     fn names_parse_back_and_ports_are_distinct() {

@@ -222,8 +222,12 @@ pub struct DeployArgs {
     /// this deployment signs a certificate per role and one for you
     /// (`status --json` shows its files, for grpcurl); every server
     /// refuses plaintext and any client without a certificate of this CA.
-    #[arg(long)]
+    /// The default on --backend kubernetes; off on local and docker.
+    #[arg(long, overrides_with = "no_tls")]
     pub tls: bool,
+    /// Plaintext, also on Kubernetes: no role checks who calls it.
+    #[arg(long, overrides_with = "tls")]
+    pub no_tls: bool,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
@@ -406,7 +410,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                         false => None,
                     },
                     otlp_endpoint: otlp_endpoint(args)?,
-                    tls: args.tls,
+                    tls: args.tls_on(BackendKind::Local),
                 })
             }
             BackendKind::Docker => BackendConfig::Docker(DockerConfig {
@@ -419,7 +423,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 probe: probe(args)?,
                 runner: args.runner.clone(),
                 otlp_endpoint: otlp_endpoint(args)?,
-                tls: args.tls,
+                tls: args.tls_on(BackendKind::Docker),
             }),
             BackendKind::Kubernetes => {
                 // Only a node list restricts the cluster's nodes.
@@ -430,7 +434,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                 let mut options = args.kube.options(&app, &args.images, named)?;
                 options.runner = args.runner.clone();
                 options.otlp_endpoint = otlp_endpoint(args)?;
-                if args.tls {
+                if args.tls_on(BackendKind::Kubernetes) {
                     let dir = crate::kubernetes::tls::dir(&options.deployment)?;
                     options.tls = Some(crate::kubernetes::KubeTls::Make { dir });
                 }
@@ -449,6 +453,19 @@ impl TryFrom<&DeployArgs> for DeployConfig {
             backend,
             temp,
         })
+    }
+}
+
+impl DeployArgs {
+    /// Whether the roles on `backend` speak mutual TLS: `--tls` or
+    /// `--no-tls` (the last given wins), else on Kubernetes only, whose
+    /// nodes may sit on networks others reach.
+    pub fn tls_on(&self, backend: BackendKind) -> bool {
+        match (self.tls, self.no_tls) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => backend == BackendKind::Kubernetes,
+        }
     }
 }
 
@@ -715,6 +732,28 @@ mod tests {
             .backend
             .describe()
             .contains("n1: 1 CPU, 512 MiB, 20 Mbit/s, 40ms delay"));
+    }
+
+    #[test]
+    fn tls_is_the_default_on_kubernetes_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        mapped_app(dir.path());
+        let tls = |extra: &[&str]| {
+            let extra: Vec<&std::ffi::OsStr> = extra.iter().map(|a| a.as_ref()).collect();
+            match deploy_config(dir.path(), &extra).expect("valid").backend {
+                BackendConfig::Local(l) => l.tls,
+                BackendConfig::Docker(d) => d.tls,
+                BackendConfig::Kubernetes(k) => k.options.tls.is_some(),
+            }
+        };
+        assert!(!tls(&[]) && tls(&["--tls"]));
+        assert!(!tls(&["--backend", "docker"]) && tls(&["--backend", "docker", "--tls"]));
+        assert!(tls(&["--backend", "kubernetes"]));
+        assert!(!tls(&["--backend", "kubernetes", "--no-tls"]));
+        assert!(
+            tls(&["--backend", "kubernetes", "--no-tls", "--tls"]),
+            "the last one wins"
+        );
     }
 
     #[test]

@@ -571,8 +571,8 @@ fn drift_on_either_side_is_caught() {
 
 /// `tls.existingSecret` against `render --tls-secret`: the same objects,
 /// and on both sides every role mounts exactly its own three keys of the
-/// Secret, gets the variables naming them, and probes its port by TCP (the
-/// kubelet's gRPC probe cannot present a client certificate).
+/// Secret, gets the variables naming them, and is probed by its own binary
+/// over TLS (the kubelet's gRPC probe cannot present a client certificate).
 #[test]
 fn chart_with_an_existing_tls_secret_renders_what_render_renders() {
     for (mut options, defaults) in [(custom_options(), false), (dummy_options(), true)] {
@@ -627,7 +627,7 @@ fn chart_with_an_existing_tls_secret_renders_what_render_renders() {
 }
 
 /// Without `tls.existingSecret` (values.yaml's default) no pod has a TLS
-/// volume, variable or TCP probe: the comparisons above then hold with
+/// volume, variable or exec probe: the comparisons above then hold with
 /// render's plaintext objects, and this says it outright.
 #[test]
 fn without_a_tls_secret_nothing_of_tls_is_rendered() {
@@ -641,7 +641,7 @@ fn without_a_tls_secret_nothing_of_tls_is_rendered() {
             let text = object.to_string();
             assert!(
                 !text.contains("JUPITER_TLS")
-                    && !text.contains("tcpSocket")
+                    && !text.contains("jupiter-role")
                     && !text.contains("/etc/jupiter/tls"),
                 "{side}: {text}"
             );

@@ -66,6 +66,10 @@ async fn up_with(server: &ApiServer, extra: &[&str], edit: impl FnOnce(&mut Kube
     }
     let app = dummy_app();
     let mut argv = vec!["jupiterctl", app.to_str().unwrap(), "--backend", "kubernetes"];
+    // TLS is the default on Kubernetes; the tests of it ask for it.
+    if !extra.contains(&"--tls") {
+        argv.push("--no-tls");
+    }
     argv.extend_from_slice(extra);
     let config = DeployConfig::try_from(&Cli::parse_from(argv).args).expect("flags");
     let BackendConfig::Kubernetes(mut kube) = config.backend.clone() else {
@@ -967,7 +971,7 @@ async fn up_with_tls_sends_the_certificates_secret_before_any_pod_and_each_pod_m
         assert!(String::from_utf8_lossy(&data[&format!("{id}-key.pem")].0).contains("PRIVATE KEY"));
     }
 
-    // Every pod: its own keys only, the variables, TCP probes, and the
+    // Every pod: its own keys only, the variables, exec probes, and the
     // Secret's digest (a second `up` makes new certificates and so rolls
     // every pod onto them).
     let all = workloads(&bodies);

@@ -23,28 +23,21 @@ use std::path::{Path, PathBuf};
 /// `status --json`, `submit`) need the binary, not the library.
 pub async fn jupiterctl_bin() -> PathBuf {
     static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            let status = tokio::process::Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--release",
-                    "--quiet",
-                    "-p",
-                    "jupiterctl",
-                    "--bin",
-                    "jupiterctl",
-                ])
-                .current_dir(checkout())
-                .env("CARGO_TARGET_DIR", images_target())
-                .status()
-                .await
-                .expect("cargo starts");
-            assert!(status.success(), "building jupiterctl failed");
-            docker::jupiterctl_binary()
-        })
+    BUILT.get_or_init(|| release_bin("jupiterctl")).await.clone()
+}
+
+/// The release binary `name` of this checkout's package of that name,
+/// built like [`jupiterctl_bin`] (a role's own binary: `wave-home`, …).
+pub async fn release_bin(name: &str) -> PathBuf {
+    let status = tokio::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", name, "--bin", name])
+        .current_dir(checkout())
+        .env("CARGO_TARGET_DIR", images_target())
+        .status()
         .await
-        .clone()
+        .expect("cargo starts");
+    assert!(status.success(), "building {name} failed");
+    images_target().join("release").join(name)
 }
 
 /// The root of this checkout.

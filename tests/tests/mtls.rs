@@ -104,6 +104,37 @@ async fn grpcurl_needs_the_users_certificate_and_strangers_are_refused() {
         assert!(!out.status.success(), "{address} answered {who}: {}", text(&out));
     }
 
+    // `ROLE probe`, Kubernetes' exec probe under --tls: the role's own
+    // binary asks its health with the role's certificate, and without one
+    // it is refused like anyone.
+    let wave_home = state
+        .summary()
+        .roles
+        .iter()
+        .find(|r| r.role == jupiter_common::role::Role::WaveHome)
+        .expect("wave-home")
+        .url
+        .trim_start_matches("http://")
+        .to_string();
+    let binary = jupiter_tests::release_bin("wave-home").await;
+    let own = jupiterctl::tls::role_files(&up.work.join("tls"), jupiter_common::role::Role::WaveHome, None);
+    let probe = |tls: bool| {
+        let mut command = std::process::Command::new(&binary);
+        command.args(["probe", "--listen", &wave_home]);
+        if tls {
+            command.args(jupiter_common::tls::TlsFlags::args(&own));
+        }
+        command.output().expect("the probe runs")
+    };
+    let ok = probe(true);
+    assert!(ok.status.success(), "probe with the role's certificate: {ok:?}");
+    let refused = probe(false);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("wave-home is not healthy"),
+        "probe without a certificate: {said}"
+    );
+
     // The user's own jupiterctl talks TLS from the state file.
     let inputs = sandbox.inputs(6, "in", ".txt");
     let submit = up

@@ -20,10 +20,9 @@ use jupiter_common::app::App;
 use jupiter_common::env as var;
 use jupiter_common::role::Role;
 use k8s_openapi::api::core::v1::{
-    KeyToPath, PodSpec, Probe, Secret, SecretVolumeSource, TCPSocketAction, Volume, VolumeMount,
+    ExecAction, KeyToPath, PodSpec, Probe, Secret, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -267,26 +266,32 @@ pub fn mount(pod: &mut PodSpec, options: &KubeOptions, id: &str) {
         env.push(super::roles::env(var::TLS_KEY, format!("{MOUNT}/key.pem")));
         // The kubelet's gRPC probe speaks plaintext and presents no client
         // certificate, so a role that speaks only mutual TLS would fail it
-        // and never be Ready. A TCP probe on the same port checks that the
-        // role is listening (it binds only once it serves); its health
-        // service stays reachable to clients with a certificate (grpcurl
-        // with the user's files, jupiterctl).
+        // and never be Ready. The role's own binary asks instead (`ROLE
+        // probe`): the same health check, over TLS with the pod's own
+        // certificate, from inside the pod.
         for probe in [&mut container.readiness_probe, &mut container.liveness_probe]
             .into_iter()
             .flatten()
         {
-            tcp_probe(probe);
+            exec_probe(probe);
         }
     }
 }
 
-/// `probe` checking that its gRPC port accepts connections.
-fn tcp_probe(probe: &mut Probe) {
-    if let Some(grpc) = probe.grpc.take() {
-        probe.tcp_socket = Some(TCPSocketAction {
-            host: None,
-            port: IntOrString::Int(grpc.port),
+/// The command of [`exec_probe`]: the image's role binary, asked for the
+/// health of the role it serves (see `jupiter_common::role::probe`).
+pub const PROBE_COMMAND: [&str; 2] = ["/usr/local/bin/jupiter-role", "probe"];
+/// Seconds a probe may take: a TLS handshake and one call, from a process
+/// started for it.
+const PROBE_TIMEOUT: i32 = 5;
+
+/// `probe` run as the role binary's own health check, over mutual TLS.
+fn exec_probe(probe: &mut Probe) {
+    if probe.grpc.take().is_some() {
+        probe.exec = Some(ExecAction {
+            command: Some(PROBE_COMMAND.iter().map(|s| s.to_string()).collect()),
         });
+        probe.timeout_seconds = Some(PROBE_TIMEOUT);
     }
 }
 

@@ -5,8 +5,9 @@ use serde_json::{json, Value};
 
 /// The pod `spec` mounts exactly role `id`'s keys of Secret `secret`
 /// read-only at /etc/jupiter/tls, names its three files in
-/// `JUPITER_TLS_*` and probes its port by TCP (the kubelet's gRPC probe has
-/// no client certificate). `what` names the pod in failures.
+/// `JUPITER_TLS_*` and is probed by its own binary (`jupiter-role probe`,
+/// over TLS: the kubelet's gRPC probe has no client certificate). `what`
+/// names the pod in failures.
 pub fn mounts_its_own_keys(spec: &Value, id: &str, secret: &str, what: &str) {
     let volumes: Vec<&Value> = spec["volumes"]
         .as_array()
@@ -50,13 +51,13 @@ pub fn mounts_its_own_keys(spec: &Value, id: &str, secret: &str, what: &str) {
         ],
         "{what}"
     );
-    let port = container["ports"][0]["containerPort"].clone();
     for probe in ["readinessProbe", "livenessProbe"] {
         assert_eq!(
-            container[probe]["tcpSocket"],
-            json!({"port": port}),
+            container[probe]["exec"],
+            json!({"command": ["/usr/local/bin/jupiter-role", "probe"]}),
             "{what} {probe}"
         );
+        assert_eq!(container[probe]["timeoutSeconds"], json!(5), "{what} {probe}");
         assert!(container[probe]["grpc"].is_null(), "{what} {probe}");
     }
 }
