@@ -965,6 +965,8 @@ impl Backend for Docker {
         // The certificates are worthless now; the user's go too.
         if let Some(dir) = self.tls.as_ref().map(|(dir, _)| dir) {
             let _ = std::fs::remove_dir_all(dir);
+            let urls: Vec<String> = self.inventory.roles.iter().map(|r| r.url.clone()).collect();
+            jupiter_common::tls::forget(&urls);
         }
         Ok(format!(
             "removed Docker deployment {}: {removed}",
