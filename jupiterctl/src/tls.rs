@@ -253,6 +253,46 @@ mod tests {
         assert!(!is_dns_name("t_1") && !is_dns_name("-a") && !is_dns_name("a..b"));
     }
 
+    /// A role's certificate holds the names it is reached at, checked as
+    /// rustls checks a server (the user's holds none: a client only).
+    #[test]
+    fn a_role_certificate_is_valid_for_its_names() {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, ServerName};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let member = Member {
+            names: vec!["jd-node0-circe-worker-t1".into(), "t_1".into()],
+            ..Member::new(Role::CirceWorker, Some("t1"))
+        };
+        let client = make(dir.path(), "d1", &[member]).expect("certificates");
+        let valid_for = |pem: &Path, name: &str| {
+            let der = CertificateDer::from_pem_file(pem).expect("a PEM certificate");
+            let cert = webpki::EndEntityCert::try_from(&der).expect("parses");
+            let name = ServerName::try_from(name).expect("a name");
+            cert.verify_is_valid_for_subject_name(&name).is_ok()
+        };
+        let role = role_files(dir.path(), Role::CirceWorker, Some("t1")).cert;
+        for name in [
+            SERVER_NAME,
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "circe-worker-t1",
+            "circe-worker",
+            "jd-node0-circe-worker-t1",
+        ] {
+            assert!(
+                valid_for(&role, name),
+                "the worker's certificate is valid for {name}"
+            );
+        }
+        assert!(!valid_for(&role, "elsewhere.example"));
+        assert!(
+            !valid_for(&client.cert, SERVER_NAME),
+            "the user's certificate is no server's"
+        );
+    }
+
     fn walk(dir: &Path) -> Vec<PathBuf> {
         let mut all = vec![dir.to_path_buf()];
         for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {

@@ -472,13 +472,19 @@ impl Docker {
         app: &App,
     ) -> Result<(PathBuf, Arc<jupiter_common::tls::Identity>), DeployError> {
         use crate::tls::Member;
+        // Each valid also for its container's name (a worker's depends on
+        // where it runs: the name every certificate has covers it).
+        let member = |role: Role, node: Option<&NodeSpec>| Member {
+            names: vec![ContainerSpec::new(&self.inventory.id, role, String::new(), node).name],
+            ..Member::new(role, node.map(|n| n.name.as_str()))
+        };
         let mut members: Vec<Member> = [Role::DrupeCentral, Role::WaveHome, Role::CirceHome]
             .into_iter()
-            .map(|role| Member::new(role, None))
+            .map(|role| member(role, None))
             .collect();
         for node in &config.nodes {
-            members.push(Member::new(Role::DrupeDroplet, Some(&node.name)));
-            members.push(Member::new(Role::WaveWorker, Some(&node.name)));
+            members.push(member(Role::DrupeDroplet, Some(node)));
+            members.push(member(Role::WaveWorker, Some(node)));
         }
         for task in &app.tasks {
             members.push(Member::new(Role::CirceWorker, Some(&task.name)));
