@@ -551,6 +551,9 @@ impl Worker {
             tracing::error!(input, error = %e, "recording failure");
         }
         self.counters().failed += 1;
+        // Ended before the report goes, as in `deliver`.
+        let context = span.context();
+        span.end();
         self.report(TaskReport {
             input_id: replay::split(input).0.to_string(),
             task: self.config.task.name.clone(),
@@ -558,9 +561,8 @@ impl Worker {
             error,
             ..Default::default()
         })
-        .with_context(span.context())
+        .with_context(context)
         .await;
-        span.end();
     }
 
     /// Sends every output to every child it is routed to (or home), then
@@ -683,8 +685,11 @@ impl Worker {
             started_at_unix_nanos: record.started_at,
             sent_at_unix_nanos: started,
         };
-        self.report(report).with_context(parent).await;
+        // Ended before the report goes: the last report lets the run
+        // finish and the deployment stop, and a span ended after that could
+        // miss the worker's last export.
         span.end_at(at_unix_nanos(sent));
+        self.report(report).with_context(parent).await;
         if let Err(e) = self.queue.finish(&input).await {
             tracing::error!(input, error = %e, "retiring input");
         }

@@ -347,11 +347,17 @@ async fn role_processes_export_one_trace_per_input() {
         .expect("samples")
         .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
         .collect();
+    // Every process exported before `run` returned; the receiver may still
+    // be storing the last requests.
     let spans = receiver
         .wait_for(Duration::from_secs(10), |spans| {
-            inputs
-                .iter()
-                .all(|i| named(spans, "input").any(|s| s.attribute("jupiter.input_id").as_deref() == Some(i)))
+            inputs.iter().all(|i| {
+                named(spans, "input").any(|s| s.attribute("jupiter.input_id").as_deref() == Some(i))
+                    && app.tasks.iter().all(|t| {
+                        named(spans, &format!("task {}", t.name))
+                            .any(|s| s.attribute("jupiter.input_id").as_deref() == Some(i))
+                    })
+            })
         })
         .await;
     let by_id: BTreeMap<String, &Received> = spans.iter().map(|s| (s.span_id(), s)).collect();
