@@ -76,7 +76,7 @@ pub async fn run(
             let (work_dir, out_dir) = (dirs.work_dir.clone(), dirs.out_dir.clone());
             let spares = dirs.spares.clone();
             blocking(task, move || fresh_dirs(&spares, &[&work_dir, &out_dir])).await?;
-            let mut cmd = Command::new(program);
+            let mut cmd = command(program)?;
             cmd.args(args)
                 .args(inputs)
                 .current_dir(dirs.app_dir)
@@ -236,7 +236,7 @@ async fn run_python(
     }
     // Not in pathin, where the task would see it.
     let result = dirs.result_file.clone();
-    let mut cmd = Command::new(dirs.python);
+    let mut cmd = command(Path::new(dirs.python))?;
     cmd.arg(dirs.legacy_runner);
     if function != "task" {
         cmd.arg("--function").arg(function);
@@ -295,6 +295,14 @@ async fn returned_outputs(
     Ok(outputs)
 }
 
+/// A command for `program` that dies with this worker (`child::command`).
+fn command(program: &Path) -> Result<Command, RunError> {
+    jupiter_common::child::command(program).map_err(|source| RunError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })
+}
+
 async fn execute(task: &TaskSpec, program: &Path, mut cmd: Command) -> Result<(), RunError> {
     // Its own process group, so a timeout ends whatever the task started.
     cmd.stdin(Stdio::null())
@@ -302,7 +310,6 @@ async fn execute(task: &TaskSpec, program: &Path, mut cmd: Command) -> Result<()
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    jupiter_common::child::die_with_parent(&mut cmd);
     let child = cmd.spawn().map_err(|source| RunError::Spawn {
         program: program.display().to_string(),
         source,

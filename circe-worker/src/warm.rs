@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
 /// One call of the task for one input.
 #[derive(Debug, Serialize)]
@@ -179,7 +179,11 @@ impl Pool {
     }
 
     fn start(&self) -> Result<Interpreter, WarmError> {
-        let mut command = Command::new(&self.python);
+        let spawn = |source| WarmError::Spawn {
+            python: self.python.clone(),
+            source,
+        };
+        let mut command = jupiter_common::child::command(&self.python).map_err(spawn)?;
         command
             .arg("-u")
             .arg(&self.runner)
@@ -189,11 +193,7 @@ impl Pool {
             .stderr(Stdio::inherit())
             .process_group(0)
             .kill_on_drop(true);
-        jupiter_common::child::die_with_parent(&mut command);
-        let mut child = command.spawn().map_err(|source| WarmError::Spawn {
-            python: self.python.clone(),
-            source,
-        })?;
+        let mut child = command.spawn().map_err(spawn)?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(WarmError::Reply("no pipes to the interpreter".into()));
         };

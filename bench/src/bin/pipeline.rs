@@ -75,6 +75,15 @@ struct Args {
     /// each one's inputs/s and the ratio.
     #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
     tls_overhead: usize,
+    /// Measure what starting task processes by fork costs instead: ROUNDS
+    /// rounds of the throughput pass with tasks started by fork + exec
+    /// (JUPITER_CHILD_SPAWN=fork) and by posix_spawn through setpriv (the
+    /// default where util-linux's setpriv exists), interleaved.
+    #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
+    spawn_overhead: usize,
+    /// (internal) `fork`: this pass's workers start tasks by fork + exec.
+    #[arg(long, hide = true, value_name = "HOW")]
+    child_spawn: Option<String>,
 }
 
 /// The `jupiterctl` that serves the roles with `--processes`.
@@ -340,6 +349,27 @@ async fn main() -> Result<()> {
     }
     if args.tracing_overhead > 0 {
         return tracing_overhead(&args).await;
+    }
+    if let Some(how) = &args.child_spawn {
+        // Before any task starts: the way is read once, at the first.
+        std::env::set_var(jupiter_common::env::CHILD_SPAWN, how);
+    }
+    if args.spawn_overhead > 0 {
+        let fork = vec!["--child-spawn".to_string(), "fork".to_string()];
+        let kinds = [("fork", fork), ("default", Vec::new())];
+        let (rates, cpu_ms) = interleaved(&args, &kinds, args.spawn_overhead).await?;
+        let summary = Comparison {
+            what: "spawn",
+            kinds: &kinds,
+            rates: &rates,
+            cpu_ms: &cpu_ms,
+        };
+        let tie = format!("{:?}", jupiter_common::child::tie());
+        return summary.print(
+            &args,
+            args.spawn_overhead,
+            serde_json::json!({ "default_tie": tie }),
+        );
     }
     if args.tls_overhead > 0 {
         let kinds = [("plaintext", Vec::new()), ("tls", vec!["--tls".to_string()])];
