@@ -4,12 +4,11 @@
 //! every process it started.
 
 use jupiter_common::app::{TaskRunner, TaskSpec, LEGACY_RUNNER_PY};
+use jupiter_common::child::TaskCommand;
 use jupiter_common::env;
 use jupiter_common::sync::LockExt;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use tokio::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -76,7 +75,7 @@ pub async fn run(
             let (work_dir, out_dir) = (dirs.work_dir.clone(), dirs.out_dir.clone());
             let spares = dirs.spares.clone();
             blocking(task, move || fresh_dirs(&spares, &[&work_dir, &out_dir])).await?;
-            let mut cmd = command(program)?;
+            let mut cmd = TaskCommand::new(program);
             cmd.args(args)
                 .args(inputs)
                 .current_dir(dirs.app_dir)
@@ -236,7 +235,7 @@ async fn run_python(
     }
     // Not in pathin, where the task would see it.
     let result = dirs.result_file.clone();
-    let mut cmd = command(Path::new(dirs.python))?;
+    let mut cmd = TaskCommand::new(dirs.python);
     cmd.arg(dirs.legacy_runner);
     if function != "task" {
         cmd.arg("--function").arg(function);
@@ -295,22 +294,10 @@ async fn returned_outputs(
     Ok(outputs)
 }
 
-/// A command for `program` that dies with this worker (`child::command`).
-fn command(program: &Path) -> Result<Command, RunError> {
-    jupiter_common::child::command(program).map_err(|source| RunError::Spawn {
-        program: program.display().to_string(),
-        source,
-    })
-}
-
-async fn execute(task: &TaskSpec, program: &Path, mut cmd: Command) -> Result<(), RunError> {
-    // Its own process group, so a timeout ends whatever the task started.
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|source| RunError::Spawn {
+async fn execute(task: &TaskSpec, program: &Path, cmd: TaskCommand) -> Result<(), RunError> {
+    // Its own process group, so a timeout ends whatever the task started;
+    // tied to this worker (`child`), so a SIGKILL ends it too.
+    let child = jupiter_common::child::spawn_task(&cmd).map_err(|source| RunError::Spawn {
         program: program.display().to_string(),
         source,
     })?;

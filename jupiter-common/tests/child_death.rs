@@ -1,6 +1,6 @@
-//! A real crash: a process that started a task with `child::command` is
-//! SIGKILLed, and the task must die with it, both when the machine's
-//! `setpriv` ties them (the default here) and with the fork hook. The
+//! A real crash: a process that started a task with `child::spawn_task` is
+//! SIGKILLed right after, and the task must die with it, every way a task
+//! can be tied (clone, the default here; setpriv; the fork hook). The
 //! parent is this very test binary, run again in a mode of its own.
 
 use jupiter_common::child;
@@ -17,7 +17,7 @@ async fn a_sigkilled_parent_takes_its_task_with_it() {
     if std::env::var_os(PARENT).is_some() {
         return play_parent().await;
     }
-    for how in ["default", "fork"] {
+    for how in ["default", "setpriv", "fork"] {
         let exe = std::env::current_exe().expect("this test binary");
         let mut parent = Command::new(exe)
             .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
@@ -52,14 +52,10 @@ async fn a_sigkilled_parent_takes_its_task_with_it() {
 
 /// Starts a long task as a worker would, names its pid, and waits to be killed.
 async fn play_parent() {
-    let mut command = child::command("sleep").expect("sleep is installed");
-    // Holding none of the test's pipes, so an orphan cannot hold it up.
-    command
-        .arg("600")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let task = command.spawn().expect("start the task");
+    // Its stdout and stderr are pipes to this parent, not the test's.
+    let mut command = child::TaskCommand::new("sleep");
+    command.arg("600");
+    let task = child::spawn_task(&command).expect("start the task");
     println!("task pid {}", task.id().expect("a running task has a pid"));
     tokio::time::sleep(Duration::from_secs(600)).await;
 }

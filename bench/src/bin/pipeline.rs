@@ -75,13 +75,13 @@ struct Args {
     /// each one's inputs/s and the ratio.
     #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
     tls_overhead: usize,
-    /// Measure what starting task processes by fork costs instead: ROUNDS
-    /// rounds of the throughput pass with tasks started by fork + exec
-    /// (JUPITER_CHILD_SPAWN=fork) and by posix_spawn through setpriv (the
-    /// default where util-linux's setpriv exists), interleaved.
+    /// Measure how task processes are best started instead: ROUNDS rounds
+    /// of the throughput pass with tasks started by fork + exec
+    /// (JUPITER_CHILD_SPAWN=fork), by posix_spawn through setpriv
+    /// (=setpriv) and by clone (the default), interleaved.
     #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
     spawn_overhead: usize,
-    /// (internal) `fork`: this pass's workers start tasks by fork + exec.
+    /// (internal) `fork` or `setpriv`: how this pass's workers start tasks.
     #[arg(long, hide = true, value_name = "HOW")]
     child_spawn: Option<String>,
 }
@@ -355,32 +355,19 @@ async fn main() -> Result<()> {
         std::env::set_var(jupiter_common::env::CHILD_SPAWN, how);
     }
     if args.spawn_overhead > 0 {
-        let fork = vec!["--child-spawn".to_string(), "fork".to_string()];
-        let kinds = [("fork", fork), ("default", Vec::new())];
-        let (rates, cpu_ms) = interleaved(&args, &kinds, args.spawn_overhead).await?;
-        let summary = Comparison {
-            what: "spawn",
-            kinds: &kinds,
-            rates: &rates,
-            cpu_ms: &cpu_ms,
-        };
+        let way = |how: &str| vec!["--child-spawn".to_string(), how.to_string()];
+        let kinds = [
+            ("fork", way("fork")),
+            ("setpriv", way("setpriv")),
+            ("default", Vec::new()),
+        ];
         let tie = format!("{:?}", jupiter_common::child::tie());
-        return summary.print(
-            &args,
-            args.spawn_overhead,
-            serde_json::json!({ "default_tie": tie }),
-        );
+        let extra = serde_json::json!({ "default_tie": tie });
+        return compare(&args, "spawn", &kinds, args.spawn_overhead, extra).await;
     }
     if args.tls_overhead > 0 {
         let kinds = [("plaintext", Vec::new()), ("tls", vec!["--tls".to_string()])];
-        let (rates, cpu_ms) = interleaved(&args, &kinds, args.tls_overhead).await?;
-        let summary = Comparison {
-            what: "tls",
-            kinds: &kinds,
-            rates: &rates,
-            cpu_ms: &cpu_ms,
-        };
-        return summary.print(&args, args.tls_overhead, serde_json::json!({}));
+        return compare(&args, "tls", &kinds, args.tls_overhead, serde_json::json!({})).await;
     }
     let root = tempfile::Builder::new()
         .prefix("jupiter-bench-pipeline")
@@ -577,6 +564,24 @@ async fn interleaved(
     Ok((rates, cpu_ms))
 }
 
+/// [`interleaved`] rounds of `kinds`, printed as a [`Comparison`].
+async fn compare(
+    args: &Args,
+    what: &'static str,
+    kinds: &[(&str, Vec<String>)],
+    rounds: usize,
+    extra: serde_json::Value,
+) -> Result<()> {
+    let (rates, cpu_ms) = interleaved(args, kinds, rounds).await?;
+    let summary = Comparison {
+        what,
+        kinds,
+        rates: &rates,
+        cpu_ms: &cpu_ms,
+    };
+    summary.print(args, rounds, extra)
+}
+
 /// The figures of [`interleaved`], each kind against the first.
 struct Comparison<'a> {
     /// What is compared (`tracing`, `tls`).
@@ -587,6 +592,19 @@ struct Comparison<'a> {
 }
 
 impl Comparison<'_> {
+    /// The median over rounds of kind `i`'s inputs/s over the first
+    /// kind's in the same round: a round's passes ran back to back, so
+    /// this ratio is spared the machine's slower drifts that the ratio of
+    /// the two medians is not.
+    fn paired(&self, i: usize) -> f64 {
+        let ratios: Vec<f64> = self.rates[i]
+            .iter()
+            .zip(&self.rates[0])
+            .map(|(rate, base)| rate / base)
+            .collect();
+        median(&ratios)
+    }
+
     fn print(&self, args: &Args, rounds: usize, extra: serde_json::Value) -> Result<()> {
         let (base_rate, base_cpu) = (median(&self.rates[0]), median(&self.cpu_ms[0]));
         let base = self.kinds[0].0;
@@ -601,6 +619,7 @@ impl Comparison<'_> {
                     "cpu_ms_per_input": { "median": median(&self.cpu_ms[i]), "all": self.cpu_ms[i] },
                     format!("throughput_vs_{base}"): median(&self.rates[i]) / base_rate,
                     format!("cpu_vs_{base}"): median(&self.cpu_ms[i]) / base_cpu,
+                    format!("paired_throughput_vs_{base}"): self.paired(i),
                 })
             })
             .collect();
@@ -624,9 +643,10 @@ impl Comparison<'_> {
         );
         for (i, (kind, _)) in self.kinds.iter().enumerate() {
             let rate = format!(
-                "  {kind:<12} {:7.1} inputs/s ({:+5.1}% vs {base})",
+                "  {kind:<12} {:7.1} inputs/s ({:+5.1}% vs {base}; round by round {:+5.1}%)",
                 median(&self.rates[i]),
-                (median(&self.rates[i]) / base_rate - 1.0) * 100.0
+                (median(&self.rates[i]) / base_rate - 1.0) * 100.0,
+                (self.paired(i) - 1.0) * 100.0
             );
             // With --processes the roles' CPU is in their own processes.
             match args.processes {
