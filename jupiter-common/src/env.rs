@@ -49,9 +49,8 @@ pub const METRICS_LISTEN: &str = "JUPITER_METRICS_LISTEN";
 pub const DEPLOYMENT: &str = "JUPITER_DEPLOYMENT";
 /// How many times a supervisor started this role again after it died.
 pub const RESTARTS: &str = "JUPITER_RESTARTS";
-/// `fork` makes task processes start by fork + exec, as before `setpriv`
-/// took over (see `child`); anything else, or unset, picks the fastest way
-/// the machine has.
+/// `setpriv` or `fork`: task processes start that slower way (see
+/// `child`); unset, or anything else, the fastest way the machine has.
 pub const CHILD_SPAWN: &str = "JUPITER_CHILD_SPAWN";
 
 // drupe-central.

@@ -584,7 +584,7 @@ async fn compare(
 
 /// The figures of [`interleaved`], each kind against the first.
 struct Comparison<'a> {
-    /// What is compared (`tracing`, `tls`).
+    /// What is compared (`tracing`, `tls`, `spawn`).
     what: &'static str,
     kinds: &'a [(&'a str, Vec<String>)],
     rates: &'a [Vec<f64>],

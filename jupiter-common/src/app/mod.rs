@@ -6,7 +6,7 @@
 mod error;
 mod graph;
 mod legacy;
-mod resolve;
+pub(crate) mod resolve;
 #[cfg(test)]
 mod tests;
 pub mod text;

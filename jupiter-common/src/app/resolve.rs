@@ -33,35 +33,40 @@ pub(crate) fn program(app_dir: &Path, word: &str) -> Result<PathBuf, ProgramErro
         }
         return Ok(path);
     }
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
-    for entry in std::env::split_paths(&path_var) {
-        if entry.as_os_str().is_empty() {
-            continue;
-        }
-        let candidate = entry.join(word);
-        if let Ok(meta) = std::fs::metadata(&candidate) {
-            if meta.is_file() && is_executable(&meta) {
-                return Ok(if candidate.is_absolute() {
-                    candidate
-                } else {
-                    std::env::current_dir()
-                        .map(|d| d.join(&candidate))
-                        .unwrap_or(candidate)
-                });
-            }
-        }
+    if let Some(path) = on_path(word.as_ref(), &std::env::var_os("PATH").unwrap_or_default()) {
+        return Ok(path);
     }
     Err(ProgramError::NotOnPath { word: word_() })
 }
 
+/// The executable file `word` names in the folders of `path_var` (a
+/// `PATH` value), made absolute; empty entries are skipped.
+pub(crate) fn on_path(word: &std::ffi::OsStr, path_var: &std::ffi::OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path_var)
+        .filter(|entry| !entry.as_os_str().is_empty())
+        .map(|entry| entry.join(word))
+        .find(|candidate| {
+            std::fs::metadata(candidate).is_ok_and(|meta| meta.is_file() && is_executable(&meta))
+        })
+        .map(|candidate| {
+            if candidate.is_absolute() {
+                candidate
+            } else {
+                std::env::current_dir()
+                    .map(|d| d.join(&candidate))
+                    .unwrap_or(candidate)
+            }
+        })
+}
+
 #[cfg(unix)]
-fn is_executable(meta: &std::fs::Metadata) -> bool {
+pub(crate) fn is_executable(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o111 != 0
 }
 
 #[cfg(not(unix))]
-fn is_executable(_meta: &std::fs::Metadata) -> bool {
+pub(crate) fn is_executable(_meta: &std::fs::Metadata) -> bool {
     true
 }
 

@@ -239,19 +239,17 @@ fn resolve(program: &OsStr) -> io::Result<Option<PathBuf>> {
     if path.components().count() > 1 || program.is_empty() {
         return Ok(None);
     }
+    // execvp's own default when PATH is unset.
     let search = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&search)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_absolute() && executable(candidate).is_ok())
+    crate::app::resolve::on_path(program, &search)
         .map(Some)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
 }
 
 /// Fails as exec would on a missing or non-executable `path`.
 fn executable(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path)?;
-    if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+    if meta.is_file() && crate::app::resolve::is_executable(&meta) {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(libc::EACCES))
