@@ -307,7 +307,7 @@ pub enum BackendConfig {
 }
 
 /// The scheduling flags checked against `app`; `offline` when only the
-/// schedulers that need no profile can run (Kubernetes, `render`).
+/// schedulers that need no profile can run (`render`, with no cluster).
 pub fn placement(
     app: &App,
     args: &MappingArgs,
@@ -348,8 +348,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
 
     fn try_from(args: &DeployArgs) -> Result<Self, ConfigError> {
         let app = App::load(&args.app)?;
-        let kubernetes = args.backend == BackendKind::Kubernetes;
-        let mut placement = placement(&app, &args.mapping, &args.python, kubernetes)?;
+        let mut placement = placement(&app, &args.mapping, &args.python, false)?;
         placement.replan = replan(args)?;
         placement.profile.timeout = args.profiling.timeout.duration()?;
         placement.profile.reprofile = args.profiling.reprofile;
@@ -444,6 +443,7 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                         timeout: Duration::from_secs(args.ready_timeout),
                         ..Wait::default()
                     }),
+                    map_offline: placement.scheduler.offline(),
                 })
             }
         };
@@ -555,11 +555,6 @@ impl BackendConfig {
         }
     }
 
-    /// Whether jupiterctl will reach the roles to stream inputs through them.
-    pub fn reaches_roles(&self) -> bool {
-        !matches!(self, BackendConfig::Kubernetes(_))
-    }
-
     /// The backend that deploys an app called `app_name` this way.
     pub async fn backend(self, app_name: &str) -> Result<Box<dyn Backend>, DeployError> {
         Ok(match self {
@@ -582,6 +577,12 @@ pub async fn attach(state: &DeploymentState) -> Result<Deployment, DeployError> 
             Box::new(Docker::attach(network, &summary, setup.as_ref()).await?)
         }
         DeploymentState::Kubernetes { nodes, .. } => Box::new(Kubernetes::attach(nodes, &summary).await?),
+    };
+    // Where this process reaches the roles (on Kubernetes, the local
+    // ends of its port-forwards).
+    let summary = crate::deployment::Summary {
+        roles: backend.roles(),
+        ..summary
     };
     Ok(Deployment::attach(backend, summary))
 }

@@ -100,9 +100,6 @@ impl From<&HomeStatus> for History {
 
 /// What circe-home went through, as far as it can be asked.
 pub async fn history(deployment: &Deployment) -> History {
-    if !deployment.backend().reaches_roles() {
-        return History::default();
-    }
     match home_status(&deployment.summary.endpoints().circe_home).await {
         Ok(home) => History::from(&home),
         Err(_) => History::default(),
@@ -185,14 +182,11 @@ pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) 
         out.push('\n');
     }
     let e = s.endpoints();
-    let reachable = backend.reaches_roles();
-    if reachable {
-        out.push_str("\nNODES\n");
-        match node_table(&e.drupe_central).await {
-            Ok(table) => out.push_str(&table),
-            Err(err) => {
-                let _ = writeln!(out, "  drupe-central: {err}");
-            }
+    out.push_str("\nNODES\n");
+    match node_table(&e.drupe_central).await {
+        Ok(table) => out.push_str(&table),
+        Err(err) => {
+            let _ = writeln!(out, "  drupe-central: {err}");
         }
     }
     let _ = write!(out, "\nMAPPING ({}", s.scheduler);
@@ -204,13 +198,6 @@ pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) 
         );
     }
     out.push_str(")\n");
-    if !reachable {
-        for (task, node) in &s.mapping {
-            let _ = writeln!(out, "  {task:<20} {node}");
-        }
-        let _ = writeln!(out, "\n  outputs in {} (inside circe-home)", s.output.display());
-        return out;
-    }
     out.push_str("  TASK                 NODE      WAITING  RUNNING  SENDING     DONE   FAILED\n");
     for (task, w) in &e.workers {
         let (line, storage_full) = match worker_status(&w.address).await {

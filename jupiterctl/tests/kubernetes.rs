@@ -9,8 +9,9 @@ mod pod_tls;
 use apiserver::{node, ApiServer, Behaviour, Request, NODES};
 use clap::Parser;
 use jupiter_common::app::App;
+use jupiter_common::role::Role;
 use jupiterctl::config::{BackendConfig, DeployArgs, DeployConfig, RenderArgs};
-use jupiterctl::deployment::{Deployment, DeploymentState};
+use jupiterctl::deployment::{Deployment, DeploymentState, RoleInstance};
 use jupiterctl::kubernetes::{self, KubeConfig, KubeError, KubeOptions, KubeTls, Kubernetes, MAX_APP_BYTES};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -812,7 +813,37 @@ async fn a_deployment_found_again_reads_pods_restarts_roles_and_notices_a_lost_n
         nodes: Some(cluster),
         ..Default::default()
     });
-    let backend = Kubernetes::attach_with(later.client(), nodes, summary).unwrap();
+    // The state file keeps the URLs the roles have inside the cluster;
+    // found again, jupiterctl reaches each through a local port-forward.
+    let central = summary
+        .roles
+        .iter()
+        .find(|r| r.role == Role::DrupeCentral)
+        .unwrap();
+    assert_eq!(
+        central.url,
+        format!("http://drupe-central:{}", Role::DrupeCentral.port())
+    );
+    let backend = Kubernetes::attach_with(later.client(), nodes, summary)
+        .await
+        .unwrap();
+    use jupiterctl::deployment::Backend;
+    let reached = backend.roles();
+    assert_eq!(reached.len(), summary.roles.len());
+    assert!(
+        reached.iter().all(|r| r.url.starts_with("http://127.0.0.1:")),
+        "{reached:?}"
+    );
+    let again = serde_json::to_value(backend.state(jupiterctl::deployment::Summary {
+        roles: reached,
+        ..summary.clone()
+    }))
+    .unwrap();
+    assert_eq!(
+        again["roles"],
+        serde_json::to_value(&summary.roles).unwrap(),
+        "the state written again keeps the cluster's URLs"
+    );
     let mut found = Deployment::attach(Box::new(backend), summary.clone());
     let health: BTreeMap<String, _> = found
         .health()
@@ -1071,4 +1102,201 @@ fn tasks_whose_secret_keys_would_collide_are_refused_with_tls() {
     let text = err.to_string();
     assert!(matches!(err, KubeError::TlsKeyCollision { .. }), "{text}");
     assert!(text.contains("circe-worker-x-key.pem"), "{text}");
+}
+
+/// The local backend's role servers as pods of the stand-in's cluster:
+/// labelled as jupiterctl's pods are, on their node, named after their
+/// workload.
+fn pods_of(roles: &[RoleInstance]) -> Vec<apiserver::Pod> {
+    roles
+        .iter()
+        .map(|r| {
+            let component = r.role.name().to_string();
+            let mut labels = BTreeMap::from([
+                ("app.kubernetes.io/name".to_string(), "jupiter".to_string()),
+                ("app.kubernetes.io/component".to_string(), component.clone()),
+                ("app.kubernetes.io/instance".to_string(), "dummy-app".to_string()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "jupiterctl".to_string(),
+                ),
+            ]);
+            let workload = match &r.task {
+                Some(task) => {
+                    let label = kubernetes::names::task_label_of(task);
+                    labels.insert("jupiter.io/task".to_string(), label.clone());
+                    format!("circe-worker-{label}")
+                }
+                None => component.clone(),
+            };
+            let node = r.node.clone().unwrap_or_else(|| "node0".to_string());
+            let addr = r
+                .url
+                .trim_start_matches("http://")
+                .parse()
+                .expect("a loopback address");
+            apiserver::Pod {
+                name: format!("{workload}-{node}"),
+                workload,
+                labels,
+                node,
+                addr,
+            }
+        })
+        .collect()
+}
+
+/// What the circe-worker Deployments applied so far ask for: task -> node.
+fn workers_applied(server: &ApiServer) -> BTreeMap<String, String> {
+    applies(&server.requests())
+        .iter()
+        .filter(|r| r.path.contains("/deployments/circe-worker-"))
+        .map(|r| {
+            let body = r.body.as_ref().expect("a body");
+            let node = body["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"]
+                .as_str()
+                .expect("pinned")
+                .to_string();
+            (env_value(body, "JUPITER_TASK").expect("JUPITER_TASK"), node)
+        })
+        .collect()
+}
+
+/// `run --backend kubernetes --scheduler heft` end to end: the stand-in
+/// API server on a real socket, the roles real gRPC servers (the local
+/// backend's, on loopback) as its pods, and jupiterctl reaching
+/// drupe-central, wave-home, the wave-workers and circe-home only through
+/// the API server's port-forward WebSockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_maps_with_heft_and_streams_inputs_through_port_forwards() {
+    use jupiterctl::deployment::{Backend, Placement};
+    use jupiterctl::local::{Local, LocalConfig};
+
+    let app = App::load(&dummy_app()).expect("dummy app");
+    let work = tempfile::tempdir().unwrap();
+    // The cluster: DRUPE and WAVE on three nodes, real servers.
+    let mut cluster = Local::new(
+        &app.name,
+        LocalConfig {
+            nodes: 3,
+            workdir: work.path().join("cluster"),
+            output: work.path().join("output"),
+            python: "python3".into(),
+            runner: Default::default(),
+            probe: Default::default(),
+            processes: None,
+            otlp_endpoint: None,
+            tls: false,
+        },
+    );
+    cluster.deploy_roles(&app).await.expect("the cluster's roles");
+    let names = ["node0", "node1", "node2"];
+    let server = ApiServer::new(Behaviour {
+        nodes: Some(json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {},
+                           "items": names.iter().map(|n| node(n, "True", false, None)).collect::<Vec<_>>()})),
+        kubelet: true,
+        ..Default::default()
+    });
+    server.add_pods(pods_of(&cluster.roles()));
+    let client = server.serve().await;
+
+    // The kubelet: once every circe-worker Deployment is applied, their
+    // workers (and circe-home) start where they are pinned.
+    let kubelet = {
+        let server = server.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mapping = loop {
+                let mapping = workers_applied(&server);
+                if mapping.len() == app.tasks.len() {
+                    break mapping;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            };
+            let before = cluster.roles().len();
+            let placement = Placement {
+                assignments: mapping,
+                algorithm: "heft".into(),
+                predicted_makespan_secs: 0.0,
+                costs: Default::default(),
+            };
+            cluster.start_workers(&app, &placement).await.expect("workers");
+            server.add_pods(pods_of(&cluster.roles()[before..]));
+            cluster
+        })
+    };
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: DeployArgs,
+    }
+    let app_dir = dummy_app();
+    let argv = [
+        "jupiterctl",
+        app_dir.to_str().unwrap(),
+        "--backend",
+        "kubernetes",
+        "--no-tls",
+        "--scheduler",
+        "heft",
+    ];
+    let config = DeployConfig::try_from(&Cli::parse_from(argv).args).expect("flags");
+    let BackendConfig::Kubernetes(mut kube) = config.backend.clone() else {
+        panic!("a Kubernetes config");
+    };
+    assert!(!kube.map_offline, "heft maps through the roles");
+    kube.wait = Some(kubernetes::Wait {
+        timeout: std::time::Duration::from_secs(120),
+        interval: std::time::Duration::from_millis(100),
+    });
+    let backend = Kubernetes::with_client(client, kube);
+    let outcome = jupiterctl::run::run(
+        Box::new(backend),
+        &config.app,
+        &config.placement,
+        &[],
+        jupiterctl::session::Pace::default(),
+        std::time::Duration::from_secs(120),
+        false,
+    )
+    .await
+    .expect("run on Kubernetes");
+
+    let summary = &outcome.summary;
+    assert_eq!(summary.scheduler, "heft");
+    assert!(summary.predicted_makespan_secs > 0.0, "HEFT's model of one input");
+    assert_eq!(summary.mapping.len(), app.tasks.len());
+    assert!(
+        summary.mapping.values().all(|n| names.contains(&n.as_str())),
+        "{:?}",
+        summary.mapping
+    );
+    let inputs = jupiterctl::session::expand_inputs(&app.sample_inputs)
+        .expect("inputs")
+        .len();
+    assert_eq!(outcome.results.len(), inputs, "every sample input has a result");
+    assert!(outcome.all_ok(), "{:?}", outcome.results);
+    // jupiterctl called the roles on this machine's end of a forward.
+    let home = summary.endpoints().circe_home;
+    assert!(home.starts_with("http://127.0.0.1:"), "{home}");
+
+    // The roles it reached, each through the API server: the DRUPE profile
+    // and the mapping, every node's agent (told which tasks it hosts), the
+    // inputs and results.
+    let forwarded: BTreeSet<String> = server.forwarded().into_iter().collect();
+    let mut wanted: Vec<String> = [Role::DrupeCentral, Role::WaveHome, Role::CirceHome]
+        .iter()
+        .map(|r| format!("{}-node0:{}", r.name(), r.port()))
+        .collect();
+    wanted.extend(
+        names
+            .iter()
+            .map(|n| format!("wave-worker-{n}:{}", Role::WaveWorker.port())),
+    );
+    for w in &wanted {
+        assert!(forwarded.contains(w), "{w} in {forwarded:?}");
+    }
+    let mut cluster = kubelet.await.expect("kubelet");
+    cluster.down().await.expect("cluster down");
 }

@@ -37,12 +37,6 @@ pub struct Args {
 
 pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let config = DeployConfig::try_from(&args.deploy)?;
-    anyhow::ensure!(
-        config.backend.reaches_roles(),
-        "`run` streams inputs from this machine, which needs circe-home reachable: on Kubernetes use \
-         `jupiterctl up APP --backend kubernetes`, then `kubectl -n jupiter-NAME port-forward svc/circe-home 7300` \
-         and `jupiterctl submit --circe-home http://127.0.0.1:7300 FILE...`"
-    );
     if let Some(path) = &args.report {
         super::report::check_writable(path)?;
     }

@@ -42,12 +42,8 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
     };
     let circe_home = match (&args.circe_home, &deployment) {
         (Some(url), _) => url.clone(),
-        (None, Some(d)) if d.backend().reaches_roles() => d.summary.endpoints().circe_home,
-        (None, _) => anyhow::bail!(
-            "jupiterctl cannot reach circe-home of this deployment from here: port-forward to it \
-             (`kubectl -n jupiter-NAME port-forward svc/circe-home 7300`) and give \
-             `--circe-home http://127.0.0.1:7300`"
-        ),
+        (None, Some(d)) => d.summary.endpoints().circe_home,
+        (None, None) => anyhow::bail!("no deployment to submit to: give --circe-home URL"),
     };
     if args.no_wait {
         let client = session::client(&circe_home).await?;

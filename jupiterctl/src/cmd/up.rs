@@ -43,15 +43,7 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
         s.endpoints().circe_home
     );
     if !deployment.backend().in_process() {
-        if deployment.backend().reaches_roles() {
-            eprintln!("submit inputs with `jupiterctl submit FILE...`; remove it with `jupiterctl down`");
-        } else {
-            let ns = format!("jupiter-{}", s.deployment);
-            eprintln!(
-                "feed it with `kubectl -n {ns} port-forward svc/circe-home 7300` and \
-                 `jupiterctl submit --circe-home http://127.0.0.1:7300 FILE...`; remove it with `jupiterctl down`"
-            );
-        }
+        eprintln!("submit inputs with `jupiterctl submit FILE...`; remove it with `jupiterctl down`");
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("submit inputs with `jupiterctl submit FILE...`; stop with Ctrl-C or `jupiterctl down`");

@@ -187,7 +187,6 @@ impl Watch {
         summary.replan.enabled()
             && matches!(summary.scheduler.as_str(), "heft" | "cpop")
             && backend.adds_placements()
-            && backend.reaches_roles()
     }
 
     /// Resolves with the next thing to act on; never, where there is

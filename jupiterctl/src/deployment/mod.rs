@@ -74,12 +74,6 @@ pub trait Backend: Send + Sync {
         false
     }
 
-    /// Whether jupiterctl can call the roles' gRPC endpoints from here
-    /// (submit inputs, ask for status and profiles).
-    fn reaches_roles(&self) -> bool {
-        true
-    }
-
     /// Step 1: starts drupe-central, wave-home, and on every node a
     /// droplet and a wave-worker; returns once each answers, with what
     /// placement may use.

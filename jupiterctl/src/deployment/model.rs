@@ -144,10 +144,10 @@ pub enum ControlPlane {
         wave_home: String,
         agents: Vec<Agent>,
     },
-    /// jupiterctl cannot reach the roles (Kubernetes, until it port-forwards):
-    /// the mapping is computed here over the nodes' names, with the
-    /// schedulers that need no profile.
-    Unreachable { nodes: Vec<String> },
+    /// The scheduler needs no profile and the backend asks for no round
+    /// trip through the roles (Kubernetes with static or random): the
+    /// mapping is computed here over the nodes' names.
+    Offline { nodes: Vec<String> },
 }
 
 /// What the scheduler decided.

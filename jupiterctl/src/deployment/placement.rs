@@ -33,7 +33,7 @@ pub async fn place(
     backend: &dyn Backend,
 ) -> Result<Placement, DeployError> {
     match control {
-        ControlPlane::Unreachable { nodes } => offline(app, request, nodes),
+        ControlPlane::Offline { nodes } => offline(app, request, nodes),
         ControlPlane::Reachable {
             central,
             wave_home,

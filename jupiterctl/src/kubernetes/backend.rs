@@ -1,21 +1,28 @@
 //! The Kubernetes backend as a [`Backend`]: step 1 applies the long-lived
 //! objects (namespace, app ConfigMap, home roles, per-node DaemonSets) and
-//! waits until they are ready; placement runs here, over the cluster's
-//! nodes (jupiterctl cannot reach drupe-central inside the cluster yet);
-//! step 3 applies one pinned circe-worker per task and waits again.
+//! waits until they are ready; placement reaches drupe-central, wave-home
+//! and the nodes' wave-workers through port-forwards ([`forward`]), as on
+//! the other backends; step 3 applies one pinned circe-worker per task and
+//! waits again.
+//!
+//! In this process every role's URL is its forwarded local address; the
+//! state file keeps the URLs the roles have inside the cluster, and a
+//! deployment found again forwards them anew.
 
 use super::apply::{self, Wait};
+use super::forward::{Forwards, Target};
 use super::{
     cluster, names, pods, render_roles, render_workers, roles, tls, KubeError, KubeOptions, KubeTls, Object,
 };
 use crate::deployment::{
-    Backend, ControlPlane, DeployError, DeploymentState, Health, Placement, RoleInstance, Summary,
+    Agent, Backend, ControlPlane, DeployError, DeploymentState, Health, Placement, RoleInstance, Summary,
 };
 use crate::deployment::{Inventory, Stopped};
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{Api, Client};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where and how a Kubernetes deployment runs.
@@ -25,6 +32,9 @@ pub struct KubeConfig {
     pub options: KubeOptions,
     /// How long to wait for the pods to be ready (None: do not wait).
     pub wait: Option<Wait>,
+    /// The scheduler needs no profile (static, random): map over the
+    /// nodes' names here, without waiting for DRUPE or asking wave-home.
+    pub map_offline: bool,
 }
 
 impl From<KubeError> for DeployError {
@@ -39,6 +49,7 @@ pub struct Kubernetes {
     client: Client,
     options: KubeOptions,
     wait: Option<Wait>,
+    map_offline: bool,
     /// The cluster nodes the deployment uses.
     nodes: Vec<String>,
     inventory: Inventory,
@@ -48,6 +59,10 @@ pub struct Kubernetes {
     /// `--tls`: the digest of the certificates' Secret, on every pod
     /// template (see [`tls::CHECKSUM_ANNOTATION`]).
     tls_checksum: Option<String>,
+    /// The port-forwards to the roles, open while this value lives.
+    forwards: Forwards,
+    /// Forwarded URL -> the role's URL inside the cluster.
+    cluster_urls: BTreeMap<String, String>,
 }
 
 impl Kubernetes {
@@ -64,23 +79,36 @@ impl Kubernetes {
             client,
             options: config.options,
             wait: config.wait,
+            map_offline: config.map_offline,
             nodes: Vec::new(),
             inventory,
             client_tls: None,
             tls_checksum: None,
+            forwards: Forwards::default(),
+            cluster_urls: BTreeMap::new(),
         }
     }
 
-    /// The deployment the state file describes, on the current context's cluster.
+    /// The deployment the state file describes, on the current context's
+    /// cluster, its roles forwarded to local ports.
     pub async fn attach(nodes: &[String], summary: &Summary) -> Result<Self, DeployError> {
-        Self::attach_with(client().await?, nodes, summary)
+        Self::attach_with(client().await?, nodes, summary).await
     }
 
     /// The same with a given client.
-    pub fn attach_with(client: Client, nodes: &[String], summary: &Summary) -> Result<Self, DeployError> {
+    pub async fn attach_with(
+        client: Client,
+        nodes: &[String],
+        summary: &Summary,
+    ) -> Result<Self, DeployError> {
         let mut found = Self::named(client, &summary.deployment)?;
         found.nodes = nodes.to_vec();
         found.inventory = Inventory::of(summary);
+        let roles = std::mem::take(&mut found.inventory.roles);
+        for role in roles {
+            let reached = found.reach(role).await?;
+            found.inventory.roles.push(reached);
+        }
         // `up --tls` left the user's files beside the state file; `down`
         // removes them with the deployment, so there are files only while
         // a deployment with TLS is up.
@@ -98,7 +126,12 @@ impl Kubernetes {
             deployment: name.to_string(),
             ..KubeOptions::default()
         };
-        Ok(Self::with_client(client, KubeConfig { options, wait: None }))
+        let config = KubeConfig {
+            options,
+            wait: None,
+            map_offline: true,
+        };
+        Ok(Self::with_client(client, config))
     }
 
     /// Deployment `name` on the current context's cluster; a name that
@@ -137,6 +170,49 @@ impl Kubernetes {
         }
     }
 
+    /// `role` (its URL inside the cluster) with its URL replaced by a
+    /// local port forwarded to its pods.
+    async fn reach(&mut self, mut role: RoleInstance) -> Result<RoleInstance, KubeError> {
+        let (labels, fields) = pods::selectors(&self.options.deployment, &role);
+        let target = Target {
+            namespace: self.namespace(),
+            labels,
+            fields,
+            port: role.role.port(),
+            what: role.label(),
+        };
+        let local = self
+            .forwards
+            .open(&self.client, target)
+            .await
+            .map_err(|source| KubeError::Forward {
+                what: role.label(),
+                source,
+            })?;
+        self.cluster_urls.insert(local.clone(), role.url);
+        role.url = local;
+        Ok(role)
+    }
+
+    /// The URL wave-home (inside the cluster) calls `node`'s wave-worker
+    /// at: its pod's address, as the headless Service has no name per pod.
+    async fn agent_url(&self, node: &str) -> Result<String, KubeError> {
+        let role = RoleInstance::new(Role::WaveWorker, roles::url(Role::WaveWorker)).on(node);
+        let (labels, fields) = pods::selectors(&self.options.deployment, &role);
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace());
+        let found = pods::running(&api, &labels, fields.as_deref())
+            .await
+            .map_err(KubeError::api(format!("list the pods of {}", role.label())))?;
+        found
+            .iter()
+            .find_map(|pod| {
+                let ip = pod.status.as_ref()?.pod_ip.as_ref()?;
+                let port = pods::grpc_port(pod).unwrap_or(Role::WaveWorker.port());
+                Some(format!("http://{}:{port}", host(ip)))
+            })
+            .ok_or_else(|| KubeError::NoPod { what: role.label() })
+    }
+
     async fn apply(&self, objects: &[super::Object]) -> Result<(), DeployError> {
         eprintln!(
             "applying {} objects in namespace {}",
@@ -170,11 +246,6 @@ async fn client() -> Result<Client, DeployError> {
 
 #[async_trait::async_trait]
 impl Backend for Kubernetes {
-    /// The roles answer inside the cluster only (until port-forwarding).
-    fn reaches_roles(&self) -> bool {
-        false
-    }
-
     fn describe(&self) -> String {
         format!(
             "Kubernetes deployment {} in namespace {}",
@@ -197,21 +268,36 @@ impl Backend for Kubernetes {
         }
         self.apply(&objects).await?;
         for role in [Role::DrupeCentral, Role::WaveHome, Role::CirceHome] {
-            self.inventory
-                .roles
-                .push(RoleInstance::new(role, roles::url(role)));
+            let reached = self.reach(RoleInstance::new(role, roles::url(role))).await?;
+            self.inventory.roles.push(reached);
         }
-        for node in &self.nodes {
+        let mut agents = Vec::new();
+        for node in self.nodes.clone() {
             for role in [Role::DrupeDroplet, Role::WaveWorker] {
-                // Per-pod records of the headless Service; the pod's own IP
-                // is known only inside the cluster.
-                self.inventory
-                    .roles
-                    .push(RoleInstance::new(role, roles::url(role)).on(node));
+                // The headless Service's URL: inside the cluster it names
+                // every pod of the DaemonSet; the forward picks this node's.
+                let reached = self
+                    .reach(RoleInstance::new(role, roles::url(role)).on(&node))
+                    .await?;
+                if role == Role::WaveWorker && !self.map_offline {
+                    agents.push(Agent {
+                        inner_url: self.agent_url(&node).await?,
+                        outer_url: reached.url.clone(),
+                        node: node.clone(),
+                    });
+                }
+                self.inventory.roles.push(reached);
             }
         }
-        Ok(ControlPlane::Unreachable {
-            nodes: self.nodes.clone(),
+        if self.map_offline {
+            return Ok(ControlPlane::Offline {
+                nodes: self.nodes.clone(),
+            });
+        }
+        Ok(ControlPlane::Reachable {
+            central: self.inventory.url(Role::DrupeCentral),
+            wave_home: self.inventory.url(Role::WaveHome),
+            agents,
         })
     }
 
@@ -226,11 +312,11 @@ impl Backend for Kubernetes {
         for task in &app.tasks {
             let url = names::service_url(&services[&task.name], Role::CirceWorker.port());
             let node = self.options.mapping.get(&task.name).cloned().unwrap_or_default();
-            self.inventory.roles.push(
-                RoleInstance::new(Role::CirceWorker, url)
-                    .on(node)
-                    .running(&task.name),
-            );
+            let worker = RoleInstance::new(Role::CirceWorker, url)
+                .on(node)
+                .running(&task.name);
+            let reached = self.reach(worker).await?;
+            self.inventory.roles.push(reached);
         }
         Ok(())
     }
@@ -282,11 +368,27 @@ impl Backend for Kubernetes {
         self.client_tls.clone()
     }
 
-    fn state(&self, summary: Summary) -> DeploymentState {
+    /// The state file keeps the roles' URLs inside the cluster: the
+    /// forwards end with this process.
+    fn state(&self, mut summary: Summary) -> DeploymentState {
+        for role in &mut summary.roles {
+            if let Some(url) = self.cluster_urls.get(&role.url) {
+                role.url = url.clone();
+            }
+        }
         DeploymentState::Kubernetes {
             namespace: self.namespace(),
             nodes: self.nodes.clone(),
             summary,
         }
+    }
+}
+
+/// An IP as a URL's host (IPv6 in brackets).
+fn host(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
     }
 }

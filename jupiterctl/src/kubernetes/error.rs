@@ -45,6 +45,14 @@ pub enum KubeError {
         #[source]
         source: kube::Error,
     },
+    #[error("port-forwarding to {what}: no local port: {source}")]
+    Forward {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} has no running pod with an IP yet (wait for it: --ready-timeout)")]
+    NoPod { what: String },
     #[error("not ready after {secs} s: {pending}")]
     NotReady { secs: u64, pending: String },
     #[error(

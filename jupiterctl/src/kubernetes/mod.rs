@@ -5,6 +5,7 @@
 //!
 //! [`render`] is pure (no cluster needed); [`up`] applies what it rendered
 //! with server-side apply and waits for readiness; [`down`] deletes by label.
+//! jupiterctl reaches the roles through port-forwards of the API server.
 //! [`Kubernetes`] is the backend `up`, `status` and `down` drive.
 
 mod app_files;
@@ -12,6 +13,7 @@ mod apply;
 mod backend;
 pub mod cluster;
 mod error;
+mod forward;
 mod manifests;
 pub mod names;
 mod objects;

@@ -78,30 +78,77 @@ fn not_ready_reason(pod: &Pod) -> String {
     }
 }
 
-/// Deletes the pods that run `role`; their DaemonSet or Deployment starts
-/// new ones, on the same Service name.
-pub async fn delete(client: &Client, deployment: &str, role: &RoleInstance) -> Result<(), KubeError> {
-    let ns = names::namespace(deployment);
-    let mut selector = format!(
+/// The label and field selectors of the pods that run `role`.
+pub fn selectors(deployment: &str, role: &RoleInstance) -> (String, Option<String>) {
+    let mut labels = format!(
         "{},{LABEL_COMPONENT}={}",
         names::selector(deployment),
         role.role.name()
     );
     if let (Scope::Task, Some(task)) = (role.role.scope(), &role.task) {
-        selector.push_str(&format!(",{LABEL_TASK}={}", names::task_label_of(task)));
+        labels.push_str(&format!(",{LABEL_TASK}={}", names::task_label_of(task)));
     }
-    let mut params = ListParams::default().labels(&selector);
-    if let (Scope::Node, Some(node)) = (role.role.scope(), &role.node) {
-        params = params.fields(&format!("spec.nodeName={node}"));
+    let fields = match (role.role.scope(), &role.node) {
+        (Scope::Node, Some(node)) => Some(format!("spec.nodeName={node}")),
+        _ => None,
+    };
+    (labels, fields)
+}
+
+fn params(labels: &str, fields: Option<&str>) -> ListParams {
+    let params = ListParams::default().labels(labels);
+    match fields {
+        Some(fields) => params.fields(fields),
+        None => params,
     }
+}
+
+/// Deletes the pods that run `role`; their DaemonSet or Deployment starts
+/// new ones, on the same Service name.
+pub async fn delete(client: &Client, deployment: &str, role: &RoleInstance) -> Result<(), KubeError> {
+    let ns = names::namespace(deployment);
+    let (labels, fields) = selectors(deployment, role);
     Api::<Pod>::namespaced(client.clone(), &ns)
-        .delete_collection(&DeleteParams::default(), &params)
+        .delete_collection(&DeleteParams::default(), &params(&labels, fields.as_deref()))
         .await
         .map_err(KubeError::api(format!(
             "delete the pods of {} in {ns}",
             role.label()
         )))?;
     Ok(())
+}
+
+/// The pods the selectors match that are running and not being deleted,
+/// ready ones first.
+pub async fn running(api: &Api<Pod>, labels: &str, fields: Option<&str>) -> Result<Vec<Pod>, kube::Error> {
+    let mut found: Vec<Pod> = api
+        .list(&params(labels, fields))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .collect();
+    found.sort_by_key(|p| !ready(p));
+    Ok(found)
+}
+
+/// The port a role's pod serves gRPC on (its container port named `grpc`).
+pub fn grpc_port(pod: &Pod) -> Option<u16> {
+    let containers = &pod.spec.as_ref()?.containers;
+    containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some("grpc"))
+        .and_then(|p| u16::try_from(p.container_port).ok())
+}
+
+/// The name of a running pod the selectors match, a ready one if any.
+pub async fn pick(api: &Api<Pod>, labels: &str, fields: Option<&str>) -> Result<Option<String>, kube::Error> {
+    Ok(running(api, labels, fields)
+        .await?
+        .into_iter()
+        .find_map(|p| p.metadata.name))
 }
 
 /// Resolves once one of `nodes` is no longer a Ready node of the cluster

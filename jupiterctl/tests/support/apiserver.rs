@@ -1,12 +1,25 @@
-//! A stand-in for the Kubernetes API server: an in-process tower service
-//! behind a real `kube::Client` that records every request (method, path,
-//! query, body) and answers as the API server would. So what a test
-//! asserts about the requests is exactly the HTTP jupiterctl would send.
+//! A stand-in for the Kubernetes API server behind a real `kube::Client`,
+//! either in-process (a tower service) or on a real socket ([`ApiServer::serve`]).
+//! It records every request (method, path, query, body) and answers as the
+//! API server would. So what a test asserts about the requests is exactly
+//! the HTTP jupiterctl would send.
+//!
+//! On a socket it also plays the kubelet's part in port-forwarding: the
+//! `pods/portforward` subresource upgrades to a WebSocket
+//! (`v4.channel.k8s.io`: one byte of channel, then data; each port's data
+//! and error channels first carry the port number) and carries the bytes
+//! to a real server the test started as that pod ([`Pod`]).
 
-use http_body_util::BodyExt;
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role, Message};
+use tokio_tungstenite::WebSocketStream;
 
 /// The cluster's usable nodes.
 pub const NODES: [&str; 3] = ["kind-a", "kind-b", "kind-c"];
@@ -31,6 +44,22 @@ pub struct Behaviour {
     pub pods: Option<Value>,
     /// What listing the nodes answers; None: [`node_list`].
     pub nodes: Option<Value>,
+    /// A circe-worker Deployment is ready only once a [`Pod`] of it runs
+    /// (the test starts the workers it was asked for, as a kubelet would).
+    pub kubelet: bool,
+}
+
+/// A pod of the stand-in's cluster: a real server the test started,
+/// listed (labels, node, IP, gRPC port) and port-forwarded to.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    pub name: String,
+    /// Its Deployment or DaemonSet.
+    pub workload: String,
+    pub labels: BTreeMap<String, String>,
+    pub node: String,
+    /// Where its gRPC server listens.
+    pub addr: SocketAddr,
 }
 
 #[derive(Clone, Default)]
@@ -38,6 +67,9 @@ pub struct ApiServer {
     requests: Arc<Mutex<Vec<Request>>>,
     pub status_reads: Arc<Mutex<BTreeMap<String, usize>>>,
     behaviour: Behaviour,
+    pods: Arc<Mutex<Vec<Pod>>>,
+    /// `pod:port` of every port-forward, in order.
+    forwarded: Arc<Mutex<Vec<String>>>,
 }
 
 impl ApiServer {
@@ -53,9 +85,43 @@ impl ApiServer {
         let server = self.clone();
         let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
             let server = server.clone();
-            async move { Ok::<_, std::convert::Infallible>(server.answer(req).await) }
+            async move {
+                let (status, answer) = server.answer(req).await;
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .status(status)
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(kube::client::Body::from(serde_json::to_vec(&answer).unwrap()))
+                        .unwrap(),
+                )
+            }
         });
         kube::Client::new(service, "default")
+    }
+
+    /// Serves on a real socket on 127.0.0.1 (HTTP/1.1 with upgrades, as
+    /// port-forwarding needs) and returns a kube client of it.
+    pub async fn serve(&self) -> kube::Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let server = self.clone();
+        tokio::spawn(async move {
+            while let Ok((io, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        let config = kube::Config::new(format!("http://{addr}").parse().expect("URL"));
+        kube::Client::try_from(config).expect("client")
     }
 
     /// Every request so far, in order.
@@ -63,7 +129,81 @@ impl ApiServer {
         self.requests.lock().unwrap().clone()
     }
 
-    async fn answer(&self, req: http::Request<kube::client::Body>) -> http::Response<kube::client::Body> {
+    /// Adds pods to the cluster.
+    pub fn add_pods(&self, pods: impl IntoIterator<Item = Pod>) {
+        self.pods.lock().unwrap().extend(pods);
+    }
+
+    /// `pod:port` of every port-forward so far, in order.
+    pub fn forwarded(&self) -> Vec<String> {
+        self.forwarded.lock().unwrap().clone()
+    }
+
+    async fn handle(&self, mut req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+        if req.uri().path().ends_with("/portforward") {
+            let upgrade = hyper::upgrade::on(&mut req);
+            return self.port_forward(req, upgrade);
+        }
+        let (status, answer) = self.answer(req).await;
+        http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(serde_json::to_vec(&answer).unwrap())))
+            .unwrap()
+    }
+
+    /// Upgrades to the port-forward WebSocket of the named pod and carries
+    /// its port 0's channel to the pod's real server.
+    fn port_forward<B>(
+        &self,
+        req: http::Request<B>,
+        upgrade: hyper::upgrade::OnUpgrade,
+    ) -> http::Response<Full<Bytes>> {
+        let path = req.uri().path().to_string();
+        let query = parse_query(req.uri().query().unwrap_or(""));
+        self.requests.lock().unwrap().push(Request {
+            method: req.method().to_string(),
+            path: path.clone(),
+            query: query.clone(),
+            content_type: None,
+            body: None,
+        });
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let name = segments.get(5).copied().unwrap_or_default();
+        let port: u16 = query.get("ports").and_then(|p| p.parse().ok()).expect("one port");
+        let pod = self.pods.lock().unwrap().iter().find(|p| p.name == name).cloned();
+        let (Some(pod), Some(key)) = (pod, req.headers().get(http::header::SEC_WEBSOCKET_KEY)) else {
+            let (status, body) = not_found(&path);
+            return http::Response::builder()
+                .status(status)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())))
+                .unwrap();
+        };
+        self.forwarded.lock().unwrap().push(format!("{name}:{port}"));
+        let accept = derive_accept_key(key.as_bytes());
+        tokio::spawn(async move {
+            let Ok(upgraded) = upgrade.await else { return };
+            let ws =
+                WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(upgraded), Role::Server, None)
+                    .await;
+            carry(ws, pod.addr, port).await;
+        });
+        http::Response::builder()
+            .status(http::StatusCode::SWITCHING_PROTOCOLS)
+            .header(http::header::CONNECTION, "Upgrade")
+            .header(http::header::UPGRADE, "websocket")
+            .header(http::header::SEC_WEBSOCKET_ACCEPT, accept)
+            .header(http::header::SEC_WEBSOCKET_PROTOCOL, "v4.channel.k8s.io")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    }
+
+    async fn answer<B>(&self, req: http::Request<B>) -> (u16, Value)
+    where
+        B: hyper::body::Body,
+        B::Error: std::fmt::Debug,
+    {
         let (parts, body) = req.into_parts();
         let bytes = body.collect().await.expect("request body").to_bytes();
         let body: Option<Value> =
@@ -80,23 +220,19 @@ impl ApiServer {
             body: body.clone(),
         };
         self.requests.lock().unwrap().push(request.clone());
-        let (status, answer) = self.respond(&request);
-        http::Response::builder()
-            .status(status)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(kube::client::Body::from(serde_json::to_vec(&answer).unwrap()))
-            .unwrap()
+        self.respond(&request)
     }
 
     fn respond(&self, r: &Request) -> (u16, Value) {
         let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
         match (r.method.as_str(), segments.as_slice()) {
             ("GET", ["api", "v1", "nodes"]) => (200, self.behaviour.nodes.clone().unwrap_or_else(node_list)),
-            ("GET", ["api", "v1", "namespaces", _, "pods"]) => (
+            ("GET", ["api", "v1", "namespaces", ns, "pods"]) => (
                 200,
-                self.behaviour.pods.clone().unwrap_or_else(
-                    || json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
-                ),
+                self.behaviour
+                    .pods
+                    .clone()
+                    .unwrap_or_else(|| self.pod_list(ns, &r.query)),
             ),
             ("PATCH", _) => {
                 // Apply: the object as sent, with what the server fills in.
@@ -113,7 +249,10 @@ impl ApiServer {
                     *n += 1;
                     *n
                 };
-                let ready = reads > self.behaviour.ready_after_reads;
+                let started =
+                    !(self.behaviour.kubelet && *kind == "deployments" && name.starts_with("circe-worker-"))
+                        || self.pods.lock().unwrap().iter().any(|p| p.workload == *name);
+                let ready = reads > self.behaviour.ready_after_reads && started;
                 (200, workload_status(ns, kind, name, ready))
             }
             ("GET", ["api", "v1", "namespaces", ns]) => match &self.behaviour.namespace_labels {
@@ -136,6 +275,91 @@ impl ApiServer {
             _ => not_found(&r.path),
         }
     }
+}
+
+impl ApiServer {
+    /// The pods the label and field selectors of `query` match.
+    fn pod_list(&self, ns: &str, query: &BTreeMap<String, String>) -> Value {
+        let wanted = |selector: Option<&String>| -> Vec<(String, String)> {
+            selector
+                .map(|s| {
+                    s.split(',')
+                        .filter_map(|p| p.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let labels = wanted(query.get("labelSelector"));
+        let fields = wanted(query.get("fieldSelector"));
+        let items: Vec<Value> = self
+            .pods
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| labels.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
+            .filter(|p| fields.iter().all(|(k, v)| k == "spec.nodeName" && *v == p.node))
+            .map(|p| {
+                json!({"metadata": {"name": p.name, "namespace": ns, "labels": p.labels},
+                       "spec": {"nodeName": p.node, "containers": [{"name": "role",
+                                "ports": [{"name": "grpc", "containerPort": p.addr.port()}]}]},
+                       "status": {"phase": "Running", "podIP": p.addr.ip().to_string(),
+                                  "conditions": [{"type": "Ready", "status": "True"}]}})
+            })
+            .collect();
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+    }
+}
+
+/// Carries channel 0 of a port-forward WebSocket to `addr` and back, as
+/// the kubelet does: each channel of the port first says its number.
+async fn carry<S>(ws: WebSocketStream<S>, addr: SocketAddr, port: u16)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    let [lo, hi] = port.to_le_bytes();
+    for channel in [0u8, 1] {
+        if sink.send(Message::binary(vec![channel, lo, hi])).await.is_err() {
+            return;
+        }
+    }
+    let Ok(pod) = tokio::net::TcpStream::connect(addr).await else {
+        let _ = sink
+            .send(Message::binary(b"\x01connection refused".to_vec()))
+            .await;
+        return;
+    };
+    let (mut from_pod, mut to_pod) = pod.into_split();
+    let inbound = async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let data = match message {
+                Message::Binary(data) if data.len() > 1 && data[0] == 0 => data,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if to_pod.write_all(&data[1..]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_pod.shutdown().await;
+    };
+    let outbound = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from_pod.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let mut frame = Vec::with_capacity(n + 1);
+            frame.push(0);
+            frame.extend_from_slice(&buf[..n]);
+            if sink.send(Message::binary(frame)).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    };
+    tokio::join!(inbound, outbound);
 }
 
 fn not_found(what: &str) -> (u16, Value) {
