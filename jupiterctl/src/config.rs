@@ -10,7 +10,7 @@ use crate::deployment::{
 };
 use crate::docker::{Docker, DockerConfig, Images};
 use crate::exec_profile::ProfileOptions;
-use crate::kubernetes::{KubeConfig, KubeError, KubeOptions, Kubernetes, Resources, Wait};
+use crate::kubernetes::{KubeConfig, KubeError, KubeOptions, Kubernetes, Resources, Storage, Wait};
 use crate::local::{Local, LocalConfig};
 use crate::mapping_file::{self, MappingFileError};
 use crate::node_list::{self, NodeListError, NodeSpec};
@@ -116,6 +116,20 @@ pub struct KubeFlags {
     /// Memory limit of every container (none by default).
     #[arg(long)]
     pub memory_limit: Option<String>,
+    /// StorageClass of the PersistentVolumeClaims (each circe-worker's
+    /// queue, circe-home's records, drupe-central's store); default: the
+    /// cluster's default class.
+    #[arg(long, value_name = "NAME")]
+    pub storage_class: Option<String>,
+    /// Size of each circe-worker's queue claim (Kubernetes quantity).
+    #[arg(long, default_value = "1Gi", value_name = "SIZE")]
+    pub queue_size: String,
+    /// Size of circe-home's claim (its records of every input, the outputs).
+    #[arg(long, default_value = "1Gi", value_name = "SIZE")]
+    pub home_size: String,
+    /// Size of drupe-central's claim (the network and node profiles).
+    #[arg(long, default_value = "256Mi", value_name = "SIZE")]
+    pub drupe_size: String,
 }
 
 impl KubeFlags {
@@ -145,6 +159,22 @@ impl KubeFlags {
         options.resources = Resources {
             requests: pairs(Some(&self.cpu_request), Some(&self.memory_request)),
             limits: pairs(self.cpu_limit.as_ref(), self.memory_limit.as_ref()),
+        };
+        for (flag, size) in [
+            ("--queue-size", &self.queue_size),
+            ("--home-size", &self.home_size),
+            ("--drupe-size", &self.drupe_size),
+        ] {
+            crate::kubernetes::names::check_quantity(flag, size)?;
+        }
+        if let Some(class) = &self.storage_class {
+            crate::kubernetes::names::check_subdomain("--storage-class", class)?;
+        }
+        options.storage = Storage {
+            class: self.storage_class.clone(),
+            queue_size: self.queue_size.clone(),
+            home_size: self.home_size.clone(),
+            drupe_size: self.drupe_size.clone(),
         };
         Ok(options)
     }

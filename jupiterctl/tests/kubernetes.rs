@@ -147,10 +147,14 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
             "ConfigMap".into(),
         ),
     ];
-    for role in ["drupe-central", "wave-home", "circe-home"] {
+    for (role, plural, kind) in [
+        ("drupe-central", "statefulsets", "StatefulSet"),
+        ("wave-home", "deployments", "Deployment"),
+        ("circe-home", "statefulsets", "StatefulSet"),
+    ] {
         expected.push((
-            format!("/apis/apps/v1/namespaces/{NS}/deployments/{role}"),
-            "Deployment".into(),
+            format!("/apis/apps/v1/namespaces/{NS}/{plural}/{role}"),
+            kind.into(),
         ));
         expected.push((
             format!("/api/v1/namespaces/{NS}/services/{role}"),
@@ -169,8 +173,8 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
     }
     for i in 0..7 {
         expected.push((
-            format!("/apis/apps/v1/namespaces/{NS}/deployments/circe-worker-task{i}"),
-            "Deployment".into(),
+            format!("/apis/apps/v1/namespaces/{NS}/statefulsets/circe-worker-task{i}"),
+            "StatefulSet".into(),
         ));
         expected.push((
             format!("/api/v1/namespaces/{NS}/services/circe-worker-task{i}"),
@@ -195,6 +199,7 @@ async fn up_applies_every_object_of_the_dummy_app_and_waits_until_ready() {
     roles_know_where_the_others_are(&bodies);
     workers_are_pinned_and_wired(&bodies, &mapping);
     the_app_ships_in_a_config_map(&bodies);
+    state_is_on_claims(&bodies, None, "1Gi");
 
     // The wait read each workload's status until it was ready (once not
     // ready, once ready), and nothing else.
@@ -250,8 +255,10 @@ fn workloads_have_image_port_probes_and_services(bodies: &[&Value]) {
     for (role, port) in ports {
         let kind = if role.starts_with("drupe-d") || role == "wave-worker" {
             "DaemonSet"
-        } else {
+        } else if role == "wave-home" {
             "Deployment"
+        } else {
+            "StatefulSet"
         };
         let c = &by_name(bodies, kind, role)["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], format!("jupiter/{role}:dev"));
@@ -293,7 +300,9 @@ fn workloads_have_image_port_probes_and_services(bodies: &[&Value]) {
 fn every_pod_can_be_scraped(bodies: &[&Value]) {
     let workloads: Vec<&&Value> = bodies
         .iter()
-        .filter(|b| b["kind"] == "Deployment" || b["kind"] == "DaemonSet")
+        .filter(|b| {
+            ["Deployment", "StatefulSet", "DaemonSet"].contains(&b["kind"].as_str().unwrap_or_default())
+        })
         .collect();
     assert_eq!(workloads.len(), 3 + 2 + 7);
     for w in workloads {
@@ -353,7 +362,9 @@ async fn an_otlp_endpoint_reaches_every_role_container() {
     let bodies: Vec<&Value> = applies(&requests)
         .into_iter()
         .map(|r| r.body.as_ref().unwrap())
-        .filter(|b| b["kind"] == "Deployment" || b["kind"] == "DaemonSet")
+        .filter(|b| {
+            ["Deployment", "StatefulSet", "DaemonSet"].contains(&b["kind"].as_str().unwrap_or_default())
+        })
         .collect();
     assert_eq!(bodies.len(), 3 + 2 + 7);
     for body in bodies {
@@ -370,7 +381,7 @@ async fn an_otlp_endpoint_reaches_every_role_container() {
 fn roles_know_where_the_others_are(bodies: &[&Value]) {
     // circe-home feeds the ingress task through its Service.
     assert_eq!(
-        env_value(by_name(bodies, "Deployment", "circe-home"), "JUPITER_INGRESS").as_deref(),
+        env_value(by_name(bodies, "StatefulSet", "circe-home"), "JUPITER_INGRESS").as_deref(),
         Some("task0=http://circe-worker-task0:7301")
     );
     // Droplets advertise their pod IP, from the downward API.
@@ -396,7 +407,7 @@ fn workers_are_pinned_and_wired(bodies: &[&Value], mapping: &BTreeMap<String, St
     let app = App::load(&dummy_app()).unwrap();
     for task in &app.tasks {
         let name = format!("circe-worker-{}", task.name);
-        let d = by_name(bodies, "Deployment", &name);
+        let d = by_name(bodies, "StatefulSet", &name);
         let node = &mapping[&task.name];
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(
@@ -425,9 +436,87 @@ fn workers_are_pinned_and_wired(bodies: &[&Value], mapping: &BTreeMap<String, St
         );
     }
     assert_eq!(
-        env_value(by_name(bodies, "Deployment", "circe-worker-task0"), "JUPITER_CHILDREN").as_deref(),
+        env_value(by_name(bodies, "StatefulSet", "circe-worker-task0"), "JUPITER_CHILDREN").as_deref(),
         Some("task1=http://circe-worker-task1:7301,task3=http://circe-worker-task3:7301,task2=http://circe-worker-task2:7301,task4=http://circe-worker-task4:7301")
     );
+}
+
+/// drupe-central's store, circe-home's records and every worker's queue on
+/// a claim of their own (StatefulSets), of `class` (None: the cluster's
+/// default) and, for the queues, `queue_size`; the claims go with their
+/// StatefulSet, not with a pod.
+fn state_is_on_claims(bodies: &[&Value], class: Option<&str>, queue_size: &str) {
+    let mut claimed = vec![
+        ("drupe-central", "/var/lib/jupiter/drupe", "256Mi".to_string()),
+        ("circe-home", "/var/lib/jupiter/home", "1Gi".to_string()),
+    ];
+    for i in 0..7 {
+        claimed.push(("", "/var/lib/jupiter/queue", format!("task{i}")));
+    }
+    for (name, dir, size) in claimed {
+        let (name, size) = if name.is_empty() {
+            (format!("circe-worker-{size}"), queue_size.to_string())
+        } else {
+            (name.to_string(), size)
+        };
+        let set = &by_name(bodies, "StatefulSet", &name)["spec"];
+        assert_eq!(set["replicas"], 1, "{name}");
+        assert_eq!(set["serviceName"], name.as_str());
+        let claim = &set["volumeClaimTemplates"][0];
+        assert_eq!(claim["metadata"]["name"], "data", "{name}");
+        assert_eq!(
+            claim["metadata"]["labels"]["app.kubernetes.io/instance"],
+            "dummy-app"
+        );
+        assert_eq!(claim["spec"]["accessModes"], json!(["ReadWriteOnce"]));
+        assert_eq!(
+            claim["spec"]["resources"]["requests"]["storage"],
+            size.as_str(),
+            "{name}"
+        );
+        assert_eq!(claim["spec"]["storageClassName"].as_str(), class, "{name}");
+        assert_eq!(
+            set["persistentVolumeClaimRetentionPolicy"],
+            json!({"whenDeleted": "Delete", "whenScaled": "Retain"})
+        );
+        let pod = &set["template"]["spec"];
+        let mount = pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "data")
+            .unwrap_or_else(|| panic!("{name} mounts its claim"));
+        assert_eq!(mount["mountPath"], dir);
+        let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !volumes.iter().any(|v| v["name"] == "data"),
+            "{name}: the claim, not an emptyDir: {volumes:?}"
+        );
+    }
+    // A droplet's measurements are taken again in seconds: an emptyDir.
+    let droplet = &by_name(bodies, "DaemonSet", "drupe-droplet")["spec"]["template"]["spec"];
+    assert!(droplet["volumes"][0]["emptyDir"].is_object(), "{droplet}");
+}
+
+#[test]
+fn storage_flags_set_the_claims_and_bad_ones_name_the_flag() {
+    let yaml = render_cmd(&["--storage-class", "fast-ssd", "--queue-size", "2Gi"]).unwrap();
+    let docs: Vec<Value> = yaml
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    let bodies: Vec<&Value> = docs.iter().collect();
+    state_is_on_claims(&bodies, Some("fast-ssd"), "2Gi");
+    for (flag, value) in [
+        ("--queue-size", "lots"),
+        ("--home-size", "1Gb"),
+        ("--drupe-size", ""),
+        ("--storage-class", "Fast_SSD"),
+    ] {
+        let err = render_cmd(&[flag, value]).unwrap_err().to_string();
+        assert!(err.contains(flag) && err.contains(&format!("{value:?}")), "{err}");
+    }
 }
 
 /// The app's files, without sample_input/, mounted back at their paths.
@@ -443,7 +532,8 @@ fn the_app_ships_in_a_config_map(bodies: &[&Value]) {
     assert!(keys.contains("configuration.txt"));
     assert!(keys.contains("scripts_.task0.py"));
     assert!(!keys.iter().any(|k| k.contains("sample")), "{keys:?}");
-    let volumes = &by_name(bodies, "Deployment", "circe-worker-task3")["spec"]["template"]["spec"]["volumes"];
+    let volumes =
+        &by_name(bodies, "StatefulSet", "circe-worker-task3")["spec"]["template"]["spec"]["volumes"];
     let app_volume = volumes
         .as_array()
         .unwrap()
@@ -506,7 +596,7 @@ async fn up_names_what_is_not_ready_when_the_wait_times_out() {
         .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, KubeError::NotReady { .. }), "{text}");
-    assert!(text.contains("Deployment/circe-worker-task6"), "{text}");
+    assert!(text.contains("StatefulSet/circe-worker-task6"), "{text}");
     assert!(text.contains("DaemonSet/drupe-droplet"), "{text}");
 }
 
@@ -528,7 +618,9 @@ async fn down_deletes_by_label_then_the_namespace_and_nothing_else() {
         paths,
         [
             format!("/apis/apps/v1/namespaces/{NS}/deployments"),
+            format!("/apis/apps/v1/namespaces/{NS}/statefulsets"),
             format!("/apis/apps/v1/namespaces/{NS}/daemonsets"),
+            format!("/api/v1/namespaces/{NS}/persistentvolumeclaims"),
             format!("/api/v1/namespaces/{NS}/services"),
             format!("/api/v1/namespaces/{NS}/configmaps"),
             format!("/api/v1/namespaces/{NS}/secrets"),
@@ -536,7 +628,7 @@ async fn down_deletes_by_label_then_the_namespace_and_nothing_else() {
         ]
     );
     assert!(deletes.iter().all(|r| r.method == "DELETE"));
-    for r in &deletes[..5] {
+    for r in &deletes[..7] {
         assert_eq!(
             r.query.get("labelSelector").map(String::as_str),
             Some(SELECTOR),
@@ -546,7 +638,7 @@ async fn down_deletes_by_label_then_the_namespace_and_nothing_else() {
     }
     // The namespace: only the one checked (uid precondition), no selector.
     assert_eq!(
-        deletes[5].body.as_ref().unwrap()["preconditions"]["uid"],
+        deletes[7].body.as_ref().unwrap()["preconditions"]["uid"],
         "ns-uid"
     );
     // The only read is the namespace's own labels.
@@ -589,7 +681,7 @@ fn render_is_deterministic_yaml_over_the_default_nodes() {
         .collect();
     assert_eq!(docs.len(), 2 + 6 + 4 + 14);
     for d in &docs {
-        if d["kind"] == "Deployment"
+        if d["kind"] == "StatefulSet"
             && d["metadata"]["name"]
                 .as_str()
                 .unwrap()
@@ -894,7 +986,9 @@ async fn a_deployment_found_again_reads_pods_restarts_roles_and_notices_a_lost_n
 fn workloads<'a>(bodies: &[&'a Value]) -> Vec<(String, &'a Value)> {
     bodies
         .iter()
-        .filter(|b| b["kind"] == "Deployment" || b["kind"] == "DaemonSet")
+        .filter(|b| {
+            ["Deployment", "StatefulSet", "DaemonSet"].contains(&b["kind"].as_str().unwrap_or_default())
+        })
         .map(|b| (b["metadata"]["name"].as_str().unwrap().to_string(), *b))
         .collect()
 }
@@ -1146,11 +1240,11 @@ fn pods_of(roles: &[RoleInstance]) -> Vec<apiserver::Pod> {
         .collect()
 }
 
-/// What the circe-worker Deployments applied so far ask for: task -> node.
+/// What the circe-worker StatefulSets applied so far ask for: task -> node.
 fn workers_applied(server: &ApiServer) -> BTreeMap<String, String> {
     applies(&server.requests())
         .iter()
-        .filter(|r| r.path.contains("/deployments/circe-worker-"))
+        .filter(|r| r.path.contains("/statefulsets/circe-worker-"))
         .map(|r| {
             let body = r.body.as_ref().expect("a body");
             let node = body["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"]
@@ -1200,7 +1294,7 @@ async fn run_maps_with_heft_and_streams_inputs_through_port_forwards() {
     server.add_pods(pods_of(&cluster.roles()));
     let client = server.serve().await;
 
-    // The kubelet: once every circe-worker Deployment is applied, their
+    // The kubelet: once every circe-worker StatefulSet is applied, their
     // workers (and circe-home) start where they are pinned.
     let kubelet = {
         let server = server.clone();

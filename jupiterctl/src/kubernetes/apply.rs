@@ -4,8 +4,8 @@
 use super::manifests::Object;
 use super::names::{self, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER};
 use super::KubeError;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
@@ -33,8 +33,8 @@ impl Default for Wait {
     }
 }
 
-/// Applies every object, then (with `wait`) waits until every Deployment and
-/// DaemonSet is ready. Applying is idempotent: a second `up` of the same
+/// Applies every object, then (with `wait`) waits until every workload
+/// (Deployment, StatefulSet, DaemonSet) is ready. Applying is idempotent: a second `up` of the same
 /// objects changes nothing.
 pub async fn up(client: &Client, objects: &[Object], wait: Option<&Wait>) -> Result<(), KubeError> {
     for object in objects {
@@ -63,6 +63,7 @@ pub async fn apply(client: &Client, object: &Object) -> Result<(), KubeError> {
         Object::Secret(o) => patch(client, namespace, name, &params, o).await,
         Object::Service(o) => patch(client, namespace, name, &params, o).await,
         Object::Deployment(o) => patch(client, namespace, name, &params, o).await,
+        Object::StatefulSet(o) => patch(client, namespace, name, &params, o).await,
         Object::DaemonSet(o) => patch(client, namespace, name, &params, o).await,
     };
     result.map_err(KubeError::api(action))
@@ -88,7 +89,7 @@ where
         .map(drop)
 }
 
-/// Polls until every Deployment and DaemonSet among `objects` is ready,
+/// Polls until every workload among `objects` is ready,
 /// printing on stderr what is still not ready whenever that changes.
 pub async fn wait_ready(client: &Client, objects: &[Object], wait: &Wait) -> Result<(), KubeError> {
     let start = Instant::now();
@@ -144,6 +145,23 @@ async fn is_ready(client: &Client, object: &Object) -> Result<bool, KubeError> {
                 && status.updated_replicas.unwrap_or(0) >= wanted
                 && status.ready_replicas.unwrap_or(0) >= wanted)
         }
+        Object::StatefulSet(_) => {
+            let s = Api::<StatefulSet>::namespaced(client.clone(), namespace)
+                .get_status(object.name())
+                .await
+                .map_err(KubeError::api(action()))?;
+            let wanted = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let seen = observed(
+                s.metadata.generation,
+                s.status.as_ref().and_then(|s| s.observed_generation),
+            );
+            let status = s.status.unwrap_or_default();
+            // A pod waiting for its claim to bind is Pending, not ready: the
+            // wait names the StatefulSet until the storage is there.
+            Ok(seen
+                && status.updated_replicas.unwrap_or(0) >= wanted
+                && status.ready_replicas.unwrap_or(0) >= wanted)
+        }
         Object::DaemonSet(_) => {
             let d = Api::<DaemonSet>::namespaced(client.clone(), namespace)
                 .get_status(object.name())
@@ -181,7 +199,11 @@ pub async fn down(client: &Client, deployment: &str) -> Result<(), KubeError> {
     let ns = names::namespace(deployment);
     let selector = names::selector(deployment);
     delete_labelled::<Deployment>(client, &ns, &selector).await?;
+    delete_labelled::<StatefulSet>(client, &ns, &selector).await?;
     delete_labelled::<DaemonSet>(client, &ns, &selector).await?;
+    // The StatefulSets' retention policy deletes their claims with them;
+    // this also covers a cluster that ignores the policy (before 1.27).
+    delete_labelled::<PersistentVolumeClaim>(client, &ns, &selector).await?;
     delete_labelled::<Service>(client, &ns, &selector).await?;
     delete_labelled::<ConfigMap>(client, &ns, &selector).await?;
     // The certificates of `up --tls` (a Secret someone else made for

@@ -45,6 +45,12 @@ pub enum KubeError {
         #[source]
         source: kube::Error,
     },
+    #[error("{flag} {value:?}: {why}")]
+    InvalidFlag {
+        flag: &'static str,
+        value: String,
+        why: &'static str,
+    },
     #[error("port-forwarding to {what}: no local port: {source}")]
     Forward {
         what: String,

@@ -4,12 +4,12 @@
 
 use super::app_files::app_files;
 use super::names::{self, LABEL_NODE, LABEL_TASK};
-use super::objects::{daemon_set, deployment_of, headless_service, node_affinity, pod_spec, service};
+use super::objects::{daemon_set, headless_service, node_affinity, pod_spec, service, workload_of};
 use super::roles::{self, base_env, Role};
 use super::tls;
 use super::{KubeError, KubeOptions};
 use jupiter_common::app::App;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
@@ -23,6 +23,7 @@ pub enum Object {
     Secret(Secret),
     Service(Service),
     Deployment(Deployment),
+    StatefulSet(StatefulSet),
     DaemonSet(DaemonSet),
 }
 
@@ -34,6 +35,7 @@ impl Object {
             Object::Secret(_) => "Secret",
             Object::Service(_) => "Service",
             Object::Deployment(_) => "Deployment",
+            Object::StatefulSet(_) => "StatefulSet",
             Object::DaemonSet(_) => "DaemonSet",
         }
     }
@@ -45,6 +47,7 @@ impl Object {
             Object::Secret(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
             Object::DaemonSet(o) => &o.metadata,
         }
     }
@@ -67,6 +70,7 @@ impl Object {
             Object::Secret(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
             Object::Deployment(o) => serde_json::to_value(o),
+            Object::StatefulSet(o) => serde_json::to_value(o),
             Object::DaemonSet(o) => serde_json::to_value(o),
         };
         // These types serialise to JSON objects by construction; Null would
@@ -120,14 +124,15 @@ pub fn render_roles(app: &App, options: &KubeOptions) -> Result<Vec<Object>, Kub
         }
         let mut pod = pod_spec(role, options, env, role == Role::CirceHome, &files.items);
         tls::mount(&mut pod, options, role.name());
-        objects.push(Object::Deployment(deployment_of(
+        objects.push(workload_of(
             role.name(),
             &ns,
             deployment,
             role,
             BTreeMap::new(),
             pod,
-        )));
+            options,
+        ));
         objects.push(Object::Service(service(
             role.name(),
             &ns,
@@ -147,8 +152,8 @@ pub fn render_roles(app: &App, options: &KubeOptions) -> Result<Vec<Object>, Kub
     Ok(objects)
 }
 
-/// One circe-worker Deployment and Service per task, each pinned to the
-/// node `options.mapping` gives it.
+/// One circe-worker StatefulSet (its queue on a claim) and Service per
+/// task, each pinned to the node `options.mapping` gives it.
 pub fn render_workers(app: &App, options: &KubeOptions) -> Result<Vec<Object>, KubeError> {
     names::check_deployment(&options.deployment)?;
     let services = names::task_services(app)?;
@@ -189,14 +194,15 @@ pub fn render_workers(app: &App, options: &KubeOptions) -> Result<Vec<Object>, K
             ),
             (LABEL_NODE.to_string(), node),
         ]);
-        objects.push(Object::Deployment(deployment_of(
+        objects.push(workload_of(
             service_name,
             &ns,
             deployment,
             Role::CirceWorker,
             extra.clone(),
             pod,
-        )));
+            options,
+        ));
         objects.push(Object::Service(service(
             service_name,
             &ns,

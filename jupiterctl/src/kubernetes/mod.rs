@@ -1,7 +1,9 @@
-//! The Kubernetes backend: one namespace per deployment, the home roles as
-//! Deployments with Services, droplets and wave-workers as DaemonSets (each
-//! with a headless Service), one circe-worker Deployment and Service per
-//! task pinned to its mapped node, the app's files in a ConfigMap.
+//! The Kubernetes backend: one namespace per deployment, the home roles
+//! with Services (drupe-central and circe-home as StatefulSets on claims of
+//! their own, wave-home a Deployment), droplets and wave-workers as
+//! DaemonSets (each with a headless Service), one circe-worker StatefulSet
+//! (its queue on a claim) and Service per task pinned to its mapped node,
+//! the app's files in a ConfigMap.
 //!
 //! [`render`] is pure (no cluster needed); [`up`] applies what it rendered
 //! with server-side apply and waits for readiness; [`down`] deletes by label.
@@ -56,6 +58,33 @@ pub struct KubeOptions {
     /// Mutual TLS: the certificates jupiterctl makes (`up --tls`) or an
     /// existing Secret (`render --tls-secret`); None: plaintext.
     pub tls: Option<KubeTls>,
+    /// The claims of the queues, circe-home's records and DRUPE's store.
+    pub storage: Storage,
+}
+
+/// The PersistentVolumeClaims of the roles that keep state: their storage
+/// class and sizes (Kubernetes quantities).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    /// None: the cluster's default StorageClass.
+    pub class: Option<String>,
+    /// Each circe-worker's queue.
+    pub queue_size: String,
+    /// circe-home's records of every input (and the outputs).
+    pub home_size: String,
+    /// drupe-central's profile store.
+    pub drupe_size: String,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            class: None,
+            queue_size: "1Gi".to_string(),
+            home_size: "1Gi".to_string(),
+            drupe_size: "256Mi".to_string(),
+        }
+    }
 }
 
 /// Resource quantities by name (`cpu`, `memory`), as Kubernetes writes them.
@@ -94,6 +123,7 @@ impl Default for KubeOptions {
             runner: Default::default(),
             otlp_endpoint: None,
             tls: None,
+            storage: Storage::default(),
         }
     }
 }

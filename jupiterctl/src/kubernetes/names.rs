@@ -129,6 +129,53 @@ pub fn task_label_of(task: &str) -> String {
     sanitize(task, MAX_TASK)
 }
 
+/// Whether `name` is a DNS subdomain (Secret and StorageClass names):
+/// dot-separated labels of lower-case letters, digits and '-', at most 253.
+pub fn is_subdomain(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    name.len() <= 253 && name.split('.').all(label_ok)
+}
+
+/// A flag naming an object (`--storage-class`): a DNS subdomain.
+pub fn check_subdomain(flag: &'static str, value: &str) -> Result<(), KubeError> {
+    if is_subdomain(value) {
+        return Ok(());
+    }
+    Err(KubeError::InvalidFlag {
+        flag,
+        value: value.to_string(),
+        why: "use lower-case letters, digits, '-' and '.' (a DNS subdomain)",
+    })
+}
+
+/// A size flag (`--queue-size 2Gi`): a Kubernetes quantity of bytes, a
+/// number with an optional binary (Ki..Ei) or decimal (k..E) suffix.
+pub fn check_quantity(flag: &'static str, value: &str) -> Result<(), KubeError> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &value[digits.len()..];
+    let number_ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|&b| b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    let suffixes = [
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
+    ];
+    if number_ok && suffixes.contains(&suffix) {
+        return Ok(());
+    }
+    Err(KubeError::InvalidFlag {
+        flag,
+        value: value.to_string(),
+        why: "give a size such as 512Mi, 1Gi or 10G",
+    })
+}
+
 /// Node names are DNS subdomains of up to 253 characters; labels take 63.
 pub fn check_label_value(what: &'static str, value: &str) -> Result<(), KubeError> {
     let ok = !value.is_empty()

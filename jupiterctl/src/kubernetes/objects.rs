@@ -3,9 +3,12 @@
 //! object of a deployment shares. [`super::manifests`] puts them together.
 
 use super::names::{self, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, LABEL_TASK};
-use super::roles::{container, data_volume, metrics_annotations, Role, APP_VOLUME};
+use super::roles::{claim_template, claimed, container, data_volume, metrics_annotations, Role, APP_VOLUME};
 use super::KubeOptions;
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet,
+    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, EnvVar, KeyToPath, NodeAffinity, NodeSelector, NodeSelectorRequirement,
     NodeSelectorTerm, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec, Volume,
@@ -128,6 +131,59 @@ pub fn deployment_of(
                 ..Default::default()
             },
             template: template(&labels, role, spec),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The workload of a home role or a task's worker: a StatefulSet of one
+/// pod on a claim of its own where the role keeps state ([`claimed`]),
+/// else a Deployment.
+pub fn workload_of(
+    name: &str,
+    ns: &str,
+    deployment: &str,
+    role: Role,
+    extra: BTreeMap<String, String>,
+    spec: PodSpec,
+    options: &KubeOptions,
+) -> super::Object {
+    if claimed(role) {
+        super::Object::StatefulSet(stateful_set_of(name, ns, deployment, role, extra, spec, options))
+    } else {
+        super::Object::Deployment(deployment_of(name, ns, deployment, role, extra, spec))
+    }
+}
+
+/// One pod on one claim. A deleted pod comes back under the same name on
+/// the same claim (its queue, its records); the claim goes with the
+/// StatefulSet (`down`), not with a pod.
+pub fn stateful_set_of(
+    name: &str,
+    ns: &str,
+    deployment: &str,
+    role: Role,
+    extra: BTreeMap<String, String>,
+    spec: PodSpec,
+    options: &KubeOptions,
+) -> StatefulSet {
+    let labels = all_labels(deployment, role, &extra);
+    StatefulSet {
+        metadata: meta(name, ns, &labels),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(name.to_string()),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(deployment, role, extra.get(LABEL_TASK))),
+                ..Default::default()
+            },
+            template: template(&labels, role, spec),
+            volume_claim_templates: Some(vec![claim_template(role, options, &labels)]),
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some("Delete".to_string()),
+                when_scaled: Some("Retain".to_string()),
+            }),
             ..Default::default()
         }),
         ..Default::default()

@@ -8,9 +8,11 @@ use jupiter_common::env as var;
 pub use jupiter_common::role::Role;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, GRPCAction, ObjectFieldSelector,
-    Probe, ResourceRequirements, Volume, VolumeMount,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Probe, ResourceRequirements, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
 /// The URL other pods reach a home role at (its Service).
@@ -18,8 +20,10 @@ pub fn url(role: Role) -> String {
     super::names::service_url(role.name(), role.port())
 }
 
-/// Where a role keeps state, on an emptyDir: it survives container
-/// restarts (the queue's durability covers those), not pod deletion.
+/// Where a role keeps state. drupe-central's store, circe-home's records
+/// and every circe-worker's queue are on a PersistentVolumeClaim of their
+/// own ([`claimed`]): a deleted pod comes back on its claim. A droplet's
+/// (its last measurements, taken again in seconds) is on an emptyDir.
 fn data_dir(role: Role) -> Option<&'static str> {
     match role {
         Role::DrupeCentral => Some("/var/lib/jupiter/drupe"),
@@ -27,6 +31,44 @@ fn data_dir(role: Role) -> Option<&'static str> {
         Role::DrupeDroplet => Some("/var/lib/jupiter/droplet"),
         Role::CirceWorker => Some("/var/lib/jupiter/queue"),
         Role::WaveHome | Role::WaveWorker => None,
+    }
+}
+
+/// Whether `role` keeps its data on a PersistentVolumeClaim (runs as a
+/// StatefulSet with a claim template) rather than an emptyDir.
+pub fn claimed(role: Role) -> bool {
+    matches!(role, Role::DrupeCentral | Role::CirceHome | Role::CirceWorker)
+}
+
+/// The claim template of a [`claimed`] role: one ReadWriteOnce volume of
+/// the size `options.storage` gives it, of its storage class (the
+/// cluster's default when none is given).
+pub fn claim_template(
+    role: Role,
+    options: &KubeOptions,
+    labels: &BTreeMap<String, String>,
+) -> PersistentVolumeClaim {
+    let size = match role {
+        Role::DrupeCentral => &options.storage.drupe_size,
+        Role::CirceHome => &options.storage.home_size,
+        _ => &options.storage.queue_size,
+    };
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.to_string()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: options.storage.class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size.clone()))])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
@@ -205,9 +247,10 @@ pub fn container(role: Role, options: &KubeOptions, env: Vec<EnvVar>) -> Contain
     }
 }
 
-/// The data volume of `role`, if it keeps state.
+/// The data volume of `role`, if it keeps state on an emptyDir (a
+/// [`claimed`] role's comes from its claim template).
 pub fn data_volume(role: Role) -> Option<Volume> {
-    data_dir(role).map(|_| Volume {
+    data_dir(role).filter(|_| !claimed(role)).map(|_| Volume {
         name: DATA_VOLUME.to_string(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()

@@ -146,14 +146,7 @@ pub fn check_keys(app: &App) -> Result<(), KubeError> {
 
 /// A Secret name the user gave: a DNS subdomain.
 pub fn check_secret(name: &str) -> Result<(), KubeError> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if name.len() <= 253 && name.split('.').all(label_ok) {
+    if names::is_subdomain(name) {
         Ok(())
     } else {
         Err(KubeError::InvalidSecretName {
@@ -208,6 +201,7 @@ pub fn annotate(objects: &mut [Object], checksum: &str) {
     for object in objects {
         let template = match object {
             Object::Deployment(d) => d.spec.as_mut().map(|s| &mut s.template),
+            Object::StatefulSet(d) => d.spec.as_mut().map(|s| &mut s.template),
             Object::DaemonSet(d) => d.spec.as_mut().map(|s| &mut s.template),
             _ => None,
         };

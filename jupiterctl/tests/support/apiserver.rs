@@ -44,7 +44,7 @@ pub struct Behaviour {
     pub pods: Option<Value>,
     /// What listing the nodes answers; None: [`node_list`].
     pub nodes: Option<Value>,
-    /// A circe-worker Deployment is ready only once a [`Pod`] of it runs
+    /// A circe-worker StatefulSet is ready only once a [`Pod`] of it runs
     /// (the test starts the workers it was asked for, as a kubelet would).
     pub kubelet: bool,
 }
@@ -250,7 +250,7 @@ impl ApiServer {
                     *n
                 };
                 let started =
-                    !(self.behaviour.kubelet && *kind == "deployments" && name.starts_with("circe-worker-"))
+                    !(self.behaviour.kubelet && *kind == "statefulsets" && name.starts_with("circe-worker-"))
                         || self.pods.lock().unwrap().iter().any(|p| p.workload == *name);
                 let ready = reads > self.behaviour.ready_after_reads && started;
                 (200, workload_status(ns, kind, name, ready))
@@ -391,9 +391,13 @@ pub fn node_list() -> Value {
 
 fn workload_status(ns: &str, kind: &str, name: &str, ready: bool) -> Value {
     let n = i64::from(ready);
-    let (kind_name, status) = if kind == "deployments" {
+    let (kind_name, status) = if kind == "deployments" || kind == "statefulsets" {
         (
-            "Deployment",
+            if kind == "deployments" {
+                "Deployment"
+            } else {
+                "StatefulSet"
+            },
             json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": n}),
         )
     } else {
