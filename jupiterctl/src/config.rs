@@ -333,7 +333,7 @@ pub struct DeployConfig {
 pub enum BackendConfig {
     Local(LocalConfig),
     Docker(DockerConfig),
-    Kubernetes(KubeConfig),
+    Kubernetes(Box<KubeConfig>),
 }
 
 /// The scheduling flags checked against `app`; `offline` when only the
@@ -467,14 +467,14 @@ impl TryFrom<&DeployArgs> for DeployConfig {
                     let dir = crate::kubernetes::tls::dir(&options.deployment)?;
                     options.tls = Some(crate::kubernetes::KubeTls::Make { dir });
                 }
-                BackendConfig::Kubernetes(KubeConfig {
+                BackendConfig::Kubernetes(Box::new(KubeConfig {
                     options,
                     wait: (args.ready_timeout > 0).then(|| Wait {
                         timeout: Duration::from_secs(args.ready_timeout),
                         ..Wait::default()
                     }),
                     map_offline: placement.scheduler.offline(),
-                })
+                }))
             }
         };
         Ok(DeployConfig {
@@ -590,7 +590,7 @@ impl BackendConfig {
         Ok(match self {
             BackendConfig::Local(c) => Box::new(Local::new(app_name, c)),
             BackendConfig::Docker(c) => Box::new(Docker::new(app_name, c).await?),
-            BackendConfig::Kubernetes(c) => Box::new(Kubernetes::new(c).await?),
+            BackendConfig::Kubernetes(c) => Box::new(Kubernetes::new(*c).await?),
         })
     }
 }

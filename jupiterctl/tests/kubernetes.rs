@@ -77,7 +77,7 @@ async fn up_with(server: &ApiServer, extra: &[&str], edit: impl FnOnce(&mut Kube
         panic!("a Kubernetes config");
     };
     edit(&mut kube);
-    let backend = Kubernetes::with_client(server.client(), kube);
+    let backend = Kubernetes::with_client(server.client(), *kube);
     Deployment::up(Box::new(backend), &config.app, &config.placement)
         .await
         .expect("up")
@@ -1344,7 +1344,7 @@ async fn run_maps_with_heft_and_streams_inputs_through_port_forwards() {
         timeout: std::time::Duration::from_secs(120),
         interval: std::time::Duration::from_millis(100),
     });
-    let backend = Kubernetes::with_client(client, kube);
+    let backend = Kubernetes::with_client(client, *kube);
     let outcome = jupiterctl::run::run(
         Box::new(backend),
         &config.app,
