@@ -10,6 +10,9 @@
 //! and error channels first carry the port number) and carries the bytes
 //! to a real server the test started as that pod ([`Pod`]).
 
+// Each test binary uses part of it.
+#![allow(dead_code)]
+
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -70,6 +73,8 @@ pub struct ApiServer {
     pods: Arc<Mutex<Vec<Pod>>>,
     /// `pod:port` of every port-forward, in order.
     forwarded: Arc<Mutex<Vec<String>>>,
+    /// Where deleted pods are told (the test's kubelet starts them again).
+    deletions: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Pod>>>>,
 }
 
 impl ApiServer {
@@ -132,6 +137,14 @@ impl ApiServer {
     /// Adds pods to the cluster.
     pub fn add_pods(&self, pods: impl IntoIterator<Item = Pod>) {
         self.pods.lock().unwrap().extend(pods);
+    }
+
+    /// The pods deleted from now on, as the API server deletes them (the
+    /// pod stays listed: its controller starts it again at once).
+    pub fn watch_deletions(&self) -> tokio::sync::mpsc::UnboundedReceiver<Pod> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.deletions.lock().unwrap() = Some(tx);
+        rx
     }
 
     /// `pod:port` of every port-forward so far, in order.
@@ -268,6 +281,27 @@ impl ApiServer {
                 json!({"apiVersion": "v1", "kind": "Namespace",
                        "metadata": {"name": ns, "uid": "ns-uid"}, "status": {"phase": "Terminating"}}),
             ),
+            ("DELETE", ["api", "v1", "namespaces", ns, "pods"]) if self.behaviour.pods.is_none() => {
+                let deleted = self.pod_list(ns, &r.query);
+                let names: Vec<&str> = deleted["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["metadata"]["name"].as_str())
+                    .collect();
+                if let Some(tx) = self.deletions.lock().unwrap().as_ref() {
+                    for pod in self
+                        .pods
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|p| names.contains(&p.name.as_str()))
+                    {
+                        let _ = tx.send(pod.clone());
+                    }
+                }
+                (200, deleted)
+            }
             ("DELETE", [.., kind]) => (
                 200,
                 json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {}, "items": []}),

@@ -1,0 +1,192 @@
+//! The Kubernetes backend end to end against a stand-in cluster
+//! (support/kube_cluster.rs): the stand-in API server on a real socket,
+//! real role servers as its pods, and jupiterctl reaching them only through
+//! the API server's port-forward WebSockets, as it does on a cluster.
+
+#[path = "support/apiserver.rs"]
+mod apiserver;
+#[path = "support/kube_cluster.rs"]
+mod kube_cluster;
+
+use jupiter_common::app::App;
+use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
+use jupiter_common::proto::circe::home::v1::HomeStatusRequest;
+use jupiter_common::role::Role;
+use jupiterctl::deployment::Deployment;
+use jupiterctl::kubernetes::Kubernetes;
+use jupiterctl::session;
+use kube_cluster::{kube_config, StandIn, NODES};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+type HomeClient = CirceHomeClient<jupiter_common::serve::Channel>;
+
+fn dummy_app() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dummy_app")
+}
+
+/// `run --backend kubernetes --scheduler heft`: DRUPE's profile and the
+/// mapping through drupe-central and wave-home, each node's agent told
+/// which tasks it hosts, the inputs and results through circe-home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_maps_with_heft_and_streams_inputs_through_port_forwards() {
+    let app = App::load(&dummy_app()).expect("dummy app");
+    let work = tempfile::tempdir().unwrap();
+    let cluster = StandIn::start(&app, work.path(), None).await;
+    let (config, kube) = kube_config(&dummy_app(), &["--scheduler", "heft"]);
+    assert!(!kube.map_offline, "heft maps through the roles");
+    let backend = Kubernetes::with_client(cluster.client.clone(), kube);
+    let outcome = jupiterctl::run::run(
+        Box::new(backend),
+        &config.app,
+        &config.placement,
+        &[],
+        session::Pace::default(),
+        Duration::from_secs(120),
+        false,
+    )
+    .await
+    .expect("run on Kubernetes");
+
+    let summary = &outcome.summary;
+    assert_eq!(summary.scheduler, "heft");
+    assert!(summary.predicted_makespan_secs > 0.0, "HEFT's model of one input");
+    assert_eq!(summary.mapping.len(), app.tasks.len());
+    assert!(
+        summary.mapping.values().all(|n| NODES.contains(&n.as_str())),
+        "{:?}",
+        summary.mapping
+    );
+    let inputs = session::expand_inputs(&app.sample_inputs).expect("inputs").len();
+    assert_eq!(outcome.results.len(), inputs, "every sample input has a result");
+    assert!(outcome.all_ok(), "{:?}", outcome.results);
+    // jupiterctl called circe-home at this machine's end of a forward.
+    let home = summary.endpoints().circe_home;
+    assert!(home.starts_with("http://127.0.0.1:"), "{home}");
+
+    // Each role it reached, through the API server, at the pod's port.
+    let forwarded: BTreeSet<String> = cluster.server.forwarded().into_iter().collect();
+    let mut wanted: Vec<String> = [Role::DrupeCentral, Role::WaveHome, Role::CirceHome]
+        .iter()
+        .map(|r| format!("{}-node0:{}", r.name(), r.port()))
+        .collect();
+    wanted.extend(
+        NODES
+            .iter()
+            .map(|n| format!("wave-worker-{n}:{}", Role::WaveWorker.port())),
+    );
+    for w in &wanted {
+        assert!(forwarded.contains(w), "{w} in {forwarded:?}");
+    }
+    cluster.stop().await;
+}
+
+async fn wait_done(home: &HomeClient, at_least: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = home
+            .clone()
+            .status(HomeStatusRequest {})
+            .await
+            .expect("home status")
+            .into_inner();
+        if status.done + status.failed >= at_least || tokio::time::Instant::now() > deadline {
+            return status.done;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A circe-worker's pod deleted while inputs are in flight: jupiterctl
+/// deletes it through the API server (`restart`), its process is
+/// SIGKILLed and started again on the same queue folder (its claim), and
+/// every input still finishes, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_worker_pod_comes_back_on_its_queue_and_loses_nothing() {
+    const INPUTS: usize = 24;
+    let app = App::load(&dummy_app()).expect("dummy app");
+    let work = tempfile::tempdir().unwrap();
+    let roles = PathBuf::from(env!("CARGO_BIN_EXE_jupiterctl"));
+    let cluster = StandIn::start(&app, work.path(), Some(roles)).await;
+    let (config, kube) = kube_config(&dummy_app(), &["--scheduler", "random"]);
+    let backend = Kubernetes::with_client(cluster.client.clone(), kube);
+    let mut deployment = Deployment::up(Box::new(backend), &app, &config.placement)
+        .await
+        .expect("up");
+
+    let inputs = work.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    let sample = std::fs::read(app.dir.join("sample_input/1botnet.ipsum")).unwrap();
+    for i in 0..INPUTS {
+        std::fs::write(inputs.join(format!("{i}botnet.ipsum")), &sample).unwrap();
+    }
+    let home = session::client(&deployment.summary.endpoints().circe_home)
+        .await
+        .expect("circe-home through its forward");
+    let watch = session::watch(&home).await.expect("watch");
+    let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
+    let ids = session::submit_all(&home, &files).await.expect("submitted");
+
+    // A join with four parents, deleted once the first inputs are through.
+    let done_before = wait_done(&home, 3).await;
+    deployment
+        .restart("circe-worker task4")
+        .await
+        .expect("task4's pod deleted");
+    assert!(
+        (done_before as usize) < INPUTS,
+        "deleted while inputs were in flight"
+    );
+
+    let results = session::collect(
+        watch,
+        &ids,
+        Duration::from_secs(240),
+        false,
+        std::future::pending(),
+    )
+    .await
+    .expect("every result");
+    assert_eq!(results.len(), INPUTS);
+    for r in &results {
+        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
+    }
+    let unique: BTreeSet<&str> = results.iter().map(|r| r.input_id.as_str()).collect();
+    assert_eq!(unique.len(), INPUTS, "each input once");
+
+    // The deletion went to the API server by label, and the kubelet killed
+    // the worker's process and started another on the same queue.
+    let deleted: Vec<_> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE" && r.path.ends_with("/pods"))
+        .collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    let selector = deleted[0].query.get("labelSelector").cloned().unwrap_or_default();
+    assert!(
+        selector.contains("app.kubernetes.io/component=circe-worker")
+            && selector.contains("jupiter.io/task=task4"),
+        "{selector}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let restart = loop {
+        if let Some(r) = cluster.restarts.lock().unwrap().first().cloned() {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the kubelet restarted nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(restart.label, "circe-worker task4");
+    assert!(
+        restart.pid_before.is_some() && restart.pid_before != restart.pid_after,
+        "{restart:?}"
+    );
+
+    deployment.down().await.expect("down");
+    cluster.stop().await;
+}
