@@ -9,6 +9,12 @@
 //! without an endpoint (chart `otlp.endpoint`, render's `otlp_endpoint`),
 //! and mutual TLS from an existing Secret (chart `tls.existingSecret`,
 //! render's `--tls-secret`): volumes, items, mounts, env and probes.
+//! drupe-central and circe-home keep state: on both sides they are
+//! StatefulSets (`serviceName`, a `data` claim template with its access
+//! mode, size and storage class, the claim retention policy) with no
+//! emptyDir for their data, and the chart's `storage.className`,
+//! `storage.homeSize` and `storage.drupeSize` are render's
+//! `KubeOptions.storage` (`--storage-class`, `--home-size`, `--drupe-size`).
 //!
 //! No `helm` binary can be installed here, so the templates are rendered by
 //! a small renderer for exactly the subset helm/README.md documents; it
@@ -246,8 +252,17 @@ fn rendered(options: &KubeOptions) -> BTreeMap<(String, String), Value> {
 fn comparable(mut chart: Vec<Value>) -> BTreeMap<(String, String), Value> {
     let mut out = BTreeMap::new();
     for object in &mut chart {
-        for pointer in ["/metadata/labels", "/spec/template/metadata/labels"] {
-            if let Some(labels) = object.pointer_mut(pointer) {
+        let claims = object
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let mut pointers = vec![
+            "/metadata/labels".to_string(),
+            "/spec/template/metadata/labels".to_string(),
+        ];
+        pointers.extend((0..claims).map(|i| format!("/spec/volumeClaimTemplates/{i}/metadata/labels")));
+        for pointer in pointers {
+            if let Some(labels) = object.pointer_mut(&pointer) {
                 let label = &mut labels["app.kubernetes.io/managed-by"];
                 assert_eq!(*label, "Helm", "managed-by at {pointer}");
                 *label = json!("jupiterctl");
@@ -283,7 +298,7 @@ fn differences(
 /// Chart values equivalent to `options` (and the app-specific circe-home
 /// values, taken from render's circe-home), and the release.
 fn values_for(options: &KubeOptions, render: &BTreeMap<(String, String), Value>) -> (Value, Value) {
-    let home = &render[&("Deployment".to_string(), "circe-home".to_string())]["spec"]["template"]["spec"];
+    let home = &render[&("StatefulSet".to_string(), "circe-home".to_string())]["spec"]["template"]["spec"];
     let ingress = home["containers"][0]["env"]
         .as_array()
         .unwrap()
@@ -306,6 +321,11 @@ fn values_for(options: &KubeOptions, render: &BTreeMap<(String, String), Value>)
         "circeHome": {"ingress": ingress, "appItems": items},
         "otlp": {"endpoint": options.otlp_endpoint.clone().unwrap_or_default()},
         "tls": {"existingSecret": options.tls.as_ref().map(|t| t.secret().to_string()).unwrap_or_default()},
+        "storage": {
+            "className": options.storage.class.clone().unwrap_or_default(),
+            "homeSize": options.storage.home_size,
+            "drupeSize": options.storage.drupe_size,
+        },
     });
     let release = json!({
         "Name": options.deployment,
@@ -337,7 +357,18 @@ fn custom_options() -> KubeOptions {
     options.rust_log = "debug,h2=info".into();
     options.resources.limits.insert("memory".into(), "1Gi".into());
     options.otlp_endpoint = Some("http://tempo.monitoring:4317".into());
+    options.storage = custom_storage();
     options
+}
+
+/// Storage away from the defaults (a class, other sizes).
+fn custom_storage() -> kubernetes::Storage {
+    kubernetes::Storage {
+        class: Some("fast-ssd".into()),
+        home_size: "5Gi".into(),
+        drupe_size: "512Mi".into(),
+        ..kubernetes::Storage::default()
+    }
 }
 
 fn no_edit(_: &str, src: String) -> String {
@@ -351,8 +382,12 @@ fn chart_renders_what_jupiterctl_renders_with_custom_values() {
     assert_eq!(
         render.len(),
         10,
-        "3 Deployments, 2 DaemonSets, a Service each (headless for the DaemonSets)"
+        "2 StatefulSets, a Deployment, 2 DaemonSets, a Service each (headless for the DaemonSets)"
     );
+    for role in ROLES {
+        let key = (kind_of(role).to_string(), role.to_string());
+        assert!(render.contains_key(&key), "render has no {key:?}");
+    }
     for role in ["drupe-droplet", "wave-worker"] {
         let key = ("Service".to_string(), role.to_string());
         assert_eq!(render[&key]["spec"]["clusterIP"], "None", "{role}");
@@ -394,10 +429,10 @@ fn metrics_port(role: &str) -> u16 {
 }
 
 fn kind_of(role: &str) -> &'static str {
-    if role == "drupe-droplet" || role == "wave-worker" {
-        "DaemonSet"
-    } else {
-        "Deployment"
+    match role {
+        "drupe-droplet" | "wave-worker" => "DaemonSet",
+        "drupe-central" | "circe-home" => "StatefulSet",
+        _ => "Deployment",
     }
 }
 
@@ -529,7 +564,7 @@ fn drift_on_either_side_is_caught() {
             &format!("prometheus.io/port: \"{metrics}\""),
             "prometheus.io/port: \"9399\"",
         ),
-        &["Deployment/circe-home.spec.template.metadata.annotations.prometheus.io/port"],
+        &["StatefulSet/circe-home.spec.template.metadata.annotations.prometheus.io/port"],
     );
     // The OTLP variable left out of one role in the chart only.
     caught(
@@ -544,6 +579,56 @@ fn drift_on_either_side_is_caught() {
     caught(
         edit_chart("drupe-droplet.yaml", "  clusterIP: None\n", ""),
         &["Service/drupe-droplet.spec.clusterIP"],
+    );
+    // A home role back to a Deployment in the chart only.
+    caught(
+        edit_chart("drupe-central.yaml", "kind: StatefulSet\n", "kind: Deployment\n"),
+        &["objects:", "(\"Deployment\", \"drupe-central\")"],
+    );
+    // Another governing Service named in the chart only.
+    caught(
+        edit_chart(
+            "circe-home.yaml",
+            "serviceName: circe-home\n",
+            "serviceName: circe-home-pods\n",
+        ),
+        &["StatefulSet/circe-home.spec.serviceName"],
+    );
+    // A claim of the other role's size in the chart only.
+    caught(
+        edit_chart(
+            "drupe-central.yaml",
+            ".Values.storage.drupeSize",
+            ".Values.storage.homeSize",
+        ),
+        &["StatefulSet/drupe-central.spec.volumeClaimTemplates[0].spec.resources.requests.storage"],
+    );
+    // A storage class of its own in the chart only.
+    caught(
+        edit_chart(
+            "circe-home.yaml",
+            "storageClassName: {{ .Values.storage.className | quote }}",
+            "storageClassName: standard",
+        ),
+        &["StatefulSet/circe-home.spec.volumeClaimTemplates[0].spec.storageClassName"],
+    );
+    // Claims kept after uninstall in the chart only.
+    caught(
+        edit_chart(
+            "circe-home.yaml",
+            "whenDeleted: Delete\n",
+            "whenDeleted: Retain\n",
+        ),
+        &["StatefulSet/circe-home.spec.persistentVolumeClaimRetentionPolicy.whenDeleted"],
+    );
+    // The data back on an emptyDir beside the claim in the chart only.
+    caught(
+        edit_chart(
+            "circe-home.yaml",
+            "      volumes:\n        - name: app\n",
+            "      volumes:\n        - name: data\n          emptyDir: {}\n        - name: app\n",
+        ),
+        &["StatefulSet/circe-home.spec.template.spec.volumes"],
     );
 
     // A label changed in render only.
@@ -567,6 +652,128 @@ fn drift_on_either_side_is_caught() {
         .unwrap()
         .remove(0);
     assert!(!differences(&chart, &drifted).is_empty());
+
+    // A claim template's label changed in render only.
+    let mut drifted = render.clone();
+    let key = ("StatefulSet".to_string(), "drupe-central".to_string());
+    drifted.get_mut(&key).unwrap()["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"]
+        ["app.kubernetes.io/component"] = json!("drupe");
+    let diffs = differences(&chart, &drifted);
+    assert!(
+        diffs.iter().any(|d| d.contains(
+            "StatefulSet/drupe-central.spec.volumeClaimTemplates[0].metadata.labels.app.kubernetes.io/component"
+        )),
+        "{diffs:?}"
+    );
+
+    // The retention policy dropped from render only.
+    let mut drifted = render.clone();
+    let key = ("StatefulSet".to_string(), "circe-home".to_string());
+    drifted.get_mut(&key).unwrap()["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("persistentVolumeClaimRetentionPolicy");
+    let diffs = differences(&chart, &drifted);
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains("StatefulSet/circe-home.spec.persistentVolumeClaimRetentionPolicy")),
+        "{diffs:?}"
+    );
+}
+
+/// Where each home role that keeps state has its data.
+fn data_path(role: &str) -> &'static str {
+    match role {
+        "drupe-central" => "/var/lib/jupiter/drupe",
+        "circe-home" => "/var/lib/jupiter/home",
+        other => panic!("{other} keeps no state on a claim"),
+    }
+}
+
+/// `storage.className`, `storage.homeSize` and `storage.drupeSize` against
+/// render's `KubeOptions.storage`: the same objects, and on both sides
+/// drupe-central and circe-home are StatefulSets of one pod whose `data`
+/// is a claim of that size and class (none named: the cluster's default),
+/// deleted with the set, not an emptyDir.
+#[test]
+fn storage_values_give_render_storage_claims() {
+    let sized = kubernetes::Storage {
+        class: None,
+        home_size: "2Gi".into(),
+        drupe_size: "128Mi".into(),
+        ..kubernetes::Storage::default()
+    };
+    for (storage, defaults) in [
+        (kubernetes::Storage::default(), true),
+        (custom_storage(), false),
+        (sized, false),
+    ] {
+        let mut options = dummy_options();
+        options.storage = storage.clone();
+        let render = rendered(&options);
+        let (values, release) = values_for(&options, &render);
+        // values.yaml's defaults but for the app's and, unless the defaults
+        // are under test, the storage values.
+        let values = if defaults {
+            json!({"circeHome": values["circeHome"]})
+        } else {
+            json!({"circeHome": values["circeHome"], "storage": values["storage"]})
+        };
+        let chart = comparable(chart_objects(&values, &release, no_edit));
+        let diffs = differences(&chart, &render);
+        assert!(
+            diffs.is_empty(),
+            "chart and render differ with {storage:?}:\n{}",
+            diffs.join("\n")
+        );
+        for (role, size) in [
+            ("drupe-central", &storage.drupe_size),
+            ("circe-home", &storage.home_size),
+        ] {
+            for (side, objects) in [("render", &render), ("chart", &chart)] {
+                let what = format!("{side} {role} {storage:?}");
+                let key = ("StatefulSet".to_string(), role.to_string());
+                let object = objects
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("{what}: no StatefulSet"));
+                let spec = &object["spec"];
+                assert_eq!(spec["replicas"], 1, "{what}");
+                assert_eq!(spec["serviceName"], role, "{what}");
+                assert_eq!(
+                    spec["persistentVolumeClaimRetentionPolicy"],
+                    json!({"whenDeleted": "Delete", "whenScaled": "Retain"}),
+                    "{what}"
+                );
+                let mut claim = json!({
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": "data", "labels": object["metadata"]["labels"]},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": size}},
+                    },
+                });
+                if let Some(class) = &storage.class {
+                    claim["spec"]["storageClassName"] = json!(class);
+                }
+                assert_eq!(spec["volumeClaimTemplates"], json!([claim]), "{what}");
+                let pod = &spec["template"]["spec"];
+                let volumes = pod["volumes"].as_array().map_or(&[][..], Vec::as_slice);
+                assert!(
+                    volumes.iter().all(|v| v["name"] != "data"),
+                    "{what}: a pod volume named data beside the claim: {volumes:?}"
+                );
+                assert!(
+                    pod["containers"][0]["volumeMounts"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&json!({"name": "data", "mountPath": data_path(role)})),
+                    "{what}"
+                );
+            }
+        }
+    }
 }
 
 /// `tls.existingSecret` against `render --tls-secret`: the same objects,
