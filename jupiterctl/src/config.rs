@@ -180,6 +180,26 @@ impl KubeFlags {
     }
 }
 
+/// The limits of the circe-workers on each node of a node list, from the
+/// sizes it gives (`cpus` in millicores, `memory` in bytes); a node that
+/// gives neither has none.
+fn node_limits(nodes: &[(NodeSpec, node_list::Given)]) -> BTreeMap<String, BTreeMap<String, String>> {
+    nodes
+        .iter()
+        .filter_map(|(node, given)| {
+            let mut limits = BTreeMap::new();
+            if given.cpus {
+                let millis = (node.cpus * 1000.0).round() as u64;
+                limits.insert("cpu".to_string(), format!("{millis}m"));
+            }
+            if given.memory {
+                limits.insert("memory".to_string(), node.memory_bytes.to_string());
+            }
+            (!limits.is_empty()).then(|| (node.name.clone(), limits))
+        })
+        .collect()
+}
+
 /// The flags of `run` and `up`: what to deploy, where, and how.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeployArgs {
@@ -383,10 +403,14 @@ impl TryFrom<&DeployArgs> for DeployConfig {
         placement.profile.timeout = args.profiling.timeout.duration()?;
         placement.profile.reprofile = args.profiling.reprofile;
         placement.profile.cache_dir = crate::exec_profile::cache::default_dir();
-        let nodes = match &args.node_list {
-            Some(path) => node_list::load(path)?,
-            None => node_list::uniform(args.nodes)?,
+        let sized: Vec<(NodeSpec, node_list::Given)> = match &args.node_list {
+            Some(path) => node_list::load_given(path)?,
+            None => node_list::uniform(args.nodes)?
+                .into_iter()
+                .map(|n| (n, Default::default()))
+                .collect(),
         };
+        let nodes: Vec<NodeSpec> = sized.iter().map(|(n, _)| n.clone()).collect();
         // Only the Docker backend can shape a node's link; elsewhere the
         // fields would be silently ignored, and the experiment wrong.
         if let (Some(path), Some(node)) = (&args.node_list, nodes.iter().find(|n| n.shaped())) {
@@ -457,10 +481,11 @@ impl TryFrom<&DeployArgs> for DeployConfig {
             BackendKind::Kubernetes => {
                 // Only a node list restricts the cluster's nodes.
                 let named = match &args.node_list {
-                    Some(_) => nodes.into_iter().map(|n: NodeSpec| n.name).collect(),
+                    Some(_) => nodes.iter().map(|n| n.name.clone()).collect(),
                     None => Vec::new(),
                 };
                 let mut options = args.kube.options(&app, &args.images, named)?;
+                options.node_limits = node_limits(&sized);
                 options.runner = args.runner.clone();
                 options.otlp_endpoint = otlp_endpoint(args)?;
                 if args.tls_on(BackendKind::Kubernetes) {

@@ -111,8 +111,21 @@ pub fn uniform(count: usize) -> Result<Vec<NodeSpec>, NodeListError> {
         .collect())
 }
 
+/// Which sizes a node list entry gives, rather than leaves to the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Given {
+    pub cpus: bool,
+    pub memory: bool,
+}
+
 /// Reads a node list file.
 pub fn load(path: &Path) -> Result<Vec<NodeSpec>, NodeListError> {
+    Ok(load_given(path)?.into_iter().map(|(node, _)| node).collect())
+}
+
+/// Reads a node list file, with which sizes each node gives (on
+/// Kubernetes only given sizes become limits).
+pub fn load_given(path: &Path) -> Result<Vec<(NodeSpec, Given)>, NodeListError> {
     let shown = path.display().to_string();
     let text = text::read(path).map_err(|e| match e {
         TextError::Io(source) => NodeListError::Read {
@@ -124,11 +137,18 @@ pub fn load(path: &Path) -> Result<Vec<NodeSpec>, NodeListError> {
             detail: at.to_string(),
         },
     })?;
-    parse(&text, &shown)
+    parse_given(&text, &shown)
 }
 
 /// Parses a node list; `path` only names it in errors.
 pub fn parse(text: &str, path: &str) -> Result<Vec<NodeSpec>, NodeListError> {
+    Ok(parse_given(text, path)?
+        .into_iter()
+        .map(|(node, _)| node)
+        .collect())
+}
+
+fn parse_given(text: &str, path: &str) -> Result<Vec<(NodeSpec, Given)>, NodeListError> {
     let syntax = |detail: String| NodeListError::Parse {
         path: path.to_string(),
         detail,
@@ -179,13 +199,18 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<NodeSpec>, NodeListError> {
             None => None,
             Some(value) => Some(parse_delay(value).map_err(|d| bad(format!("delay: {d}")))?),
         };
-        nodes.push(NodeSpec {
+        let given = Given {
+            cpus: entry.cpus.is_some(),
+            memory: entry.memory.is_some(),
+        };
+        let node = NodeSpec {
             name: entry.name,
             cpus,
             memory_bytes,
             bandwidth_bits_per_sec,
             delay,
-        });
+        };
+        nodes.push((node, given));
     }
     Ok(nodes)
 }

@@ -974,7 +974,9 @@ async fn a_deployment_found_again_reads_pods_restarts_roles_and_notices_a_lost_n
     );
     assert_eq!(deletes[1].query["fieldSelector"], "spec.nodeName=kind-b");
 
-    // The lost node ends a run, named.
+    // The lost node is noticed and named (moving its tasks needs circe-home
+    // to replay, of which this stand-in lists no pod: the recovery fails,
+    // saying why; kubernetes_cluster.rs recovers for real).
     let why = tokio::time::timeout(std::time::Duration::from_secs(10), found.stopped())
         .await
         .expect("the lost node is noticed");
@@ -1196,4 +1198,52 @@ fn tasks_whose_secret_keys_would_collide_are_refused_with_tls() {
     let text = err.to_string();
     assert!(matches!(err, KubeError::TlsKeyCollision { .. }), "{text}");
     assert!(text.contains("circe-worker-x-key.pem"), "{text}");
+}
+
+/// A node list's sizes become the limits of the circe-workers pinned to
+/// each node (only the sizes it gives), and a request above its limit is
+/// lowered to it.
+#[tokio::test]
+async fn node_list_sizes_become_the_limits_of_the_workers_on_each_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mapping_path, mapping) = mapping_file(dir.path());
+    let list = dir.path().join("nodes.yaml");
+    std::fs::write(
+        &list,
+        "nodes:\n  - {name: kind-a, cpus: 0.5, memory: 256MiB}\n  - {name: kind-b, cpus: 2}\n  - {name: kind-c}\n",
+    )
+    .unwrap();
+    let server = ApiServer::new(Behaviour::default());
+    up(
+        &server,
+        &[
+            "--mapping",
+            mapping_path.to_str().unwrap(),
+            "--node-list",
+            list.to_str().unwrap(),
+            "--memory-request",
+            "512Mi",
+        ],
+    )
+    .await;
+    let requests = server.requests();
+    let applied = applies(&requests);
+    let bodies: Vec<&Value> = applied.iter().map(|r| r.body.as_ref().unwrap()).collect();
+    for (task, node) in &mapping {
+        let set = by_name(&bodies, "StatefulSet", &format!("circe-worker-{task}"));
+        let resources = &set["spec"]["template"]["spec"]["containers"][0]["resources"];
+        let (limits, requests) = match node.as_str() {
+            "kind-a" => (
+                json!({"cpu": "500m", "memory": "268435456"}),
+                json!({"cpu": "50m", "memory": "268435456"}),
+            ),
+            "kind-b" => (json!({"cpu": "2000m"}), json!({"cpu": "50m", "memory": "512Mi"})),
+            _ => (Value::Null, json!({"cpu": "50m", "memory": "512Mi"})),
+        };
+        assert_eq!(resources["limits"], limits, "{task} on {node}");
+        assert_eq!(resources["requests"], requests, "{task} on {node}");
+    }
+    // The per-node roles and the home roles keep the common resources.
+    let droplet = by_name(&bodies, "DaemonSet", "drupe-droplet");
+    assert!(droplet["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].is_null());
 }

@@ -190,3 +190,124 @@ async fn a_deleted_worker_pod_comes_back_on_its_queue_and_loses_nothing() {
     deployment.down().await.expect("down");
     cluster.stop().await;
 }
+
+/// A node lost while inputs are in flight: the stand-in reports it
+/// NotReady and its workers' processes freeze (cut off, as a partitioned
+/// node's pods are). jupiterctl notices, maps its tasks again over the
+/// surviving nodes, replaces each moved worker's StatefulSet by one pinned
+/// to its new node (force-deleting the old pod, as nothing else frees a
+/// StatefulSet pod on a gone node), and circe-home replays the unfinished
+/// inputs: every input finishes, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_moves_its_workers_and_replays_what_was_in_flight() {
+    const INPUTS: usize = 24;
+    let app = App::load(&dummy_app()).expect("dummy app");
+    let work = tempfile::tempdir().unwrap();
+    let roles = PathBuf::from(env!("CARGO_BIN_EXE_jupiterctl"));
+    let cluster = StandIn::start(&app, work.path(), Some(roles)).await;
+    let (config, kube) = kube_config(&dummy_app(), &["--scheduler", "random", "--seed", "7"]);
+    let backend = Kubernetes::with_client(cluster.client.clone(), kube);
+    let mut deployment = Deployment::up(Box::new(backend), &app, &config.placement)
+        .await
+        .expect("up");
+    let lost = deployment.summary.mapping["task4"].clone();
+    let moving: BTreeSet<String> = deployment
+        .summary
+        .mapping
+        .iter()
+        .filter(|(_, n)| **n == lost)
+        .map(|(t, _)| t.clone())
+        .collect();
+
+    let inputs = work.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    let sample = std::fs::read(app.dir.join("sample_input/1botnet.ipsum")).unwrap();
+    for i in 0..INPUTS {
+        std::fs::write(inputs.join(format!("{i}botnet.ipsum")), &sample).unwrap();
+    }
+    let home = session::client(&deployment.summary.endpoints().circe_home)
+        .await
+        .expect("circe-home through its forward");
+    let watch = session::watch(&home).await.expect("watch");
+    let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
+    let ids = session::submit_all(&home, &files).await.expect("submitted");
+    let done_before = wait_done(&home, 3).await;
+
+    // The node goes: its workers freeze, the API server says NotReady.
+    let frozen: Vec<u32> = cluster
+        .roles
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.role == Role::CirceWorker && r.node.as_deref() == Some(lost.as_str()))
+        .filter_map(|r| r.pid)
+        .collect();
+    assert_eq!(frozen.len(), moving.len(), "every worker there is a process");
+    for pid in &frozen {
+        jupiterctl::process::signal(*pid, libc::SIGSTOP).expect("SIGSTOP");
+    }
+    let items: Vec<_> = NODES
+        .iter()
+        .map(|n| apiserver::node(n, if *n == lost { "False" } else { "True" }, false, None))
+        .collect();
+    cluster.server.set_nodes(
+        serde_json::json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items}),
+    );
+    assert!(
+        (done_before as usize) < INPUTS,
+        "lost while inputs were in flight"
+    );
+
+    let results = session::collect(watch, &ids, Duration::from_secs(240), false, deployment.stopped())
+        .await
+        .expect("every result, after the recovery");
+    assert_eq!(results.len(), INPUTS);
+    for r in &results {
+        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
+    }
+    let unique: BTreeSet<&str> = results.iter().map(|r| r.input_id.as_str()).collect();
+    assert_eq!(unique.len(), INPUTS, "each input once");
+
+    // Moved off the lost node (the mapping changes before the replay, and
+    // the frozen workers could not have finished the inputs in flight), to
+    // new StatefulSets, the old ones deleted and their pods force-deleted.
+    for task in &moving {
+        assert_ne!(deployment.summary.mapping[task], lost, "{task} moved");
+    }
+    let requests = cluster.server.requests();
+    for task in &moving {
+        let selector = format!("jupiter.io/task={task}");
+        let deleted_set = requests.iter().any(|r| {
+            r.method == "DELETE"
+                && r.path.ends_with("/statefulsets")
+                && r.query
+                    .get("labelSelector")
+                    .is_some_and(|s| s.contains(&selector))
+        });
+        assert!(deleted_set, "{task}'s StatefulSet deleted");
+        let forced = requests.iter().any(|r| {
+            r.method == "DELETE"
+                && r.path.ends_with("/pods")
+                && r.query
+                    .get("labelSelector")
+                    .is_some_and(|s| s.contains(&selector))
+                && r.body.as_ref().is_some_and(|b| b["gracePeriodSeconds"] == 0)
+        });
+        assert!(forced, "{task}'s pod force-deleted");
+        let new_node = &deployment.summary.mapping[task];
+        let name = jupiterctl::kubernetes::names::moved_workload(&format!("circe-worker-{task}"), new_node);
+        let applied = requests
+            .iter()
+            .rev()
+            .find(|r| r.method == "PATCH" && r.path.ends_with(&format!("/statefulsets/{name}")))
+            .unwrap_or_else(|| panic!("{name} applied"));
+        let body = applied.body.as_ref().unwrap();
+        assert_eq!(
+            body["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"],
+            new_node.as_str()
+        );
+        assert_eq!(body["spec"]["serviceName"], format!("circe-worker-{task}"));
+    }
+    deployment.down().await.expect("down");
+    cluster.stop().await;
+}

@@ -243,6 +243,19 @@ pub async fn down(client: &Client, deployment: &str) -> Result<(), KubeError> {
     }
 }
 
+/// Deletes the StatefulSets (and Deployments) that run `role`, by label;
+/// their pods go with them.
+pub async fn delete_workloads(
+    client: &Client,
+    deployment: &str,
+    role: &crate::deployment::RoleInstance,
+) -> Result<(), KubeError> {
+    let ns = names::namespace(deployment);
+    let (labels, _) = super::pods::selectors(deployment, role);
+    delete_labelled::<StatefulSet>(client, &ns, &labels).await?;
+    delete_labelled::<Deployment>(client, &ns, &labels).await
+}
+
 async fn delete_labelled<K>(client: &Client, ns: &str, selector: &str) -> Result<(), KubeError>
 where
     K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,

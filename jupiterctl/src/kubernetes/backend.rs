@@ -63,6 +63,8 @@ pub struct Kubernetes {
     forwards: Forwards,
     /// Forwarded URL -> the role's URL inside the cluster.
     cluster_urls: BTreeMap<String, String>,
+    /// Nodes found not Ready and recovered from (not reported again).
+    lost: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Kubernetes {
@@ -86,6 +88,7 @@ impl Kubernetes {
             tls_checksum: None,
             forwards: Forwards::default(),
             cluster_urls: BTreeMap::new(),
+            lost: Default::default(),
         }
     }
 
@@ -336,8 +339,68 @@ impl Backend for Kubernetes {
 
     async fn stopped(&self) -> Stopped {
         // Pods that die come back by themselves; a node that goes does not
-        // bring its pods back.
-        Stopped::Broken(pods::lost_node(&self.client, &self.nodes).await)
+        // bring its pods back, and a StatefulSet never moves a pinned one.
+        let nodes = pods::lost_nodes(&self.client, &self.nodes, &self.lost).await;
+        Stopped::NodesLost {
+            report: format!("node(s) {} of the deployment are not Ready", nodes.join(", ")),
+            nodes,
+        }
+    }
+
+    /// Each moved task's worker as a new StatefulSet pinned to its new node
+    /// on a fresh claim (the old claim may be bound to storage of the lost
+    /// node; circe-home replays what was in flight), selected by the same
+    /// Service, so parents and circe-home reach it at its old name. The old
+    /// StatefulSet goes, and its pod is force-deleted: on a node that is
+    /// gone it would otherwise stay Terminating.
+    async fn move_tasks(&mut self, app: &App, moves: &BTreeMap<String, String>) -> Result<(), DeployError> {
+        for (task, node) in moves {
+            self.options.mapping.insert(task.clone(), node.clone());
+        }
+        let services = names::task_services(app)?;
+        let moved_services: Vec<&String> = moves.keys().filter_map(|t| services.get(t)).collect();
+        let mut objects: Vec<Object> = render_workers(app, &self.options)?
+            .into_iter()
+            .filter(|o| moved_services.iter().any(|s| o.name() == s.as_str()))
+            .collect();
+        for object in &mut objects {
+            if let Object::StatefulSet(set) = object {
+                let service = set.metadata.name.clone().unwrap_or_default();
+                let node = set
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(names::LABEL_NODE))
+                    .cloned()
+                    .unwrap_or_default();
+                set.metadata.name = Some(names::moved_workload(&service, &node));
+            }
+        }
+        if let Some(checksum) = &self.tls_checksum {
+            tls::annotate(&mut objects, checksum);
+        }
+        for task in moves.keys() {
+            let Some(role) = self
+                .inventory
+                .roles
+                .iter()
+                .find(|r| r.role == Role::CirceWorker && r.task.as_ref() == Some(task))
+                .cloned()
+            else {
+                continue;
+            };
+            apply::delete_workloads(&self.client, &self.options.deployment, &role).await?;
+            pods::force_delete(&self.client, &self.options.deployment, &role).await?;
+        }
+        self.apply(&objects).await?;
+        for role in &mut self.inventory.roles {
+            if let (Role::CirceWorker, Some(task)) = (role.role, &role.task) {
+                if let Some(node) = moves.get(task) {
+                    role.node = Some(node.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn restart(&mut self, role: &RoleInstance) -> Result<(), DeployError> {

@@ -182,6 +182,11 @@ pub fn render_workers(app: &App, options: &KubeOptions) -> Result<Vec<Object>, K
             env.insert(3, roles::env(jupiter_common::env::CHILDREN, children));
         }
         let mut pod = pod_spec(Role::CirceWorker, options, env, true, &files.items);
+        if let Some(limits) = options.node_limits.get(&node) {
+            for container in &mut pod.containers {
+                roles::limit(container, limits);
+            }
+        }
         pod.node_selector = Some(BTreeMap::from([(
             "kubernetes.io/hostname".to_string(),
             node.clone(),

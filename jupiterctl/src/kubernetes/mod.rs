@@ -50,6 +50,9 @@ pub struct KubeOptions {
     pub rust_log: String,
     /// Requests and limits of every container.
     pub resources: Resources,
+    /// Limits (`cpu`, `memory`) of the circe-workers pinned to a node, from
+    /// the sizes the node list gives it: node -> limits.
+    pub node_limits: BTreeMap<String, BTreeMap<String, String>>,
     /// Fresh interpreters, timeouts and interpreter lifetimes for tasks
     /// that do not set their own (given to every circe-worker).
     pub runner: jupiter_common::cli::RunnerFlags,
@@ -120,6 +123,7 @@ impl Default for KubeOptions {
             mapping: BTreeMap::new(),
             rust_log: "info".to_string(),
             resources: Resources::modest(),
+            node_limits: BTreeMap::new(),
             runner: Default::default(),
             otlp_endpoint: None,
             tls: None,

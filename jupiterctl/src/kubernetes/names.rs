@@ -129,6 +129,18 @@ pub fn task_label_of(task: &str) -> String {
     sanitize(task, MAX_TASK)
 }
 
+/// The name of the StatefulSet of a task's worker moved to `node` (after
+/// a node loss): the Service's name with a digest of the node's, so that
+/// the new StatefulSet never meets the old one's claim, whatever the
+/// process that moves it.
+pub fn moved_workload(service: &str, node: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, node.as_bytes());
+    let hex: String = digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    // A label of at most 63, with "-" and 8 hex digits after it.
+    let head = service.get(..54).unwrap_or(service).trim_end_matches('-');
+    format!("{head}-{hex}")
+}
+
 /// Whether `name` is a DNS subdomain (Secret and StorageClass names):
 /// dot-separated labels of lower-case letters, digits and '-', at most 253.
 pub fn is_subdomain(name: &str) -> bool {
@@ -157,16 +169,7 @@ pub fn check_subdomain(flag: &'static str, value: &str) -> Result<(), KubeError>
 /// A size flag (`--queue-size 2Gi`): a Kubernetes quantity of bytes, a
 /// number with an optional binary (Ki..Ei) or decimal (k..E) suffix.
 pub fn check_quantity(flag: &'static str, value: &str) -> Result<(), KubeError> {
-    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let suffix = &value[digits.len()..];
-    let number_ok = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && digits.bytes().filter(|&b| b == b'.').count() <= 1
-        && digits.bytes().any(|b| b.is_ascii_digit());
-    let suffixes = [
-        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
-    ];
-    if number_ok && suffixes.contains(&suffix) {
+    if !value.ends_with('m') && quantity_value(value).is_some() {
         return Ok(());
     }
     Err(KubeError::InvalidFlag {
@@ -174,6 +177,37 @@ pub fn check_quantity(flag: &'static str, value: &str) -> Result<(), KubeError> 
         value: value.to_string(),
         why: "give a size such as 512Mi, 1Gi or 10G",
     })
+}
+
+/// A Kubernetes quantity's value (`50m` is 0.05, `64Mi` 67108864), None
+/// when it is not one: a decimal number with an optional suffix.
+pub fn quantity_value(value: &str) -> Option<f64> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let number_ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|&b| b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    if !number_ok {
+        return None;
+    }
+    let factor = match &value[digits.len()..] {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    digits.parse::<f64>().ok().map(|n| n * factor)
 }
 
 /// Node names are DNS subdomains of up to 253 characters; labels take 63.
@@ -234,5 +268,36 @@ mod tests {
         assert!(check_label_value("node", "kind-worker2").is_ok());
         assert!(check_label_value("node", "-x").is_err());
         assert!(check_label_value("node", &"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn quantities_are_read_as_kubernetes_writes_them() {
+        assert_eq!(quantity_value("50m"), Some(0.05));
+        assert_eq!(quantity_value("64Mi"), Some(64.0 * 1024.0 * 1024.0));
+        assert_eq!(quantity_value("1.5G"), Some(1.5e9));
+        assert_eq!(quantity_value("2"), Some(2.0));
+        for bad in ["", "Gi", "1Gb", "1..5", "-1", "lots"] {
+            assert_eq!(quantity_value(bad), None, "{bad}");
+        }
+        assert!(check_quantity("--queue-size", "2Gi").is_ok());
+        // A size in milli-bytes is no size.
+        assert!(check_quantity("--queue-size", "500m").is_err());
+    }
+
+    #[test]
+    fn a_moved_worker_is_named_by_its_service_and_new_node() {
+        let a = moved_workload("circe-worker-task3", "kind-b");
+        assert!(
+            a.starts_with("circe-worker-task3-") && a.len() == "circe-worker-task3-".len() + 8,
+            "{a}"
+        );
+        assert_eq!(
+            a,
+            moved_workload("circe-worker-task3", "kind-b"),
+            "the same in every process"
+        );
+        assert_ne!(a, moved_workload("circe-worker-task3", "kind-c"));
+        let long = moved_workload(&format!("circe-worker-{}", "t".repeat(50)), "n");
+        assert!(long.len() <= 63, "{long}");
     }
 }

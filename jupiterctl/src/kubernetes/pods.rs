@@ -11,6 +11,8 @@ use jupiter_common::role::Scope;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How often the nodes are looked at during a run.
@@ -151,13 +153,15 @@ pub async fn pick(api: &Api<Pod>, labels: &str, fields: Option<&str>) -> Result<
         .find_map(|p| p.metadata.name))
 }
 
-/// Resolves once one of `nodes` is no longer a Ready node of the cluster
-/// (the pods there are gone and nothing moves them), saying which.
-pub async fn lost_node(client: &Client, nodes: &[String]) -> String {
+/// Resolves with the nodes of `nodes` that are no longer Ready nodes of
+/// the cluster (their pods are cut off, and nothing moves a pinned
+/// worker), leaving out those in `known`: lost before and already
+/// recovered from. `known` forgets a node that is Ready again.
+pub async fn lost_nodes(client: &Client, nodes: &[String], known: &Mutex<BTreeSet<String>>) -> Vec<String> {
     let api = Api::<Node>::all(client.clone());
     loop {
         if let Ok(list) = api.list(&ListParams::default()).await {
-            let lost: Vec<&String> = nodes
+            let down: BTreeSet<String> = nodes
                 .iter()
                 .filter(|wanted| {
                     !list
@@ -165,16 +169,36 @@ pub async fn lost_node(client: &Client, nodes: &[String]) -> String {
                         .iter()
                         .any(|n| n.metadata.name.as_ref() == Some(*wanted) && cluster::is_ready(n))
                 })
+                .cloned()
                 .collect();
-            if !lost.is_empty() {
-                let lost: Vec<&str> = lost.into_iter().map(String::as_str).collect();
-                return format!(
-                    "node(s) {} of the deployment are not Ready: inputs that pass through them cannot finish \
-                     (recovering from a lost node is not implemented yet); `jupiterctl down` removes the deployment",
-                    lost.join(", ")
-                );
+            let mut known = known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            known.retain(|n| down.contains(n));
+            let new: Vec<String> = down.difference(&known).cloned().collect();
+            if !new.is_empty() {
+                known.extend(new.iter().cloned());
+                return new;
             }
         }
         tokio::time::sleep(NODE_WATCH_INTERVAL).await;
     }
+}
+
+/// Force-deletes the pods that run `role` (grace period 0), as
+/// `kubectl delete pod --force` does for a pod on a node that is gone:
+/// until then its controller will not start another under that identity.
+pub async fn force_delete(client: &Client, deployment: &str, role: &RoleInstance) -> Result<(), KubeError> {
+    let ns = names::namespace(deployment);
+    let (labels, fields) = selectors(deployment, role);
+    let force = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::background()
+    };
+    Api::<Pod>::namespaced(client.clone(), &ns)
+        .delete_collection(&force, &params(&labels, fields.as_deref()))
+        .await
+        .map_err(KubeError::api(format!(
+            "force-delete the pods of {} in {ns}",
+            role.label()
+        )))?;
+    Ok(())
 }

@@ -247,6 +247,32 @@ pub fn container(role: Role, options: &KubeOptions, env: Vec<EnvVar>) -> Contain
     }
 }
 
+/// Gives `container` the `limits` of the node it is pinned to (the node
+/// list's sizes), lowering a request above its limit to the limit (the API
+/// server refuses a request over a limit).
+pub fn limit(container: &mut Container, limits: &BTreeMap<String, String>) {
+    let resources = container.resources.get_or_insert_with(Default::default);
+    let requests = resources.requests.get_or_insert_with(Default::default);
+    for (key, limit) in limits {
+        let over = requests.get(key).is_some_and(|request| {
+            match (
+                super::names::quantity_value(&request.0),
+                super::names::quantity_value(limit),
+            ) {
+                (Some(request), Some(limit)) => request > limit,
+                _ => true,
+            }
+        });
+        if over {
+            requests.insert(key.clone(), Quantity(limit.clone()));
+        }
+    }
+    resources
+        .limits
+        .get_or_insert_with(Default::default)
+        .extend(limits.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))));
+}
+
 /// The data volume of `role`, if it keeps state on an emptyDir (a
 /// [`claimed`] role's comes from its claim template).
 pub fn data_volume(role: Role) -> Option<Volume> {

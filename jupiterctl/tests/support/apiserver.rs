@@ -73,6 +73,8 @@ pub struct ApiServer {
     pods: Arc<Mutex<Vec<Pod>>>,
     /// `pod:port` of every port-forward, in order.
     forwarded: Arc<Mutex<Vec<String>>>,
+    /// What listing the nodes answers from now on, if set ([`ApiServer::set_nodes`]).
+    nodes_now: Arc<Mutex<Option<Value>>>,
     /// Where deleted pods are told (the test's kubelet starts them again).
     deletions: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Pod>>>>,
 }
@@ -139,8 +141,20 @@ impl ApiServer {
         self.pods.lock().unwrap().extend(pods);
     }
 
+    /// Lists these nodes from now on (a node turning NotReady).
+    pub fn set_nodes(&self, nodes: Value) {
+        *self.nodes_now.lock().unwrap() = Some(nodes);
+    }
+
+    /// Removes the pods `keep` refuses (a force deletion, a move).
+    pub fn retain_pods(&self, keep: impl Fn(&Pod) -> bool) {
+        self.pods.lock().unwrap().retain(|p| keep(p));
+    }
+
     /// The pods deleted from now on, as the API server deletes them (the
-    /// pod stays listed: its controller starts it again at once).
+    /// pod stays listed: its controller starts it again at once). A forced
+    /// deletion (grace period 0) is not told: the pod is gone, as from a
+    /// node that is gone.
     pub fn watch_deletions(&self) -> tokio::sync::mpsc::UnboundedReceiver<Pod> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         *self.deletions.lock().unwrap() = Some(tx);
@@ -239,7 +253,14 @@ impl ApiServer {
     fn respond(&self, r: &Request) -> (u16, Value) {
         let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
         match (r.method.as_str(), segments.as_slice()) {
-            ("GET", ["api", "v1", "nodes"]) => (200, self.behaviour.nodes.clone().unwrap_or_else(node_list)),
+            ("GET", ["api", "v1", "nodes"]) => {
+                let now = self.nodes_now.lock().unwrap().clone();
+                (
+                    200,
+                    now.or_else(|| self.behaviour.nodes.clone())
+                        .unwrap_or_else(node_list),
+                )
+            }
             ("GET", ["api", "v1", "namespaces", ns, "pods"]) => (
                 200,
                 self.behaviour
@@ -289,7 +310,10 @@ impl ApiServer {
                     .flatten()
                     .filter_map(|p| p["metadata"]["name"].as_str())
                     .collect();
-                if let Some(tx) = self.deletions.lock().unwrap().as_ref() {
+                let forced = r.body.as_ref().is_some_and(|b| b["gracePeriodSeconds"] == 0);
+                if forced {
+                    self.retain_pods(|p| !names.contains(&p.name.as_str()));
+                } else if let Some(tx) = self.deletions.lock().unwrap().as_ref() {
                     for pod in self
                         .pods
                         .lock()

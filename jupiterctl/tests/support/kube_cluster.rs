@@ -2,9 +2,11 @@
 //! backend: the stand-in API server (apiserver.rs) on a real socket, the
 //! local backend's real role servers as its pods (on nodes node0..2), and a
 //! kubelet that starts the circe-workers (and circe-home) where their
-//! StatefulSets pin them once they are applied, and starts a deleted pod's
+//! StatefulSets pin them once they are applied, starts a deleted pod's
 //! role again on the same data folder (with `--processes`, after a real
-//! SIGKILL of its process), as a StatefulSet brings a pod back on its claim.
+//! SIGKILL of its process), as a StatefulSet brings a pod back on its claim,
+//! and moves a task's worker to the node a newly applied StatefulSet of
+//! the task pins it to (the local backend's move: same port, new queue).
 
 use crate::apiserver::{self, node, ApiServer, Behaviour};
 use clap::Parser;
@@ -35,6 +37,8 @@ pub struct StandIn {
     pub server: ApiServer,
     pub client: kube::Client,
     pub restarts: Arc<Mutex<Vec<Restart>>>,
+    /// The cluster's roles as they run now (pids with `--processes`).
+    pub roles: Arc<Mutex<Vec<RoleInstance>>>,
     stop: Arc<Notify>,
     kubelet: tokio::task::JoinHandle<Local>,
 }
@@ -64,21 +68,24 @@ impl StandIn {
             kubelet: true,
             ..Default::default()
         });
-        server.add_pods(pods_of(&cluster.roles()));
+        server.add_pods(pods_of(&cluster.roles(), &BTreeMap::new()));
         let client = server.serve().await;
         let stop = Arc::new(Notify::new());
         let restarts = Arc::new(Mutex::new(Vec::new()));
+        let roles = Arc::new(Mutex::new(cluster.roles()));
         let kubelet = tokio::spawn(kubelet(
             server.clone(),
             app.clone(),
             cluster,
             stop.clone(),
             restarts.clone(),
+            roles.clone(),
         ));
         StandIn {
             server,
             client,
             restarts,
+            roles,
             stop,
             kubelet,
         }
@@ -100,12 +107,13 @@ async fn kubelet(
     mut cluster: Local,
     stop: Arc<Notify>,
     restarts: Arc<Mutex<Vec<Restart>>>,
+    roles: Arc<Mutex<Vec<RoleInstance>>>,
 ) -> Local {
     let mut deletions = server.watch_deletions();
-    let mapping = loop {
-        let mapping = workers_applied(&server);
-        if mapping.len() == app.tasks.len() {
-            break mapping;
+    let mut applied = loop {
+        let applied = workers_applied(&server);
+        if applied.len() == app.tasks.len() {
+            break applied;
         }
         tokio::select! {
             () = stop.notified() => return cluster,
@@ -114,13 +122,23 @@ async fn kubelet(
     };
     let before = cluster.roles().len();
     let placement = Placement {
-        assignments: mapping,
+        assignments: applied
+            .iter()
+            .map(|(t, (node, _))| (t.clone(), node.clone()))
+            .collect(),
         algorithm: "applied".into(),
         predicted_makespan_secs: 0.0,
         costs: Default::default(),
     };
     cluster.start_workers(&app, &placement).await.expect("workers");
-    server.add_pods(pods_of(&cluster.roles()[before..]));
+    let workloads = |applied: &BTreeMap<String, (String, String)>| -> BTreeMap<String, String> {
+        applied
+            .iter()
+            .map(|(t, (_, name))| (t.clone(), name.clone()))
+            .collect()
+    };
+    server.add_pods(pods_of(&cluster.roles()[before..], &workloads(&applied)));
+    *roles.lock().unwrap() = cluster.roles();
     loop {
         let pod = tokio::select! {
             () = stop.notified() => return cluster,
@@ -128,9 +146,32 @@ async fn kubelet(
                 Some(pod) => pod,
                 None => return cluster,
             },
+            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                // A task's worker applied anew, elsewhere: it moves there.
+                let now = workers_applied(&server);
+                let moves: BTreeMap<String, String> = now
+                    .iter()
+                    .filter(|(task, spec)| applied.get(*task) != Some(*spec))
+                    .map(|(task, (node, _))| (task.clone(), node.clone()))
+                    .collect();
+                if !moves.is_empty() {
+                    cluster.move_tasks(&app, &moves).await.expect("the moved workers start");
+                    let moved: Vec<RoleInstance> = cluster
+                        .roles()
+                        .into_iter()
+                        .filter(|r| r.task.as_ref().is_some_and(|t| moves.contains_key(t)))
+                        .collect();
+                    let fresh = pods_of(&moved, &workloads(&now));
+                    server.retain_pods(|p| !fresh.iter().any(|f| f.labels.get("jupiter.io/task") == p.labels.get("jupiter.io/task") && f.labels.contains_key("jupiter.io/task")));
+                    server.add_pods(fresh);
+                    *roles.lock().unwrap() = cluster.roles();
+                    applied = now;
+                }
+                continue;
+            }
         };
-        let roles = cluster.roles();
-        let Some(role) = roles.iter().find(|r| pod_name(r) == pod.name) else {
+        let running = cluster.roles();
+        let Some(role) = running.iter().find(|r| runs(r, &pod)) else {
             continue;
         };
         cluster
@@ -147,6 +188,7 @@ async fn kubelet(
             pid_before: role.pid,
             pid_after,
         });
+        *roles.lock().unwrap() = cluster.roles();
     }
 }
 
@@ -157,13 +199,18 @@ fn workload(role: &RoleInstance) -> String {
     }
 }
 
-fn pod_name(role: &RoleInstance) -> String {
-    format!("{}-{}", workload(role), role.node.as_deref().unwrap_or("node0"))
+/// Whether `pod` is `role`'s: its component, task and node.
+fn runs(role: &RoleInstance, pod: &apiserver::Pod) -> bool {
+    let task = role.task.as_deref().map(kubernetes::names::task_label_of);
+    pod.labels.get("app.kubernetes.io/component").map(String::as_str) == Some(role.role.name())
+        && pod.labels.get("jupiter.io/task") == task.as_ref()
+        && pod.node == role.node.as_deref().unwrap_or("node0")
 }
 
 /// The local backend's role servers as pods: labelled as jupiterctl's pods
-/// are, on their node, named after their workload.
-pub fn pods_of(roles: &[RoleInstance]) -> Vec<apiserver::Pod> {
+/// are, on their node, named after their workload (a task's: from
+/// `workloads`, task -> StatefulSet, else its Service's name).
+pub fn pods_of(roles: &[RoleInstance], workloads: &BTreeMap<String, String>) -> Vec<apiserver::Pod> {
     roles
         .iter()
         .map(|r| {
@@ -185,9 +232,14 @@ pub fn pods_of(roles: &[RoleInstance]) -> Vec<apiserver::Pod> {
                     kubernetes::names::task_label_of(task),
                 );
             }
+            let workload = r
+                .task
+                .as_ref()
+                .and_then(|t| workloads.get(t).cloned())
+                .unwrap_or_else(|| workload(r));
             apiserver::Pod {
-                name: pod_name(r),
-                workload: workload(r),
+                name: format!("{workload}-{}", r.node.as_deref().unwrap_or("node0")),
+                workload,
                 labels,
                 node: r.node.clone().unwrap_or_else(|| "node0".to_string()),
                 addr: r
@@ -200,8 +252,9 @@ pub fn pods_of(roles: &[RoleInstance]) -> Vec<apiserver::Pod> {
         .collect()
 }
 
-/// What the circe-worker StatefulSets applied so far ask for: task -> node.
-pub fn workers_applied(server: &ApiServer) -> BTreeMap<String, String> {
+/// What the circe-worker StatefulSets applied so far ask for, the last of
+/// each task: task -> (node, StatefulSet).
+pub fn workers_applied(server: &ApiServer) -> BTreeMap<String, (String, String)> {
     server
         .requests()
         .iter()
@@ -219,7 +272,8 @@ pub fn workers_applied(server: &ApiServer) -> BTreeMap<String, String> {
                 .find(|e| e["name"] == "JUPITER_TASK")
                 .and_then(|e| e["value"].as_str())
                 .expect("JUPITER_TASK");
-            (task.to_string(), node.to_string())
+            let name = body["metadata"]["name"].as_str().expect("named");
+            (task.to_string(), (node.to_string(), name.to_string()))
         })
         .collect()
 }
