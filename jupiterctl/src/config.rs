@@ -215,7 +215,8 @@ pub struct DeployArgs {
     /// instead of --nodes: on Docker every container of a node gets its CPU
     /// and memory limits, and its link's bandwidth (e.g. 20Mbit) and delay
     /// (e.g. 40ms) both ways (needs root); on Kubernetes it names the
-    /// cluster nodes to use.
+    /// cluster nodes to use, and the cpus and memory it gives become the
+    /// limits of the circe-workers on each node.
     #[arg(long, env = env::NODE_LIST, conflicts_with = "nodes")]
     pub node_list: Option<PathBuf>,
     #[command(flatten)]

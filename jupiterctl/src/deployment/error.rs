@@ -30,8 +30,8 @@ pub enum DeployError {
         nodes: String,
     },
     #[error(
-        "--scheduler {0} needs the DRUPE network profile from drupe-central, \
-         which jupiterctl cannot reach on this backend yet; use --scheduler random or --mapping FILE"
+        "--scheduler {0} needs the DRUPE network profile of a running deployment, which `render` has not; \
+         use --scheduler random or --mapping FILE (`up` and `run` map with {0} on the cluster)"
     )]
     SchedulerNeedsProfile(&'static str),
     #[error("mapping: {0}")]
