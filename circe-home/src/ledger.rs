@@ -90,6 +90,12 @@ impl Ledger {
         let input = report.input_id.clone();
         let entry = self.inputs.entry(input.clone()).or_default();
         if !report.error.is_empty() && entry.result.is_none() {
+            if report.attempt < entry.attempt {
+                // A pass a replay superseded (it may have lost files to the
+                // retirement of superseded passes): the replayed pass decides.
+                tracing::debug!(input, task = %report.task, error = %report.error, "a superseded pass failed");
+                return false;
+            }
             let error = format!("task {} on {}: {}", report.task, report.node, report.error);
             entry.reports.insert(report.task.clone(), report);
             return self.fail(&input, error);
@@ -410,5 +416,29 @@ mod tests {
         assert!(ledger.fail("c", "boom".into()));
         assert!(finish(&mut ledger, "first"));
         assert_eq!(counts(&ledger), [(1, 2, 1), (2, 1, 0)]);
+    }
+
+    #[test]
+    fn a_failure_of_a_pass_a_replay_superseded_is_not_the_inputs() {
+        let mut ledger = ledger();
+        submit(&mut ledger, "a");
+        assert_eq!(ledger.replay("node lost".into(), 3), vec!["a".to_string()]);
+        assert_eq!(ledger.attempt("a"), 1);
+        let failed = |attempt| TaskReport {
+            input_id: "a".into(),
+            task: "join".into(),
+            error: "its files were retired".into(),
+            attempt,
+            ..TaskReport::default()
+        };
+        assert!(!ledger.report(failed(0)), "the superseded pass fails quietly");
+        assert_eq!(ledger.status().failed, 0);
+        assert!(finish(&mut ledger, "a"), "the replayed pass finishes it");
+        assert!(ledger.status().results.iter().all(|r| r.ok));
+
+        submit(&mut ledger, "b");
+        let mut b = failed(0);
+        b.input_id = "b".into();
+        assert!(ledger.report(b), "the current pass's failure is the input's");
     }
 }

@@ -554,11 +554,13 @@ impl Worker {
         // Ended before the report goes, as in `deliver`.
         let context = span.context();
         span.end();
+        let (id, pass) = replay::split(input);
         self.report(TaskReport {
-            input_id: replay::split(input).0.to_string(),
+            input_id: id.to_string(),
             task: self.config.task.name.clone(),
             node: self.config.node.clone(),
             error,
+            attempt: pass.attempt,
             ..Default::default()
         })
         .with_context(context)
@@ -684,6 +686,7 @@ impl Worker {
             outputs: record.outputs.len() as u32,
             started_at_unix_nanos: record.started_at,
             sent_at_unix_nanos: started,
+            attempt: replay::split(&input).1.attempt,
         };
         // Ended before the report goes: the last report lets the run
         // finish and the deployment stop, and a span ended after that could

@@ -1029,6 +1029,24 @@ async fn up_with_tls_sends_the_certificates_secret_before_any_pod_and_each_pod_m
         kube.options.tls = Some(KubeTls::Make { dir: tls_dir.clone() });
     })
     .await;
+    // jupiterctl presents the user's certificate on every forwarded
+    // connection (the roles' TLS runs through the port-forward).
+    let user = deployment
+        .summary
+        .tls
+        .as_ref()
+        .expect("the user's files")
+        .load()
+        .unwrap();
+    for role in &deployment.summary.roles {
+        assert!(role.url.starts_with("http://127.0.0.1:"), "{}", role.url);
+        let presented = jupiter_common::tls::for_server(&role.url).expect("an identity for the forward");
+        assert!(
+            *presented == user,
+            "{} presents the user's certificate",
+            role.label()
+        );
+    }
     let requests = server.requests();
     let applied = applies(&requests);
     let bodies: Vec<&Value> = applied.iter().map(|r| r.body.as_ref().unwrap()).collect();

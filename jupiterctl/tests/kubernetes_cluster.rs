@@ -33,7 +33,7 @@ fn dummy_app() -> PathBuf {
 async fn run_maps_with_heft_and_streams_inputs_through_port_forwards() {
     let app = App::load(&dummy_app()).expect("dummy app");
     let work = tempfile::tempdir().unwrap();
-    let cluster = StandIn::start(&app, work.path(), None).await;
+    let cluster = StandIn::start(&app, work.path(), None, false).await;
     let (config, kube) = kube_config(&dummy_app(), &["--scheduler", "heft"]);
     assert!(!kube.map_offline, "heft maps through the roles");
     let backend = Kubernetes::with_client(cluster.client.clone(), kube);
@@ -108,7 +108,7 @@ async fn a_deleted_worker_pod_comes_back_on_its_queue_and_loses_nothing() {
     let app = App::load(&dummy_app()).expect("dummy app");
     let work = tempfile::tempdir().unwrap();
     let roles = PathBuf::from(env!("CARGO_BIN_EXE_jupiterctl"));
-    let cluster = StandIn::start(&app, work.path(), Some(roles)).await;
+    let cluster = StandIn::start(&app, work.path(), Some(roles), false).await;
     let (config, kube) = kube_config(&dummy_app(), &["--scheduler", "random"]);
     let backend = Kubernetes::with_client(cluster.client.clone(), kube);
     let mut deployment = Deployment::up(Box::new(backend), &app, &config.placement)
@@ -204,7 +204,7 @@ async fn a_lost_node_moves_its_workers_and_replays_what_was_in_flight() {
     let app = App::load(&dummy_app()).expect("dummy app");
     let work = tempfile::tempdir().unwrap();
     let roles = PathBuf::from(env!("CARGO_BIN_EXE_jupiterctl"));
-    let cluster = StandIn::start(&app, work.path(), Some(roles)).await;
+    let cluster = StandIn::start(&app, work.path(), Some(roles), false).await;
     let (config, kube) = kube_config(&dummy_app(), &["--scheduler", "random", "--seed", "7"]);
     let backend = Kubernetes::with_client(cluster.client.clone(), kube);
     let mut deployment = Deployment::up(Box::new(backend), &app, &config.placement)
@@ -219,19 +219,25 @@ async fn a_lost_node_moves_its_workers_and_replays_what_was_in_flight() {
         .map(|(t, _)| t.clone())
         .collect();
 
-    let inputs = work.path().join("inputs");
-    std::fs::create_dir(&inputs).unwrap();
+    // Two batches: the second goes in once the node is lost, so inputs
+    // need the join's worker there whatever the first batch's pace.
     let sample = std::fs::read(app.dir.join("sample_input/1botnet.ipsum")).unwrap();
-    for i in 0..INPUTS {
-        std::fs::write(inputs.join(format!("{i}botnet.ipsum")), &sample).unwrap();
-    }
+    let batch = |name: &str, from: usize| {
+        let dir = work.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for i in from..from + INPUTS / 2 {
+            std::fs::write(dir.join(format!("{i}botnet.ipsum")), &sample).unwrap();
+        }
+        session::expand_inputs(std::slice::from_ref(&dir)).expect("inputs")
+    };
     let home = session::client(&deployment.summary.endpoints().circe_home)
         .await
         .expect("circe-home through its forward");
     let watch = session::watch(&home).await.expect("watch");
-    let files = session::expand_inputs(std::slice::from_ref(&inputs)).expect("inputs");
-    let ids = session::submit_all(&home, &files).await.expect("submitted");
-    let done_before = wait_done(&home, 3).await;
+    let mut ids = session::submit_all(&home, &batch("first", 0))
+        .await
+        .expect("submitted");
+    wait_done(&home, 3).await;
 
     // The node goes: its workers freeze, the API server says NotReady.
     let frozen: Vec<u32> = cluster
@@ -253,9 +259,10 @@ async fn a_lost_node_moves_its_workers_and_replays_what_was_in_flight() {
     cluster.server.set_nodes(
         serde_json::json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items}),
     );
-    assert!(
-        (done_before as usize) < INPUTS,
-        "lost while inputs were in flight"
+    ids.extend(
+        session::submit_all(&home, &batch("second", INPUTS / 2))
+            .await
+            .expect("submitted"),
     );
 
     let results = session::collect(watch, &ids, Duration::from_secs(240), false, deployment.stopped())

@@ -56,6 +56,8 @@ pub struct Kubernetes {
     /// `--tls`: the user's certificate, key and CA, once made (or found
     /// again beside the state file).
     client_tls: Option<jupiter_common::tls::Files>,
+    /// The same, loaded: presented on every forwarded connection.
+    identity: Option<std::sync::Arc<jupiter_common::tls::Identity>>,
     /// `--tls`: the digest of the certificates' Secret, on every pod
     /// template (see [`tls::CHECKSUM_ANNOTATION`]).
     tls_checksum: Option<String>,
@@ -85,6 +87,7 @@ impl Kubernetes {
             nodes: Vec::new(),
             inventory,
             client_tls: None,
+            identity: None,
             tls_checksum: None,
             forwards: Forwards::default(),
             cluster_urls: BTreeMap::new(),
@@ -107,18 +110,21 @@ impl Kubernetes {
         let mut found = Self::named(client, &summary.deployment)?;
         found.nodes = nodes.to_vec();
         found.inventory = Inventory::of(summary);
+        // `up --tls` left the user's files beside the state file; `down`
+        // removes them with the deployment, so there are files only while
+        // a deployment with TLS is up.
+        if let Some(files) = tls::dir(&summary.deployment)
+            .ok()
+            .map(|dir| crate::tls::client_files(&dir))
+            .filter(|files| files.cert.is_file())
+        {
+            found.present(files)?;
+        }
         let roles = std::mem::take(&mut found.inventory.roles);
         for role in roles {
             let reached = found.reach(role).await?;
             found.inventory.roles.push(reached);
         }
-        // `up --tls` left the user's files beside the state file; `down`
-        // removes them with the deployment, so there are files only while
-        // a deployment with TLS is up.
-        found.client_tls = tls::dir(&summary.deployment)
-            .ok()
-            .map(|dir| crate::tls::client_files(&dir))
-            .filter(|files| files.cert.is_file());
         Ok(found)
     }
 
@@ -159,8 +165,17 @@ impl Kubernetes {
         let client = crate::tls::make(dir, &self.options.deployment, &members)?;
         let secret = tls::secret(dir, &members, &self.options.deployment, &ns)?;
         self.tls_checksum = Some(tls::checksum(&secret));
-        self.client_tls = Some(client);
+        self.present(client)?;
         Ok(Object::Secret(secret))
+    }
+
+    /// Presents the user's certificate `files` on every forwarded
+    /// connection from now on.
+    fn present(&mut self, files: jupiter_common::tls::Files) -> Result<(), KubeError> {
+        let identity = files.load().map_err(crate::tls::TlsError::Load)?;
+        self.identity = Some(std::sync::Arc::new(identity));
+        self.client_tls = Some(files);
+        Ok(())
     }
 
     /// The certificates' folder, if this deployment keeps one.
@@ -192,6 +207,10 @@ impl Kubernetes {
                 what: role.label(),
                 source,
             })?;
+        // The forward carries bytes: the roles' mutual TLS runs end to end.
+        if let Some(identity) = &self.identity {
+            jupiter_common::tls::dial_as(&local, identity.clone());
+        }
         self.cluster_urls.insert(local.clone(), role.url);
         role.url = local;
         Ok(role)
@@ -416,6 +435,10 @@ impl Backend for Kubernetes {
             remove_dir(&dir);
         }
         self.client_tls = None;
+        if self.identity.take().is_some() {
+            let forwarded: Vec<String> = self.cluster_urls.keys().cloned().collect();
+            jupiter_common::tls::forget(&forwarded);
+        }
         Ok(format!(
             "deployment {} deleted (namespace {})",
             self.options.deployment,

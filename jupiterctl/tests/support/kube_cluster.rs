@@ -8,6 +8,9 @@
 //! and moves a task's worker to the node a newly applied StatefulSet of
 //! the task pins it to (the local backend's move: same port, new queue).
 
+// Each test binary uses part of it.
+#![allow(dead_code)]
+
 use crate::apiserver::{self, node, ApiServer, Behaviour};
 use clap::Parser;
 use jupiter_common::app::App;
@@ -39,14 +42,17 @@ pub struct StandIn {
     pub restarts: Arc<Mutex<Vec<Restart>>>,
     /// The cluster's roles as they run now (pids with `--processes`).
     pub roles: Arc<Mutex<Vec<RoleInstance>>>,
+    /// With `tls`: the certificate the cluster's roles accept from a user.
+    pub client_tls: Option<jupiter_common::tls::Files>,
     stop: Arc<Notify>,
     kubelet: tokio::task::JoinHandle<Local>,
 }
 
 impl StandIn {
     /// DRUPE and WAVE up on three nodes as real servers (each role its own
-    /// process with `processes`, the `jupiterctl` binary), listed as pods.
-    pub async fn start(app: &App, work: &Path, processes: Option<PathBuf>) -> StandIn {
+    /// process with `processes`, the `jupiterctl` binary; speaking only
+    /// mutual TLS with `tls`), listed as pods.
+    pub async fn start(app: &App, work: &Path, processes: Option<PathBuf>, tls: bool) -> StandIn {
         let mut cluster = Local::new(
             &app.name,
             LocalConfig {
@@ -58,10 +64,11 @@ impl StandIn {
                 probe: Default::default(),
                 processes,
                 otlp_endpoint: None,
-                tls: false,
+                tls,
             },
         );
         cluster.deploy_roles(app).await.expect("the cluster's roles");
+        let client_tls = cluster.client_tls();
         let items: Vec<_> = NODES.iter().map(|n| node(n, "True", false, None)).collect();
         let server = ApiServer::new(Behaviour {
             nodes: Some(json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items})),
@@ -86,6 +93,7 @@ impl StandIn {
             client,
             restarts,
             roles,
+            client_tls,
             stop,
             kubelet,
         }
