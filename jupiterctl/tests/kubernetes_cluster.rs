@@ -82,6 +82,16 @@ async fn run_maps_with_heft_and_streams_inputs_through_port_forwards() {
     cluster.stop().await;
 }
 
+/// `n` results, each ok, each input once.
+fn each_once_and_ok(results: &[jupiter_common::proto::circe::home::v1::InputResult], n: usize) {
+    assert_eq!(results.len(), n);
+    for r in results {
+        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
+    }
+    let unique: BTreeSet<&str> = results.iter().map(|r| r.input_id.as_str()).collect();
+    assert_eq!(unique.len(), n, "each input once");
+}
+
 async fn wait_done(home: &HomeClient, at_least: u64) -> u64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -148,12 +158,7 @@ async fn a_deleted_worker_pod_comes_back_on_its_queue_and_loses_nothing() {
     )
     .await
     .expect("every result");
-    assert_eq!(results.len(), INPUTS);
-    for r in &results {
-        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
-    }
-    let unique: BTreeSet<&str> = results.iter().map(|r| r.input_id.as_str()).collect();
-    assert_eq!(unique.len(), INPUTS, "each input once");
+    each_once_and_ok(&results, INPUTS);
 
     // The deletion went to the API server by label, and the kubelet killed
     // the worker's process and started another on the same queue.
@@ -268,12 +273,7 @@ async fn a_lost_node_moves_its_workers_and_replays_what_was_in_flight() {
     let results = session::collect(watch, &ids, Duration::from_secs(240), false, deployment.stopped())
         .await
         .expect("every result, after the recovery");
-    assert_eq!(results.len(), INPUTS);
-    for r in &results {
-        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
-    }
-    let unique: BTreeSet<&str> = results.iter().map(|r| r.input_id.as_str()).collect();
-    assert_eq!(unique.len(), INPUTS, "each input once");
+    each_once_and_ok(&results, INPUTS);
 
     // Moved off the lost node (the mapping changes before the replay, and
     // the frozen workers could not have finished the inputs in flight), to
