@@ -12,7 +12,7 @@ use jupiter_common::app::App;
 use jupiter_common::proto::circe::home::v1::circe_home_client::CirceHomeClient;
 use jupiter_common::proto::circe::home::v1::HomeStatusRequest;
 use jupiter_common::role::Role;
-use jupiterctl::deployment::Deployment;
+use jupiterctl::deployment::{Backend, Deployment, DeploymentState, Summary};
 use jupiterctl::kubernetes::Kubernetes;
 use jupiterctl::session;
 use kube_cluster::{kube_config, StandIn, NODES};
@@ -212,9 +212,24 @@ async fn a_lost_node_moves_its_workers_and_replays_what_was_in_flight() {
     let cluster = StandIn::start(&app, work.path(), Some(roles), false).await;
     let (config, kube) = kube_config(&dummy_app(), &["--scheduler", "random", "--seed", "7"]);
     let backend = Kubernetes::with_client(cluster.client.clone(), kube);
-    let mut deployment = Deployment::up(Box::new(backend), &app, &config.placement)
+    let up = Deployment::up(Box::new(backend), &app, &config.placement)
         .await
         .expect("up");
+    // `submit` in another shell: the deployment found again from its state
+    // file (its forwards opened anew) is the one that recovers.
+    let state: DeploymentState = serde_json::from_value(serde_json::to_value(up.state()).unwrap()).unwrap();
+    drop(up);
+    let DeploymentState::Kubernetes { nodes, summary, .. } = &state else {
+        panic!("a Kubernetes state: {state:?}");
+    };
+    let backend = Kubernetes::attach_with(cluster.client.clone(), nodes, summary)
+        .await
+        .expect("found again");
+    let summary = Summary {
+        roles: backend.roles(),
+        ..summary.clone()
+    };
+    let mut deployment = Deployment::attach(Box::new(backend), summary);
     let lost = deployment.summary.mapping["task4"].clone();
     let moving: BTreeSet<String> = deployment
         .summary

@@ -12,7 +12,8 @@
 use super::apply::{self, Wait};
 use super::forward::{Forwards, Target};
 use super::{
-    cluster, names, pods, render_roles, render_workers, roles, tls, KubeError, KubeOptions, KubeTls, Object,
+    cluster, names, objects, pods, render_roles, render_workers, roles, tls, KubeError, KubeOptions, KubeTls,
+    Object,
 };
 use crate::deployment::{
     Agent, Backend, ControlPlane, DeployError, DeploymentState, Health, Placement, RoleInstance, Summary,
@@ -20,7 +21,9 @@ use crate::deployment::{
 use crate::deployment::{Inventory, Stopped};
 use jupiter_common::app::App;
 use jupiter_common::role::Role;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -110,6 +113,7 @@ impl Kubernetes {
         let mut found = Self::named(client, &summary.deployment)?;
         found.nodes = nodes.to_vec();
         found.inventory = Inventory::of(summary);
+        found.options.mapping = summary.mapping.clone();
         // `up --tls` left the user's files beside the state file; `down`
         // removes them with the deployment, so there are files only while
         // a deployment with TLS is up.
@@ -373,49 +377,48 @@ impl Backend for Kubernetes {
     /// StatefulSet goes, and its pod is force-deleted: on a node that is
     /// gone it would otherwise stay Terminating.
     async fn move_tasks(&mut self, app: &App, moves: &BTreeMap<String, String>) -> Result<(), DeployError> {
+        let _ = app;
+        let ns = self.namespace();
+        let sets = Api::<StatefulSet>::namespaced(self.client.clone(), &ns);
+        let mut moved = Vec::new();
+        let mut objects = Vec::new();
         for (task, node) in moves {
-            self.options.mapping.insert(task.clone(), node.clone());
-        }
-        let services = names::task_services(app)?;
-        let moved_services: Vec<&String> = moves.keys().filter_map(|t| services.get(t)).collect();
-        let mut objects: Vec<Object> = render_workers(app, &self.options)?
-            .into_iter()
-            .filter(|o| moved_services.iter().any(|s| o.name() == s.as_str()))
-            .collect();
-        for object in &mut objects {
-            if let Object::StatefulSet(set) = object {
-                let service = set.metadata.name.clone().unwrap_or_default();
-                let node = set
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(names::LABEL_NODE))
-                    .cloned()
-                    .unwrap_or_default();
-                set.metadata.name = Some(names::moved_workload(&service, &node));
-            }
-        }
-        if let Some(checksum) = &self.tls_checksum {
-            tls::annotate(&mut objects, checksum);
-        }
-        for task in moves.keys() {
-            let Some(role) = self
+            let role = self
                 .inventory
                 .roles
                 .iter()
                 .find(|r| r.role == Role::CirceWorker && r.task.as_ref() == Some(task))
                 .cloned()
-            else {
-                continue;
-            };
-            apply::delete_workloads(&self.client, &self.options.deployment, &role).await?;
-            pods::force_delete(&self.client, &self.options.deployment, &role).await?;
+                .ok_or_else(|| DeployError::NoSuchRole {
+                    what: format!("circe-worker {task}"),
+                })?;
+            // The worker as it runs (its image, resources, certificates'
+            // digest), whatever process brought it up, only elsewhere.
+            let (labels, _) = pods::selectors(&self.options.deployment, &role);
+            let current = sets
+                .list(&ListParams::default().labels(&labels))
+                .await
+                .map_err(KubeError::api(format!(
+                    "list the StatefulSet of {}",
+                    role.label()
+                )))?
+                .items
+                .into_iter()
+                .next()
+                .ok_or_else(|| KubeError::NoWorkload { what: role.label() })?;
+            objects.push(Object::StatefulSet(objects::moved_to(current, node)));
+            moved.push(role);
+        }
+        for role in &moved {
+            apply::delete_workloads(&self.client, &self.options.deployment, role).await?;
+            pods::force_delete(&self.client, &self.options.deployment, role).await?;
         }
         self.apply(&objects).await?;
         for role in &mut self.inventory.roles {
             if let (Role::CirceWorker, Some(task)) = (role.role, &role.task) {
                 if let Some(node) = moves.get(task) {
                     role.node = Some(node.clone());
+                    self.options.mapping.insert(task.clone(), node.clone());
                 }
             }
         }

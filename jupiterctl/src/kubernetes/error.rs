@@ -57,6 +57,8 @@ pub enum KubeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{what} has no StatefulSet in the cluster (deleted by hand?)")]
+    NoWorkload { what: String },
     #[error("{what} has no running pod with an IP yet (wait for it: --ready-timeout)")]
     NoPod { what: String },
     #[error("not ready after {secs} s: {pending}")]

@@ -2,7 +2,7 @@
 //! Services, headless for DaemonSets) with the labels and selectors every
 //! object of a deployment shares. [`super::manifests`] puts them together.
 
-use super::names::{self, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, LABEL_TASK};
+use super::names::{self, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, LABEL_NODE, LABEL_TASK};
 use super::roles::{claim_template, claimed, container, data_volume, metrics_annotations, Role, APP_VOLUME};
 use super::KubeOptions;
 use k8s_openapi::api::apps::v1::{
@@ -241,4 +241,146 @@ pub fn headless_service(role: Role, ns: &str, deployment: &str) -> Service {
     let mut headless = service(role.name(), ns, deployment, role, BTreeMap::new());
     headless.spec.get_or_insert_with(Default::default).cluster_ip = Some("None".to_string());
     headless
+}
+
+/// A task's worker StatefulSet, as read from the cluster, moved to `node`
+/// (after a node loss): named [`names::moved_workload`] (a fresh claim, as
+/// the old one may be bound to storage of the lost node), pinned to `node`,
+/// told `JUPITER_NODE`, labelled with it; the same Service, image,
+/// resources and certificates. Only what apply takes is kept of the
+/// metadata the server filled in.
+pub fn moved_to(set: StatefulSet, node: &str) -> StatefulSet {
+    let mut spec = set.spec.unwrap_or_default();
+    let service = spec
+        .service_name
+        .clone()
+        .or_else(|| set.metadata.name.clone())
+        .unwrap_or_default();
+    let relabel = |labels: Option<BTreeMap<String, String>>| {
+        let mut labels = labels.unwrap_or_default();
+        labels.insert(LABEL_NODE.to_string(), node.to_string());
+        Some(labels)
+    };
+    let template_meta = spec.template.metadata.get_or_insert_with(Default::default);
+    template_meta.labels = relabel(template_meta.labels.take());
+    if let Some(pod) = spec.template.spec.as_mut() {
+        pod.node_selector = Some(BTreeMap::from([(
+            "kubernetes.io/hostname".to_string(),
+            node.to_string(),
+        )]));
+        for container in &mut pod.containers {
+            for var in container.env.iter_mut().flatten() {
+                if var.name == jupiter_common::env::NODE {
+                    var.value = Some(node.to_string());
+                }
+            }
+        }
+    }
+    for claim in spec.volume_claim_templates.iter_mut().flatten() {
+        claim.metadata = ObjectMeta {
+            name: claim.metadata.name.take(),
+            labels: relabel(claim.metadata.labels.take()),
+            ..Default::default()
+        };
+        claim.status = None;
+    }
+    StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(names::moved_workload(&service, node)),
+            namespace: set.metadata.namespace,
+            labels: relabel(set.metadata.labels),
+            annotations: set.metadata.annotations,
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moved_worker_keeps_its_service_image_and_task_on_a_new_node_and_claim() {
+        let options = KubeOptions::default();
+        let env = vec![
+            super::super::roles::env(jupiter_common::env::TASK, "task3"),
+            super::super::roles::env(jupiter_common::env::NODE, "old"),
+        ];
+        let mut pod = pod_spec(Role::CirceWorker, &options, env, false, &[]);
+        pod.node_selector = Some(BTreeMap::from([(
+            "kubernetes.io/hostname".to_string(),
+            "old".to_string(),
+        )]));
+        let extra = BTreeMap::from([
+            (LABEL_TASK.to_string(), "task3".to_string()),
+            (LABEL_NODE.to_string(), "old".to_string()),
+        ]);
+        let mut set = stateful_set_of(
+            "circe-worker-task3",
+            "ns",
+            "app",
+            Role::CirceWorker,
+            extra,
+            pod,
+            &options,
+        );
+        // As read back from the API server.
+        set.metadata.uid = Some("u".into());
+        set.metadata.resource_version = Some("7".into());
+        set.status = Some(Default::default());
+
+        let moved = moved_to(set.clone(), "new");
+        assert_eq!(
+            moved.metadata.name.as_deref(),
+            Some(names::moved_workload("circe-worker-task3", "new").as_str())
+        );
+        assert_eq!(
+            (
+                moved.metadata.uid.as_ref(),
+                moved.metadata.resource_version.as_ref()
+            ),
+            (None, None)
+        );
+        assert!(moved.status.is_none());
+        assert_eq!(moved.metadata.labels.as_ref().unwrap()[LABEL_NODE], "new");
+        assert_eq!(moved.metadata.labels.as_ref().unwrap()[LABEL_TASK], "task3");
+        let spec = moved.spec.as_ref().unwrap();
+        assert_eq!(spec.service_name.as_deref(), Some("circe-worker-task3"));
+        assert_eq!(
+            spec.selector,
+            set.spec.as_ref().unwrap().selector,
+            "the same Service selects it"
+        );
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert_eq!(
+            pod.node_selector.as_ref().unwrap()["kubernetes.io/hostname"],
+            "new"
+        );
+        let container = &pod.containers[0];
+        assert_eq!(
+            container.image,
+            set.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .image
+        );
+        let env: BTreeMap<&str, Option<&str>> = container
+            .env
+            .iter()
+            .flatten()
+            .map(|v| (v.name.as_str(), v.value.as_deref()))
+            .collect();
+        assert_eq!(env[jupiter_common::env::NODE], Some("new"));
+        assert_eq!(env[jupiter_common::env::TASK], Some("task3"));
+        let claim = &spec.volume_claim_templates.as_ref().unwrap()[0];
+        assert_eq!(claim.metadata.name.as_deref(), Some("data"));
+        assert_eq!(claim.metadata.labels.as_ref().unwrap()[LABEL_NODE], "new");
+    }
 }

@@ -75,6 +75,8 @@ pub struct ApiServer {
     forwarded: Arc<Mutex<Vec<String>>>,
     /// What listing the nodes answers from now on, if set ([`ApiServer::set_nodes`]).
     nodes_now: Arc<Mutex<Option<Value>>>,
+    /// The StatefulSets applied and not deleted, by name (listed back).
+    stateful_sets: Arc<Mutex<BTreeMap<String, Value>>>,
     /// Where deleted pods are told (the test's kubelet starts them again).
     deletions: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Pod>>>>,
 }
@@ -268,13 +270,40 @@ impl ApiServer {
                     .clone()
                     .unwrap_or_else(|| self.pod_list(ns, &r.query)),
             ),
-            ("PATCH", _) => {
+            ("PATCH", path) => {
                 // Apply: the object as sent, with what the server fills in.
                 let mut object = r.body.clone().unwrap_or_default();
                 object["metadata"]["uid"] = json!(format!("uid-{}", r.path));
                 object["metadata"]["resourceVersion"] = json!("1");
                 object["metadata"]["generation"] = json!(1);
+                object["metadata"]["managedFields"] =
+                    json!([{"manager": "jupiterctl", "operation": "Apply"}]);
+                if let [.., "statefulsets", name] = path {
+                    self.stateful_sets
+                        .lock()
+                        .unwrap()
+                        .insert(name.to_string(), object.clone());
+                }
                 (200, object)
+            }
+            ("GET", ["apis", "apps", "v1", "namespaces", _, "statefulsets"]) => {
+                let items: Vec<Value> = self.stateful_sets_matching(&r.query).into_values().collect();
+                (
+                    200,
+                    json!({"apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {}, "items": items}),
+                )
+            }
+            ("DELETE", ["apis", "apps", "v1", "namespaces", _, "statefulsets"]) => {
+                let gone = self.stateful_sets_matching(&r.query);
+                self.stateful_sets
+                    .lock()
+                    .unwrap()
+                    .retain(|name, _| !gone.contains_key(name));
+                let items: Vec<Value> = gone.into_values().collect();
+                (
+                    200,
+                    json!({"apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {}, "items": items}),
+                )
             }
             ("GET", ["apis", "apps", "v1", "namespaces", ns, kind, name, "status"]) => {
                 let reads = {
@@ -337,19 +366,25 @@ impl ApiServer {
 
 impl ApiServer {
     /// The pods the label and field selectors of `query` match.
+    /// The StatefulSets the query's label selector matches, by name.
+    fn stateful_sets_matching(&self, query: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
+        let labels = selector(query.get("labelSelector"));
+        self.stateful_sets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, set)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| set["metadata"]["labels"][k] == v.as_str())
+            })
+            .map(|(name, set)| (name.clone(), set.clone()))
+            .collect()
+    }
+
     fn pod_list(&self, ns: &str, query: &BTreeMap<String, String>) -> Value {
-        let wanted = |selector: Option<&String>| -> Vec<(String, String)> {
-            selector
-                .map(|s| {
-                    s.split(',')
-                        .filter_map(|p| p.split_once('='))
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let labels = wanted(query.get("labelSelector"));
-        let fields = wanted(query.get("fieldSelector"));
+        let labels = selector(query.get("labelSelector"));
+        let fields = selector(query.get("fieldSelector"));
         let items: Vec<Value> = self
             .pods
             .lock()
@@ -418,6 +453,18 @@ where
         let _ = sink.send(Message::Close(None)).await;
     };
     tokio::join!(inbound, outbound);
+}
+
+/// The `key=value` pairs of a label or field selector.
+fn selector(selector: Option<&String>) -> Vec<(String, String)> {
+    selector
+        .map(|s| {
+            s.split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn not_found(what: &str) -> (u16, Value) {
