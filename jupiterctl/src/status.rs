@@ -116,8 +116,21 @@ pub struct RoleReport {
     pub healthy: bool,
 }
 
+/// Each role's URL as the state file records it, by label: on Kubernetes
+/// the Service's, not this process's port-forward, which ends with it.
+fn recorded_urls(deployment: &Deployment) -> BTreeMap<String, String> {
+    deployment
+        .state()
+        .summary()
+        .roles
+        .iter()
+        .map(|r| (r.label(), r.url.clone()))
+        .collect()
+}
+
 pub fn report(deployment: &Deployment, health: &[(RoleInstance, Health)], history: History) -> Report {
     let s = &deployment.summary;
+    let urls = recorded_urls(deployment);
     Report {
         deployment: s.deployment.clone(),
         backend: deployment.backend_name(),
@@ -128,7 +141,10 @@ pub fn report(deployment: &Deployment, health: &[(RoleInstance, Health)], histor
         roles: health
             .iter()
             .map(|(instance, h)| RoleReport {
-                instance: instance.clone(),
+                instance: RoleInstance {
+                    url: urls.get(&instance.label()).unwrap_or(&instance.url).clone(),
+                    ..instance.clone()
+                },
                 healthy: h.healthy,
             })
             .collect(),
@@ -168,13 +184,15 @@ pub async fn render(deployment: &Deployment, health: &[(RoleInstance, Health)]) 
         );
     }
     out.push_str("\nROLES\n");
+    let urls = recorded_urls(deployment);
     for (role, h) in health {
+        let url = urls.get(&role.label()).unwrap_or(&role.url);
         let state = if h.healthy {
             "SERVING".to_string()
         } else {
             format!("DOWN ({})", h.detail)
         };
-        let _ = write!(out, "  {:<28} {:<24} {state}", role.label(), role.url);
+        let _ = write!(out, "  {:<28} {:<24} {state}", role.label(), url);
         if let Some(restarts) = role.restarts {
             let pid = role.pid.map_or("-".to_string(), |p| p.to_string());
             let _ = write!(out, "  pid {pid}, restarts {restarts}");

@@ -937,9 +937,14 @@ async fn a_deployment_found_again_reads_pods_restarts_roles_and_notices_a_lost_n
         "the state written again keeps the cluster's URLs"
     );
     let mut found = Deployment::attach(Box::new(backend), summary.clone());
-    let health: BTreeMap<String, _> = found
-        .health()
-        .await
+    let checked = found.health().await;
+    // `status` shows where the roles are in the cluster, not this
+    // process's forwards.
+    let shown = jupiterctl::status::report(&found, &checked, Default::default());
+    let urls: Vec<&str> = shown.roles.iter().map(|r| r.instance.url.as_str()).collect();
+    let recorded: Vec<&str> = summary.roles.iter().map(|r| r.url.as_str()).collect();
+    assert_eq!(urls, recorded);
+    let health: BTreeMap<String, _> = checked
         .into_iter()
         .map(|(role, health)| (role.label(), health))
         .collect();
