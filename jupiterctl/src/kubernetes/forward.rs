@@ -56,10 +56,16 @@ impl Forwards {
         let client = client.clone();
         self.listeners.push(tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(forward(client.clone(), target.clone(), stream));
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(forward(client.clone(), target.clone(), stream));
+                    }
+                    // Out of file descriptors, say: a pause, not a spin.
+                    Err(e) => {
+                        tracing::warn!(role = %target.what, error = %e, "port-forward: accepting");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
             }
         }));
         Ok(url)
