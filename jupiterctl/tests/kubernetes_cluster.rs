@@ -82,6 +82,44 @@ async fn run_maps_with_heft_and_streams_inputs_through_port_forwards() {
     cluster.stop().await;
 }
 
+/// `up --scheduler cpop` and `wave-greedy`: CPoP through wave-home, and
+/// WAVE through each node's agent, which wave-home (inside the cluster)
+/// calls at its pod's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpop_and_wave_greedy_map_through_the_forwards() {
+    let app = App::load(&dummy_app()).expect("dummy app");
+    for scheduler in ["cpop", "wave-greedy"] {
+        let work = tempfile::tempdir().unwrap();
+        let cluster = StandIn::start(&app, work.path(), None, false).await;
+        let (config, kube) = kube_config(&dummy_app(), &["--scheduler", scheduler]);
+        let backend = Kubernetes::with_client(cluster.client.clone(), kube);
+        let deployment = Deployment::up(Box::new(backend), &app, &config.placement)
+            .await
+            .unwrap_or_else(|e| panic!("up with {scheduler}: {e}"));
+        assert_eq!(deployment.summary.scheduler, scheduler);
+        assert_eq!(deployment.summary.mapping.len(), app.tasks.len());
+        assert!(deployment
+            .summary
+            .mapping
+            .values()
+            .all(|n| NODES.contains(&n.as_str())));
+        let home = deployment.summary.endpoints().circe_home;
+        let files = session::expand_inputs(&app.sample_inputs).unwrap();
+        let (results, _) = session::submit_and_collect(
+            &home,
+            &files,
+            Duration::from_secs(120),
+            false,
+            std::future::pending(),
+        )
+        .await
+        .expect("every result");
+        each_once_and_ok(&results, files.len());
+        deployment.down().await.expect("down");
+        cluster.stop().await;
+    }
+}
+
 /// `n` results, each ok, each input once.
 fn each_once_and_ok(results: &[jupiter_common::proto::circe::home::v1::InputResult], n: usize) {
     assert_eq!(results.len(), n);
