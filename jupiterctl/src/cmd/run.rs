@@ -1,7 +1,7 @@
 //! `jupiterctl run`: deploy, stream the inputs, print every input's
 //! makespan and a per-task summary, tear down.
 
-use jupiterctl::config::{DeployArgs, DeployConfig};
+use jupiterctl::config::{BackendConfig, DeployArgs, DeployConfig};
 use jupiterctl::report;
 use jupiterctl::report_html::{self, DagTask, RunData};
 use jupiterctl::session::Pace;
@@ -94,7 +94,17 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
     {
         println!("{line}");
     }
-    println!("outputs in {}", summary.output.display());
+    match &config.backend {
+        // The claims went with the deployment at the end of the run.
+        BackendConfig::Kubernetes(_) => println!(
+            "outputs were on circe-home's claim in namespace jupiter-{} and went with the deployment; to keep \
+             them, `up` and `submit`, then `kubectl -n jupiter-{} cp circe-home-0:{} ./out` before `down`",
+            summary.deployment,
+            summary.deployment,
+            summary.output.display()
+        ),
+        _ => println!("outputs in {}", summary.output.display()),
+    }
     if let Some(path) = &args.report {
         let dag = DagTask::of_app(app);
         let html = report_html::render(&RunData {
