@@ -120,6 +120,133 @@ async fn cpop_and_wave_greedy_map_through_the_forwards() {
     }
 }
 
+/// The `jupiterctl` binary, as a user runs it after the README: the
+/// cluster from a kubeconfig (the stand-in's), `run --backend kubernetes`,
+/// HEFT by default, every input's makespan printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jupiterctl_binary_runs_on_kubernetes_from_a_kubeconfig() {
+    let app = App::load(&dummy_app()).expect("dummy app");
+    let work = tempfile::tempdir().unwrap();
+    let cluster = StandIn::start(&app, work.path(), None, false).await;
+    let kubeconfig = work.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.server.kubeconfig()).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_jupiterctl"))
+        .arg("run")
+        .arg(dummy_app())
+        .args([
+            "--backend",
+            "kubernetes",
+            "--no-tls",
+            "--quiet",
+            "--ready-timeout",
+            "120",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("JUPITER_STATE", work.path().join("state.json"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("run finishes")
+        .expect("jupiterctl starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("mapping (heft):"), "{stdout}");
+    let inputs = session::expand_inputs(&app.sample_inputs).unwrap().len();
+    assert!(
+        stdout.contains(&format!("{inputs}/{inputs} inputs ok")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("went with the deployment"), "{stdout}");
+    // What it applied went again, the claims too.
+    let deleted: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path)
+        .collect();
+    for kind in ["statefulsets", "daemonsets", "persistentvolumeclaims", "services"] {
+        assert!(deleted.iter().any(|p| p.ends_with(kind)), "{kind} in {deleted:?}");
+    }
+    cluster.stop().await;
+}
+
+/// The binary's `up`, `submit`, `status` and `down` on Kubernetes, each
+/// its own process as in separate shells: the state file carries the
+/// deployment from one to the next, and each command forwards anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_submit_status_and_down_are_separate_processes_on_kubernetes() {
+    let app = App::load(&dummy_app()).expect("dummy app");
+    let work = tempfile::tempdir().unwrap();
+    let cluster = StandIn::start(&app, work.path(), None, false).await;
+    let kubeconfig = work.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.server.kubeconfig()).unwrap();
+    let state = work.path().join("state.json");
+    let jupiterctl = |args: Vec<std::ffi::OsString>| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_jupiterctl"));
+        command
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("JUPITER_STATE", &state)
+            .kill_on_drop(true);
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(180), command.output())
+                .await
+                .expect("finishes")
+                .expect("starts");
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(out.status.success(), "{stdout}\n{stderr}");
+            (stdout, stderr)
+        }
+    };
+    let os = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+    let mut up = os(&["up"]);
+    up.push(dummy_app().into());
+    up.extend(os(&[
+        "--backend",
+        "kubernetes",
+        "--no-tls",
+        "--ready-timeout",
+        "120",
+    ]));
+    let (_, stderr) = jupiterctl(up).await;
+    assert!(stderr.contains("is up on 3 nodes"), "{stderr}");
+    let recorded = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        recorded.contains("http://circe-home:7300"),
+        "the state keeps the Service's URL: {recorded}"
+    );
+
+    let mut submit = os(&["submit"]);
+    submit.push(dummy_app().join("sample_input").into());
+    let (stdout, _) = jupiterctl(submit).await;
+    let inputs = session::expand_inputs(&app.sample_inputs).unwrap().len();
+    assert!(
+        stdout.contains(&format!("{inputs}/{inputs} inputs ok")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("kubectl -n jupiter-dummy-app cp circe-home-0:"),
+        "{stdout}"
+    );
+
+    let (stdout, _) = jupiterctl(os(&["status"])).await;
+    assert!(stdout.contains("MAPPING (heft"), "{stdout}");
+    assert!(stdout.contains("http://circe-home:7300"), "{stdout}");
+    for node in NODES {
+        assert!(stdout.contains(node), "{node} in {stdout}");
+    }
+
+    let (stdout, stderr) = jupiterctl(os(&["down"])).await;
+    let said = format!("{stdout}{stderr}");
+    assert!(said.contains("deployment dummy-app deleted"), "{said}");
+    assert!(!state.exists(), "down removes the state file");
+    cluster.stop().await;
+}
+
 /// `n` results, each ok, each input once.
 fn each_once_and_ok(results: &[jupiter_common::proto::circe::home::v1::InputResult], n: usize) {
     assert_eq!(results.len(), n);

@@ -86,6 +86,11 @@ pub async fn execute(args: Args) -> anyhow::Result<ExitCode> {
         println!("{line}");
     }
     match &deployment {
+        Some(d) if d.backend_name() == "kubernetes" => println!(
+            "outputs on circe-home's claim: `kubectl -n jupiter-{} cp circe-home-0:{} ./out`",
+            d.summary.deployment,
+            d.summary.output.display()
+        ),
         Some(d) => println!("outputs in {}", d.summary.output.display()),
         None => println!("outputs in circe-home's output folder"),
     }

@@ -75,6 +75,8 @@ pub struct ApiServer {
     forwarded: Arc<Mutex<Vec<String>>>,
     /// What listing the nodes answers from now on, if set ([`ApiServer::set_nodes`]).
     nodes_now: Arc<Mutex<Option<Value>>>,
+    /// Where it serves, once [`ApiServer::serve`]d.
+    address: Arc<Mutex<Option<SocketAddr>>>,
     /// The StatefulSets applied and not deleted, by name (listed back).
     stateful_sets: Arc<Mutex<BTreeMap<String, Value>>>,
     /// Where deleted pods are told (the test's kubelet starts them again).
@@ -129,8 +131,22 @@ impl ApiServer {
                 });
             }
         });
+        *self.address.lock().unwrap() = Some(addr);
         let config = kube::Config::new(format!("http://{addr}").parse().expect("URL"));
         kube::Client::try_from(config).expect("client")
+    }
+
+    /// A kubeconfig naming this stand-in (once [`ApiServer::serve`]d), as a
+    /// user's names their cluster: what the `jupiterctl` binary reads.
+    pub fn kubeconfig(&self) -> String {
+        let addr = self.address.lock().unwrap().expect("served");
+        format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters:\n- name: stand-in\n  cluster:\n    server: http://{addr}\n\
+             users:\n- name: user\n  user: {{}}\n\
+             contexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: user\n    namespace: default\n\
+             current-context: stand-in\n"
+        )
     }
 
     /// Every request so far, in order.
