@@ -15,7 +15,7 @@ use jupiter_common::role::Role;
 use jupiterctl::deployment::{Backend, Deployment, DeploymentState, Summary};
 use jupiterctl::kubernetes::Kubernetes;
 use jupiterctl::session;
-use kube_cluster::{kube_config, StandIn, NODES};
+use kube_cluster::{each_once_and_ok, kube_config, run_samples, StandIn, NODES};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -103,18 +103,7 @@ async fn cpop_and_wave_greedy_map_through_the_forwards() {
             .mapping
             .values()
             .all(|n| NODES.contains(&n.as_str())));
-        let home = deployment.summary.endpoints().circe_home;
-        let files = session::expand_inputs(&app.sample_inputs).unwrap();
-        let (results, _) = session::submit_and_collect(
-            &home,
-            &files,
-            Duration::from_secs(120),
-            false,
-            std::future::pending(),
-        )
-        .await
-        .expect("every result");
-        each_once_and_ok(&results, files.len());
+        run_samples(&app, &deployment.summary.endpoints().circe_home).await;
         deployment.down().await.expect("down");
         cluster.stop().await;
     }
@@ -245,16 +234,6 @@ async fn up_submit_status_and_down_are_separate_processes_on_kubernetes() {
     assert!(said.contains("deployment dummy-app deleted"), "{said}");
     assert!(!state.exists(), "down removes the state file");
     cluster.stop().await;
-}
-
-/// `n` results, each ok, each input once.
-fn each_once_and_ok(results: &[jupiter_common::proto::circe::home::v1::InputResult], n: usize) {
-    assert_eq!(results.len(), n);
-    for r in results {
-        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
-    }
-    let unique: BTreeSet<&str> = results.iter().map(|r| r.input_id.as_str()).collect();
-    assert_eq!(unique.len(), n, "each input once");
 }
 
 async fn wait_done(home: &HomeClient, at_least: u64) -> u64 {

@@ -307,3 +307,29 @@ pub fn kube_config(app_dir: &Path, extra: &[&str]) -> (DeployConfig, KubeConfig)
     });
     (config, *kube)
 }
+
+/// Streams the app's sample inputs through circe-home at `home` and checks
+/// that each finished ok, once.
+pub async fn run_samples(app: &App, home: &str) {
+    let files = jupiterctl::session::expand_inputs(&app.sample_inputs).expect("sample inputs");
+    let (results, _) = jupiterctl::session::submit_and_collect(
+        home,
+        &files,
+        Duration::from_secs(120),
+        false,
+        std::future::pending(),
+    )
+    .await
+    .expect("every result");
+    each_once_and_ok(&results, files.len());
+}
+
+/// `n` results, each ok, each input once.
+pub fn each_once_and_ok(results: &[jupiter_common::proto::circe::home::v1::InputResult], n: usize) {
+    assert_eq!(results.len(), n);
+    for r in results {
+        assert!(r.ok, "input {} failed: {}", r.input_id, r.error);
+    }
+    let unique: std::collections::BTreeSet<&str> = results.iter().map(|r| r.input_id.as_str()).collect();
+    assert_eq!(unique.len(), n, "each input once");
+}
