@@ -89,6 +89,47 @@ pub fn client_files(dir: &Path) -> Files {
     }
 }
 
+/// The members of a deployment whose per-node roles each have an identity
+/// of their own (local, Docker): the three home roles, a droplet and a
+/// wave-worker per node, a worker per task. `names(role, node)` gives the
+/// other names a home or per-node role is reached at (its container's).
+pub fn members_per_node(
+    nodes: &[&str],
+    tasks: &[&str],
+    names: impl Fn(Role, Option<&str>) -> Vec<String>,
+) -> Vec<Member> {
+    let member = |role: Role, node: Option<&str>| Member {
+        names: names(role, node),
+        ..Member::new(role, node)
+    };
+    let mut members: Vec<Member> = [Role::DrupeCentral, Role::WaveHome, Role::CirceHome]
+        .into_iter()
+        .map(|role| member(role, None))
+        .collect();
+    for node in nodes {
+        members.push(member(Role::DrupeDroplet, Some(node)));
+        members.push(member(Role::WaveWorker, Some(node)));
+    }
+    // A worker may move: the name every certificate has covers it.
+    members.extend(
+        tasks
+            .iter()
+            .map(|task| Member::new(Role::CirceWorker, Some(task))),
+    );
+    members
+}
+
+/// [`make`], then the user's identity loaded, to present to the roles.
+pub fn make_and_load(
+    dir: &Path,
+    deployment: &str,
+    members: &[Member],
+) -> Result<(Files, jupiter_common::tls::Identity), TlsError> {
+    let client = make(dir, deployment, members)?;
+    let identity = client.load()?;
+    Ok((client, identity))
+}
+
 /// Makes a CA, a certificate for each of `members` and one for the user,
 /// written under `dir`; returns the user's files.
 pub fn make(dir: &Path, deployment: &str, members: &[Member]) -> Result<Files, TlsError> {

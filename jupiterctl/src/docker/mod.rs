@@ -471,29 +471,17 @@ impl Docker {
         config: &DockerConfig,
         app: &App,
     ) -> Result<(PathBuf, Arc<jupiter_common::tls::Identity>), DeployError> {
-        use crate::tls::Member;
-        // Each valid also for its container's name (a worker's depends on
-        // where it runs: the name every certificate has covers it).
-        let member = |role: Role, node: Option<&NodeSpec>| Member {
-            names: vec![ContainerSpec::new(&self.inventory.id, role, String::new(), node).name],
-            ..Member::new(role, node.map(|n| n.name.as_str()))
+        let nodes: Vec<&str> = config.nodes.iter().map(|n| n.name.as_str()).collect();
+        let tasks: Vec<&str> = app.tasks.iter().map(|t| t.name.as_str()).collect();
+        // Each valid also for its container's name.
+        let container = |role: Role, node: Option<&str>| {
+            let node = node.and_then(|name| config.nodes.iter().find(|n| n.name == name));
+            vec![ContainerSpec::new(&self.inventory.id, role, String::new(), node).name]
         };
-        let mut members: Vec<Member> = [Role::DrupeCentral, Role::WaveHome, Role::CirceHome]
-            .into_iter()
-            .map(|role| member(role, None))
-            .collect();
-        for node in &config.nodes {
-            members.push(member(Role::DrupeDroplet, Some(node)));
-            members.push(member(Role::WaveWorker, Some(node)));
-        }
-        for task in &app.tasks {
-            members.push(Member::new(Role::CirceWorker, Some(&task.name)));
-        }
+        let members = crate::tls::members_per_node(&nodes, &tasks, container);
         let dir = crate::tls::beside_state(&self.inventory.id).map_err(DeployError::backend)?;
-        let client = crate::tls::make(&dir, &self.inventory.id, &members).map_err(DeployError::backend)?;
-        let identity = client
-            .load()
-            .map_err(|e| DeployError::backend(crate::tls::TlsError::Load(e)))?;
+        let (_, identity) =
+            crate::tls::make_and_load(&dir, &self.inventory.id, &members).map_err(DeployError::backend)?;
         Ok((dir, Arc::new(identity)))
     }
 

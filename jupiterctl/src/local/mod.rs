@@ -102,8 +102,8 @@ pub struct Local {
 /// A local deployment's certificates: every role's and the user's, under
 /// WORKDIR/tls.
 struct Tls {
+    /// The certificates; the user's are [`crate::tls::client_files`] of it.
     dir: PathBuf,
-    client: jupiter_common::tls::Files,
     /// What this process presents to the roles (its own calls and those
     /// of the roles it runs inside itself).
     identity: Arc<jupiter_common::tls::Identity>,
@@ -535,27 +535,15 @@ where
 /// The deployment's certificates under WORKDIR/tls: the three home roles,
 /// a droplet and a wave-worker per node, a worker per task, and the user.
 fn make_tls(config: &LocalConfig, id: &str, app: &App) -> Result<Tls, DeployError> {
-    use crate::tls::Member;
-    let mut members: Vec<Member> = [Role::DrupeCentral, Role::WaveHome, Role::CirceHome]
-        .into_iter()
-        .map(|role| Member::new(role, None))
-        .collect();
-    for i in 0..config.nodes {
-        let node = format!("node{i}");
-        members.push(Member::new(Role::DrupeDroplet, Some(&node)));
-        members.push(Member::new(Role::WaveWorker, Some(&node)));
-    }
-    for task in &app.tasks {
-        members.push(Member::new(Role::CirceWorker, Some(&task.name)));
-    }
+    let nodes: Vec<String> = (0..config.nodes).map(|i| format!("node{i}")).collect();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let tasks: Vec<&str> = app.tasks.iter().map(|t| t.name.as_str()).collect();
+    // Every role answers on loopback, which every certificate covers.
+    let members = crate::tls::members_per_node(&nodes, &tasks, |_, _| Vec::new());
     let dir = config.workdir.join("tls");
-    let client = crate::tls::make(&dir, id, &members).map_err(DeployError::backend)?;
-    let identity = client
-        .load()
-        .map_err(|e| DeployError::backend(crate::tls::TlsError::Load(e)))?;
+    let (_, identity) = crate::tls::make_and_load(&dir, id, &members).map_err(DeployError::backend)?;
     Ok(Tls {
         dir,
-        client,
         identity: Arc::new(identity),
     })
 }
@@ -829,7 +817,7 @@ impl Backend for Local {
     }
 
     fn client_tls(&self) -> Option<jupiter_common::tls::Files> {
-        self.tls.as_ref().map(|tls| tls.client.clone())
+        self.tls.as_ref().map(|tls| crate::tls::client_files(&tls.dir))
     }
 
     /// The roles with, for those that are processes of their own, the
