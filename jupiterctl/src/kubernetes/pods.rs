@@ -108,13 +108,24 @@ fn params(labels: &str, fields: Option<&str>) -> ListParams {
 /// Deletes the pods that run `role`; their DaemonSet or Deployment starts
 /// new ones, on the same Service name.
 pub async fn delete(client: &Client, deployment: &str, role: &RoleInstance) -> Result<(), KubeError> {
+    delete_with(client, deployment, role, &DeleteParams::default(), "delete").await
+}
+
+/// Deletes the pods that run `role` with `how`; `verb` names it in errors.
+async fn delete_with(
+    client: &Client,
+    deployment: &str,
+    role: &RoleInstance,
+    how: &DeleteParams,
+    verb: &str,
+) -> Result<(), KubeError> {
     let ns = names::namespace(deployment);
     let (labels, fields) = selectors(deployment, role);
     Api::<Pod>::namespaced(client.clone(), &ns)
-        .delete_collection(&DeleteParams::default(), &params(&labels, fields.as_deref()))
+        .delete_collection(how, &params(&labels, fields.as_deref()))
         .await
         .map_err(KubeError::api(format!(
-            "delete the pods of {} in {ns}",
+            "{verb} the pods of {} in {ns}",
             role.label()
         )))?;
     Ok(())
@@ -187,18 +198,9 @@ pub async fn lost_nodes(client: &Client, nodes: &[String], known: &Mutex<BTreeSe
 /// `kubectl delete pod --force` does for a pod on a node that is gone:
 /// until then its controller will not start another under that identity.
 pub async fn force_delete(client: &Client, deployment: &str, role: &RoleInstance) -> Result<(), KubeError> {
-    let ns = names::namespace(deployment);
-    let (labels, fields) = selectors(deployment, role);
     let force = DeleteParams {
         grace_period_seconds: Some(0),
         ..DeleteParams::background()
     };
-    Api::<Pod>::namespaced(client.clone(), &ns)
-        .delete_collection(&force, &params(&labels, fields.as_deref()))
-        .await
-        .map_err(KubeError::api(format!(
-            "force-delete the pods of {} in {ns}",
-            role.label()
-        )))?;
-    Ok(())
+    delete_with(client, deployment, role, &force, "force-delete").await
 }
